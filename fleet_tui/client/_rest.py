@@ -1,0 +1,172 @@
+"""The REST client for the dashboard's actions."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from fleet.protocol import AgentState, ConnectionInfo, ProbeResult
+
+from ..errors import ApiError, RefusedError, ServerError, UnavailableError
+
+__all__ = ["AgentDetail", "ConfigView", "ProbeRequest", "RestClient"]
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What the probe modal asks for."""
+
+    host: str
+    port: int
+    tls: bool = False
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """``GET /v1/agents/{id}/config``: effective versus pinned."""
+
+    effective_hash: str | None
+    pinned_hash: str | None
+    version: str | None
+    pinned_version: str | None
+    diff: list[str]
+    in_sync: bool
+
+
+@dataclass(frozen=True)
+class AgentDetail:
+    """``GET /v1/agents/{id}``."""
+
+    agent: AgentState
+    events: list[dict[str, Any]]
+
+
+class RestClient:
+    """Calls the control plane's REST API with a bearer token.
+
+    Every failure is raised as an :class:`~fleet_tui.errors.ApiError` whose
+    text is the server's ``detail``, ready to show.
+
+    Args:
+        server_url: ``https://host:port``.
+        token: The API bearer token.
+        ssl_context: Trust for the server, or None for plain ``http``.
+        timeout: Seconds for ordinary calls; probes and logs get their own.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float = 15.0,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=server_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ssl_context if ssl_context is not None else True,
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _call(
+        self, method: str, path: str, *, json: Any = None, wait_s: float | None = None
+    ) -> httpx.Response:
+        try:
+            resp = await self._http.request(
+                method,
+                path,
+                json=json,
+                timeout=wait_s if wait_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException:
+            raise ServerError(0, "the control plane did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ServerError(0, f"could not reach the control plane: {exc}") from None
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp
+
+    async def probe(self, agent_id: str, req: ProbeRequest) -> ProbeResult:
+        """Ask the agent to open a connection to ``req.host:req.port``."""
+        body = {"host": req.host, "port": req.port, "tls": req.tls, "timeout_s": req.timeout_s}
+        resp = await self._call(
+            "POST", f"/v1/agents/{agent_id}/probe", json=body, wait_s=req.timeout_s + 15
+        )
+        return ProbeResult.model_validate(resp.json())
+
+    async def logs(self, agent_id: str, lines: int = 500) -> str:
+        """The agent's recent logs, redacted on the agent."""
+        resp = await self._call(
+            "POST", f"/v1/agents/{agent_id}/logs", json={"lines": lines}, wait_s=60
+        )
+        return resp.text
+
+    async def pin_agent(self, agent_id: str, version: str) -> dict[str, Any]:
+        """Pin the agent to ``version``."""
+        resp = await self._call("PUT", f"/v1/agents/{agent_id}/pin", json={"version": version})
+        return _obj(resp)
+
+    async def pin_pool(self, pool: str, version: str) -> dict[str, Any]:
+        """Pin every agent of ``pool`` to ``version``."""
+        resp = await self._call("PUT", f"/v1/pools/{pool}/pin", json={"version": version})
+        return _obj(resp)
+
+    async def revoke(self, agent_id: str) -> None:
+        """Revoke the agent's identity; its channel closes and it will not return."""
+        await self._call("POST", f"/v1/agents/{agent_id}/revoke")
+
+    async def config(self, agent_id: str) -> ConfigView:
+        """The agent's effective and pinned config, with their diff."""
+        data = _obj(await self._call("GET", f"/v1/agents/{agent_id}/config"))
+        return ConfigView(
+            effective_hash=data.get("effective_hash"),
+            pinned_hash=data.get("pinned_hash"),
+            version=data.get("version"),
+            pinned_version=data.get("pinned_version"),
+            diff=[str(line) for line in data.get("diff") or []],
+            in_sync=bool(data.get("in_sync", True)),
+        )
+
+    async def agent(self, agent_id: str) -> AgentDetail:
+        """One agent with its recent events."""
+        data = _obj(await self._call("GET", f"/v1/agents/{agent_id}"))
+        events = data.get("events") or []
+        return AgentDetail(
+            agent=AgentState.model_validate(data["agent"]),
+            events=[e for e in events if isinstance(e, dict)],
+        )
+
+    async def connections(self) -> list[ConnectionInfo]:
+        """Every registered connection and whether it is routable now."""
+        resp = await self._call("GET", "/v1/connections")
+        return [ConnectionInfo.model_validate(c) for c in resp.json()]
+
+
+def _obj(resp: httpx.Response) -> dict[str, Any]:
+    data = resp.json()
+    if not isinstance(data, dict):
+        raise ServerError(resp.status_code, "the control plane sent an unexpected answer")
+    return data
+
+
+def _error(resp: httpx.Response) -> ApiError:
+    try:
+        detail = str(resp.json().get("detail", "")) or resp.reason_phrase
+    except (ValueError, AttributeError):
+        detail = resp.text[:200] or resp.reason_phrase
+    status = resp.status_code
+    if status == 401:
+        return RefusedError(status, f"refused: {detail}; check the token")
+    if status == 403:
+        return RefusedError(status, f"refused: {detail}")
+    if status in (409, 504):
+        return UnavailableError(status, detail)
+    return ServerError(status, detail)

@@ -1,0 +1,228 @@
+"""The event stream consumer: snapshot, deltas, reconnect and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from fleet.protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ProtocolError,
+    StreamError,
+    StreamToClient,
+    Subscribe,
+    dump,
+    parse_stream_message,
+)
+
+from ._state import ConnectionState, LinkStatus
+
+__all__ = ["StreamClient", "events_url", "refusal_reason"]
+
+log = logging.getLogger(__name__)
+
+_REFUSING_CLOSES = {
+    CloseCode.UNAUTHENTICATED,
+    CloseCode.FORBIDDEN,
+    CloseCode.UNSUPPORTED_VERSION,
+}
+
+
+def events_url(server_url: str) -> str:
+    """``https://h:p`` -> ``wss://h:p/v1/events`` (``http`` -> ``ws``)."""
+    parts = urlsplit(server_url)
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/") + "/v1/events"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def refusal_reason(code: int, server_text: str = "") -> str:
+    """What a refusal means and what to do about it, for the header."""
+    said = f" (server: {server_text})" if server_text else ""
+    if code in (401, CloseCode.UNAUTHENTICATED):
+        return (
+            "the token is unknown or expired; check --token-file or FLEET_TOKEN, "
+            f"or ask an admin for a new one{said}"
+        )
+    if code in (403, CloseCode.FORBIDDEN):
+        return f"this token's role may not watch the fleet; ask an admin for a viewer token{said}"
+    if code == CloseCode.UNSUPPORTED_VERSION:
+        return (
+            f"the server does not speak protocol version {PROTOCOL_VERSION}; "
+            f"upgrade the dashboard or the server{said}"
+        )
+    return f"code {code}{said}"
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StreamClient:
+    """Consume ``/v1/events``: a snapshot, then deltas, resuming after a loss.
+
+    Args:
+        server_url: ``https://host:port`` of the control plane.
+        token: The API bearer token.
+        ssl_context: Trust for the server, or None for plain ``http``.
+        on_message: Called with every parsed message, in order.
+        on_status: Called whenever the link's state changes.
+        since: Resume after this sequence number on the first connect.
+        backoff_cap: Longest wait between attempts, seconds (full jitter from 0.5 s).
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        ssl_context: ssl.SSLContext | None,
+        on_message: Callable[[StreamToClient], None],
+        on_status: Callable[[LinkStatus], None],
+        *,
+        since: int | None = None,
+        backoff_cap: float = 10.0,
+    ) -> None:
+        self.url = events_url(server_url)
+        self._token = token
+        self._ssl = ssl_context
+        self._on_message = on_message
+        self._on_status = on_status
+        self.last_seq = since
+        """The last sequence number received: where a reconnect resumes."""
+        self.backoff_cap = backoff_cap
+        self.status = LinkStatus(ConnectionState.CONNECTING)
+        self.bad_frames = 0
+        """Frames that were not valid messages (skipped, not fatal)."""
+        self._ws: ClientConnection | None = None
+        self._stopping = False
+
+    def _set(self, state: ConnectionState, detail: str = "", attempt: int = 0) -> None:
+        if self.status.state is ConnectionState.STOPPED:
+            return
+        self.status = self.status.to(state, detail, attempt)
+        self._on_status(self.status)
+
+    async def run(self) -> None:
+        """Connect and consume until stopped or refused; never raises for network errors."""
+        attempt = 0
+        while not self._stopping:
+            try:
+                await self._session()
+                # A clean close by the server (restart, going away): reconnect.
+                error = "the server closed the stream"
+            except _Refused as exc:
+                self._set(ConnectionState.REFUSED, exc.reason)
+                return
+            except asyncio.CancelledError:
+                raise
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                error = _describe(exc)
+            if self._stopping:
+                break
+            if self.status.state is ConnectionState.LIVE:
+                attempt = 0
+            attempt += 1
+            window = min(self.backoff_cap, 0.5 * 2 ** min(attempt, 10))
+            delay = random.uniform(0.2, window)
+            self._set(
+                ConnectionState.RECONNECTING,
+                f"{error}; retrying in {delay:.0f}s",
+                attempt,
+            )
+            await asyncio.sleep(delay)
+        self._set(ConnectionState.STOPPED)
+
+    async def stop(self) -> None:
+        """Stop consuming and close the connection."""
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()
+        self._set(ConnectionState.STOPPED)
+
+    async def _session(self) -> None:
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers=headers,
+                ssl=self._ssl,
+                max_size=MAX_FRAME_BYTES,
+                open_timeout=10,
+                ping_interval=20,
+                ping_timeout=20,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise _Refused(refusal_reason(status, _body_detail(exc))) from None
+            raise
+        self._ws = ws
+        try:
+            await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION, since=self.last_seq)))
+            async for frame in ws:
+                self._handle(frame)
+        except ConnectionClosed as exc:
+            self._check_refusal(exc)
+            raise
+        finally:
+            self._ws = None
+            await ws.close()
+        self._check_refusal_code(ws.close_code, ws.close_reason or "")
+
+    def _handle(self, frame: str | bytes) -> None:
+        try:
+            msg = parse_stream_message(frame)
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            log.warning("skipped a bad stream frame: %s", exc)
+            return
+        if isinstance(msg, StreamError):
+            if msg.code in _REFUSING_CLOSES:
+                raise _Refused(refusal_reason(msg.code, msg.message))
+        else:
+            self.last_seq = msg.seq
+            if self.status.state is not ConnectionState.LIVE:
+                self._set(ConnectionState.LIVE)
+        self._on_message(msg)
+
+    def _check_refusal(self, exc: ConnectionClosed) -> None:
+        if exc.rcvd is not None:
+            self._check_refusal_code(exc.rcvd.code, exc.rcvd.reason)
+
+    def _check_refusal_code(self, code: int | None, reason: str) -> None:
+        if code in _REFUSING_CLOSES:
+            raise _Refused(refusal_reason(code, reason))
+
+
+def _body_detail(exc: InvalidStatus) -> str:
+    body = exc.response.body or b""
+    try:
+        import json
+
+        detail = json.loads(body).get("detail", "")
+        return str(detail)[:200]
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace")[:200]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed):
+        return "the stream was lost"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the server refused the connection"
+    if isinstance(exc, TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc})"
+    return str(exc) or exc.__class__.__name__

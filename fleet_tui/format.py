@@ -1,0 +1,123 @@
+"""Text for the values the dashboard shows, readable without colour."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from fleet.protocol import Presence
+
+__all__ = [
+    "STATE_RANK",
+    "STATE_SYMBOL",
+    "age",
+    "cert_expiry",
+    "cert_warning",
+    "percent",
+    "skew",
+    "sparkline",
+    "state_label",
+]
+
+STATE_SYMBOL: dict[Presence, str] = {
+    Presence.CONNECTED: "✓",
+    Presence.DEGRADED: "▲",
+    Presence.STALE: "?",
+    Presence.OFFLINE: "✗",
+    Presence.REVOKED: "⊘",
+    Presence.PENDING: "○",
+}
+"""A symbol per state, so a state reads in monochrome and at a glance."""
+
+STATE_RANK: dict[Presence, int] = {
+    Presence.OFFLINE: 0,
+    Presence.STALE: 1,
+    Presence.DEGRADED: 2,
+    Presence.PENDING: 3,
+    Presence.REVOKED: 4,
+    Presence.CONNECTED: 5,
+}
+"""Unhealthy first: the default sort order of states."""
+
+CERT_WARN_S = 7 * 86400.0
+"""Certificates closer than this to expiry are shown in the warning colour."""
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def state_label(state: Presence) -> str:
+    """Symbol and word: ``"▲ degraded"``."""
+    return f"{STATE_SYMBOL[state]} {state.value}"
+
+
+def age(then: float | None, now: float, fresh_s: float | None = None) -> str:
+    """How long ago, compact: ``"3s ago"``, ``"4m ago"``, ``"never"``.
+
+    Args:
+        then: The event's time, or None when it never happened.
+        now: The current time on the same clock.
+        fresh_s: When given, ages below it read ``"<Ns"`` so that a healthy
+            agent's cell does not change with every tick (no redraw, no bytes).
+    """
+    if then is None:
+        return "never"
+    delta = max(0.0, now - then)
+    if fresh_s is not None and delta < fresh_s:
+        return f"<{math.ceil(fresh_s)}s"
+    if delta < 60:
+        return f"{int(delta)}s ago"
+    if delta < 3600:
+        return f"{int(delta // 60)}m ago"
+    if delta < 86400:
+        return f"{int(delta // 3600)}h ago"
+    return f"{int(delta // 86400)}d ago"
+
+
+def skew(ms: float | None) -> str:
+    """Clock offset with its sign: ``"+12ms"``, ``"-1.5s"``, ``"-"``."""
+    if ms is None:
+        return "-"
+    if abs(ms) >= 1000:
+        return f"{ms / 1000:+.1f}s"
+    return f"{ms:+.0f}ms"
+
+
+def percent(value: float | None) -> str:
+    """``"12%"`` or ``"-"``."""
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def cert_expiry(not_after: float | None, now: float) -> str:
+    """``"in 6 days"``, ``"in 5h"``, ``"expired"``, ``"-"``."""
+    if not_after is None:
+        return "-"
+    left = not_after - now
+    if left <= 0:
+        return "expired"
+    if left < 3600:
+        return f"in {int(left // 60)}m"
+    if left < 86400:
+        return f"in {int(left // 3600)}h"
+    days = int(left // 86400)
+    return f"in {days} day" if days == 1 else f"in {days} days"
+
+
+def cert_warning(not_after: float | None, now: float) -> bool:
+    """True when the certificate is expired or close to it."""
+    return not_after is not None and not_after - now < CERT_WARN_S
+
+
+def sparkline(values: Sequence[float], width: int, top: float | None = None) -> str:
+    """The last ``width`` values as block characters, scaled to ``top`` (or their max)."""
+    if width <= 0:
+        return ""
+    tail = list(values)[-width:]
+    if not tail:
+        return " " * width
+    peak = top if top is not None else max(max(tail), 1e-9)
+    steps = len(_BARS) - 1
+    chars = []
+    for value in tail:
+        level = 0 if peak <= 0 else round(min(max(value, 0.0), peak) / peak * steps)
+        chars.append(_BARS[max(level, 1) if value > 0 else 0])
+    return "".join(chars).rjust(width)

@@ -1,0 +1,368 @@
+"""The fleet as the dashboard knows it, independent of Textual.
+
+Stream messages mutate the model; the UI asks it, once per tick, what changed
+and which rows to show in which order.  Nothing here draws.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from fleet.protocol import (
+    AgentHistory,
+    AgentState,
+    AgentUpdate,
+    AlertCleared,
+    AlertInfo,
+    AlertRaised,
+    CommandEvent,
+    ConnectionInfo,
+    ConnectionUpdate,
+    Presence,
+    Snapshot,
+    StreamError,
+    StreamToClient,
+)
+
+from .format import STATE_RANK
+
+__all__ = [
+    "UNHEALTHY",
+    "AgentFilter",
+    "FleetModel",
+    "GroupHeader",
+    "Row",
+    "SortKey",
+]
+
+HISTORY_LEN = 120
+"""Samples kept per agent: ten minutes at the default 5 s heartbeat."""
+
+EVENTS_LEN = 50
+"""Command events kept per agent for its detail view."""
+
+UNHEALTHY = frozenset({Presence.DEGRADED, Presence.STALE, Presence.OFFLINE})
+"""States that count as unhealthy in the summary and in grouping."""
+
+
+class SortKey(StrEnum):
+    """Columns the fleet can be sorted by."""
+
+    HEALTH = "health"
+    NAME = "name"
+    POOL = "pool"
+    HEARTBEAT = "heartbeat"
+    SKEW = "skew"
+    CPU = "cpu"
+    MEM = "mem"
+    QUEUE = "queue"
+    CERT = "cert"
+    VERSION = "version"
+
+
+@dataclass(frozen=True)
+class GroupHeader:
+    """A pool's heading row when the fleet is grouped by pool."""
+
+    pool: str
+    total: int
+    unhealthy: int
+
+
+Row = str | GroupHeader
+"""An agent id or a group heading."""
+
+
+@dataclass(frozen=True)
+class AgentFilter:
+    """What the ``/`` filter matches.
+
+    Words match, case-insensitively, somewhere in the name, pool, labels
+    (``key=value``) or version; all words must match.  ``state:stale,offline``
+    (or ``is:stale``) keeps only those states; ``is:unhealthy`` keeps the
+    degraded, stale and offline ones.
+    """
+
+    text: str = ""
+    words: tuple[str, ...] = ()
+    states: frozenset[Presence] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> AgentFilter:
+        """Build a filter from what the user typed; unknown states are ignored."""
+        words: list[str] = []
+        states: set[Presence] = set()
+        for token in text.lower().split():
+            key, sep, value = token.partition(":")
+            if sep and key in ("state", "is"):
+                for name in value.split(","):
+                    if name == "unhealthy":
+                        states |= UNHEALTHY
+                    elif name in Presence.__members__.values():
+                        states.add(Presence(name))
+            else:
+                words.append(token)
+        return cls(text=text, words=tuple(words), states=frozenset(states))
+
+    @property
+    def active(self) -> bool:
+        """True when the filter hides anything at all."""
+        return bool(self.words or self.states)
+
+    def matches(self, agent: AgentState) -> bool:
+        """True when the agent passes the filter."""
+        if self.states and agent.state not in self.states:
+            return False
+        if not self.words:
+            return True
+        labels = " ".join(f"{k}={v}" for k, v in agent.labels.items())
+        hay = f"{agent.name} {agent.pool} {labels} {agent.version or ''}".lower()
+        return all(word in hay for word in self.words)
+
+
+@dataclass
+class History:
+    """Recent samples of one agent, oldest first."""
+
+    cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
+    mem: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
+    queue: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
+
+    @classmethod
+    def from_wire(cls, wire: AgentHistory) -> History:
+        """Copy the snapshot's samples."""
+        hist = cls()
+        hist.cpu.extend(wire.cpu)
+        hist.mem.extend(wire.mem)
+        hist.queue.extend(wire.queue)
+        return hist
+
+    def add(self, agent: AgentState) -> None:
+        """Append the agent's latest sample."""
+        if agent.cpu_percent is not None:
+            self.cpu.append(agent.cpu_percent)
+        if agent.mem_host_percent is not None:
+            self.mem.append(agent.mem_host_percent)
+        if agent.queue_depth is not None:
+            self.queue.append(agent.queue_depth)
+
+
+def _last(key: Callable[[AgentState], Any]) -> Callable[[AgentState], tuple[bool, Any]]:
+    """Sort key that puts agents with no value last, whatever the direction."""
+
+    def wrapped(agent: AgentState) -> tuple[bool, Any]:
+        value = key(agent)
+        return (value is None, value if value is not None else 0)
+
+    return wrapped
+
+
+def _health(agent: AgentState) -> tuple[int, str]:
+    return (STATE_RANK[agent.state], agent.name.lower())
+
+
+# Numbers where bigger means worse sort descending by default.
+_SORTS: dict[SortKey, tuple[Callable[[AgentState], Any], bool]] = {
+    SortKey.HEALTH: (_health, False),
+    SortKey.NAME: (lambda a: a.name.lower(), False),
+    SortKey.POOL: (lambda a: (a.pool, a.name.lower()), False),
+    SortKey.HEARTBEAT: (_last(lambda a: a.last_heartbeat_at), False),
+    SortKey.SKEW: (_last(lambda a: None if a.skew_ms is None else -abs(a.skew_ms)), False),
+    SortKey.CPU: (_last(lambda a: None if a.cpu_percent is None else -a.cpu_percent), False),
+    SortKey.MEM: (
+        _last(lambda a: None if a.mem_host_percent is None else -a.mem_host_percent),
+        False,
+    ),
+    SortKey.QUEUE: (_last(lambda a: None if a.queue_depth is None else -a.queue_depth), False),
+    SortKey.CERT: (_last(lambda a: a.cert_not_after), False),
+    SortKey.VERSION: (_last(lambda a: a.version), False),
+}
+
+# Fields whose change can move an agent under the health sort or the filter.
+_ORDER_FIELDS = ("state", "name", "pool", "labels", "version")
+
+
+class FleetModel:
+    """Agents by id with their histories, alerts, connections and command events.
+
+    Args:
+        clock: Returns the local wall-clock time; tests pass a fixed one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.agents: dict[str, AgentState] = {}
+        self.history: dict[str, History] = {}
+        self.alerts: dict[str, AlertInfo] = {}
+        """Open alerts by id."""
+        self.connections: dict[str, ConnectionInfo] = {}
+        self.events: dict[str, deque[CommandEvent]] = {}
+        self.role = "viewer"
+        """The subscriber's role from the last snapshot."""
+        self.seq: int | None = None
+        """The last sequence number seen, to resume the stream from."""
+        self.data_at: float | None = None
+        """Local time of the last message from the stream."""
+        self.server_offset = 0.0
+        """Server clock minus local clock, from the last snapshot."""
+        self.has_snapshot = False
+        self.last_error: str | None = None
+        self.sort_key = SortKey.HEALTH
+        self.sort_reverse = False
+        self.filter = AgentFilter()
+        self.group_by_pool = False
+        self.generation = 0
+        """Rises with every change; the UI redraws only when it moved."""
+        self._dirty: set[str] = set()
+        self._order_stale = True
+        self._rows: list[Row] = []
+        self._index: dict[str, int] = {}
+
+    # ------------------------------------------------------------------
+    # Mutation
+
+    def apply(self, msg: StreamToClient) -> None:
+        """Fold one stream message into the model."""
+        self.data_at = self.clock()
+        if isinstance(msg, StreamError):
+            self.last_error = msg.message
+            self.generation += 1
+            return
+        self.seq = msg.seq
+        if isinstance(msg, Snapshot):
+            self._apply_snapshot(msg)
+        elif isinstance(msg, AgentUpdate):
+            self.update_agent(msg.agent)
+        elif isinstance(msg, AlertRaised):
+            self.alerts[msg.alert.id] = msg.alert
+        elif isinstance(msg, AlertCleared):
+            self.alerts.pop(msg.alert.id, None)
+        elif isinstance(msg, ConnectionUpdate):
+            self.connections[msg.connection.name] = msg.connection
+        elif isinstance(msg, CommandEvent):
+            self.events.setdefault(msg.agent_id, deque(maxlen=EVENTS_LEN)).append(msg)
+            self._dirty.add(msg.agent_id)
+        self.generation += 1
+
+    def _apply_snapshot(self, snap: Snapshot) -> None:
+        self.agents = {a.id: a for a in snap.agents}
+        self.history = {
+            a.id: History.from_wire(snap.history[a.id]) if a.id in snap.history else History()
+            for a in snap.agents
+        }
+        self.alerts = {al.id: al for al in snap.alerts if al.cleared_at is None}
+        self.connections = {c.name: c for c in snap.connections}
+        self.role = snap.role
+        self.server_offset = snap.server_time - self.clock()
+        self.has_snapshot = True
+        self.last_error = None
+        self._dirty.update(self.agents)
+        self._order_stale = True
+
+    def update_agent(self, agent: AgentState) -> None:
+        """Replace one agent's state, adding a history sample on a new heartbeat."""
+        old = self.agents.get(agent.id)
+        self.agents[agent.id] = agent
+        hist = self.history.get(agent.id)
+        if hist is None:
+            hist = self.history[agent.id] = History()
+        if old is None or old.last_heartbeat_at != agent.last_heartbeat_at:
+            hist.add(agent)
+        self._dirty.add(agent.id)
+        if (
+            old is None
+            or self.sort_key is not SortKey.HEALTH
+            or any(getattr(old, f) != getattr(agent, f) for f in _ORDER_FIELDS)
+        ):
+            self._order_stale = True
+        self.generation += 1
+
+    def take_dirty(self) -> set[str]:
+        """The ids of agents changed since the last call."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    # ------------------------------------------------------------------
+    # View settings
+
+    def set_sort(self, key: SortKey, reverse: bool | None = None) -> None:
+        """Sort by ``key``; choosing the current key again flips the direction."""
+        if reverse is None:
+            reverse = (not self.sort_reverse) if key is self.sort_key else False
+        self.sort_key, self.sort_reverse = key, reverse
+        self._touch_order()
+
+    def set_filter(self, text: str) -> None:
+        """Filter by what the user typed (see :class:`AgentFilter`)."""
+        self.filter = AgentFilter.parse(text)
+        self._touch_order()
+
+    def set_grouping(self, by_pool: bool) -> None:
+        """Group the rows under a heading per pool, or not."""
+        self.group_by_pool = by_pool
+        self._touch_order()
+
+    def _touch_order(self) -> None:
+        self._order_stale = True
+        self.generation += 1
+
+    # ------------------------------------------------------------------
+    # Queries
+
+    def rows(self) -> list[Row]:
+        """The rows to show, in order; recomputed only when something moved."""
+        if self._order_stale:
+            self._rows = self._compute_rows()
+            self._index = {r: i for i, r in enumerate(self._rows) if isinstance(r, str)}
+            self._order_stale = False
+        return self._rows
+
+    def row_of(self, agent_id: str) -> int | None:
+        """The row index of an agent, or None when filtered out."""
+        self.rows()
+        return self._index.get(agent_id)
+
+    def _compute_rows(self) -> list[Row]:
+        flt = self.filter
+        agents: Iterable[AgentState] = self.agents.values()
+        if flt.active:
+            agents = (a for a in agents if flt.matches(a))
+        key, _ = _SORTS[self.sort_key]
+        ordered = sorted(agents, key=key, reverse=self.sort_reverse)
+        if not self.group_by_pool:
+            return [a.id for a in ordered]
+        pools: dict[str, list[AgentState]] = {}
+        for agent in ordered:
+            pools.setdefault(agent.pool, []).append(agent)
+
+        def pool_order(item: tuple[str, list[AgentState]]) -> tuple[int, str]:
+            name, members = item
+            return (-sum(a.state in UNHEALTHY for a in members), name)
+
+        rows: list[Row] = []
+        for name, members in sorted(pools.items(), key=pool_order):
+            bad = sum(a.state in UNHEALTHY for a in members)
+            rows.append(GroupHeader(pool=name, total=len(members), unhealthy=bad))
+            rows.extend(a.id for a in members)
+        return rows
+
+    def counts(self) -> Counter[Presence]:
+        """How many agents are in each state."""
+        return Counter(a.state for a in self.agents.values())
+
+    def open_alerts(self) -> list[AlertInfo]:
+        """Open alerts, newest first."""
+        return sorted(self.alerts.values(), key=lambda al: al.raised_at, reverse=True)
+
+    def server_now(self) -> float:
+        """The server's clock now, as best known (for ages of server times)."""
+        return self.clock() + self.server_offset
+
+    def data_age(self) -> float | None:
+        """Seconds since the stream last said anything, or None before it did."""
+        return None if self.data_at is None else max(0.0, self.clock() - self.data_at)
