@@ -1,0 +1,97 @@
+"""The one place that decides what the user may do.
+
+Every gated action (a key, the command palette, a button in a screen) asks
+:meth:`Gate.allows` through :meth:`FleetApp.check_action`; nothing else hides or
+enables actions.  The server enforces roles anyway: this gate only keeps the
+dashboard honest about what will be refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
+
+ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
+"""Roles in order; a higher role may do all a lower one may."""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A gated action: who may run it and what it will do, in words."""
+
+    name: str
+    title: str
+    role: str
+    does: str
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "probe",
+            "Probe from agent",
+            "operator",
+            "asks the agent to open a TCP (or TLS) connection to a host and port, and "
+            "shows the timings and why it failed",
+        ),
+        ActionSpec(
+            "logs",
+            "Fetch agent logs",
+            "operator",
+            "fetches the agent's recent logs (redacted on the agent), saves them to a "
+            "file and opens them in a viewer",
+        ),
+        ActionSpec(
+            "pin",
+            "Pin version",
+            "admin",
+            "pins a version for the agent or for its whole pool",
+        ),
+        ActionSpec(
+            "revoke",
+            "Revoke agent",
+            "admin",
+            "revokes the agent's identity: its channel closes and it must enroll again",
+        ),
+    )
+}
+"""Every action that changes or asks something of an agent."""
+
+WALL_ALLOWED = frozenset({"quit"})
+"""The only action a wall display accepts."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What this session may do.
+
+    Args:
+        role: The role the server gave this token (from the snapshot).
+        wall: A wall display, where every input but quit is locked.
+    """
+
+    role: str = "viewer"
+    wall: bool = False
+
+    def allows(self, action: str) -> bool:
+        """True when ``action`` may run now."""
+        if self.wall:
+            return action in WALL_ALLOWED
+        spec = ACTIONS.get(action)
+        if spec is None:
+            return True
+        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[spec.role]
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` is unavailable, or None when it is allowed."""
+        if self.allows(action):
+            return None
+        if self.wall:
+            return "this is a wall display: only quit is accepted"
+        spec = ACTIONS[action]
+        return (
+            f"{spec.title} needs the {spec.role} role; this token is {self.role}. "
+            f"Ask an admin for an {spec.role} token."
+        )

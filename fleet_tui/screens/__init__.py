@@ -1,0 +1,5 @@
+"""Screens and modals."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,193 @@
+"""The agent detail screen: every field, larger charts, cert, skew, events, config diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, Sparkline, Static
+
+from fleet.protocol import AgentState
+
+from .. import format as fmt
+from ..client import RestClient
+from ..client._rest import ConfigView
+from ..errors import ApiError
+from ..model import FleetModel
+
+__all__ = ["AgentDetailScreen", "config_markup", "field_lines"]
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
+    """Every field of an agent as (label, text) pairs."""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items())) or "-"
+    drift = ""
+    if a.pinned_version and a.version and a.version != a.pinned_version:
+        drift = "  ≠ differs from the pin"
+    cert = fmt.cert_expiry(a.cert_not_after, now)
+    return [
+        ("id", a.id),
+        ("name", a.name),
+        ("pool", a.pool),
+        ("labels", labels),
+        ("state", fmt.state_label(a.state)),
+        ("reasons", "; ".join(a.reasons) or "-"),
+        ("version", f"{a.version or '-'}{drift}"),
+        ("pinned version", a.pinned_version or "-"),
+        ("last heartbeat", f"{fmt.age(a.last_heartbeat_at, now)} ({_when(a.last_heartbeat_at)})"),
+        ("heartbeat every", f"{a.heartbeat_interval_s:g}s"),
+        ("connected", fmt.age(a.connected_at, now)),
+        ("enrolled", _when(a.enrolled_at)),
+        ("uptime", "-" if a.uptime_s is None else f"{a.uptime_s / 3600:.1f} h"),
+        ("remote address", a.remote_addr or "-"),
+        ("clock skew", fmt.skew(a.skew_ms)),
+        ("round trip", "-" if a.rtt_ms is None else f"{a.rtt_ms:.1f} ms"),
+        ("cpu", fmt.percent(a.cpu_percent)),
+        ("memory (host)", fmt.percent(a.mem_host_percent)),
+        ("memory (agent)", _bytes(a.mem_rss_bytes)),
+        ("queue depth", "-" if a.queue_depth is None else str(a.queue_depth)),
+        ("certificate", f"expires {cert} ({_when(a.cert_not_after)})"),
+        ("config hash", a.config_hash or "-"),
+        ("pinned config", a.pinned_config_hash or "-"),
+    ]
+
+
+def config_markup(view: ConfigView) -> str:
+    """The effective-versus-pinned diff as Textual markup, coloured by theme."""
+    head = "in sync with the pin" if view.in_sync else "DIFFERS from the pin"
+    lines = [
+        f"[b]config {head}[/b]  effective {view.effective_hash or '-'}"
+        f"  pinned {view.pinned_hash or '-'}"
+    ]
+    for line in view.diff:
+        text = escape(line)
+        if line.startswith(("+++", "---")):
+            lines.append(f"[b]{text}[/b]")
+        elif line.startswith("+"):
+            lines.append(f"[$success]{text}[/]")
+        elif line.startswith("-"):
+            lines.append(f"[$error]{text}[/]")
+        elif line.startswith("@@"):
+            lines.append(f"[$accent]{text}[/]")
+        else:
+            lines.append(text)
+    if not view.diff and view.in_sync:
+        lines.append("(no differences)")
+    return "\n".join(lines)
+
+
+class AgentDetailScreen(Screen[None]):
+    """One agent in full; updated on the app's tick while it is shown."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
+    """Escape goes back to the fleet."""
+
+    def __init__(self, model: FleetModel, agent_id: str, rest: RestClient | None) -> None:
+        super().__init__()
+        self.model = model
+        self.agent_id = agent_id
+        self.rest = rest
+        self._shown: object = None
+        self._events_shown: object = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(id="detail-fields")
+            with Horizontal(id="detail-charts"):
+                for key, title in (("cpu", "cpu %"), ("mem", "memory %"), ("queue", "queue")):
+                    with Vertical(classes="chart"):
+                        yield Label(title, id=f"chart-{key}-label")
+                        yield Sparkline([], id=f"chart-{key}")
+            yield Label("Recent commands", classes="section")
+            yield Static(id="detail-events")
+            yield Label("Config: effective versus pinned", classes="section")
+            yield Static("loading…", id="detail-config")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tick()
+        if self.rest is not None:
+            self._load_config()
+        else:
+            self.query_one("#detail-config", Static).update("(not connected)")
+
+    @work(exclusive=True, group="detail-config")
+    async def _load_config(self) -> None:
+        assert self.rest is not None
+        target = self.query_one("#detail-config", Static)
+        try:
+            view = await self.rest.config(self.agent_id)
+        except ApiError as exc:
+            target.update(f"[$error]could not load the config: {escape(str(exc))}[/]")
+            return
+        target.update(config_markup(view))
+
+    def tick(self) -> None:
+        """Redraw what changed since the last tick."""
+        agent = self.model.agents.get(self.agent_id)
+        if agent is None:
+            self.query_one("#detail-fields", Static).update(
+                f"agent {self.agent_id} is no longer in the fleet"
+            )
+            return
+        now = self.model.server_now()
+        self.title = f"agent {agent.name}"
+        key = (agent, int(now))
+        if key != self._shown:
+            self._shown = key
+            width = max(len(label) for label, _ in field_lines(agent, now))
+            text = "\n".join(
+                f"[b]{label.ljust(width)}[/b]  {escape(value)}"
+                for label, value in field_lines(agent, now)
+            )
+            self.query_one("#detail-fields", Static).update(text)
+            hist = self.model.history.get(self.agent_id)
+            if hist is not None:
+                for key_name, data in (("cpu", hist.cpu), ("mem", hist.mem), ("queue", hist.queue)):
+                    values = [float(v) for v in data]
+                    self.query_one(f"#chart-{key_name}", Sparkline).data = values
+                    last = f"{values[-1]:.0f}" if values else "-"
+                    peak = f"{max(values):.0f}" if values else "-"
+                    title = {"cpu": "cpu %", "mem": "memory %", "queue": "queue"}[key_name]
+                    self.query_one(f"#chart-{key_name}-label", Label).update(
+                        f"{title}: now {last}, peak {peak} ({len(values)} samples)"
+                    )
+        events = tuple(self.model.events.get(self.agent_id, ()))
+        if events != self._events_shown:
+            self._events_shown = events
+            lines = [
+                f"{fmt.age(e.at, now)}  {e.kind}  by {escape(e.actor)}  "
+                + ("[$success]ok[/]" if e.ok else "[$error]FAILED[/]")
+                + f"  {escape(e.summary)}"
+                for e in reversed(events)
+            ]
+            self.query_one("#detail-events", Static).update(
+                "\n".join(lines) or "(none since the dashboard started)"
+            )
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,5 @@
+"""Widgets, grouped by feature."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,8 @@
+"""The fleet table and its columns."""
+
+from __future__ import annotations
+
+from .columns import Column, layout_columns
+from .table import FleetTable
+
+__all__ = ["Column", "FleetTable", "layout_columns"]
