@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "MAX_STREAM_FRAME_BYTES",
     "PROTOCOL_VERSION",
     "AgentHistory",
     "AgentState",
@@ -74,7 +75,11 @@ PROTOCOL_VERSION = 1
 """Bumped on any change an older peer could not ignore."""
 
 MAX_FRAME_BYTES = 1 << 20
-"""Largest frame either side accepts (1 MiB); a log bundle is capped well below it."""
+"""Largest frame an agent or a dashboard may send (1 MiB); a log bundle is capped below it."""
+
+MAX_STREAM_FRAME_BYTES = 256 << 20
+"""Largest frame a dashboard accepts from the event stream: a snapshot of 10,000
+agents with their sparklines is several MiB."""
 
 
 class CloseCode:
@@ -440,6 +445,7 @@ class CommandEvent(_Msg):
 
 class StreamError(_Msg):
     type: Literal["error"] = "error"
+    seq: int = 0
     code: int
     message: str
 
@@ -477,9 +483,11 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(adapter: TypeAdapter[_T], data: str | bytes, direction: str) -> _T:
-    if len(data) > MAX_FRAME_BYTES:
-        raise ProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES} byte limit")
+def _parse(
+    adapter: TypeAdapter[_T], data: str | bytes, direction: str, limit: int = MAX_FRAME_BYTES
+) -> _T:
+    if len(data) > limit:
+        raise ProtocolError(f"frame of {len(data)} bytes exceeds the {limit} byte limit")
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -515,7 +523,7 @@ def parse_client_message(data: str | bytes) -> ClientToStream:
 
 def parse_stream_message(data: str | bytes) -> StreamToClient:
     """Parse a frame of the event stream.  Raises :class:`ProtocolError`."""
-    return _parse(_STREAM_TO_CLIENT, data, "stream")
+    return _parse(_STREAM_TO_CLIENT, data, "stream", MAX_STREAM_FRAME_BYTES)
 
 
 def dump(message: BaseModel) -> str:

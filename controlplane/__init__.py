@@ -1,0 +1,1 @@
+"""The control plane: enrollment, identity, presence, fleet state, event stream, REST API."""

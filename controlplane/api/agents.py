@@ -1,0 +1,197 @@
+"""Agents: list, detail, revoke, probe, logs, config, pins."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from fleet.protocol import (
+    AgentState,
+    CommandEvent,
+    ConfigCommand,
+    ConfigResult,
+    LogsCommand,
+    LogsResult,
+    ProbeCommand,
+    ProbeResult,
+)
+
+from ..errors import BadRequest, Conflict
+from ..fleet import config_hash
+from ..state import ControlPlane, Principal
+from ..store.base import PinRecord
+from .deps import CP, Admin, Operator, Viewer
+
+router = APIRouter()
+
+
+class ProbeBody(BaseModel):
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class LogsBody(BaseModel):
+    lines: int = Field(default=500, ge=1, le=10_000)
+    since: float | None = None
+
+
+class PinBody(BaseModel):
+    version: str | None = Field(default=None, max_length=64)
+    config: dict[str, Any] | None = None
+
+
+@router.get("/v1/agents")
+async def list_agents(cp: CP, who: Viewer) -> list[AgentState]:
+    return [a.to_state() for a in cp.fleet.agents.values()]
+
+
+@router.get("/v1/agents/{agent_id}")
+async def get_agent(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
+    agent = cp.agent(agent_id)
+    events = [
+        e.model_dump()
+        for e in cp.fleet.bus.recent()
+        if isinstance(e, CommandEvent) and e.agent_id == agent.id
+    ]
+    return {
+        "agent": agent.to_state().model_dump(),
+        "history": agent.history().model_dump(),
+        "events": events[-50:],
+    }
+
+
+@router.post("/v1/agents/{agent_id}/revoke")
+async def revoke(agent_id: str, cp: CP, who: Admin) -> AgentState:
+    return (await cp.revoke(who, agent_id)).to_state()
+
+
+async def probe_agent(
+    cp: ControlPlane, who: Principal, agent_id: str, body: ProbeBody, action: str
+) -> ProbeResult:
+    agent = cp.agent(agent_id)
+    target = f"{agent.id} -> {body.host}:{body.port}"
+    why = cp.check_policy(agent, body.host, body.port)
+    if why is not None:
+        raise await cp.deny(who, action, target, why)
+    command = ProbeCommand(host=body.host, port=body.port, tls=body.tls, timeout_s=body.timeout_s)
+    result = await cp.command(who, agent, command, action, target)
+    if result.error is not None:
+        if result.error.code == "denied":
+            return ProbeResult(
+                host=body.host,
+                port=body.port,
+                tls=body.tls,
+                ok=False,
+                failure="denied",
+                error=f"the agent's local policy refused: {result.error.message}",
+            )
+        raise Conflict(f"the agent could not run the probe: {result.error.message}")
+    if not isinstance(result.result, ProbeResult):
+        raise Conflict("the agent answered a probe with something else; upgrade the agent")
+    return result.result
+
+
+@router.post("/v1/agents/{agent_id}/probe")
+async def probe(agent_id: str, body: ProbeBody, cp: CP, who: Operator) -> ProbeResult:
+    return await probe_agent(cp, who, agent_id, body, "agent.probe")
+
+
+@router.post("/v1/agents/{agent_id}/logs")
+async def logs(agent_id: str, body: LogsBody, cp: CP, who: Operator) -> Response:
+    agent = cp.agent(agent_id)
+    result = await cp.command(
+        who, agent, LogsCommand(lines=body.lines, since=body.since), "agent.logs", agent.id
+    )
+    if result.error is not None or not isinstance(result.result, LogsResult):
+        detail = result.error.message if result.error else "unexpected answer"
+        raise Conflict(f"the agent could not return its logs: {detail}")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    text = "\n".join(result.result.lines) + ("\n" if result.result.lines else "")
+    return Response(
+        content=text,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{agent.record.name}-{stamp}.log"',
+            "X-Fleet-Truncated": "1" if result.result.truncated else "0",
+        },
+    )
+
+
+def _lines(config: dict[str, Any] | None) -> list[str]:
+    if config is None:
+        return []
+    return json.dumps(config, indent=2, sort_keys=True).splitlines()
+
+
+@router.get("/v1/agents/{agent_id}/config")
+async def config(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
+    agent = cp.agent(agent_id)
+    pin = cp.fleet.pin_for(agent)
+    effective: dict[str, Any] | None = None
+    effective_hash = agent.config_hash
+    error = None
+    if agent.channel is not None:
+        # Reading config changes nothing on the agent, so viewers may ask for it.
+        result = await cp.command(
+            Principal(who.name, "operator"), agent, ConfigCommand(), "agent.config", agent.id
+        )
+        if isinstance(result.result, ConfigResult):
+            effective, effective_hash = result.result.config, result.result.hash
+        elif result.error is not None:
+            error = result.error.message
+    else:
+        error = f"agent is {agent.state.value}: showing the last reported hash only"
+    pinned = pin.config if pin else None
+    diff = list(
+        difflib.unified_diff(
+            _lines(pinned), _lines(effective), "pinned", "effective", lineterm="", n=2
+        )
+    )
+    pinned_hash = config_hash(pinned) if pinned is not None else None
+    return {
+        "effective": effective,
+        "effective_hash": effective_hash,
+        "pinned": pinned,
+        "pinned_hash": pinned_hash,
+        "version": agent.version,
+        "pinned_version": pin.version if pin else None,
+        "diff": diff,
+        "in_sync": pinned_hash is None or pinned_hash == effective_hash,
+        "error": error,
+    }
+
+
+async def _pin(cp: ControlPlane, who: Principal, scope: str, name: str, body: PinBody) -> PinRecord:
+    if body.version is None and body.config is None:
+        raise BadRequest("give a version, a config, or both")
+    pin = PinRecord(scope, name, body.version, body.config, time.time(), who.name)
+    await cp.fleet.set_pin(pin)
+    await cp.fleet.audit(
+        who.name,
+        f"{scope}.pin",
+        name,
+        "ok",
+        f"version {body.version}, config {body.config is not None}",
+    )
+    return pin
+
+
+@router.put("/v1/agents/{agent_id}/pin")
+async def pin_agent(agent_id: str, body: PinBody, cp: CP, who: Admin) -> dict[str, Any]:
+    agent = cp.agent(agent_id)
+    pin = await _pin(cp, who, "agent", agent.id, body)
+    return {"scope": "agent", "name": agent.id, "version": pin.version, "config": pin.config}
+
+
+@router.put("/v1/pools/{pool}/pin")
+async def pin_pool(pool: str, body: PinBody, cp: CP, who: Admin) -> dict[str, Any]:
+    pin = await _pin(cp, who, "pool", pool, body)
+    return {"scope": "pool", "name": pool, "version": pin.version, "config": pin.config}

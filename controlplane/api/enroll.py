@@ -1,0 +1,77 @@
+"""Enrollment and tokens: ``/v1/tokens``, ``/v1/enroll``, ``/v1/ca``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from .deps import CP, Admin
+
+router = APIRouter()
+
+
+class TokenCreate(BaseModel):
+    pool: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    ttl_s: float = Field(default=1800.0, gt=0, le=30 * 86400)
+    uses: int = Field(default=1, ge=1, le=100_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class EnrollRequest(BaseModel):
+    token: str = Field(max_length=256)
+    csr_pem: str = Field(max_length=16_384)
+    name: str | None = Field(default=None, max_length=128)
+    version: str | None = Field(default=None, max_length=64)
+
+
+@router.get("/v1/ca", response_class=PlainTextResponse)
+async def ca_certificate(cp: CP) -> str:
+    """The CA certificate (PEM). Check its pin before trusting it."""
+    return cp.ca.pem
+
+
+@router.post("/v1/tokens", status_code=201)
+async def create_token(body: TokenCreate, cp: CP, who: Admin) -> dict[str, object]:
+    token, rec = await cp.create_token(who, body.pool, body.ttl_s, body.uses, body.labels)
+    return {
+        "token": token,
+        "id": rec.id,
+        "pool": rec.pool,
+        "expires_at": rec.expires_at,
+        "uses": rec.uses_total,
+        "labels": rec.labels,
+        "ca_pin": cp.ca.pin,
+        "endpoint": cp.endpoint,
+    }
+
+
+@router.get("/v1/tokens")
+async def list_tokens(cp: CP, who: Admin) -> list[dict[str, object]]:
+    return [
+        {
+            "id": t.id,
+            "pool": t.pool,
+            "labels": t.labels,
+            "created_at": t.created_at,
+            "expires_at": t.expires_at,
+            "uses_total": t.uses_total,
+            "uses_left": t.uses_left,
+            "created_by": t.created_by,
+        }
+        for t in await cp.store.list_tokens()
+    ]
+
+
+@router.post("/v1/enroll", status_code=201)
+async def enroll(body: EnrollRequest, request: Request, cp: CP) -> dict[str, object]:
+    client = request.client.host if request.client else "?"
+    result = await cp.enroll(body.token, body.csr_pem, body.name, client)
+    return {
+        "agent_id": result.agent.id,
+        "name": result.agent.name,
+        "pool": result.agent.pool,
+        "certificate_pem": result.certificate_pem,
+        "ca_pem": cp.ca.pem,
+        "not_after": result.agent.cert_not_after,
+    }

@@ -1,0 +1,110 @@
+"""Websocket endpoints: the agent channel and the dashboards' event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from fleet.protocol import (
+    PROTOCOL_VERSION,
+    AgentState,
+    CloseCode,
+    ProtocolError,
+    StreamToClient,
+    Subscribe,
+    dump,
+    parse_client_message,
+)
+
+from ..channel import close_with, serve_agent
+from ..errors import Unauthenticated
+from ..state import ControlPlane
+
+router = APIRouter()
+
+COALESCE_S = 0.05
+"""A subscriber's writer sleeps this long between batches, so bursts coalesce."""
+
+
+@router.websocket("/v1/agent/connect")
+async def agent_connect(ws: WebSocket) -> None:
+    await serve_agent(ws, ws.app.state.cp)
+
+
+@router.websocket("/v1/events")
+async def events(ws: WebSocket, since: int | None = None) -> None:
+    cp: ControlPlane = ws.app.state.cp
+    await ws.accept()
+    try:
+        principal = cp.authenticate(ws.headers.get("authorization"))
+    except Unauthenticated as exc:
+        await close_with(ws, CloseCode.UNAUTHENTICATED, f"refused: {exc.message}")
+        return
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), cp.settings.auth_timeout_s)
+        msg = parse_client_message(raw)
+    except TimeoutError:
+        await close_with(ws, CloseCode.AUTH_TIMEOUT, "send a 'subscribe' message first")
+        return
+    except ProtocolError as exc:
+        await close_with(ws, CloseCode.PROTOCOL_ERROR, str(exc))
+        return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    if not isinstance(msg, Subscribe) or msg.protocol_version != PROTOCOL_VERSION:
+        await close_with(
+            ws,
+            CloseCode.UNSUPPORTED_VERSION,
+            f"this control plane speaks event protocol {PROTOCOL_VERSION}; upgrade the dashboard",
+        )
+        return
+    since = msg.since if msg.since is not None else since
+
+    bus = cp.fleet.bus
+    sub = bus.subscribe()
+    reader = asyncio.create_task(_drain_client(ws))
+    try:
+        if since is not None and bus.can_resume(since):
+            first: list[StreamToClient] = list(bus.resume(since, lambda i: _state(cp, i)))
+        else:
+            first = [cp.fleet.snapshot(principal.role)]
+        for message in first:
+            await ws.send_text(dump(message))
+        while not reader.done():
+            waiter = asyncio.create_task(sub.wake.wait())
+            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if reader.done():
+                break
+            await asyncio.sleep(COALESCE_S)
+            if sub.needs_snapshot:
+                sub.needs_snapshot = False
+                sub.drain()
+                await ws.send_text(dump(cp.fleet.snapshot(principal.role)))
+                continue
+            for message in sub.drain():
+                await ws.send_text(dump(message))
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        bus.unsubscribe(sub)
+        reader.cancel()
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+def _state(cp: ControlPlane, agent_id: str) -> AgentState | None:
+    agent = cp.fleet.agents.get(agent_id)
+    return agent.to_state() if agent else None
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Read (and ignore) what the dashboard sends, to notice when it goes."""
+    with contextlib.suppress(Exception):
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return

@@ -1,0 +1,63 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from fleet import __version__
+from fleet.protocol import PROTOCOL_VERSION
+
+from .api import admin, agents, connections, enroll, streams
+from .errors import FleetError
+from .state import ControlPlane
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("controlplane")
+
+
+def create_app(cp: ControlPlane, on_ready: Callable[[], None] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await cp.start()
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await cp.stop()
+
+    app = FastAPI(title="Fleet control plane", version=__version__, lifespan=lifespan)
+    app.state.cp = cp
+
+    @app.exception_handler(FleetError)
+    async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "invalid request: " + "; ".join(parts)}, status_code=422)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "protocol_version": PROTOCOL_VERSION,
+            "agents": len(cp.fleet.agents),
+            "connected": len(cp.channels),
+        }
+
+    for module in (enroll, agents, admin, connections, streams):
+        app.include_router(module.router)
+    return app

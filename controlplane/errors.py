@@ -1,0 +1,72 @@
+"""The control plane's exceptions.
+
+Each maps to one HTTP status; the message says what happened and what to do::
+
+    FleetError
+    ├── BadRequest          400
+    ├── Unauthenticated     401
+    ├── Forbidden           403
+    ├── NotFound            404
+    ├── Conflict            409  (e.g. the agent is offline)
+    ├── PolicyDenied        403  (a probe outside the pool's policy)
+    ├── CommandTimeout      504
+    └── StoreError          503  (the store could not write: e.g. a full disk)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "CommandTimeout",
+    "Conflict",
+    "FleetError",
+    "Forbidden",
+    "NotFound",
+    "PolicyDenied",
+    "StoreError",
+    "Unauthenticated",
+]
+
+
+class FleetError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(FleetError):
+    status = 400
+
+
+class Unauthenticated(FleetError):
+    status = 401
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class Forbidden(FleetError):
+    status = 403
+
+
+class NotFound(FleetError):
+    status = 404
+
+
+class Conflict(FleetError):
+    status = 409
+
+
+class PolicyDenied(FleetError):
+    status = 403
+
+
+class CommandTimeout(FleetError):
+    status = 504
+
+
+class StoreError(FleetError):
+    status = 503

@@ -1,0 +1,356 @@
+"""The live fleet: agents in memory, presence timers, alerts, pins, connections.
+
+Heartbeats change memory only; :meth:`Fleet.flush` writes what changed to the
+store in one batch every few seconds (write-behind).  Every change that a
+dashboard shows goes out on the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from functools import partial
+from typing import Any
+
+from fleet.protocol import (
+    PROTOCOL_VERSION,
+    AlertCleared,
+    AlertInfo,
+    AlertRaised,
+    ConnectionInfo,
+    ConnectionUpdate,
+    Heartbeat,
+    Presence,
+    Snapshot,
+)
+
+from .alerts import AGENT_KINDS, AlertBook, Finding, agent_findings, presence_finding, to_info
+from .config import Settings
+from .events import EventBus
+from .live import LiveAgent
+from .policy import ProbePolicy
+from .store.base import AlertRecord, AuditRecord, ConnectionRecord, PinRecord, Store
+
+__all__ = ["Fleet", "config_hash"]
+
+log = logging.getLogger("controlplane.fleet")
+
+HEALTHY = {Presence.CONNECTED, Presence.DEGRADED}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """The hash an agent reports for its effective config: sha256 of canonical JSON."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Fleet:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = EventBus(settings.replay_len, settings.subscriber_buffer)
+        self.agents: dict[str, LiveAgent] = {}
+        self.pins: dict[tuple[str, str], PinRecord] = {}
+        self.pools: dict[str, ProbePolicy] = {}
+        self.connections: dict[str, ConnectionRecord] = {}
+        self.connection_state: dict[str, ConnectionInfo] = {}
+        self.alerts = AlertBook()
+        self.revoked_serials: set[str] = set()
+        self.started_mono = time.monotonic()
+        self._pending_alerts: list[AlertRecord] = []
+        self.heartbeats = 0
+
+    # ------------------------------------------------------------------ load
+
+    async def load(self) -> None:
+        """Rebuild the live view from the store (after a start or a restart)."""
+        for rec in await self.store.list_agents():
+            self.agents[rec.id] = LiveAgent(rec, self.settings.history_len)
+        for pin in await self.store.list_pins():
+            self.pins[(pin.scope, pin.name)] = pin
+        for pool in await self.store.list_pools():
+            self.pools[pool.name] = ProbePolicy.model_validate(
+                {**pool.policy, "min_healthy": pool.min_healthy}
+            )
+        for conn in await self.store.list_connections():
+            self.connections[conn.name] = conn
+        self.revoked_serials = await self.store.revoked_serials()
+        self.alerts.load(await self.store.list_alerts(include_cleared=False))
+        for agent in self.agents.values():
+            self._apply_pin(agent)
+            agent.dirty = False
+        self._update_connections(publish=False)
+
+    # ------------------------------------------------------------- snapshot
+
+    def snapshot(self, role: str) -> Snapshot:
+        return Snapshot(
+            protocol_version=PROTOCOL_VERSION,
+            seq=self.bus.seq,
+            server_time=time.time(),
+            agents=[a.to_state() for a in self.agents.values()],
+            history={a.id: a.history() for a in self.agents.values()},
+            alerts=self.alerts.infos(),
+            connections=list(self.connection_state.values()),
+            role=role,
+        )
+
+    # ------------------------------------------------------------------ pins
+
+    def pin_for(self, agent: LiveAgent) -> PinRecord | None:
+        return self.pins.get(("agent", agent.id)) or self.pins.get(("pool", agent.record.pool))
+
+    def _apply_pin(self, agent: LiveAgent) -> None:
+        pin = self.pin_for(agent)
+        agent.pinned_version = pin.version if pin else None
+        agent.pinned_config_hash = (
+            config_hash(pin.config) if pin and pin.config is not None else None
+        )
+
+    async def set_pin(self, pin: PinRecord) -> None:
+        await self.store.set_pin(pin)
+        self.pins[(pin.scope, pin.name)] = pin
+        for agent in self.agents.values():
+            if (pin.scope == "agent" and agent.id == pin.name) or (
+                pin.scope == "pool" and agent.record.pool == pin.name
+            ):
+                self._apply_pin(agent)
+                self.refresh(agent)
+
+    # ------------------------------------------------------------- presence
+
+    def add_agent(self, agent: LiveAgent) -> None:
+        self.agents[agent.id] = agent
+        self._apply_pin(agent)
+        self.bus.publish_agent(agent.to_state())
+        self._update_connections()
+
+    def on_connect(self, agent: LiveAgent, addr: str | None) -> None:
+        now, mono = time.time(), time.monotonic()
+        agent.connected_at = now
+        agent.remote_addr = addr
+        agent.heartbeat_interval_s = self.settings.heartbeat_interval_s
+        # Connecting counts as a sign of life: stale timers start now.
+        agent.last_heartbeat_mono = mono
+        agent.last_heartbeat_at = agent.last_heartbeat_at or now
+        agent.set_state(Presence.CONNECTED)
+        self.refresh(agent)
+
+    def on_disconnect(self, agent: LiveAgent) -> None:
+        agent.channel = None
+        if agent.state in (*HEALTHY, Presence.STALE):
+            agent.set_state(Presence.OFFLINE)
+            self.refresh(agent)
+
+    def on_heartbeat(self, agent: LiveAgent, hb: Heartbeat) -> None:
+        self.heartbeats += 1
+        agent.apply(hb, time.time(), time.monotonic())
+        if agent.state in (Presence.STALE, Presence.OFFLINE, Presence.PENDING):
+            agent.set_state(Presence.CONNECTED)
+        self.refresh(agent)
+
+    def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
+        offset = ((t2 - t1) + (t3 - t4)) / 2
+        rtt = (t4 - t1) - (t3 - t2)
+        agent.skew_ms = round(offset * 1000, 1)
+        agent.rtt_ms = round(max(rtt, 0.0) * 1000, 2)
+        agent.dirty = True
+        self.refresh(agent)
+
+    def refresh(self, agent: LiveAgent) -> None:
+        """Re-run the checks of one agent, reconcile its alerts, publish its state."""
+        now, mono = time.time(), time.monotonic()
+        findings = agent_findings(agent, self.settings, now) if agent.state in HEALTHY else []
+        agent.reasons = [f.message for f in findings]
+        if agent.state in HEALTHY:
+            agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
+        presence = presence_finding(agent, mono)
+        in_grace = mono - self.started_mono < self.settings.restart_grace_s
+        if presence is not None:
+            agent.reasons = [presence.message]
+            if not in_grace:
+                findings = [presence]
+        if agent.state == Presence.REVOKED:
+            changed: tuple[list[AlertRecord], list[AlertRecord]] = (
+                [],
+                self.alerts.clear_target(agent.id),
+            )
+        else:
+            changed = self.alerts.reconcile(agent.id, AGENT_KINDS, findings)
+        self._publish_alerts(*changed)
+        self.bus.publish_agent(agent.to_state())
+
+    def tick(self) -> None:
+        """Presence timers: stale after missed heartbeats, offline after a while stale."""
+        mono = time.monotonic()
+        changed_presence = False
+        for agent in self.agents.values():
+            if agent.state in HEALTHY and agent.last_heartbeat_mono is not None:
+                silent = mono - agent.last_heartbeat_mono
+                if silent > self.settings.stale_after_intervals * agent.heartbeat_interval_s:
+                    agent.set_state(Presence.STALE)
+                    agent.stale_since_mono = mono
+                    self.refresh(agent)
+                    changed_presence = True
+                elif (
+                    agent.cert_not_after is not None
+                    and agent.reasons == []
+                    and (agent.cert_not_after - time.time() <= self.settings.cert_warn_s)
+                ):
+                    self.refresh(agent)
+            elif agent.state == Presence.STALE:
+                since = agent.stale_since_mono or mono
+                if mono - since > self.settings.offline_after_stale_s:
+                    agent.set_state(Presence.OFFLINE)
+                    changed_presence = True
+                self.refresh(agent)
+            elif agent.state == Presence.OFFLINE and self._grace_just_ended(mono):
+                self.refresh(agent)
+        if changed_presence or self._grace_just_ended(mono):
+            self._update_connections()
+        self._check_pools()
+
+    def _grace_just_ended(self, mono: float) -> bool:
+        age = mono - self.started_mono
+        return (
+            self.settings.restart_grace_s
+            <= age
+            < self.settings.restart_grace_s + (self.settings.tick_s * 1.5)
+        )
+
+    # ---------------------------------------------------------- pools, conns
+
+    def healthy_in_pool(self, pool: str) -> list[LiveAgent]:
+        agents = [
+            a
+            for a in self.agents.values()
+            if a.record.pool == pool and a.state in HEALTHY and a.channel is not None
+        ]
+        # Connected before degraded, then the least busy.
+        agents.sort(key=lambda a: (a.state != Presence.CONNECTED, a.queue_depth or 0))
+        return agents
+
+    def route(self, conn: ConnectionRecord) -> tuple[str, LiveAgent] | None:
+        for pool in conn.pools:
+            healthy = self.healthy_in_pool(pool)
+            if healthy:
+                return pool, healthy[0]
+        return None
+
+    def _update_connections(self, publish: bool = True) -> None:
+        for conn in self.connections.values():
+            route = self.route(conn)
+            info = ConnectionInfo(
+                name=conn.name,
+                host=conn.host,
+                port=conn.port,
+                pools=conn.pools,
+                routable=route is not None,
+                via_pool=route[0] if route else None,
+                via_agent=route[1].record.name if route else None,
+            )
+            if self.connection_state.get(conn.name) == info:
+                continue
+            self.connection_state[conn.name] = info
+            finding = (
+                []
+                if info.routable
+                else [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
+            )
+            self._publish_alerts(
+                *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding)
+            )
+            if publish:
+                self.bus.publish(partial(_connection_update, info))
+
+    def _check_pools(self) -> None:
+        for name, policy in self.pools.items():
+            if policy.min_healthy <= 0:
+                continue
+            healthy = len(self.healthy_in_pool(name))
+            findings = (
+                [_finding("pool_below_min", f"{healthy} healthy of {policy.min_healthy} needed")]
+                if healthy < policy.min_healthy
+                and time.monotonic() - self.started_mono >= self.settings.restart_grace_s
+                else []
+            )
+            self._publish_alerts(
+                *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings)
+            )
+
+    def connections_changed(self) -> None:
+        self._update_connections()
+
+    # --------------------------------------------------------------- alerts
+
+    def _publish_alerts(self, raised: list[AlertRecord], cleared: list[AlertRecord]) -> None:
+        for rec in raised:
+            self._pending_alerts.append(rec)
+            info = to_info(rec)
+            self.bus.publish(partial(_raised, info))
+        for rec in cleared:
+            self._pending_alerts.append(rec)
+            info = to_info(rec)
+            self.bus.publish(partial(_cleared, info))
+
+    # ---------------------------------------------------------- write-behind
+
+    async def flush(self) -> int:
+        """Write dirty agents and changed alerts in one batch; returns rows written."""
+        rows = []
+        for agent in self.agents.values():
+            if agent.dirty:
+                agent.dirty = False
+                rows.append((agent.id, agent.status()))
+        alerts, self._pending_alerts = self._pending_alerts, []
+        try:
+            await self.store.save_agent_status(rows)
+            for rec in alerts:
+                await self.store.save_alert(rec)
+        except Exception:
+            # Keep what could not be written: it is retried on the next flush.
+            for agent_id, _ in rows:
+                if agent_id in self.agents:
+                    self.agents[agent_id].dirty = True
+            self._pending_alerts[:0] = alerts
+            raise
+        return len(rows) + len(alerts)
+
+    async def run_timers(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("presence tick failed")
+            if time.monotonic() - last_flush >= self.settings.flush_interval_s:
+                last_flush = time.monotonic()
+                try:
+                    await self.flush()
+                except Exception as exc:
+                    log.error("write-behind flush failed, will retry: %s", exc)
+
+    async def audit(
+        self, actor: str, action: str, target: str, result: str, detail: str = ""
+    ) -> None:
+        await self.store.audit(AuditRecord(time.time(), actor, action, target, result, detail))
+
+
+def _connection_update(info: ConnectionInfo, seq: int) -> ConnectionUpdate:
+    return ConnectionUpdate(seq=seq, connection=info)
+
+
+def _raised(info: AlertInfo, seq: int) -> AlertRaised:
+    return AlertRaised(seq=seq, alert=info)
+
+
+def _cleared(info: AlertInfo, seq: int) -> AlertCleared:
+    return AlertCleared(seq=seq, alert=info)
+
+
+def _finding(kind: str, message: str) -> Finding:
+    return Finding(kind, "critical", message)

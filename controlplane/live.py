@@ -1,0 +1,174 @@
+"""One agent's live state in memory: what heartbeats update and dashboards read."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fleet.protocol import AgentHistory, AgentState, Heartbeat, Presence
+
+from .presence import check_transition
+from .store.base import AgentRecord
+
+if TYPE_CHECKING:
+    from .channel import AgentChannel
+
+__all__ = ["LiveAgent"]
+
+
+@dataclass
+class LiveAgent:
+    record: AgentRecord
+    history_len: int
+    state: Presence = Presence.PENDING
+    reasons: list[str] = field(default_factory=list)
+    version: str | None = None
+    pinned_version: str | None = None
+    pinned_config_hash: str | None = None
+    connected_at: float | None = None
+    last_heartbeat_at: float | None = None
+    last_heartbeat_mono: float | None = None
+    stale_since_mono: float | None = None
+    heartbeat_interval_s: float = 5.0
+    uptime_s: float | None = None
+    cpu_percent: float | None = None
+    mem_rss_bytes: int | None = None
+    mem_host_percent: float | None = None
+    queue_depth: int | None = None
+    cert_not_after: float | None = None
+    config_hash: str | None = None
+    skew_ms: float | None = None
+    rtt_ms: float | None = None
+    remote_addr: str | None = None
+    channel: AgentChannel | None = None
+    cpu: deque[float] = field(init=False)
+    mem: deque[float] = field(init=False)
+    queue: deque[int] = field(init=False)
+    dirty: bool = False
+    """Changed since the last write-behind flush."""
+
+    def __post_init__(self) -> None:
+        self.cpu = deque(maxlen=self.history_len)
+        self.mem = deque(maxlen=self.history_len)
+        self.queue = deque(maxlen=self.history_len)
+        self.cert_not_after = self.record.cert_not_after
+        if self.record.revoked:
+            self.state = Presence.REVOKED
+        self._restore(self.record.status)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def set_state(self, new: Presence) -> bool:
+        """Move to ``new``; True when it changed."""
+        check_transition(self.state, new)
+        if new == self.state:
+            return False
+        self.state = new
+        self.dirty = True
+        return True
+
+    def apply(self, hb: Heartbeat, now: float, mono: float) -> None:
+        self.version = hb.version
+        self.uptime_s = hb.uptime_s
+        self.cpu_percent = hb.cpu_percent
+        self.mem_rss_bytes = hb.mem_rss_bytes
+        self.mem_host_percent = hb.mem_host_percent
+        self.queue_depth = hb.queue_depth
+        if hb.cert_not_after is not None:
+            self.cert_not_after = hb.cert_not_after
+        self.config_hash = hb.config_hash
+        self.last_heartbeat_at = now
+        self.last_heartbeat_mono = mono
+        self.stale_since_mono = None
+        if hb.cpu_percent is not None:
+            self.cpu.append(round(hb.cpu_percent, 1))
+        if hb.mem_host_percent is not None:
+            self.mem.append(round(hb.mem_host_percent, 1))
+        self.queue.append(hb.queue_depth)
+        self.dirty = True
+
+    def to_state(self) -> AgentState:
+        r = self.record
+        return AgentState(
+            id=r.id,
+            name=r.name,
+            pool=r.pool,
+            labels=r.labels,
+            state=self.state,
+            reasons=self.reasons,
+            version=self.version,
+            pinned_version=self.pinned_version,
+            enrolled_at=r.enrolled_at,
+            connected_at=self.connected_at,
+            last_heartbeat_at=self.last_heartbeat_at,
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            uptime_s=self.uptime_s,
+            cpu_percent=self.cpu_percent,
+            mem_rss_bytes=self.mem_rss_bytes,
+            mem_host_percent=self.mem_host_percent,
+            queue_depth=self.queue_depth,
+            cert_not_after=self.cert_not_after,
+            config_hash=self.config_hash,
+            pinned_config_hash=self.pinned_config_hash,
+            skew_ms=self.skew_ms,
+            rtt_ms=self.rtt_ms,
+            remote_addr=self.remote_addr,
+        )
+
+    def history(self) -> AgentHistory:
+        return AgentHistory(cpu=list(self.cpu), mem=list(self.mem), queue=list(self.queue))
+
+    def status(self) -> dict[str, Any]:
+        """What the write-behind flush stores, so a restart rebuilds the view."""
+        return {
+            "version": self.version,
+            "last_heartbeat_at": self.last_heartbeat_at,
+            "connected_at": self.connected_at,
+            "ever_connected": self.connected_at is not None or self.last_heartbeat_at is not None,
+            "uptime_s": self.uptime_s,
+            "cpu_percent": self.cpu_percent,
+            "mem_rss_bytes": self.mem_rss_bytes,
+            "mem_host_percent": self.mem_host_percent,
+            "queue_depth": self.queue_depth,
+            "cert_not_after": self.cert_not_after,
+            "config_hash": self.config_hash,
+            "skew_ms": self.skew_ms,
+            "rtt_ms": self.rtt_ms,
+            "cpu": list(self.cpu),
+            "mem": list(self.mem),
+            "queue": list(self.queue),
+        }
+
+    def _restore(self, status: dict[str, Any]) -> None:
+        if not status:
+            return
+        for key in (
+            "version",
+            "last_heartbeat_at",
+            "uptime_s",
+            "cpu_percent",
+            "mem_rss_bytes",
+            "mem_host_percent",
+            "queue_depth",
+            "config_hash",
+            "skew_ms",
+            "rtt_ms",
+        ):
+            if key in status:
+                setattr(self, key, status[key])
+        if status.get("cert_not_after"):
+            self.cert_not_after = status["cert_not_after"]
+        self.cpu.extend(status.get("cpu", []))
+        self.mem.extend(status.get("mem", []))
+        self.queue.extend(status.get("queue", []))
+        if status.get("ever_connected") and self.state != Presence.REVOKED:
+            # Known before the restart, not connected since: offline until it dials in.
+            self.state = Presence.OFFLINE
+
+
+def now_pair() -> tuple[float, float]:
+    return time.time(), time.monotonic()

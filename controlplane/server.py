@@ -1,0 +1,92 @@
+"""``fleet server``: the control plane on uvicorn, TLS on by default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from fleet.protocol import MAX_FRAME_BYTES
+
+from .app import create_app
+from .config import Settings
+from .pki import CertificateAuthority
+from .state import ControlPlane
+from .store.sqlite import SQLiteStore
+
+__all__ = ["serve"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8443,
+    tls: bool = True,
+    settings: Settings | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run the control plane until interrupted."""
+    settings = settings or Settings()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    ca = CertificateAuthority.load_or_create(data_dir / "pki", [host])
+    for name in ("ca.pem", "ca.pin"):
+        (data_dir / name).write_bytes((data_dir / "pki" / name).read_bytes())
+    store = SQLiteStore(data_dir / "fleet.db")
+    cp = ControlPlane(data_dir, store, settings, ca)
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    scheme = "https" if tls else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    cp.endpoint = f"{scheme}://{shown_host}:{bound_port}"
+
+    def ready() -> None:
+        (data_dir / "endpoint").write_text(cp.endpoint + "\n")
+        print(
+            f"fleet control plane listening on {cp.endpoint}\n"
+            f"  CA pin:      {ca.pin}\n"
+            f"  CA file:     {data_dir / 'ca.pem'}\n"
+            f"  admin token: {data_dir / 'admin.token'} (0600; written once)\n"
+            f"  data:        {data_dir / 'fleet.db'} (SQLite, WAL)",
+            flush=True,
+        )
+
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = uvicorn.Config(
+        create_app(cp, on_ready=ready),
+        ssl_certfile=str(ca.server_cert_file) if tls else None,
+        ssl_keyfile=str(ca.server_key_file) if tls else None,
+        # The sans-io implementation of websockets: one less task per connection.
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        # Heartbeats are small and mostly unique numbers: deflate costs CPU and
+        # memory per connection for little gain.
+        ws_per_message_deflate=False,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[sock]))

@@ -1,0 +1,324 @@
+"""The control plane's services: operators and roles, enrollment, revocation, commands.
+
+The REST routers and the channel handler are thin; the rules live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fleet.protocol import CloseCode, Command, CommandEvent, CommandFinished, Presence
+
+from .channel import AgentChannel
+from .config import Settings
+from .errors import BadRequest, Conflict, Forbidden, NotFound, PolicyDenied, Unauthenticated
+from .fleet import Fleet
+from .live import LiveAgent
+from .pki import CertificateAuthority, write_private
+from .secrets import API_PREFIX, ENROLL_PREFIX, hash_token, looks_like, new_token
+from .store.base import AgentRecord, OperatorRecord, Store, TokenRecord
+
+__all__ = ["ROLES", "ControlPlane", "Principal", "Role"]
+
+log = logging.getLogger("controlplane")
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+    def require(self, role: Role) -> None:
+        if ROLES[self.role] < ROLES[role]:
+            raise Forbidden(
+                f"{self.name} has role {self.role}; this action needs {role}. "
+                "Ask an admin for a token with that role."
+            )
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    agent: AgentRecord
+    certificate_pem: str
+
+
+class ControlPlane:
+    def __init__(
+        self, data_dir: Path, store: Store, settings: Settings, ca: CertificateAuthority
+    ) -> None:
+        self.data_dir = data_dir
+        self.store = store
+        self.settings = settings
+        self.ca = ca
+        self.fleet = Fleet(settings, store)
+        self.channels: dict[str, AgentChannel] = {}
+        self._operators: dict[str, OperatorRecord] = {}
+        self.endpoint = ""
+        self._timers: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.fleet.load()
+        for op in await self.store.list_operators():
+            self._operators[op.token_hash] = op
+        if not self._operators:
+            await self._first_admin()
+        self._timers = asyncio.create_task(self.fleet.run_timers())
+
+    async def stop(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel()
+        for channel in list(self.channels.values()):
+            await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
+        try:
+            await self.fleet.flush()
+        finally:
+            await self.store.close()
+
+    async def _first_admin(self) -> None:
+        # As Jenkins does with its initial password: written once, only the owner may read it.
+        token = new_token(API_PREFIX)
+        op = OperatorRecord("admin", "admin", hash_token(token), time.time())
+        await self.store.add_operator(op)
+        self._operators[op.token_hash] = op
+        write_private(self.data_dir / "admin.token", (token + "\n").encode())
+        await self.fleet.audit("system", "user.create", "admin", "ok", "first admin token")
+
+    # ------------------------------------------------------------ operators
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated(
+                "no API token: send 'Authorization: Bearer <token>' "
+                "(an admin creates one with 'fleet user create')"
+            )
+        scheme, _, value = authorization.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        if not looks_like(value, API_PREFIX):
+            raise Unauthenticated(
+                "that is not an API token (they start with 'flta_'); check the token file"
+            )
+        op = self._operators.get(hash_token(value))
+        if op is None:
+            raise Unauthenticated("unknown API token: it may have been mistyped or replaced")
+        return Principal(op.name, op.role)
+
+    async def create_user(self, actor: Principal, name: str, role: str) -> str:
+        actor.require("admin")
+        if role not in ROLES:
+            raise BadRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if any(op.name == name for op in self._operators.values()):
+            raise Conflict(f"a user named {name!r} exists already")
+        token = new_token(API_PREFIX)
+        op = OperatorRecord(name, role, hash_token(token), time.time())
+        await self.store.add_operator(op)
+        self._operators[op.token_hash] = op
+        await self.fleet.audit(actor.name, "user.create", name, "ok", f"role {role}")
+        return token
+
+    def list_users(self) -> list[OperatorRecord]:
+        return sorted(self._operators.values(), key=lambda o: o.name)
+
+    # ------------------------------------------------------------ enrollment
+
+    async def create_token(
+        self, actor: Principal, pool: str, ttl_s: float, uses: int, labels: dict[str, str]
+    ) -> tuple[str, TokenRecord]:
+        actor.require("admin")
+        token = new_token(ENROLL_PREFIX)
+        now = time.time()
+        rec = TokenRecord(
+            id=uuid.uuid4().hex[:12],
+            token_hash=hash_token(token),
+            pool=pool,
+            labels=labels,
+            created_at=now,
+            expires_at=now + ttl_s,
+            uses_total=uses,
+            uses_left=uses,
+            created_by=actor.name,
+        )
+        await self.store.add_token(rec)
+        await self.fleet.audit(
+            actor.name, "token.create", f"pool:{pool}", "ok", f"id {rec.id}, uses {uses}"
+        )
+        return token, rec
+
+    async def _refuse(self, target: str, why: str) -> Unauthenticated:
+        await self.fleet.audit("anonymous", "enroll", target, "refused", why)
+        return Unauthenticated(why)
+
+    async def enroll(self, token: str, csr_pem: str, name: str | None, client: str) -> EnrollResult:
+        if not looks_like(token, ENROLL_PREFIX):
+            raise await self._refuse(
+                client,
+                "malformed enrollment token (they start with 'flte_' and have 45 characters); "
+                "copy it again from 'fleet token create'",
+            )
+        rec = await self.store.get_token(hash_token(token))
+        if rec is None:
+            raise await self._refuse(client, "unknown enrollment token; ask an admin for a new one")
+        if rec.expires_at <= time.time():
+            raise await self._refuse(
+                f"token:{rec.id}",
+                "enrollment token expired "
+                f"{time.time() - rec.expires_at:.0f} s ago; ask an admin for a new one",
+            )
+        if rec.uses_left <= 0:
+            raise await self._refuse(
+                f"token:{rec.id}",
+                f"enrollment token was already used ({rec.uses_total} of {rec.uses_total} uses); "
+                "ask an admin for a new one",
+            )
+        agent_id = "ag_" + uuid.uuid4().hex[:16]
+        # Sign before spending the token: a bad CSR must not burn a use.
+        issued = self.ca.sign_csr(
+            csr_pem, agent_id, dt.timedelta(seconds=self.settings.cert_lifetime_s)
+        )
+        if not await self.store.use_token(rec.id):
+            raise await self._refuse(
+                f"token:{rec.id}", "enrollment token was already used; ask an admin for a new one"
+            )
+        name = (name or "").strip() or agent_id
+        if any(a.record.name == name for a in self.fleet.agents.values()):
+            name = f"{name}-{agent_id[3:9]}"
+        record = AgentRecord(
+            id=agent_id,
+            name=name,
+            pool=rec.pool,
+            labels=rec.labels,
+            enrolled_at=time.time(),
+            cert_serial=issued.serial,
+            cert_not_after=issued.not_after,
+        )
+        await self.store.add_agent(record)
+        await self.store.add_certificate(issued.serial, agent_id, issued.not_after)
+        self.fleet.add_agent(LiveAgent(record, self.settings.history_len))
+        await self.fleet.audit(
+            f"token:{rec.id}", "enroll", agent_id, "ok", f"name {name}, pool {rec.pool}"
+        )
+        return EnrollResult(record, issued.pem)
+
+    # ------------------------------------------------------------- agents
+
+    def agent(self, agent_id: str) -> LiveAgent:
+        agent = self.fleet.agents.get(agent_id)
+        if agent is None:
+            for candidate in self.fleet.agents.values():
+                if candidate.record.name == agent_id:
+                    return candidate
+            raise NotFound(f"no agent {agent_id!r}; list agents with GET /v1/agents")
+        return agent
+
+    async def revoke(self, actor: Principal, agent_id: str) -> LiveAgent:
+        actor.require("admin")
+        agent = self.agent(agent_id)
+        now = time.time()
+        await self.store.revoke_agent(agent.id, now)
+        agent.record.revoked = True
+        self.fleet.revoked_serials.add(agent.record.cert_serial)
+        channel = agent.channel
+        agent.channel = None
+        self.channels.pop(agent.id, None)
+        agent.set_state(Presence.REVOKED)
+        self.fleet.refresh(agent)
+        self.fleet.connections_changed()
+        if channel is not None:
+            await channel.close(
+                CloseCode.REVOKED, "this agent was revoked by an administrator; stop and re-enroll"
+            )
+        await self.fleet.audit(actor.name, "agent.revoke", agent.id, "ok", agent.record.name)
+        return agent
+
+    async def command(
+        self, actor: Principal, agent: LiveAgent, command: Command, action: str, target: str
+    ) -> CommandFinished:
+        """Run a command on an agent: role, online check, audit, event."""
+        actor.require("operator")
+        channel = agent.channel
+        if channel is None:
+            await self.fleet.audit(actor.name, action, target, "refused", "agent offline")
+            raise Conflict(
+                f"agent {agent.record.name} is {agent.state.value}, not connected; "
+                "try another agent of its pool, or wait until it reconnects"
+            )
+        timeout = getattr(command, "timeout_s", self.settings.command_timeout_s)
+        timeout = max(timeout + 3.0, self.settings.command_timeout_s)
+        try:
+            result = await channel.request(command, timeout)
+        except Exception as exc:
+            message = getattr(exc, "message", str(exc))
+            await self.fleet.audit(actor.name, action, target, "error", message)
+            self._command_event(agent, action, actor.name, False, message)
+            raise
+        ok = result.error is None and (
+            getattr(result.result, "ok", True) if result.result is not None else False
+        )
+        summary = _summarise(result)
+        await self.fleet.audit(actor.name, action, target, "ok" if ok else "failed", summary)
+        self._command_event(agent, action, actor.name, ok, summary)
+        return result
+
+    def _command_event(
+        self, agent: LiveAgent, kind: str, actor: str, ok: bool, summary: str
+    ) -> None:
+        event_id = uuid.uuid4().hex[:12]
+        self.fleet.bus.publish(
+            lambda seq: CommandEvent(
+                seq=seq,
+                agent_id=agent.id,
+                request_id=event_id,
+                kind=kind,
+                actor=actor,
+                ok=ok,
+                summary=summary,
+                at=time.time(),
+            )
+        )
+
+    def check_policy(self, agent: LiveAgent, host: str, port: int) -> str | None:
+        policy = self.fleet.pools.get(agent.record.pool)
+        if policy is None:
+            return (
+                f"pool {agent.record.pool!r} has no probe policy, so no probe is allowed; "
+                f"an admin sets one with PUT /v1/pools/{agent.record.pool}/policy"
+            )
+        return policy.check(host, port)
+
+    async def deny(self, actor: Principal, action: str, target: str, why: str) -> PolicyDenied:
+        await self.fleet.audit(actor.name, action, target, "denied", why)
+        return PolicyDenied(f"probe denied by policy: {why}")
+
+
+def _summarise(result: CommandFinished) -> str:
+    if result.error is not None:
+        return f"{result.error.code}: {result.error.message}"
+    r = result.result
+    if r is None:
+        return "no result"
+    if r.kind == "probe":
+        if r.ok:
+            parts = [f"{r.host}:{r.port} ok"]
+            if r.connect_ms is not None:
+                parts.append(f"connect {r.connect_ms:.1f} ms")
+            if r.tls_ms is not None:
+                parts.append(f"tls {r.tls_ms:.1f} ms")
+            return ", ".join(parts)
+        return f"{r.host}:{r.port} failed ({r.failure}): {r.error or ''}".strip()
+    if r.kind == "logs":
+        return f"{len(r.lines)} log lines"
+    return f"config {r.hash}"

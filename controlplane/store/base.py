@@ -1,0 +1,143 @@
+"""The store interface and its records.
+
+One interface, so that the SQLite default and a later PostgreSQL backend are
+interchangeable.  The live fleet state is in memory; the store holds what must
+survive a restart and is written behind, in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "AgentRecord",
+    "AlertRecord",
+    "AuditRecord",
+    "ConnectionRecord",
+    "OperatorRecord",
+    "PinRecord",
+    "PoolRecord",
+    "Store",
+    "TokenRecord",
+]
+
+
+@dataclass
+class AgentRecord:
+    id: str
+    name: str
+    pool: str
+    labels: dict[str, str]
+    enrolled_at: float
+    cert_serial: str
+    cert_not_after: float
+    revoked: bool = False
+    status: dict[str, Any] = field(default_factory=dict)
+    """Last known status (version, last heartbeat, samples) written behind."""
+
+
+@dataclass
+class TokenRecord:
+    id: str
+    token_hash: str
+    pool: str
+    labels: dict[str, str]
+    created_at: float
+    expires_at: float
+    uses_total: int
+    uses_left: int
+    created_by: str
+
+
+@dataclass
+class OperatorRecord:
+    name: str
+    role: str
+    token_hash: str
+    created_at: float
+
+
+@dataclass
+class PinRecord:
+    scope: str
+    """``agent`` or ``pool``."""
+    name: str
+    version: str | None
+    config: dict[str, Any] | None
+    set_at: float
+    set_by: str
+
+
+@dataclass
+class PoolRecord:
+    name: str
+    policy: dict[str, Any]
+    min_healthy: int = 0
+
+
+@dataclass
+class ConnectionRecord:
+    name: str
+    host: str
+    port: int
+    pools: list[str]
+    created_at: float
+
+
+@dataclass
+class AlertRecord:
+    id: str
+    kind: str
+    severity: str
+    target: str
+    message: str
+    raised_at: float
+    cleared_at: float | None = None
+
+
+@dataclass
+class AuditRecord:
+    at: float
+    actor: str
+    action: str
+    target: str
+    result: str
+    detail: str = ""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def add_agent(self, agent: AgentRecord) -> None: ...
+    async def list_agents(self) -> list[AgentRecord]: ...
+    async def set_agent_cert(self, agent_id: str, serial: str, not_after: float) -> None: ...
+    async def revoke_agent(self, agent_id: str, at: float) -> None: ...
+    async def save_agent_status(self, rows: list[tuple[str, dict[str, Any]]]) -> None: ...
+
+    async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None: ...
+    async def revoked_serials(self) -> set[str]: ...
+
+    async def add_token(self, token: TokenRecord) -> None: ...
+    async def get_token(self, token_hash: str) -> TokenRecord | None: ...
+    async def use_token(self, token_id: str) -> bool: ...
+    async def list_tokens(self) -> list[TokenRecord]: ...
+
+    async def add_operator(self, op: OperatorRecord) -> None: ...
+    async def list_operators(self) -> list[OperatorRecord]: ...
+
+    async def set_pin(self, pin: PinRecord) -> None: ...
+    async def list_pins(self) -> list[PinRecord]: ...
+
+    async def set_pool(self, pool: PoolRecord) -> None: ...
+    async def list_pools(self) -> list[PoolRecord]: ...
+
+    async def add_connection(self, conn: ConnectionRecord) -> None: ...
+    async def list_connections(self) -> list[ConnectionRecord]: ...
+
+    async def save_alert(self, alert: AlertRecord) -> None: ...
+    async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]: ...
+
+    async def audit(self, entry: AuditRecord) -> None: ...
+    async def list_audit(self, limit: int) -> list[AuditRecord]: ...

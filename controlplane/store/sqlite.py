@@ -1,0 +1,373 @@
+"""SQLite store in WAL mode: the embedded default, one file in the data directory.
+
+The SQL is kept portable (``INSERT ... ON CONFLICT ... DO UPDATE``, no SQLite-only
+types) so that a PostgreSQL backend can share it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..errors import Conflict, StoreError
+from .base import (
+    AgentRecord,
+    AlertRecord,
+    AuditRecord,
+    ConnectionRecord,
+    OperatorRecord,
+    PinRecord,
+    PoolRecord,
+    TokenRecord,
+)
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, pool TEXT NOT NULL, labels TEXT NOT NULL,
+    enrolled_at REAL NOT NULL, cert_serial TEXT NOT NULL, cert_not_after REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0, revoked_at REAL, status TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY, agent_id TEXT NOT NULL, not_after REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, pool TEXT NOT NULL,
+    labels TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+    uses_total INTEGER NOT NULL, uses_left INTEGER NOT NULL, created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operators (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pins (
+    scope TEXT NOT NULL, name TEXT NOT NULL, version TEXT, config TEXT,
+    set_at REAL NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (scope, name)
+);
+CREATE TABLE IF NOT EXISTS pools (
+    name TEXT PRIMARY KEY, policy TEXT NOT NULL, min_healthy INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS connections (
+    name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, pools TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, target TEXT NOT NULL,
+    message TEXT NOT NULL, raised_at REAL NOT NULL, cleared_at REAL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+"""
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "full" in text:
+        return StoreError(
+            "the store could not write: the disk holding the data directory is full; "
+            "free space and retry (nothing was changed)"
+        )
+    return StoreError(f"the store failed: {text}; retry, and check the data directory")
+
+
+class SQLiteStore:
+    """The :class:`~controlplane.store.base.Store` on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        try:
+            yield self.db
+            await self.db.commit()
+        except sqlite3.IntegrityError as exc:
+            await self.db.rollback()
+            raise Conflict(f"already exists: {exc}") from None
+        except sqlite3.Error as exc:
+            await self.db.rollback()
+            raise _store_error(exc) from None
+
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self.db.execute(sql, tuple(params)) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+
+    # agents -------------------------------------------------------------
+
+    async def add_agent(self, agent: AgentRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO agents (id, name, pool, labels, enrolled_at, cert_serial,"
+                " cert_not_after, revoked, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    agent.id,
+                    agent.name,
+                    agent.pool,
+                    json.dumps(agent.labels),
+                    agent.enrolled_at,
+                    agent.cert_serial,
+                    agent.cert_not_after,
+                    int(agent.revoked),
+                    json.dumps(agent.status),
+                ),
+            )
+
+    async def list_agents(self) -> list[AgentRecord]:
+        rows = await self._rows(
+            "SELECT id, name, pool, labels, enrolled_at, cert_serial, cert_not_after, revoked,"
+            " status FROM agents ORDER BY name"
+        )
+        return [
+            AgentRecord(
+                id=r[0],
+                name=r[1],
+                pool=r[2],
+                labels=json.loads(r[3]),
+                enrolled_at=r[4],
+                cert_serial=r[5],
+                cert_not_after=r[6],
+                revoked=bool(r[7]),
+                status=json.loads(r[8]),
+            )
+            for r in rows
+        ]
+
+    async def set_agent_cert(self, agent_id: str, serial: str, not_after: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?",
+                (serial, not_after, agent_id),
+            )
+
+    async def revoke_agent(self, agent_id: str, at: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE agents SET revoked = 1, revoked_at = ? WHERE id = ?", (at, agent_id)
+            )
+            await db.execute(
+                "UPDATE certificates SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL",
+                (at, agent_id),
+            )
+
+    async def save_agent_status(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        if not rows:
+            return
+        async with self._write() as db:
+            await db.executemany(
+                "UPDATE agents SET status = ? WHERE id = ?",
+                [(json.dumps(status), agent_id) for agent_id, status in rows],
+            )
+
+    async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO certificates (serial, agent_id, not_after) VALUES (?, ?, ?)",
+                (serial, agent_id, not_after),
+            )
+
+    async def revoked_serials(self) -> set[str]:
+        rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
+        return {r[0] for r in rows}
+
+    # tokens -------------------------------------------------------------
+
+    async def add_token(self, token: TokenRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO tokens (id, token_hash, pool, labels, created_at, expires_at,"
+                " uses_total, uses_left, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.token_hash,
+                    token.pool,
+                    json.dumps(token.labels),
+                    token.created_at,
+                    token.expires_at,
+                    token.uses_total,
+                    token.uses_left,
+                    token.created_by,
+                ),
+            )
+
+    _COLUMNS = (
+        "id, token_hash, pool, labels, created_at, expires_at, uses_total, uses_left, created_by"
+    )
+
+    @staticmethod
+    def _token(r: sqlite3.Row) -> TokenRecord:
+        return TokenRecord(
+            id=r[0],
+            token_hash=r[1],
+            pool=r[2],
+            labels=json.loads(r[3]),
+            created_at=r[4],
+            expires_at=r[5],
+            uses_total=r[6],
+            uses_left=r[7],
+            created_by=r[8],
+        )
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        rows = await self._rows(
+            f"SELECT {self._COLUMNS} FROM tokens WHERE token_hash = ?",  # noqa: S608
+            (token_hash,),
+        )
+        return self._token(rows[0]) if rows else None
+
+    async def use_token(self, token_id: str) -> bool:
+        """Spend one use, atomically; False when none was left."""
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
+                (token_id,),
+            )
+            return cur.rowcount == 1
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        rows = await self._rows(
+            f"SELECT {self._COLUMNS} FROM tokens ORDER BY created_at"  # noqa: S608
+        )
+        return [self._token(r) for r in rows]
+
+    # operators ----------------------------------------------------------
+
+    async def add_operator(self, op: OperatorRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                (op.name, op.role, op.token_hash, op.created_at),
+            )
+
+    async def list_operators(self) -> list[OperatorRecord]:
+        rows = await self._rows("SELECT name, role, token_hash, created_at FROM operators")
+        return [OperatorRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # pins, pools, connections -------------------------------------------
+
+    async def set_pin(self, pin: PinRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO pins (scope, name, version, config, set_at, set_by)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name) DO UPDATE SET"
+                " version = excluded.version, config = excluded.config,"
+                " set_at = excluded.set_at, set_by = excluded.set_by",
+                (
+                    pin.scope,
+                    pin.name,
+                    pin.version,
+                    None if pin.config is None else json.dumps(pin.config),
+                    pin.set_at,
+                    pin.set_by,
+                ),
+            )
+
+    async def list_pins(self) -> list[PinRecord]:
+        rows = await self._rows("SELECT scope, name, version, config, set_at, set_by FROM pins")
+        return [
+            PinRecord(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4], r[5])
+            for r in rows
+        ]
+
+    async def set_pool(self, pool: PoolRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO pools (name, policy, min_healthy) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET policy = excluded.policy,"
+                " min_healthy = excluded.min_healthy",
+                (pool.name, json.dumps(pool.policy), pool.min_healthy),
+            )
+
+    async def list_pools(self) -> list[PoolRecord]:
+        rows = await self._rows("SELECT name, policy, min_healthy FROM pools")
+        return [PoolRecord(r[0], json.loads(r[1]), r[2]) for r in rows]
+
+    async def add_connection(self, conn: ConnectionRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO connections (name, host, port, pools, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (conn.name, conn.host, conn.port, json.dumps(conn.pools), conn.created_at),
+            )
+
+    async def list_connections(self) -> list[ConnectionRecord]:
+        rows = await self._rows(
+            "SELECT name, host, port, pools, created_at FROM connections ORDER BY name"
+        )
+        return [ConnectionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    # alerts and audit ---------------------------------------------------
+
+    async def save_alert(self, alert: AlertRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO alerts (id, kind, severity, target, message, raised_at, cleared_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " severity = excluded.severity, message = excluded.message,"
+                " cleared_at = excluded.cleared_at",
+                (
+                    alert.id,
+                    alert.kind,
+                    alert.severity,
+                    alert.target,
+                    alert.message,
+                    alert.raised_at,
+                    alert.cleared_at,
+                ),
+            )
+
+    async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]:
+        rows = await self._rows(
+            "SELECT id, kind, severity, target, message, raised_at, cleared_at FROM alerts"
+            " WHERE cleared_at IS NULL OR ? ORDER BY raised_at DESC",
+            (int(include_cleared),),
+        )
+        return [AlertRecord(*r) for r in rows]
+
+    async def audit(self, entry: AuditRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO audit (at, actor, action, target, result, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.at, entry.actor, entry.action, entry.target, entry.result, entry.detail),
+            )
+
+    async def list_audit(self, limit: int) -> list[AuditRecord]:
+        rows = await self._rows(
+            "SELECT at, actor, action, target, result, detail FROM audit ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [AuditRecord(*r) for r in rows]
