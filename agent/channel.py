@@ -1,0 +1,452 @@
+"""``fleet agent run``: one outbound channel to the control plane, kept open.
+
+The agent dials ``wss://SERVER/v1/agent/connect``, proves it holds its key by
+signing the server's nonce, then heartbeats, answers time probes at once, runs
+commands on its work queue and renews its certificate at two thirds of its life.
+On a network error it reconnects after a full-jitter delay (window 1 s doubling
+to 60 s).  It stops for good when the control plane says the agent is revoked
+(:class:`~agent.errors.Revoked`) or its certificate expired
+(:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from agent import __version__
+from agent._der import CertInfo, cert_info, pem_to_der
+from agent.backoff import FullJitter
+from agent.commands import CommandRunner
+from agent.config import AgentConfig
+from agent.errors import CertificateExpired, ChannelClosed, Revoked
+from agent.keys import csr_isolated, sign_isolated
+from agent.link import Link, LinkState
+from agent.logs import LogBook
+from agent.policy import ProbePolicy
+from agent.samples import Sampler
+from agent.state import Identity, write_public
+from agent.wire import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    CommandRequest,
+    ErrorMessage,
+    Hello,
+    RenewResponse,
+    ServerMessage,
+    TimeProbe,
+    Welcome,
+    WireError,
+    auth,
+    command_error,
+    command_result,
+    heartbeat,
+    parse_server_message,
+    renew_request,
+    time_reply,
+)
+from agent.workqueue import Outcome, WorkQueue
+
+__all__ = ["Agent"]
+
+log = logging.getLogger("agent.channel")
+
+# websocket pings keep NAT and proxies aware of the connection; an application
+# message at least this often keeps load balancers that ignore pings from idling it.
+_PING_INTERVAL_S = 20.0
+_MAX_SILENCE_S = 30.0
+_HANDSHAKE_TIMEOUT_S = 15.0
+_RENEW_ANSWER_TIMEOUT_S = 60.0
+_STABLE_AFTER_S = 10.0
+"""A connection that held this long resets the reconnect window."""
+
+# Close codes of fleet.protocol.CloseCode the agent treats specially.
+_REVOKED = 4004
+_CERT_EXPIRED = 4005
+_CLOSE_MEANINGS = {
+    4000: "protocol error",
+    4001: "unauthenticated (unknown agent or bad signature)",
+    4006: "unsupported protocol version",
+    4007: "replaced by another connection of the same agent",
+    4008: "authentication timed out",
+}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Stop(Exception):
+    """The agent was asked to stop."""
+
+
+class _RenewFailed(Exception):
+    pass
+
+
+class Agent:
+    """The running agent.
+
+    Args:
+        identity: the enrolled identity from the state directory.
+        config: the effective configuration.
+        logbook: the agent's logs, for the ``logs`` command.
+        backoff: reconnect delays (a seam for tests).
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        config: AgentConfig,
+        logbook: LogBook,
+        *,
+        backoff: FullJitter | None = None,
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.server = (config.server or identity.server).rstrip("/")
+        self.link = Link()
+        self.backoff = backoff or FullJitter()
+        self.sampler = Sampler(enabled=config.samples)
+        self.runner = CommandRunner(config, ProbePolicy.from_config(config), logbook)
+        self.config_hash = config.hash()
+        self.cert_pem = identity.cert_path.read_text(encoding="ascii")
+        self.cert: CertInfo = cert_info(pem_to_der(self.cert_pem))
+        self.started = time.monotonic()
+        self._stop = asyncio.Event()
+        self._last_error: ErrorMessage | None = None
+        self._renew_waiter: asyncio.Future[RenewResponse] | None = None
+        self._connected_at: float | None = None
+
+    def request_stop(self) -> None:
+        """Ask the agent to close its channel and return from :meth:`run`."""
+        self._stop.set()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.identity.ca_path))
+        if self.config.extra_ca_file:
+            context.load_verify_locations(cafile=self.config.extra_ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    async def run(self) -> None:
+        """Keep the channel open until stopped.
+
+        Raises:
+            Revoked: the control plane revoked this agent.
+            CertificateExpired: the certificate expired; enroll again.
+        """
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        log.info(
+            "agent %s (%s) version %s starting; server %s; certificate valid until %s",
+            self.identity.name,
+            self.identity.agent_id,
+            __version__,
+            self.server,
+            _iso(self.cert.not_after),
+        )
+        try:
+            while not self._stop.is_set():
+                self.link.to(LinkState.CONNECTING)
+                self._connected_at = None
+                try:
+                    await self._connect_and_serve()
+                except (Revoked, CertificateExpired) as exc:
+                    log.error("%s", exc)
+                    raise
+                except _Stop:
+                    break
+                except Exception as exc:  # every other failure is retried
+                    log.warning("channel failed: %s", _explain(exc))
+                if self._stop.is_set():
+                    break
+                held = time.monotonic() - (self._connected_at or time.monotonic())
+                if held >= _STABLE_AFTER_S:
+                    self.backoff.reset()
+                delay = self.backoff.next_delay()
+                self.link.to(LinkState.BACKING_OFF)
+                log.info("reconnecting in %.2f s", delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+        finally:
+            if self.link.state is not LinkState.STOPPED:
+                self.link.to(LinkState.STOPPED)
+            log.info("agent stopped")
+
+    async def _connect_and_serve(self) -> None:
+        url = self.server.replace("https://", "wss://", 1) + "/v1/agent/connect"
+        self._last_error = None
+        async with connect(
+            url,
+            ssl=self._ssl_context(),
+            proxy=self.config.proxy or True,
+            open_timeout=_HANDSHAKE_TIMEOUT_S,
+            ping_interval=_PING_INTERVAL_S,
+            ping_timeout=_PING_INTERVAL_S,
+            close_timeout=5,
+            max_size=MAX_FRAME_BYTES,
+            compression=None,
+            user_agent_header=f"fleet-agent/{__version__}",
+        ) as ws:
+            try:
+                welcome = await self._authenticate(ws)
+            except ConnectionClosed as exc:
+                raise self._closed(exc) from None
+            self._connected_at = time.monotonic()
+            try:
+                await self._serve(ws, welcome)
+            except ConnectionClosed as exc:
+                raise self._closed(exc) from None
+
+    def _closed(self, exc: ConnectionClosed) -> ChannelClosed:
+        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        said = self._last_error.message if self._last_error is not None else reason
+        if code == _REVOKED:
+            return Revoked(
+                code,
+                f"the control plane revoked this agent ({said or 'no reason given'}); "
+                "it will not reconnect. To bring this host back, enroll it again with a "
+                "new token into a fresh state directory.",
+            )
+        if code == _CERT_EXPIRED:
+            return CertificateExpired(
+                code,
+                f"the agent's certificate expired ({said or 'no reason given'}); "
+                "enroll again with a new token (`fleet agent enroll --force ...`).",
+            )
+        meaning = _CLOSE_MEANINGS.get(code, "closed")
+        detail = f": {said}" if said else ""
+        return ChannelClosed(code, f"control plane closed the channel ({code} {meaning}){detail}")
+
+    async def _recv(self, ws: ClientConnection) -> ServerMessage:
+        async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
+            raw = await ws.recv()
+        message = parse_server_message(raw)
+        if isinstance(message, ErrorMessage):
+            self._last_error = message
+            log.error("control plane error %s: %s", message.code, message.message)
+        return message
+
+    async def _authenticate(self, ws: ClientConnection) -> Welcome:
+        self.link.to(LinkState.AUTHENTICATING)
+        hello = await self._recv(ws)
+        if not isinstance(hello, Hello):
+            raise WireError(f"expected hello, got {type(hello).__name__}")
+        if hello.protocol_version != PROTOCOL_VERSION:
+            log.warning(
+                "control plane speaks protocol %s, this agent %s",
+                hello.protocol_version,
+                PROTOCOL_VERSION,
+            )
+        signature = await sign_isolated(self.identity.key_path, hello.nonce)
+        await ws.send(
+            auth(
+                agent_id=self.identity.agent_id,
+                certificate_pem=self.cert_pem,
+                signature=signature,
+                version=__version__,
+            )
+        )
+        while True:
+            answer = await self._recv(ws)
+            if isinstance(answer, Welcome):
+                break
+            if not isinstance(answer, ErrorMessage):
+                raise WireError(f"expected welcome, got {type(answer).__name__}")
+        self.link.to(LinkState.CONNECTED)
+        log.info(
+            "connected to %s as %s; heartbeat every %g s",
+            self.server,
+            answer.agent_id,
+            answer.heartbeat_interval_s,
+        )
+        if answer.pinned_version and answer.pinned_version != __version__:
+            log.warning(
+                "version drift: this agent runs %s, its pool is pinned to %s",
+                __version__,
+                answer.pinned_version,
+            )
+        return answer
+
+    async def _serve(self, ws: ClientConnection, welcome: Welcome) -> None:
+        async def deliver(outcome: Outcome) -> None:
+            if outcome.result is not None:
+                await ws.send(command_result(outcome.request_id, outcome.result))
+            else:
+                await ws.send(
+                    command_error(
+                        outcome.request_id,
+                        outcome.error_code or "failed",
+                        outcome.error_message or "",
+                    )
+                )
+
+        queue = WorkQueue(
+            concurrency=self.config.max_concurrency,
+            limit=self.config.max_queue,
+            max_timeout_s=self.config.command_timeout_s,
+            on_done=deliver,
+        )
+        queue.start()
+        jobs: list[Coroutine[Any, Any, None]] = [
+            self._heartbeats(ws, welcome, queue),
+            self._receive(ws, queue),
+            self._renewals(ws),
+            self._wait_stop(ws),
+        ]
+        tasks = [asyncio.create_task(job) for job in jobs]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await queue.stop()
+        for task in done:
+            task.result()  # re-raises what ended the session
+        raise ConnectionError("channel ended")
+
+    async def _wait_stop(self, ws: ClientConnection) -> None:
+        await self._stop.wait()
+        await ws.close(1000, "agent stopping")
+        raise _Stop
+
+    async def _heartbeats(self, ws: ClientConnection, welcome: Welcome, queue: WorkQueue) -> None:
+        interval = min(welcome.heartbeat_interval_s, _MAX_SILENCE_S)
+        seq = 0
+        while True:
+            sample = self.sampler.read()
+            await ws.send(
+                heartbeat(
+                    seq=seq,
+                    sent_at=time.time(),
+                    version=__version__,
+                    uptime_s=time.monotonic() - self.started,
+                    queue_depth=queue.depth,
+                    cpu_percent=sample.cpu_percent,
+                    mem_rss_bytes=sample.mem_rss_bytes,
+                    mem_host_percent=sample.mem_host_percent,
+                    cert_not_after=self.cert.not_after,
+                    config_hash=self.config_hash,
+                )
+            )
+            seq += 1
+            await asyncio.sleep(interval)
+
+    async def _receive(self, ws: ClientConnection, queue: WorkQueue) -> None:
+        async for raw in ws:
+            received = time.time()
+            try:
+                message = parse_server_message(raw)
+            except WireError as exc:
+                # A newer control plane may send what this agent does not know yet.
+                log.warning("ignored a frame from the control plane: %s", exc)
+                continue
+            if isinstance(message, TimeProbe):
+                await ws.send(
+                    time_reply(probe_id=message.id, t1=message.t1, t2=received, t3=time.time())
+                )
+            elif isinstance(message, CommandRequest):
+                await self._submit(ws, queue, message)
+            elif isinstance(message, RenewResponse):
+                waiter = self._renew_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+            elif isinstance(message, ErrorMessage):
+                self._last_error = message
+                log.error("control plane error %s: %s", message.code, message.message)
+            else:
+                log.warning("ignored an unexpected %s message", type(message).__name__)
+        # The iterator ends on a normal close; report it like any other close.
+        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+
+    async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
+        kind = type(req.command).__name__.removesuffix("Spec").lower()
+        log.info("command %s: %s", req.request_id, kind)
+        if not queue.submit(req.request_id, self.runner.job(req.command), req.timeout_s):
+            log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
+            await ws.send(
+                command_error(
+                    req.request_id,
+                    "busy",
+                    f"{queue.depth} commands pending on the agent (limit {self.config.max_queue})",
+                )
+            )
+
+    def renew_at(self) -> float:
+        """When to renew: two thirds into the certificate's life."""
+        life = self.cert.not_after - self.cert.not_before
+        return self.cert.not_before + life * 2.0 / 3.0
+
+    async def _renewals(self, ws: ClientConnection) -> None:
+        failures = 0
+        while True:
+            wait = self.renew_at() - time.time()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 3600.0))
+                continue
+            try:
+                await self._renew_once(ws)
+                failures = 0
+            except (_RenewFailed, RuntimeError, TimeoutError, ValueError) as exc:
+                failures += 1
+                retry = min(900.0, 15.0 * 2 ** min(failures, 6))
+                log.warning(
+                    "certificate renewal failed: %s; retrying in %.0f s (expires %s)",
+                    exc,
+                    retry,
+                    _iso(self.cert.not_after),
+                )
+                await asyncio.sleep(retry)
+
+    async def _renew_once(self, ws: ClientConnection) -> None:
+        log.info("renewing the certificate (valid until %s)", _iso(self.cert.not_after))
+        csr = await csr_isolated(self.identity.key_path, self.identity.name)
+        waiter: asyncio.Future[RenewResponse] = asyncio.get_running_loop().create_future()
+        self._renew_waiter = waiter
+        try:
+            await ws.send(renew_request(csr))
+            async with asyncio.timeout(_RENEW_ANSWER_TIMEOUT_S):
+                answer = await waiter
+        finally:
+            self._renew_waiter = None
+        if answer.error or not answer.certificate_pem:
+            raise _RenewFailed(answer.error or "the answer carried no certificate")
+        info = cert_info(pem_to_der(answer.certificate_pem))
+        if info.not_after <= self.cert.not_after:
+            raise _RenewFailed("the new certificate does not outlive the current one")
+        write_public(self.identity.cert_path, answer.certificate_pem.encode("ascii"))
+        if answer.ca_pem:
+            write_public(self.identity.ca_path, answer.ca_pem.encode("ascii"))
+        self.cert_pem = answer.certificate_pem
+        self.cert = info
+        log.info("certificate renewed; valid until %s", _iso(info.not_after))
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS verification failed ({exc.verify_message}); if the certificate is "
+            "'not yet valid' or 'expired', check this host's clock; behind an "
+            "SSL-inspecting proxy, set extra_ca_file"
+        )
+    if isinstance(exc, InvalidURI | InvalidHandshake):
+        return f"websocket handshake failed: {exc}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

@@ -1,0 +1,177 @@
+"""``fleet agent enroll`` and ``fleet agent run`` (also ``python -m agent``).
+
+Exit codes:
+
+* 0: stopped on request (SIGTERM, SIGINT) or enrolled;
+* 1: failed (enrollment refused, server unreachable, ...);
+* 2: bad usage, configuration or state directory;
+* 3: the control plane revoked this agent: do not restart it;
+* 4: the certificate expired: enroll again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from agent import __version__
+from agent.errors import AgentError, CertificateExpired, ConfigError, Revoked, StateError
+
+__all__ = [
+    "EXIT_CERT_EXPIRED",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_REVOKED",
+    "EXIT_USAGE",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REVOKED = 3
+EXIT_CERT_EXPIRED = 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet agent", description="The fleet agent: enroll once, then run."
+    )
+    parser.add_argument("--version", action="version", version=f"fleet agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enroll = sub.add_parser(
+        "enroll",
+        help="enroll this host with a control plane",
+        description="Check the control plane's CA against the pin, then trade the "
+        "enrollment token (from --token-file or FLEET_ENROLL_TOKEN) for a certificate.",
+    )
+    enroll.add_argument("--server", required=True, help="control plane URL, https://HOST:PORT")
+    enroll.add_argument("--ca-pin", required=True, help="sha256:... printed with the token")
+    enroll.add_argument("--token-file", type=Path, help="file holding the enrollment token")
+    enroll.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
+    enroll.add_argument("--name", help="agent name (default: host name)")
+    enroll.add_argument("--force", action="store_true", help="replace an existing identity")
+
+    run = sub.add_parser(
+        "run",
+        help="keep the channel to the control plane open",
+        description="Settings come from --config (default STATE_DIR/agent.toml if it "
+        "exists), then FLEET_AGENT_* variables, then these flags.",
+    )
+    run.add_argument("--state-dir", type=Path, required=True)
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--server", help="override the enrolled control plane URL")
+    run.add_argument("--extra-ca-file", help="extra PEM CA bundle (SSL-inspecting networks)")
+    run.add_argument("--proxy", help="proxy URL (default: HTTPS_PROXY/NO_PROXY)")
+    run.add_argument(
+        "--samples", dest="samples", action="store_const", const=True, help="report CPU/memory"
+    )
+    run.add_argument("--no-samples", dest="samples", action="store_const", const=False)
+    run.add_argument("--max-concurrency", type=int)
+    run.add_argument("--max-queue", type=int)
+    run.add_argument("--command-timeout-s", type=float)
+    run.add_argument("--allow-host", dest="allow_hosts", action="append", metavar="GLOB")
+    run.add_argument("--allow-cidr", dest="allow_cidrs", action="append", metavar="CIDR")
+    run.add_argument("--allow-port", dest="allow_ports", action="append", metavar="PORT[-PORT]")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--print-config", action="store_true", help="print the config and exit")
+    return parser
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from agent.enroll import EnrollRequest, enroll, read_token
+
+    token = read_token(args.token_file, os.environ)
+    identity = enroll(
+        EnrollRequest(
+            server=args.server,
+            ca_pin=args.ca_pin,
+            token=token,
+            state_dir=args.state_dir,
+            name=args.name,
+            force=args.force,
+        )
+    )
+    print(
+        f"enrolled {identity.name} as {identity.agent_id} in pool {identity.pool}.\n"
+        f"start it with: fleet agent run --state-dir {identity.state_dir}"
+    )
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.config import load_config
+    from agent.logs import LogBook, restrict_umask
+    from agent.state import load_identity
+
+    restrict_umask()
+    config_file = args.config
+    if config_file is None and "FLEET_AGENT_CONFIG" in os.environ:
+        config_file = Path(os.environ["FLEET_AGENT_CONFIG"])
+    if config_file is None and (args.state_dir / "agent.toml").is_file():
+        config_file = args.state_dir / "agent.toml"
+    flags = {
+        name: getattr(args, name)
+        for name in (
+            "server",
+            "extra_ca_file",
+            "proxy",
+            "samples",
+            "max_concurrency",
+            "max_queue",
+            "command_timeout_s",
+            "allow_hosts",
+            "allow_cidrs",
+            "allow_ports",
+            "log_level",
+        )
+    }
+    config = load_config(file=config_file, env=os.environ, flags=flags)
+    if args.print_config:
+        print(json.dumps({"config": config.report(), "hash": config.hash()}, indent=2))
+        return EXIT_OK
+    identity = load_identity(args.state_dir)
+
+    from agent.channel import Agent
+
+    logbook = LogBook(
+        identity.log_dir,
+        max_bytes=config.log_max_bytes,
+        backups=config.log_backups,
+        ring_lines=config.log_ring_lines,
+    )
+    logger = logbook.install(config.log_level)
+    if config.sources:
+        logger.info("configuration from %s; hash %s", ", ".join(config.sources), config.hash())
+    try:
+        asyncio.run(Agent(identity, config, logbook).run())
+    except Revoked:
+        return EXIT_REVOKED
+    except CertificateExpired:
+        return EXIT_CERT_EXPIRED
+    finally:
+        logbook.close()
+    return EXIT_OK
+
+
+def main(argv: list[str]) -> int:
+    """Run ``fleet agent ARGV`` and return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "enroll":
+            return _enroll(args)
+        return _run(args)
+    except (ConfigError, StateError) as exc:
+        print(f"fleet agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgentError as exc:
+        print(f"fleet agent: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,148 @@
+"""The agent's key operations: key, CSR, proof-of-possession signature, CA pin.
+
+``cryptography`` is imported inside each function, never at module level.  The
+long-running agent does not call these functions in its own process: it runs
+them in a short-lived child (``python -m agent.keys sign|csr``, no shell) through
+:func:`sign_isolated` and :func:`csr_isolated`, so its resident memory never
+carries ``cryptography`` (about 10 MB).  Enrollment, a one-shot command, calls
+them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+
+__all__ = [
+    "AUTH_PREFIX",
+    "csr_isolated",
+    "csr_pem",
+    "generate_key_pem",
+    "sign_isolated",
+    "sign_nonce",
+    "spki_pin",
+]
+
+AUTH_PREFIX = "fleet-agent-auth:"
+"""The agent signs the UTF-8 bytes of this prefix + the server's nonce."""
+
+_CHILD_TIMEOUT_S = 30.0
+
+
+def generate_key_pem() -> bytes:
+    """A new ECDSA P-256 private key as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _load_key(key_pem: bytes) -> EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the agent key is not an EC key")
+    return key
+
+
+def csr_pem(key_pem: bytes, name: str) -> str:
+    """A PEM certificate signing request with CN = ``name``, signed by the key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = _load_key(key_pem)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def sign_nonce(key_pem: bytes, nonce: str) -> str:
+    """Base64 of the ECDSA P-256 SHA-256 signature over ``AUTH_PREFIX + nonce``."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = _load_key(key_pem)
+    signature: bytes = key.sign((AUTH_PREFIX + nonce).encode("utf-8"), ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode("ascii")
+
+
+def spki_pin(cert_pem: str | bytes) -> str:
+    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo DER."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = cert_pem.encode("ascii") if isinstance(cert_pem, str) else cert_pem
+    cert = x509.load_pem_x509_certificate(data)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+async def _child(*args: str, stdin: str = "") -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.keys",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(_CHILD_TIMEOUT_S):
+            out, err = await proc.communicate(stdin.encode("utf-8"))
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"key operation {args[0]} timed out") from None
+    if proc.returncode != 0:
+        detail = err.decode("utf-8", errors="replace").strip().splitlines()
+        raise RuntimeError(f"key operation {args[0]} failed: {detail[-1] if detail else '?'}")
+    return out.decode("ascii").strip()
+
+
+async def sign_isolated(key_path: Path, nonce: str) -> str:
+    """:func:`sign_nonce` with the key file, in a child process."""
+    return await _child("sign", str(key_path), stdin=nonce)
+
+
+async def csr_isolated(key_path: Path, name: str) -> str:
+    """:func:`csr_pem` with the key file, in a child process."""
+    return await _child("csr", str(key_path), name) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m agent.keys sign KEY`` (nonce on stdin) or ``csr KEY NAME``."""
+    if len(argv) >= 2 and argv[0] in ("sign", "csr"):
+        key_pem = Path(argv[1]).read_bytes()
+        if argv[0] == "sign" and len(argv) == 2:
+            print(sign_nonce(key_pem, sys.stdin.read()))
+            return 0
+        if argv[0] == "csr" and len(argv) == 3:
+            print(csr_pem(key_pem, argv[2]), end="")
+            return 0
+    print("usage: python -m agent.keys sign KEY < nonce | csr KEY NAME", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

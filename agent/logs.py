@@ -1,0 +1,189 @@
+"""The agent's own logs: a rotating file in the state directory and a ring in memory.
+
+On request the agent returns its last N lines, or the lines since a time,
+redacted by :func:`agent.redaction.redact` before they leave the host.  The ring
+answers recent requests; the files (current first, then rotated ones) answer for
+older lines, including those of earlier runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["LOGGER_NAME", "MAX_BUNDLE_BYTES", "LogBook", "restrict_umask"]
+
+LOGGER_NAME = "agent"
+MAX_BUNDLE_BYTES = 512 * 1024
+"""A logs answer stays well under the 1 MiB frame limit."""
+
+_TS_LEN = len("2026-01-01T00:00:00.000Z")
+
+
+class _Formatter(logging.Formatter):
+    """``2026-11-27T03:12:58.123Z INFO agent.channel: message`` in UTC."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _line_time(line: str) -> float | None:
+    if len(line) < _TS_LEN or line[_TS_LEN - 1] != "Z":
+        return None
+    try:
+        moment = datetime.strptime(line[: _TS_LEN - 1], "%Y-%m-%dT%H:%M:%S.%f")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+class _RingHandler(logging.Handler):
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=capacity)
+        self.evicted = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a bad format argument must not kill the agent
+            self.handleError(record)
+            return
+        for line in text.splitlines() or [""]:
+            if len(self.lines) == self.lines.maxlen:
+                self.evicted = True
+            self.lines.append((record.created, line))
+
+
+class LogBook:
+    """Owns the agent's log handlers and answers log requests.
+
+    Args:
+        log_dir: where ``agent.log`` and its rotations live; ``None`` for memory only.
+        max_bytes: size at which the file rotates.
+        backups: rotated files kept.
+        ring_lines: lines kept in memory.
+    """
+
+    def __init__(
+        self, log_dir: Path | None, *, max_bytes: int, backups: int, ring_lines: int
+    ) -> None:
+        self.formatter = _Formatter(_FORMAT)
+        self.ring = _RingHandler(ring_lines)
+        self.ring.setFormatter(self.formatter)
+        self.file: Path | None = None
+        self.handlers: list[logging.Handler] = [self.ring]
+        if log_dir is not None:
+            log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.file = log_dir / "agent.log"
+            if not self.file.exists():
+                self.file.touch(mode=0o600)
+            handler = logging.handlers.RotatingFileHandler(
+                self.file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+            handler.setFormatter(self.formatter)
+            self.handlers.append(handler)
+
+    def install(self, level: str, *, stderr: bool = True) -> logging.Logger:
+        """Attach the handlers to the ``agent`` logger and return it."""
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.setLevel(level.upper())
+        logger.propagate = False
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        handlers = list(self.handlers)
+        if stderr:
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(self.formatter)
+            handlers.append(console)
+        for handler in handlers:
+            logger.addHandler(handler)
+        return logger
+
+    def close(self) -> None:
+        """Detach and close the handlers."""
+        logger = logging.getLogger(LOGGER_NAME)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+
+    def _from_ring(self, since: float | None) -> tuple[list[str], bool]:
+        """Lines from the ring, and whether the ring holds everything asked for."""
+        entries = list(self.ring.lines)
+        if since is not None:
+            complete = not self.ring.evicted or (bool(entries) and entries[0][0] <= since)
+            return [line for ts, line in entries if ts >= since], complete
+        return [line for _, line in entries], not self.ring.evicted
+
+    def _from_files(self, since: float | None, limit: int) -> list[str]:
+        if self.file is None:
+            return []
+        paths = [self.file]
+        index = 1
+        while (rotated := self.file.with_name(f"{self.file.name}.{index}")).exists():
+            paths.append(rotated)
+            index += 1
+        collected: list[str] = []
+        for path in paths:  # newest file first
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            chunk: list[str] = []
+            current = None
+            for line in text.splitlines():
+                stamp = _line_time(line)
+                current = stamp if stamp is not None else current
+                if since is None or (current is not None and current >= since):
+                    chunk.append(line)
+            collected = chunk + collected
+            if len(collected) >= limit:
+                break
+            if since is not None and current is not None and text and _first_time(text) < since:
+                break
+        return collected
+
+    def tail(self, lines: int, since: float | None = None) -> tuple[list[str], bool]:
+        """The last ``lines`` lines (since ``since`` if given), redacted.
+
+        Returns:
+            The lines, oldest first, and whether they were cut to the size limit.
+        """
+        from agent.redaction import redact
+
+        picked, complete = self._from_ring(since)
+        if (len(picked) < lines and not complete) or (not picked and self.file is not None):
+            from_files = self._from_files(since, lines)
+            if len(from_files) > len(picked):
+                picked = from_files
+        picked = picked[-lines:]
+        redacted = redact("\n".join(picked)).split("\n") if picked else []
+        truncated = False
+        size = sum(len(line.encode("utf-8")) + 1 for line in redacted)
+        while redacted and size > MAX_BUNDLE_BYTES:
+            size -= len(redacted.pop(0).encode("utf-8")) + 1
+            truncated = True
+        return redacted, truncated
+
+
+def _first_time(text: str) -> float:
+    for line in text.splitlines():
+        stamp = _line_time(line)
+        if stamp is not None:
+            return stamp
+    return time.time()
+
+
+def restrict_umask() -> None:
+    """Files the agent creates are private to its user (keys, logs, state)."""
+    os.umask(0o077)

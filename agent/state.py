@@ -1,0 +1,123 @@
+"""The state directory: the agent's identity and logs.
+
+Layout::
+
+    STATE_DIR/            0700
+      key.pem             0600  the agent's private key; never leaves the host
+      cert.pem                  the certificate the control plane signed
+      ca.pem                    the control plane's CA (checked against the pin)
+      agent.json                {agent_id, name, pool, server}
+      agent.toml                optional configuration file
+      logs/agent.log            rotating log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import StateError
+
+__all__ = ["Identity", "load_identity", "save_identity", "write_private", "write_public"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the agent is and where its files are."""
+
+    state_dir: Path
+    agent_id: str
+    name: str
+    pool: str
+    server: str
+
+    @property
+    def key_path(self) -> Path:
+        return self.state_dir / "key.pem"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.state_dir / "cert.pem"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.state_dir / "ca.pem"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` atomically: a temporary file in the same directory, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only the agent's user may read (0600)."""
+    _write(path, data, 0o600)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """Write a non-secret file (0644)."""
+    _write(path, data, 0o644)
+
+
+def save_identity(identity: Identity) -> None:
+    """Write ``agent.json``."""
+    doc = {
+        "agent_id": identity.agent_id,
+        "name": identity.name,
+        "pool": identity.pool,
+        "server": identity.server,
+    }
+    write_public(identity.state_dir / "agent.json", (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def load_identity(state_dir: Path) -> Identity:
+    """Read and check the state directory of an enrolled agent.
+
+    Raises:
+        StateError: not enrolled, files missing, or a key others may read.
+    """
+    doc_path = state_dir / "agent.json"
+    try:
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StateError(
+            f"{state_dir} holds no enrolled agent (no agent.json); "
+            "run `fleet agent enroll --state-dir DIR ...` first"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read {doc_path}: {exc}") from None
+    try:
+        identity = Identity(
+            state_dir=state_dir,
+            agent_id=str(doc["agent_id"]),
+            name=str(doc["name"]),
+            pool=str(doc["pool"]),
+            server=str(doc["server"]),
+        )
+    except (KeyError, TypeError):
+        raise StateError(f"{doc_path} is incomplete; enroll again") from None
+    for path in (identity.key_path, identity.cert_path, identity.ca_path):
+        if not path.is_file():
+            raise StateError(f"{path} is missing; enroll again")
+    mode = stat.S_IMODE(identity.key_path.stat().st_mode)
+    if mode & 0o077:
+        raise StateError(
+            f"{identity.key_path} may be read by other users (mode {mode:04o}); "
+            f"run `chmod 600 {identity.key_path}`"
+        )
+    return identity
