@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,34 @@ def server_main(argv: list[str]) -> int:
         help="plain HTTP, only behind a TLS-terminating proxy you control",
     )
     parser.add_argument("--heartbeat-interval", type=_duration, default=None)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a setting of controlplane/config.py, e.g. --set skew_warn_ms=500",
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
+    import dataclasses
+
     from .config import Settings
     from .server import serve
 
-    settings = Settings()
+    overrides: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            parser.error(f"--set {item!r}: known settings are {', '.join(fields)}")
+        kind = type(getattr(Settings(), name))
+        try:
+            overrides[name] = kind(value)
+        except ValueError:
+            parser.error(f"--set {item!r}: {value!r} is not a {kind.__name__}")
     if args.heartbeat_interval:
-        settings = Settings(heartbeat_interval_s=args.heartbeat_interval)
+        overrides["heartbeat_interval_s"] = args.heartbeat_interval
+    settings = Settings(**overrides)
     try:
         serve(args.data_dir, args.host, args.port, not args.no_tls, settings, args.log_level)
     except OSError as exc:
@@ -73,7 +94,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
         args.token_file or data_dir / "admin.token", "an admin API token"
     )
     ca = args.ca_file or data_dir / "ca.pem"
-    verify: Any = str(ca) if ca.exists() else True
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
     try:
         with httpx.Client(base_url=server, verify=verify, timeout=30.0) as client:
             response = client.request(

@@ -1,0 +1,310 @@
+"""Simulated agents that speak the real protocol: for the demo's fleet and for tests.
+
+A :class:`SimAgent` enrolls over REST with a real CSR, then holds a real wss
+channel with proof of possession, like the real agent, but in-process and
+scriptable: its samples, clock offset, version and whether it heartbeats at all
+are attributes a test or the demo sets.  Many run in one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from .protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Auth,
+    CommandError,
+    CommandFinished,
+    CommandRequest,
+    ConfigResult,
+    ErrorMessage,
+    Heartbeat,
+    Hello,
+    LogsResult,
+    ProbeResult,
+    RenewRequest,
+    RenewResponse,
+    TimeProbe,
+    TimeReply,
+    Welcome,
+    dump,
+    parse_server_message,
+)
+
+__all__ = ["Identity", "SimAgent", "enroll"]
+
+AUTH_CONTEXT = b"fleet-agent-auth:"
+
+
+@dataclass
+class Identity:
+    agent_id: str
+    name: str
+    pool: str
+    key: ec.EllipticCurvePrivateKey
+    certificate_pem: str
+    ca_pem: str
+    not_after: float
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey, name: str) -> str:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def enroll(
+    client: httpx.AsyncClient, token: str, name: str, version: str = "1.0.0"
+) -> Identity:
+    """Enroll one agent; raises ``httpx.HTTPStatusError`` when refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    response = await client.post(
+        "/v1/enroll",
+        json={"token": token, "csr_pem": make_csr(key, name), "name": name, "version": version},
+    )
+    response.raise_for_status()
+    body = response.json()
+    return Identity(
+        agent_id=body["agent_id"],
+        name=body["name"],
+        pool=body["pool"],
+        key=key,
+        certificate_pem=body["certificate_pem"],
+        ca_pem=body["ca_pem"],
+        not_after=body["not_after"],
+    )
+
+
+def sign_nonce(key: ec.EllipticCurvePrivateKey, nonce: str) -> str:
+    return base64.b64encode(
+        key.sign(AUTH_CONTEXT + nonce.encode(), ec.ECDSA(hashes.SHA256()))
+    ).decode()
+
+
+CommandHandler = Callable[[CommandRequest], Awaitable[CommandFinished]]
+
+
+@dataclass
+class SimAgent:
+    """One simulated agent.  Set attributes to change what it reports."""
+
+    identity: Identity
+    ws_url: str
+    ca_file: Path
+    version: str = "1.0.0"
+    clock_offset_s: float = 0.0
+    cpu_percent: float = 5.0
+    mem_host_percent: float = 40.0
+    mem_rss_bytes: int = 30 << 20
+    queue_depth: int = 0
+    cert_not_after: float | None = None
+    config_hash: str | None = None
+    heartbeating: bool = True
+    """False: keep the socket open but stop heartbeats (to test stale detection)."""
+    handler: CommandHandler | None = None
+    interval_s: float = 5.0
+    close_code: int | None = None
+    close_message: str | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
+    _seq: int = 0
+    _ws: websockets.ClientConnection | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset_s
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    async def run(self, reconnect: bool = True) -> None:
+        """Hold the channel; reconnect with full jitter unless revoked."""
+        import random
+
+        window = 1.0
+        while True:
+            try:
+                await self._session()
+                window = 1.0
+            except (TimeoutError, OSError, websockets.WebSocketException):
+                pass
+            self.connected.clear()
+            if not reconnect or self.close_code == 4004:
+                return
+            await asyncio.sleep(random.uniform(0, window))
+            window = min(window * 2, 60.0)
+
+    async def _session(self) -> None:
+        async with websockets.connect(
+            self.ws_url + "/v1/agent/connect",
+            ssl=self.ssl_context(),
+            max_size=MAX_FRAME_BYTES,
+            compression=None,
+            open_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
+        ) as ws:
+            self._ws = ws
+            hello = parse_server_message(await ws.recv())
+            assert isinstance(hello, Hello)
+            await ws.send(
+                dump(
+                    Auth(
+                        protocol_version=PROTOCOL_VERSION,
+                        agent_id=self.identity.agent_id,
+                        certificate_pem=self.identity.certificate_pem,
+                        signature=sign_nonce(self.identity.key, hello.nonce),
+                        version=self.version,
+                    )
+                )
+            )
+            beat: asyncio.Task[None] | None = None
+            try:
+                async for raw in ws:
+                    t_recv = self.now()
+                    msg = parse_server_message(raw)
+                    if isinstance(msg, Welcome):
+                        self.interval_s = msg.heartbeat_interval_s
+                        self.connected.set()
+                        beat = asyncio.create_task(self._heartbeats(ws))
+                    elif isinstance(msg, TimeProbe):
+                        await ws.send(
+                            dump(TimeReply(id=msg.id, t1=msg.t1, t2=t_recv, t3=self.now()))
+                        )
+                    elif isinstance(msg, CommandRequest):
+                        task = asyncio.create_task(self._command(ws, msg))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                    elif isinstance(msg, ErrorMessage):
+                        self.close_code, self.close_message = msg.code, msg.message
+                    elif isinstance(msg, RenewResponse) and msg.certificate_pem:
+                        self.identity.certificate_pem = msg.certificate_pem
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None:
+                    self.close_code = exc.rcvd.code
+            finally:
+                if beat is not None:
+                    beat.cancel()
+            if ws.close_code is not None and ws.close_code != 1000:
+                self.close_code = ws.close_code
+
+    async def _heartbeats(self, ws: websockets.ClientConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                if self.heartbeating:
+                    await self.send_heartbeat(ws)
+                await asyncio.sleep(self.interval_s)
+
+    async def send_heartbeat(self, ws: websockets.ClientConnection | None = None) -> None:
+        ws = ws or self._ws
+        assert ws is not None
+        self._seq += 1
+        await ws.send(
+            dump(
+                Heartbeat(
+                    seq=self._seq,
+                    sent_at=self.now(),
+                    version=self.version,
+                    uptime_s=time.monotonic() - self.started,
+                    cpu_percent=self.cpu_percent,
+                    mem_rss_bytes=self.mem_rss_bytes,
+                    mem_host_percent=self.mem_host_percent,
+                    queue_depth=self.queue_depth,
+                    cert_not_after=self.cert_not_after or self.identity.not_after,
+                    config_hash=self.config_hash,
+                )
+            )
+        )
+
+    async def send_raw(self, data: str | bytes) -> None:
+        assert self._ws is not None
+        await self._ws.send(data)
+
+    async def renew(self) -> None:
+        assert self._ws is not None
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.identity.key = key
+        await self._ws.send(dump(RenewRequest(csr_pem=make_csr(key, self.identity.name))))
+
+    async def _command(self, ws: websockets.ClientConnection, req: CommandRequest) -> None:
+        if self.handler is not None:
+            result = await self.handler(req)
+        else:
+            result = await default_handler(req)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(dump(result))
+
+
+async def default_handler(req: CommandRequest) -> CommandFinished:
+    """What a simulated agent answers: a real TCP probe, canned logs and config."""
+    cmd = req.command
+    if cmd.kind == "probe":
+        start = time.perf_counter()
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(cmd.host, cmd.port), cmd.timeout_s
+            )
+            writer.close()
+            ms = (time.perf_counter() - start) * 1000
+            result: ProbeResult | LogsResult | ConfigResult = ProbeResult(
+                host=cmd.host, port=cmd.port, tls=cmd.tls, ok=True, connect_ms=round(ms, 2)
+            )
+        except ConnectionRefusedError as exc:
+            result = ProbeResult(
+                host=cmd.host,
+                port=cmd.port,
+                tls=cmd.tls,
+                ok=False,
+                failure="refused",
+                error=str(exc),
+            )
+        except TimeoutError:
+            result = ProbeResult(
+                host=cmd.host,
+                port=cmd.port,
+                tls=cmd.tls,
+                ok=False,
+                failure="timeout",
+                error=f"no answer in {cmd.timeout_s} s",
+            )
+        except OSError as exc:
+            result = ProbeResult(
+                host=cmd.host,
+                port=cmd.port,
+                tls=cmd.tls,
+                ok=False,
+                failure="error",
+                error=str(exc),
+            )
+        return CommandFinished(request_id=req.request_id, result=result)
+    if cmd.kind == "logs":
+        lines = [f"2026-01-01T00:00:{i:02d}Z INFO simulated agent line {i}" for i in range(20)]
+        return CommandFinished(
+            request_id=req.request_id, result=LogsResult(lines=lines[-cmd.lines :])
+        )
+    if cmd.kind == "config":
+        return CommandFinished(
+            request_id=req.request_id,
+            result=ConfigResult(config={"heartbeat": 5, "samples": True}, hash="sha256:sim"),
+        )
+    return CommandFinished(
+        request_id=req.request_id, error=CommandError(code="unsupported", message=cmd.kind)
+    )

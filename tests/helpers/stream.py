@@ -1,0 +1,71 @@
+"""Event-stream and simulated-agent helpers for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import websockets
+
+from fleet.protocol import (
+    MAX_STREAM_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    StreamToClient,
+    Subscribe,
+    dump,
+    parse_stream_message,
+)
+from fleet.simagent import SimAgent, enroll
+from tests.helpers.server import RunningServer
+
+
+async def subscribe(
+    server: RunningServer, token: str | None = None, since: int | None = None
+) -> websockets.ClientConnection:
+    ws = await websockets.connect(
+        server.ws_url + "/v1/events",
+        ssl=ssl.create_default_context(cafile=str(server.ca_file)),
+        additional_headers={"Authorization": f"Bearer {token or server.admin_token}"},
+        max_size=MAX_STREAM_FRAME_BYTES,
+    )
+    await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION, since=since)))
+    return ws
+
+
+async def next_event(
+    ws: websockets.ClientConnection,
+    predicate: Callable[[StreamToClient], bool] = lambda m: True,
+    timeout: float = 10.0,
+) -> StreamToClient:
+    """The next event on ``ws`` for which ``predicate`` holds."""
+
+    async def find() -> StreamToClient:
+        while True:
+            msg = parse_stream_message(await ws.recv())
+            if predicate(msg):
+                return msg
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def start_agent(
+    server: RunningServer, name: str, pool: str = "default", **attrs: Any
+) -> tuple[SimAgent, asyncio.Task[None]]:
+    """Enroll a simulated agent and run its channel; waits until it is connected."""
+    token = server.enrollment_token(pool)
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ssl_context()) as client:
+        identity = await enroll(client, token, name)
+    agent = SimAgent(identity=identity, ws_url=server.ws_url, ca_file=server.ca_file, **attrs)
+    task = asyncio.create_task(agent.run())
+    await asyncio.wait_for(agent.connected.wait(), 10)
+    return agent, task
+
+
+async def stop_agent(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
