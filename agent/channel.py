@@ -67,6 +67,8 @@ _PING_INTERVAL_S = 20.0
 _MAX_SILENCE_S = 30.0
 _HANDSHAKE_TIMEOUT_S = 15.0
 _RENEW_ANSWER_TIMEOUT_S = 60.0
+_MIN_RENEW_GAP_S = 30.0
+"""Never renew more often than this, even if a short-lived certificate is already due."""
 _STABLE_AFTER_S = 10.0
 """A connection that held this long resets the reconnect window."""
 
@@ -395,14 +397,18 @@ class Agent:
 
     async def _renewals(self, ws: ClientConnection) -> None:
         failures = 0
+        last_renewal = -_MIN_RENEW_GAP_S
         while True:
-            wait = self.renew_at() - time.time()
+            wait = max(
+                self.renew_at() - time.time(), last_renewal + _MIN_RENEW_GAP_S - time.monotonic()
+            )
             if wait > 0:
                 await asyncio.sleep(min(wait, 3600.0))
                 continue
             try:
                 await self._renew_once(ws)
                 failures = 0
+                last_renewal = time.monotonic()
             except (_RenewFailed, RuntimeError, TimeoutError, ValueError) as exc:
                 failures += 1
                 retry = min(900.0, 15.0 * 2 ** min(failures, 6))

@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     logger = logbook.install(config.log_level)
     if config.sources:
-        logger.info("configuration from %s; hash %s", ", ".join(config.sources), config.hash())
+        logger.info("settings from %s; hash %s", ", ".join(config.sources), config.hash())
     try:
         asyncio.run(Agent(identity, config, logbook).run())
     except Revoked:

@@ -252,8 +252,10 @@ def load_config(
             continue
         if name not in _FIELDS:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, "--" + name.replace("_", "-"))
-        sources.append("--" + name.replace("_", "-"))
+        flag = "--" + name.removesuffix("s").replace("_", "-") if name in _LIST_FIELDS else name
+        flag = flag if flag.startswith("--") else "--" + name.replace("_", "-")
+        values[name] = _coerce(name, value, flag)
+        sources.append(flag)
     if isinstance(values.get("log_level"), str):
         values["log_level"] = values["log_level"].lower()
     cfg = AgentConfig(**values, sources=tuple(sources))

@@ -51,7 +51,6 @@ class _RingHandler(logging.Handler):
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=capacity)
-        self.evicted = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -60,8 +59,6 @@ class _RingHandler(logging.Handler):
             self.handleError(record)
             return
         for line in text.splitlines() or [""]:
-            if len(self.lines) == self.lines.maxlen:
-                self.evicted = True
             self.lines.append((record.created, line))
 
 
@@ -117,13 +114,8 @@ class LogBook:
             logger.removeHandler(handler)
             handler.close()
 
-    def _from_ring(self, since: float | None) -> tuple[list[str], bool]:
-        """Lines from the ring, and whether the ring holds everything asked for."""
-        entries = list(self.ring.lines)
-        if since is not None:
-            complete = not self.ring.evicted or (bool(entries) and entries[0][0] <= since)
-            return [line for ts, line in entries if ts >= since], complete
-        return [line for _, line in entries], not self.ring.evicted
+    def _from_ring(self, since: float | None) -> list[str]:
+        return [line for ts, line in self.ring.lines if since is None or ts >= since]
 
     def _from_files(self, since: float | None, limit: int) -> list[str]:
         if self.file is None:
@@ -161,8 +153,9 @@ class LogBook:
         """
         from agent.redaction import redact
 
-        picked, complete = self._from_ring(since)
-        if (len(picked) < lines and not complete) or (not picked and self.file is not None):
+        picked = self._from_ring(since)
+        # The files hold what the ring dropped, and earlier runs of the agent.
+        if len(picked) < lines and self.file is not None:
             from_files = self._from_files(since, lines)
             if len(from_files) > len(picked):
                 picked = from_files
