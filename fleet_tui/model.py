@@ -322,6 +322,11 @@ class FleetModel:
             self._order_stale = False
         return self._rows
 
+    def shown_count(self) -> int:
+        """How many agents pass the filter."""
+        self.rows()
+        return len(self._index)
+
     def row_of(self, agent_id: str) -> int | None:
         """The row index of an agent, or None when filtered out."""
         self.rows()

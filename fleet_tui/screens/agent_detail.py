@@ -57,7 +57,9 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("reasons", "; ".join(a.reasons) or "-"),
         ("version", f"{a.version or '-'}{drift}"),
         ("pinned version", a.pinned_version or "-"),
-        ("last heartbeat", f"{fmt.age(a.last_heartbeat_at, now)} ({_when(a.last_heartbeat_at)})"),
+        ("config hash", a.config_hash or "-"),
+        ("pinned config", a.pinned_config_hash or "-"),
+        ("last heartbeat", fmt.age(a.last_heartbeat_at, now)),
         ("heartbeat every", f"{a.heartbeat_interval_s:g}s"),
         ("connected", fmt.age(a.connected_at, now)),
         ("enrolled", _when(a.enrolled_at)),
@@ -69,9 +71,8 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("memory (host)", fmt.percent(a.mem_host_percent)),
         ("memory (agent)", _bytes(a.mem_rss_bytes)),
         ("queue depth", "-" if a.queue_depth is None else str(a.queue_depth)),
-        ("certificate", f"expires {cert} ({_when(a.cert_not_after)})"),
-        ("config hash", a.config_hash or "-"),
-        ("pinned config", a.pinned_config_hash or "-"),
+        ("certificate", f"expires {cert}"),
+        ("cert not after", _when(a.cert_not_after)),
     ]
 
 
@@ -116,7 +117,9 @@ class AgentDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail"):
-            yield Static(id="detail-fields")
+            with Horizontal(id="detail-fields"):
+                yield Static(id="detail-fields-left")
+                yield Static(id="detail-fields-right")
             with Horizontal(id="detail-charts"):
                 for key, title in (("cpu", "cpu %"), ("mem", "memory %"), ("queue", "queue")):
                     with Vertical(classes="chart"):
@@ -129,6 +132,7 @@ class AgentDetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#detail").focus()
         self.tick()
         if self.rest is not None:
             self._load_config()
@@ -150,7 +154,7 @@ class AgentDetailScreen(Screen[None]):
         """Redraw what changed since the last tick."""
         agent = self.model.agents.get(self.agent_id)
         if agent is None:
-            self.query_one("#detail-fields", Static).update(
+            self.query_one("#detail-fields-left", Static).update(
                 f"agent {self.agent_id} is no longer in the fleet"
             )
             return
@@ -159,12 +163,12 @@ class AgentDetailScreen(Screen[None]):
         key = (agent, int(now))
         if key != self._shown:
             self._shown = key
-            width = max(len(label) for label, _ in field_lines(agent, now))
-            text = "\n".join(
-                f"[b]{label.ljust(width)}[/b]  {escape(value)}"
-                for label, value in field_lines(agent, now)
-            )
-            self.query_one("#detail-fields", Static).update(text)
+            fields = field_lines(agent, now)
+            width = max(len(label) for label, _ in fields)
+            lines = [f"[b]{label.ljust(width)}[/b]  {escape(value)}" for label, value in fields]
+            half = (len(lines) + 1) // 2
+            self.query_one("#detail-fields-left", Static).update("\n".join(lines[:half]))
+            self.query_one("#detail-fields-right", Static).update("\n".join(lines[half:]))
             hist = self.model.history.get(self.agent_id)
             if hist is not None:
                 for key_name, data in (("cpu", hist.cpu), ("mem", hist.mem), ("queue", hist.queue)):

@@ -69,8 +69,12 @@ def _without(cols: list[Column], *keys: str) -> list[Column]:
 
 
 def _narrow(cols: list[Column]) -> list[Column]:
-    widths = {"pool": 8, "version": 8, "beat": 8}
-    return [replace(c, width=widths.get(c.key, c.width)) for c in cols]
+    widths = {"pool": 8, "version": 8, "beat": 7}
+    titles = {"beat": "beat"}
+    return [
+        replace(c, width=widths.get(c.key, c.width), title=titles.get(c.key, c.title))
+        for c in cols
+    ]
 
 
 def _total(cols: list[Column]) -> int:

@@ -1,0 +1,412 @@
+"""The fleet dashboard app: wires the model, the network clients and the screens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import HelpPanel
+
+from fleet.protocol import AgentState, Snapshot, StreamToClient
+
+from .client import ConnectionState, LinkStatus, ProbeRequest, RestClient, StreamClient
+from .client._tls import make_ssl_context
+from .errors import ApiError, FleetTuiError
+from .model import FleetModel
+from .permissions import ACTIONS, Gate
+from .screens.agent_detail import AgentDetailScreen
+from .screens.confirm import LogsModal, PinModal, PinRequest, RevokeModal
+from .screens.connections import ConnectionsScreen
+from .screens.fleet import FleetScreen
+from .screens.logs import LogViewer
+from .screens.probe import ProbeModal, ProbeResultModal
+from .screens.wall import WallScreen
+from .widgets.banner import LinkBanner
+
+__all__ = ["FleetApp", "default_logs_dir"]
+
+
+def default_logs_dir() -> Path:
+    """Where fetched logs are saved: ``$XDG_STATE_HOME/fleet/logs``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleet" / "logs"
+
+
+class FleetApp(App[int]):
+    """The fleet dashboard.
+
+    Args:
+        server_url: ``https://host:port`` of the control plane; None to run on
+            data fed with :meth:`feed` (tests, screenshots).
+        token: The API bearer token.
+        ca_file: The control plane's CA certificate (PEM).
+        ca_pin: Or the CA's pin, ``sha256:…``, checked against ``/v1/ca``.
+        wall: Wall mode: big counters, pages turning on their own, input locked.
+        tick: Seconds between redraws; events never redraw by themselves.
+        model: A model to show, e.g. one already filled for a test.
+        keymap: Binding id to keys, e.g. ``{"fleet.revoke": "X"}``.
+        logs_dir: Where fetched logs are saved.
+        backoff_cap: Longest wait between reconnection attempts, seconds.
+        page_s: Seconds between pages in wall mode.
+        theme: A Textual theme name, e.g. ``textual-ansi``.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "fleet"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="fleet.quit"),
+        Binding("p", "probe", "Probe", id="fleet.probe"),
+        Binding("l", "logs", "Logs", id="fleet.logs"),
+        Binding("v", "pin", "Pin", id="fleet.pin"),
+        Binding("x", "revoke", "Revoke", id="fleet.revoke"),
+        Binding("question_mark", "keys", "Keys", id="fleet.keys"),
+    ]
+    """Actions on the agent under the cursor (or shown in detail), keys, quit."""
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        token: str = "",
+        ca_file: str | Path | None = None,
+        wall: bool = False,
+        *,
+        ca_pin: str | None = None,
+        tick: float = 1.0,
+        model: FleetModel | None = None,
+        keymap: dict[str, str] | None = None,
+        logs_dir: Path | None = None,
+        backoff_cap: float = 10.0,
+        page_s: float = 8.0,
+        theme: str | None = None,
+    ) -> None:
+        super().__init__()
+        if theme is not None:
+            self.theme = theme
+        self.server_url = server_url
+        self._token = token
+        self._ca_file = ca_file
+        self._ca_pin = ca_pin
+        self.wall = wall
+        self.tick_s = tick
+        self.page_s = page_s
+        self.model = model if model is not None else FleetModel()
+        self.gate = Gate(role=self.model.role if model is not None else "viewer", wall=wall)
+        self.logs_dir = logs_dir or default_logs_dir()
+        self.backoff_cap = backoff_cap
+        self.link = LinkStatus(ConnectionState.CONNECTING)
+        self.link_since = time.monotonic()
+        self.rest: RestClient | None = None
+        self.stream: StreamClient | None = None
+        self.ticks = 0
+        if keymap:
+            self.set_keymap(keymap)
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+
+    def on_mount(self) -> None:
+        if self.wall:
+            self.push_screen(WallScreen(self.model, page_s=self.page_s))
+        else:
+            self.push_screen(FleetScreen(self.model, show_alerts=self.size.width >= 140))
+        self.set_interval(self.tick_s, self.tick)
+        if self.server_url is not None:
+            self._connect()
+        else:
+            self.link = LinkStatus(ConnectionState.LIVE)
+        self.call_after_refresh(self.tick)
+
+    @work(group="stream", exit_on_error=False)
+    async def _connect(self) -> None:
+        assert self.server_url is not None
+        try:
+            ctx = await asyncio.to_thread(
+                make_ssl_context, self.server_url, self._ca_file, self._ca_pin
+            )
+        except FleetTuiError as exc:
+            self._set_link(self.link.to(ConnectionState.REFUSED, str(exc)))
+            return
+        self.rest = RestClient(self.server_url, self._token, ctx)
+        self.stream = StreamClient(
+            self.server_url,
+            self._token,
+            ctx,
+            on_message=self.feed,
+            on_status=self._set_link,
+            backoff_cap=self.backoff_cap,
+        )
+        await self.stream.run()
+
+    async def on_unmount(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+        if self.rest is not None:
+            await self.rest.aclose()
+
+    # ------------------------------------------------------------------
+    # Data in
+
+    def feed(self, msg: StreamToClient) -> None:
+        """Apply one stream message; the screen catches up on the next tick."""
+        self.model.apply(msg)
+        if isinstance(msg, Snapshot):
+            if msg.role != self.gate.role:
+                self.gate = Gate(role=msg.role, wall=self.wall)
+                self.refresh_bindings()
+            # The first picture of the fleet should not wait for the tick.
+            self.call_later(self.tick)
+
+    def _set_link(self, status: LinkStatus) -> None:
+        if status.state is not self.link.state:
+            self.link_since = time.monotonic()
+        self.link = status
+        self.call_later(self.tick)
+
+    def link_words(self) -> str:
+        """The connection state in words, for the header."""
+        return self.link.words() if self.link.state is not ConnectionState.LIVE else "live"
+
+    def banner_text(self) -> str:
+        """What the banner says, or "" when the data is live."""
+        state = self.link.state
+        if state is ConnectionState.LIVE:
+            return ""
+        if state is ConnectionState.REFUSED:
+            return f"refused: {self.link.detail}"
+        if not self.model.has_snapshot:
+            where = self.server_url or "the control plane"
+            return f"connecting to {where}…"
+        age = self.model.data_age() or 0.0
+        return f"reconnecting… data as of {age:.0f} s ago ({self.link.detail})"
+
+    # ------------------------------------------------------------------
+    # The tick
+
+    def tick(self) -> None:
+        """Redraw what changed: called every ``tick`` seconds and after a snapshot."""
+        self.ticks += 1
+        live = self.link.state is ConnectionState.LIVE
+        words = self.link_words()
+        role = self.gate.role if self.model.has_snapshot else "?"
+        sub = f"{words} · {role}" if len(words) < 40 else words.split(":")[0] + f" · {role}"
+        if self.sub_title != sub:
+            self.sub_title = sub
+        screen = self.screen
+        banner_text = self.banner_text()
+        for banner in screen.query(LinkBanner):
+            banner.show(banner_text, refused=self.link.state is ConnectionState.REFUSED)
+        if isinstance(screen, FleetScreen):
+            screen.table.stale = not live
+            screen.tick()
+        elif isinstance(screen, WallScreen):
+            screen.tick(status=f"fleet: {words}" + (f" · {banner_text}" if banner_text else ""))
+        elif isinstance(screen, AgentDetailScreen | ConnectionsScreen):
+            screen.tick()
+
+    # ------------------------------------------------------------------
+    # The gate: the one place that enables or refuses actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.wall:
+            return self.gate.allows(action)
+        if action in ACTIONS:
+            if not self.gate.allows(action):
+                return None
+            return True if self.current_agent() is not None else None
+        return True
+
+    def _require(self, action: str) -> AgentState | None:
+        why = self.gate.why_not(action)
+        if why is not None:
+            self.notify(why, title="Not allowed", severity="warning")
+            return None
+        agent = self.current_agent()
+        if agent is None:
+            self.notify("Put the cursor on an agent first.", severity="warning")
+        return agent
+
+    def current_agent(self) -> AgentState | None:
+        """The agent an action applies to: the one in detail, or under the cursor."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, AgentDetailScreen):
+                return self.model.agents.get(screen.agent_id)
+            if isinstance(screen, FleetScreen):
+                agent_id = screen.table.highlighted_agent
+                return self.model.agents.get(agent_id) if agent_id else None
+        return None
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        if self.wall:
+            return
+        yield from super().get_system_commands(screen)
+        agent = self.current_agent()
+        for spec in ACTIONS.values():
+            why = self.gate.why_not(spec.name)
+            target = f" on {agent.name}" if agent else ""
+            help_text = f"{spec.does[0].upper()}{spec.does[1:]}."
+            if why:
+                help_text = f"Unavailable: {why}"
+            elif agent is None:
+                help_text = "Unavailable: put the cursor on an agent first."
+            yield SystemCommand(
+                f"{spec.title}{target}", help_text, self._action_callback(spec.name)
+            )
+        yield SystemCommand("Connections", "Show connections and whether each is routable",
+                            self.open_connections)
+
+    def _action_callback(self, name: str) -> Callable[[], None]:
+        # Straight to the action, past check_action, so a refused one says why.
+        method: Callable[[], None] = getattr(self, f"action_{name}")
+        return method
+
+    # ------------------------------------------------------------------
+    # Navigation
+
+    def open_detail(self, agent_id: str) -> None:
+        """Show an agent's detail screen."""
+        self.push_screen(AgentDetailScreen(self.model, agent_id, self.rest))
+        self.refresh_bindings()
+
+    def open_connections(self) -> None:
+        """Show the connections view."""
+        self.push_screen(ConnectionsScreen(self.model))
+
+    def action_keys(self) -> None:
+        if self.screen.query(HelpPanel):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    # ------------------------------------------------------------------
+    # Actions, each saying what it will do before it does it
+
+    def _refused(self, what: str, exc: ApiError) -> None:
+        self.notify(str(exc), title=f"{what} failed", severity="error", timeout=10)
+
+    def action_probe(self) -> None:
+        agent = self._require("probe")
+        if agent is None:
+            return
+
+        def done(request: ProbeRequest | None) -> None:
+            if request is not None:
+                self._probe(agent, request)
+
+        self.push_screen(ProbeModal(agent.name), done)
+
+    @work(group="actions")
+    async def _probe(self, agent: AgentState, request: ProbeRequest) -> None:
+        if self.rest is None:
+            self.notify("Not connected to a control plane.", severity="error")
+            return
+        self.notify(f"Probing {request.host}:{request.port} from {agent.name}…", timeout=3)
+        try:
+            result = await self.rest.probe(agent.id, request)
+        except ApiError as exc:
+            self._refused("Probe", exc)
+            return
+        self.push_screen(ProbeResultModal(agent.name, result))
+
+    def action_logs(self) -> None:
+        agent = self._require("logs")
+        if agent is None:
+            return
+
+        def done(lines: int | None) -> None:
+            if lines is not None:
+                self._logs(agent, lines)
+
+        self.push_screen(LogsModal(agent.name, str(self.logs_dir)), done)
+
+    @work(group="actions")
+    async def _logs(self, agent: AgentState, lines: int) -> None:
+        if self.rest is None:
+            self.notify("Not connected to a control plane.", severity="error")
+            return
+        self.notify(f"Fetching {lines} log lines from {agent.name}…", timeout=3)
+        try:
+            text = await self.rest.logs(agent.id, lines)
+        except ApiError as exc:
+            self._refused("Logs", exc)
+            return
+        path = self.save_logs(agent.name, text)
+        self.notify(f"Saved to {path}", title=f"Logs of {agent.name}", timeout=8)
+        self.push_screen(LogViewer(agent.name, path))
+
+    def save_logs(self, agent_name: str, text: str) -> Path:
+        """Write fetched logs to a new file (0600) and return its path."""
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", agent_name) or "agent"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self.logs_dir / f"{safe}-{stamp}.log"
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.logs_dir / f"{safe}-{stamp}-{n}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return path
+
+    def action_pin(self) -> None:
+        agent = self._require("pin")
+        if agent is None:
+            return
+
+        def done(request: PinRequest | None) -> None:
+            if request is not None:
+                self._pin(agent, request)
+
+        self.push_screen(PinModal(agent.name, agent.pool, agent.pinned_version or agent.version),
+                         done)
+
+    @work(group="actions")
+    async def _pin(self, agent: AgentState, request: PinRequest) -> None:
+        if self.rest is None:
+            self.notify("Not connected to a control plane.", severity="error")
+            return
+        try:
+            if request.scope == "pool":
+                await self.rest.pin_pool(agent.pool, request.version)
+                what = f"pool {agent.pool}"
+            else:
+                await self.rest.pin_agent(agent.id, request.version)
+                what = f"agent {agent.name}"
+        except ApiError as exc:
+            self._refused("Pin", exc)
+            return
+        self.notify(f"Pinned {what} to version {request.version}.", title="Pinned")
+
+    def action_revoke(self) -> None:
+        agent = self._require("revoke")
+        if agent is None:
+            return
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._revoke(agent)
+
+        self.push_screen(RevokeModal(agent.name, agent.id), done)
+
+    @work(group="actions")
+    async def _revoke(self, agent: AgentState) -> None:
+        if self.rest is None:
+            self.notify("Not connected to a control plane.", severity="error")
+            return
+        try:
+            await self.rest.revoke(agent.id)
+        except ApiError as exc:
+            self._refused("Revoke", exc)
+            return
+        self.notify(f"Revoked {agent.name}; its channel was closed.", title="Revoked")
+

@@ -1,0 +1,7 @@
+"""The alerts panel."""
+
+from __future__ import annotations
+
+from .panel import AlertsPanel
+
+__all__ = ["AlertsPanel"]
