@@ -1,0 +1,43 @@
+"""The agent stays small: no dashboard, no server, no cryptography while it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers.server import REPO
+
+FORBIDDEN = ("textual", "fastapi", "uvicorn", "starlette", "controlplane", "fleet_tui")
+
+PROBE = """
+import json, sys
+import agent.cli, agent.channel, agent.enroll, agent.probe, agent.logs, agent.config
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_agent_imports_neither_dashboard_nor_server():
+    loaded = _modules(PROBE)
+    bad = [m for m in loaded if m.split(".")[0] in FORBIDDEN]
+    assert bad == []
+
+
+def test_running_agent_modules_do_not_load_cryptography_pydantic_or_httpx():
+    # The long-running process: heavy libraries belong to enrollment and to the
+    # short-lived key helper only.
+    loaded = _modules(PROBE.replace("agent.enroll, ", ""))
+    heavy = sorted({m.split(".")[0] for m in loaded} & {"cryptography", "pydantic", "httpx"})
+    assert heavy == []

@@ -1,0 +1,74 @@
+"""Key, CSR, proof-of-possession signature and CA pin."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.keys import (
+    AUTH_PREFIX,
+    csr_isolated,
+    csr_pem,
+    generate_key_pem,
+    sign_isolated,
+    sign_nonce,
+    spki_pin,
+)
+from tests.agent.certs import self_signed
+
+
+def _public(key_pem: bytes) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key.curve, ec.SECP256R1)
+    return key.public_key()
+
+
+def test_signature_verifies_over_prefix_and_nonce_only():
+    key_pem = generate_key_pem()
+    signature = base64.b64decode(sign_nonce(key_pem, "ab12"))
+    public = _public(key_pem)
+    public.verify(signature, (AUTH_PREFIX + "ab12").encode(), ec.ECDSA(hashes.SHA256()))
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, (AUTH_PREFIX + "ab13").encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_csr_names_the_agent_and_carries_its_key():
+    key_pem = generate_key_pem()
+    csr = x509.load_pem_x509_csr(csr_pem(key_pem, "build-07").encode())
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=build-07"
+    assert csr.public_key() == _public(key_pem)
+
+
+def test_pin_is_sha256_of_the_subject_public_key_info():
+    issued = self_signed("fleet CA")
+    cert = x509.load_pem_x509_certificate(issued.cert_pem)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert spki_pin(issued.cert_pem) == "sha256:" + hashlib.sha256(spki).hexdigest()
+    assert spki_pin(issued.cert_pem) != spki_pin(self_signed("fleet CA").cert_pem)
+
+
+async def test_isolated_operations_run_in_a_child_process(tmp_path):
+    key_pem = generate_key_pem()
+    key_path = tmp_path / "key.pem"
+    key_path.write_bytes(key_pem)
+    signature = base64.b64decode(await sign_isolated(key_path, "n0nce"))
+    _public(key_pem).verify(signature, (AUTH_PREFIX + "n0nce").encode(), ec.ECDSA(hashes.SHA256()))
+    csr = x509.load_pem_x509_csr((await csr_isolated(key_path, "edge-1")).encode())
+    assert csr.subject.rfc4514_string() == "CN=edge-1"
+
+
+async def test_isolated_failure_is_reported(tmp_path):
+    bad = tmp_path / "key.pem"
+    bad.write_text("not a key")
+    with pytest.raises(RuntimeError, match="key operation sign failed"):
+        await sign_isolated(bad, "n")

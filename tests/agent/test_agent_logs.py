@@ -1,0 +1,97 @@
+"""The agent's logs: ring and rotating file, last N or since, redacted on the way out."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from agent.logs import MAX_BUNDLE_BYTES, LogBook
+
+SECRET_URL = "postgres://app:Sup3rS3cret!@db.internal:5432/orders"
+
+
+@pytest.fixture
+def book(tmp_path):
+    book = LogBook(tmp_path / "logs", max_bytes=4096, backups=2, ring_lines=50)
+    book.install("debug", stderr=False)
+    yield book
+    book.close()
+
+
+log = logging.getLogger("agent.test")
+
+
+def test_last_lines_are_redacted_but_keep_host_and_port(book):
+    for i in range(5):
+        log.info("line %d", i)
+    log.warning("cannot connect to %s: timeout after 5.0 s", SECRET_URL)
+    lines, truncated = book.tail(3)
+    assert not truncated
+    assert len(lines) == 3
+    assert lines[0].endswith("line 3") and lines[1].endswith("line 4")
+    assert "Sup3rS3cret" not in lines[2]
+    assert "db.internal:5432" in lines[2] and "timeout after 5.0 s" in lines[2]
+
+
+def test_since_returns_only_newer_lines(book):
+    log.info("old")
+    time.sleep(0.02)
+    cut = time.time()
+    time.sleep(0.02)
+    log.info("new")
+    lines, _ = book.tail(100, since=cut)
+    assert [line.split(": ", 1)[1] for line in lines] == ["new"]
+
+
+def test_file_rotates_and_older_lines_come_from_the_files(tmp_path, book):
+    for i in range(400):  # far more than the ring holds and than one file holds
+        log.info("entry %04d %s", i, "x" * 40)
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files == ["agent.log", "agent.log.1", "agent.log.2"]
+    lines, _ = book.tail(80)
+    assert len(lines) == 80
+    assert lines[-1].split(": ", 1)[1].startswith("entry 0399")
+    assert lines[0].split(": ", 1)[1].startswith("entry 0320")
+
+
+def test_lines_of_an_earlier_run_are_served_from_the_file(tmp_path):
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "agent.log").write_text(
+        f"2026-01-01T00:00:00.000Z ERROR agent.channel: lost {SECRET_URL}\n"
+    )
+    book = LogBook(log_dir, max_bytes=1 << 20, backups=1, ring_lines=50)
+    book.install("info", stderr=False)
+    try:
+        log.info("started again")
+        lines, _ = book.tail(10)
+    finally:
+        book.close()
+    assert len(lines) == 2
+    assert "lost postgres://" in lines[0] and "Sup3rS3cret" not in lines[0]
+    assert lines[1].endswith("started again")
+
+
+def test_tracebacks_stay_whole_lines(book):
+    try:
+        raise RuntimeError("boom with token=flte_" + "A" * 40)
+    except RuntimeError:
+        log.exception("handler failed")
+    lines, _ = book.tail(20)
+    assert any(line.startswith("Traceback") for line in lines)
+    assert not any("A" * 40 in line for line in lines)
+
+
+def test_bundle_is_capped_below_the_frame_limit(book):
+    for _ in range(40):
+        log.info("%s", "y" * 20_000)
+    lines, truncated = book.tail(40)
+    assert truncated
+    assert sum(len(line) + 1 for line in lines) <= MAX_BUNDLE_BYTES
+
+
+def test_log_file_is_private(tmp_path, book):
+    log.info("x")
+    assert (tmp_path / "logs" / "agent.log").stat().st_mode & 0o077 == 0
