@@ -1,0 +1,493 @@
+"""Secret redaction for agent log text.
+
+The agent returns its recent logs to the control plane on request, and they are
+redacted *on the agent* before they leave the host.  :func:`redact` is the one
+entry point: multi-line text in, the same number of lines out, each line with
+its secrets masked and everything else (hosts, ports, timings, ids, UUIDs,
+hashes, error text, user names) left exactly as it was.
+
+What is masked, and how:
+
+* Values found by their shape alone (this project's ``flte_``/``flta_`` tokens,
+  GitHub, GitLab, Slack, Stripe and Google keys, JWTs, AWS access key ids) are
+  replaced whole by ``[REDACTED:<kind>]``.
+* Values found by their context (URL/DSN passwords, ``key=value``,
+  ``key: value``, JSON/YAML/env forms, ``Authorization`` and API-key headers,
+  Azure ``AccountKey=``) keep the key, scheme and user, and only the secret is
+  replaced by ``[REDACTED]``.
+* PEM private key blocks keep their ``BEGIN``/``END`` lines; every line inside
+  becomes ``[REDACTED:private-key]`` (indentation kept).  A block with no
+  ``END`` is masked to the end of the text: a truncated key is still a key.
+
+A secret-ish word followed by prose is not a secret: ``token expired for agent
+ag_1`` and ``password authentication failed for user "app"`` are unchanged.
+Only ``key=value``, ``key:value``, quoted values, YAML ``key: value`` at the
+start of a line, and ``key: value`` mid-line whose value looks like a secret
+(digits mixed with letters, symbols, mixed case, or long) are masked.
+
+The function is idempotent (``redact(redact(x)) == redact(x)``) and uses only
+precompiled :mod:`re` patterns.  :class:`Redactor` is the streaming form, for
+callers that see one line at a time but want PEM blocks tracked across lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["REDACTED", "Redactor", "redact"]
+
+REDACTED: Final = "[REDACTED]"
+"""The marker that replaces a secret found by its context."""
+
+_PRIVATE_KEY_MARKER: Final = "[REDACTED:private-key]"
+
+# A marker already in the text, as one atomic unit.
+_MARK = r"\[REDACTED(?::[a-z0-9-]+)?\]"
+_NOT_MARKED = r"(?!\[REDACTED)"
+
+
+def _kind(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+# --------------------------------------------------------------------------
+# Tokens recognised by their shape alone.
+
+_SHAPE_RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (
+        re.compile(r"(?<![A-Za-z0-9_])flte_[A-Za-z0-9]{40}(?![A-Za-z0-9])"),
+        _kind("enrollment-token"),
+    ),
+    (re.compile(r"(?<![A-Za-z0-9_])flta_[A-Za-z0-9]{40}(?![A-Za-z0-9])"), _kind("api-token")),
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"
+            r"(?![A-Za-z0-9_])"
+        ),
+        _kind("github-token"),
+    ),
+    (re.compile(r"(?<![A-Za-z0-9_-])glpat-[A-Za-z0-9_-]{20,}"), _kind("gitlab-token")),
+    (re.compile(r"(?<![A-Za-z0-9_-])(?:xox[abposr]|xapp)-[A-Za-z0-9-]{10,}"), _kind("slack-token")),
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9_])(?:(?:sk|rk|pk)_(?:live|test)|whsec)_[A-Za-z0-9]{10,}(?![A-Za-z0-9])"
+        ),
+        _kind("stripe-key"),
+    ),
+    (
+        re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"),
+        _kind("google-api-key"),
+    ),
+    (
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
+        _kind("jwt"),
+    ),
+)
+
+_AWS_KEY_ID_RE: Final = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+# On a line that carries an AWS key id, a bare 40-char base64-ish word is its secret key
+# (the CSV and "id secret" forms); elsewhere a bare 40-char word is left alone.
+_AWS_SECRET_NEAR_ID_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+)
+
+# --------------------------------------------------------------------------
+# Secrets recognised by their context.
+
+# scheme://user:password@host -- any scheme (postgres, mysql, mongodb+srv, amqps,
+# rediss, http(s), ...).  The password may itself contain '@'; the last one wins.
+_URL_PASSWORD_RE: Final = re.compile(
+    r"(?P<pre>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)"
+    r"(?P<pw>[^\s/?#]*)@"
+)
+# jdbc:oracle:thin:user/password@host
+_ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w+:[^/\s@:]+/)(?P<pw>[^@\s]+)@")
+
+_AUTH_HEADER_RE: Final = re.compile(
+    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
+    r"(?:(?P<scheme>bearer|basic|token|bot|negotiate|ntlm|apikey|api-key|sso-key|dpop)[ \t]+)?"
+    r"(?P<cred>" + _MARK + r"|[^\s\"',;\\]+)"
+)
+_AUTH_DIGEST_RE: Final = re.compile(
+    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
+    r"(?:digest|hawk|mac)[ \t]+)" + _NOT_MARKED + r"(?P<cred>\S.*)"
+)
+_API_KEY_HEADER_RE: Final = re.compile(
+    r"(?i)(?P<pre>(?<![\w-])(?:x-api-key|api-key|x-auth-token|x-access-token|x-amz-security-token"
+    r"|x-vault-token|private-token|x-goog-api-key|ocp-apim-subscription-key|x-functions-key"
+    r"|x-fleet-token)\\?[\"']?[ \t]*:[ \t]*\\?[\"']?)" + _NOT_MARKED + r"(?P<cred>[^\s\"',;\\]+)"
+)
+_BEARER_RE: Final = re.compile(
+    r"(?i)(?P<pre>(?<![\w-])bearer[ \t]+)"
+    + _NOT_MARKED
+    + r"(?P<cred>[A-Za-z0-9._~+/-]{16,}=*)(?![\w.~+/=:-])"
+)
+_SAS_SIG_RE: Final = re.compile(r"(?P<pre>[?&]sig=)" + _NOT_MARKED + r"(?P<cred>[^&\s\"'#]+)")
+
+# Key names that hold secrets (searched in the lower-cased key).
+_SECRET_WORD_RE: Final = re.compile(
+    r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_.]?key|private[-_.]?key"
+    r"|account[-_.]?key|shared[-_.]?access[-_.]?(?:key|signature)"
+    r"|(?:signing|encryption|master|hmac)[-_.]?key|(?:^|_)pass$"
+)
+# ... unless the key names something about the secret rather than the secret.
+_NON_SECRET_SUFFIX_RE: Final = re.compile(
+    r"_(?:ttl|type|expiry|expires|expires_at|expires_in|expiration|expire_time|expired|length|len"
+    r"|min_length|max_length|count|file|path|dir|url|uri|endpoint|name|policy|age|lifetime|source"
+    r"|header|prefix|format|location|env|field|mode|enabled|required|set|present|valid|status"
+    r"|version|rotated|rotated_at|created|created_at|updated_at|issued_at|used_at|error|reason)$"
+)
+_CAMEL_RE: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+# Values that are not secrets and say something useful: empty markers, booleans,
+# already-masked values and references to where the secret comes from.
+_PLACEHOLDER_RE: Final = re.compile(
+    r"(?i)(?:true|false|yes|no|null|none|nil|<nil>|undefined|unset|empty|n/a|\*+|x{3,}|~"
+    r"|<[a-z0-9_ -]*>|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*\}\}|%\([^)]*\)s)"
+)
+
+_KEY = r"[A-Za-z_-][\w.-]*"
+_VALUE_CHARS = r"[^\s\"',;&)}\]]"
+
+# key: value at the start of a line (YAML, possibly a list item): the value runs
+# to the end of the line, minus a trailing comment.
+_YAML_RE: Final = re.compile(
+    r"^(?P<pre>[ \t]*(?:-[ \t]+)?(?P<key>"
+    + _KEY
+    + r")[ \t]*:[ \t]+)"
+    + _NOT_MARKED
+    + r"(?P<val>[^\s\"'|>#&*!{\[].*?)(?P<trail>[ \t]+#.*|[ \t]*)$"
+)
+
+# key=value, key: value, "key": "value", 'key' => 'value', \"key\":\"value\", ...
+_KV_RE: Final = re.compile(
+    r"(?P<kq>\\?[\"'])?(?<![\w.-])(?P<key>" + _KEY + r")(?(kq)(?P=kq))"
+    r"(?P<sep>[ \t]*(?::=|=>|=(?!=)|:(?![:/=]))(?P<sp>[ \t]*))"
+    r"(?:\\\"(?P<v1>(?:(?!\\\").)*)(?:\\\"|$)"
+    r"|\"(?P<v2>(?:[^\"\\]|\\.?)*)(?:\"|$)"
+    r"|'(?P<v3>(?:[^'\\]|\\.?)*)(?:'|$)"
+    r"|(?P<v4>(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _VALUE_CHARS + r")+))"
+)
+
+# --password value / -token value (the '=' form is handled by _KV_RE).
+_FLAG_RE: Final = re.compile(
+    r"(?<![\w-])(?P<pre>(?P<key>--?[A-Za-z][\w-]*)[ \t]+)(?![-\[])(?P<val>[^\s\"',;]+)"
+)
+
+# A line that is nothing but a long base64 run: PEM body seen without its BEGIN line.
+_BLOB_RE: Final = re.compile(r"^(?P<pre>[ \t]*)(?P<val>[A-Za-z0-9+/]{60,}={0,2})(?P<post>[ \t]*)$")
+
+_PEM_BEGIN_RE: Final = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END_RE: Final = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_MATERIAL_RE: Final = re.compile(r"[A-Za-z0-9+/=]{16,}")
+_TRAILING_PUNCT: Final = ".,;:!?)"
+
+
+def _is_secret_key(key: str) -> bool:
+    """Whether a key name holds a secret (``db_password``), not metadata (``token_ttl``)."""
+    snake = _CAMEL_RE.sub("_", key).lower().replace("-", "_").replace(".", "_").strip("_")
+    if not _SECRET_WORD_RE.search(snake):
+        return False
+    return _NON_SECRET_SUFFIX_RE.search(snake) is None
+
+
+def _is_placeholder(value: str) -> bool:
+    if not value or value.startswith("[REDACTED"):
+        return True
+    return _PLACEHOLDER_RE.fullmatch(value) is not None
+
+
+def _looks_secret(value: str) -> bool:
+    """Whether a bare word after ``key: `` in running text looks like a secret.
+
+    ``invalid token: expired`` is prose; ``password: hunter2`` is not.
+    """
+    if _is_placeholder(value):
+        return False
+    if value.isdigit():
+        return len(value) >= 4
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    if has_digit and has_alpha:
+        return True
+    if any(not c.isalnum() for c in value):
+        return True
+    if any(c.islower() for c in value) and any(c.isupper() for c in value[1:]):
+        return True
+    return len(value) >= 24
+
+
+def _span_replace(m: re.Match[str], group: str, replacement: str) -> str:
+    """``m.group(0)`` with the span of ``group`` replaced."""
+    start, end = m.span(group)
+    base = m.start()
+    whole = m.group(0)
+    return whole[: start - base] + replacement + whole[end - base :]
+
+
+def _mask_group(group: str) -> Callable[[re.Match[str]], str]:
+    def repl(m: re.Match[str]) -> str:
+        value = m.group(group)
+        if not value or value.startswith("[REDACTED"):
+            return m.group(0)
+        return _span_replace(m, group, REDACTED)
+
+    return repl
+
+
+def _auth_header(m: re.Match[str]) -> str:
+    cred = m.group("cred")
+    if cred.startswith("[REDACTED"):
+        return m.group(0)
+    if m.group("scheme") is None:
+        core = cred.rstrip(_TRAILING_PUNCT)
+        if not _looks_secret(core):
+            return m.group(0)
+        start = m.start("cred") - m.start()
+        whole = m.group(0)
+        return whole[:start] + REDACTED + cred[len(core) :]
+    return _span_replace(m, "cred", REDACTED)
+
+
+def _yaml(m: re.Match[str]) -> str:
+    if not _is_secret_key(m.group("key")) or _is_placeholder(m.group("val")):
+        return m.group(0)
+    return m.group("pre") + REDACTED + m.group("trail")
+
+
+def _kv(m: re.Match[str]) -> str | None:
+    if not _is_secret_key(m.group("key")):
+        return None
+    for group in ("v1", "v2", "v3"):
+        value = m.group(group)
+        if value is not None:
+            if _is_placeholder(value):
+                return None
+            return _span_replace(m, group, REDACTED)
+    value = m.group("v4")
+    if _is_placeholder(value):
+        return None
+    prose_position = m.group("kq") is None and m.group("sep").strip() == ":" and bool(m.group("sp"))
+    if prose_position:
+        # "invalid token: signature mismatch" -- a word after "key: " in running text.
+        core = value.rstrip(_TRAILING_PUNCT)
+        if not _looks_secret(core):
+            return None
+        start = m.start("v4") - m.start()
+        whole = m.group(0)
+        return whole[:start] + REDACTED + value[len(core) :]
+    return _span_replace(m, "v4", REDACTED)
+
+
+def _flag(m: re.Match[str]) -> str | None:
+    value = m.group("val")
+    core = value.rstrip(_TRAILING_PUNCT)
+    if not _is_secret_key(m.group("key")) or not _looks_secret(core):
+        return None
+    return m.group("pre") + REDACTED + value[len(core) :]
+
+
+def _blob(m: re.Match[str]) -> str:
+    value = m.group("val")
+    if not (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    ):
+        return m.group(0)
+    return m.group("pre") + _kind("base64-blob") + m.group("post")
+
+
+def _aws(line: str) -> str:
+    if not _AWS_KEY_ID_RE.search(line):
+        return line
+
+    def secret(m: re.Match[str]) -> str:
+        value = m.group(0)
+        mixed = any(c.isupper() for c in value) and any(c.islower() for c in value)
+        return _kind("aws-secret-key") if mixed and any(c.isdigit() for c in value) else value
+
+    line = _AWS_SECRET_NEAR_ID_RE.sub(secret, line)
+    return _AWS_KEY_ID_RE.sub(_kind("aws-access-key-id"), line)
+
+
+_Rule = Callable[[str], str]
+
+
+def _sub(pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str]) -> _Rule:
+    def rule(line: str) -> str:
+        return pattern.sub(repl, line)
+
+    return rule
+
+
+def _scan(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str | None]) -> _Rule:
+    """Like :func:`_sub`, but a declined match (``repl`` returns None) only skips its key.
+
+    ``refresh: access_token=x`` must not let the non-secret ``refresh:`` swallow
+    ``access_token=x`` as its value: after a decline the search resumes right
+    after the key, so the value is scanned again for keys of its own.
+    """
+
+    def rule(line: str) -> str:
+        out: list[str] = []
+        pos = 0
+        done = 0
+        while (m := pattern.search(line, pos)) is not None:
+            replacement = repl(m)
+            if replacement is None:
+                pos = m.end("key")
+                continue
+            out.append(line[done : m.start()])
+            out.append(replacement)
+            done = pos = m.end()
+        if not out:
+            return line
+        out.append(line[done:])
+        return "".join(out)
+
+    return rule
+
+
+_KEY_WORDS: Final = ("pass", "pwd", "secret", "token", "key", "signature")
+_SHAPE_TRIGGERS: Final[dict[str, tuple[str, ...]]] = {
+    _kind("enrollment-token"): ("flte_",),
+    _kind("api-token"): ("flta_",),
+    _kind("github-token"): ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    _kind("gitlab-token"): ("glpat-",),
+    _kind("slack-token"): ("xox", "xapp-"),
+    _kind("stripe-key"): ("_live_", "_test_", "whsec_"),
+    _kind("google-api-key"): ("aiza",),
+    _kind("jwt"): ("eyj",),
+}
+
+# (substrings of the lower-cased line that must be present, rule).  The triggers
+# only skip work: each is implied by its rule's pattern.
+_RULES: Final[tuple[tuple[tuple[str, ...], _Rule], ...]] = (
+    (("://",), _sub(_URL_PASSWORD_RE, _mask_group("pw"))),
+    (("jdbc:oracle",), _sub(_ORACLE_RE, _mask_group("pw"))),
+    (("authorization",), _sub(_AUTH_DIGEST_RE, _mask_group("cred"))),
+    (("authorization",), _sub(_AUTH_HEADER_RE, _auth_header)),
+    (("key", "token"), _sub(_API_KEY_HEADER_RE, _mask_group("cred"))),
+    (("sig=",), _sub(_SAS_SIG_RE, _mask_group("cred"))),
+    (("akia", "asia"), _aws),
+    *((_SHAPE_TRIGGERS[marker], _sub(pattern, marker)) for pattern, marker in _SHAPE_RULES),
+    (("bearer",), _sub(_BEARER_RE, _mask_group("cred"))),
+    (_KEY_WORDS, _sub(_YAML_RE, _yaml)),
+    (_KEY_WORDS, _scan(_KV_RE, _kv)),
+    (_KEY_WORDS, _scan(_FLAG_RE, _flag)),
+)
+
+_MAX_PASSES: Final = 4
+_BLOB_MIN: Final = 60
+
+
+def _redact_plain(line: str) -> str:
+    """Apply every rule until the line stops changing (which makes redaction idempotent)."""
+    for _ in range(_MAX_PASSES):
+        before = line
+        low = line.lower()
+        for triggers, rule in _RULES:
+            if any(t in low for t in triggers):
+                line = rule(line)
+                low = line.lower()
+        if len(line) >= _BLOB_MIN:
+            line = _BLOB_RE.sub(_blob, line)
+        if line == before:
+            break
+    return line
+
+
+class Redactor:
+    """Line-at-a-time redaction that tracks PEM private key blocks across lines.
+
+    :func:`redact` uses one of these per call; use one directly when lines arrive
+    one by one (for example from a log file being tailed) so that the inside of a
+    private key block split over several calls is still masked.
+    """
+
+    def __init__(self) -> None:
+        """Start outside any PEM block."""
+        self._in_private_key = False
+
+    @property
+    def in_private_key(self) -> bool:
+        """Whether the last line fed opened a private key block that has not ended."""
+        return self._in_private_key
+
+    def reset(self) -> None:
+        """Forget any open PEM block."""
+        self._in_private_key = False
+
+    def redact_line(self, line: str) -> str:
+        """Redact one line (without its line terminator).
+
+        Args:
+            line: One line of log text, with no line break in it.
+
+        Returns:
+            The line with its secrets masked.
+        """
+        if self._in_private_key:
+            end = _PEM_END_RE.search(line)
+            if end is None:
+                return _mask_whole_line(line)
+            self._in_private_key = False
+            head = line[: end.start()]
+            if head.strip():
+                indent = head[: len(head) - len(head.lstrip())]
+                head = indent + _PRIVATE_KEY_MARKER
+            return head + line[end.start() : end.end()] + self.redact_line(line[end.end() :])
+
+        if "-----BEGIN " not in line:
+            return _redact_plain(line)
+        # PEM markers are kept whole: the other rules only see the text around them.
+        pieces: list[str] = []
+        pos = 0
+        while (begin := _PEM_BEGIN_RE.search(line, pos)) is not None:
+            pieces.append(_redact_plain(line[pos : begin.start()]))
+            pieces.append(begin.group(0))
+            if not line[begin.end() :].strip():
+                self._in_private_key = True
+                pieces.append(line[begin.end() :])
+                return "".join(pieces)
+            end = _PEM_END_RE.search(line, begin.end())
+            body = line[begin.end() : len(line) if end is None else end.start()]
+            if _PEM_MATERIAL_RE.search(body):
+                pieces.append(_PRIVATE_KEY_MARKER)
+            else:
+                pieces.append(_redact_plain(body))
+            if end is None:
+                return "".join(pieces)
+            pieces.append(end.group(0))
+            pos = end.end()
+        pieces.append(_redact_plain(line[pos:]))
+        return "".join(pieces)
+
+
+def _mask_whole_line(line: str) -> str:
+    stripped = line.lstrip()
+    if not stripped:
+        return line
+    return line[: len(line) - len(stripped)] + _PRIVATE_KEY_MARKER
+
+
+def redact(text: str) -> str:
+    """Mask secrets in log text, keeping its lines and its diagnostic value.
+
+    Args:
+        text: Log text, one or more lines, with any line terminators.
+
+    Returns:
+        The text with the same lines and line terminators, each line redacted:
+        tokens, passwords, keys and credentials replaced by ``[REDACTED]`` or
+        ``[REDACTED:<kind>]``, everything else unchanged.  Idempotent.
+    """
+    redactor = Redactor()
+    out: list[str] = []
+    for chunk in text.splitlines(keepends=True):
+        body = chunk.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        out.append(redactor.redact_line(body) + chunk[len(body) :])
+    return "".join(out)
