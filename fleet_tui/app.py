@@ -13,6 +13,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import HelpPanel
 
@@ -194,6 +195,12 @@ class FleetApp(App[int]):
 
     def tick(self) -> None:
         """Redraw what changed: called every ``tick`` seconds and after a snapshot."""
+        try:
+            self._tick()
+        except NoMatches:
+            pass  # the screen is still being composed; the next tick catches up
+
+    def _tick(self) -> None:
         self.ticks += 1
         live = self.link.state is ConnectionState.LIVE
         words = self.link_words()

@@ -166,21 +166,22 @@ def _health(agent: AgentState) -> tuple[int, str]:
     return (STATE_RANK[agent.state], agent.name.lower())
 
 
+# Each sort: its key, and whether the key is a ``_last`` (value may be missing).
 # Numbers where bigger means worse sort descending by default.
 _SORTS: dict[SortKey, tuple[Callable[[AgentState], Any], bool]] = {
     SortKey.HEALTH: (_health, False),
     SortKey.NAME: (lambda a: a.name.lower(), False),
     SortKey.POOL: (lambda a: (a.pool, a.name.lower()), False),
-    SortKey.HEARTBEAT: (_last(lambda a: a.last_heartbeat_at), False),
-    SortKey.SKEW: (_last(lambda a: None if a.skew_ms is None else -abs(a.skew_ms)), False),
-    SortKey.CPU: (_last(lambda a: None if a.cpu_percent is None else -a.cpu_percent), False),
+    SortKey.HEARTBEAT: (_last(lambda a: a.last_heartbeat_at), True),
+    SortKey.SKEW: (_last(lambda a: None if a.skew_ms is None else -abs(a.skew_ms)), True),
+    SortKey.CPU: (_last(lambda a: None if a.cpu_percent is None else -a.cpu_percent), True),
     SortKey.MEM: (
         _last(lambda a: None if a.mem_host_percent is None else -a.mem_host_percent),
-        False,
+        True,
     ),
-    SortKey.QUEUE: (_last(lambda a: None if a.queue_depth is None else -a.queue_depth), False),
-    SortKey.CERT: (_last(lambda a: a.cert_not_after), False),
-    SortKey.VERSION: (_last(lambda a: a.version), False),
+    SortKey.QUEUE: (_last(lambda a: None if a.queue_depth is None else -a.queue_depth), True),
+    SortKey.CERT: (_last(lambda a: a.cert_not_after), True),
+    SortKey.VERSION: (_last(lambda a: a.version), True),
 }
 
 # Fields whose change can move an agent under the health sort or the filter.
@@ -337,8 +338,17 @@ class FleetModel:
         agents: Iterable[AgentState] = self.agents.values()
         if flt.active:
             agents = (a for a in agents if flt.matches(a))
-        key, _ = _SORTS[self.sort_key]
-        ordered = sorted(agents, key=key, reverse=self.sort_reverse)
+        key, nullable = _SORTS[self.sort_key]
+        if nullable:
+            # Agents with no value stay last, whichever way the column is sorted.
+            have: list[AgentState] = []
+            missing: list[AgentState] = []
+            for agent in agents:
+                (missing if key(agent)[0] else have).append(agent)
+            ordered = sorted(have, key=key, reverse=self.sort_reverse)
+            ordered += sorted(missing, key=_health)
+        else:
+            ordered = sorted(agents, key=key, reverse=self.sort_reverse)
         if not self.group_by_pool:
             return [a.id for a in ordered]
         pools: dict[str, list[AgentState]] = {}

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from fleet.protocol import (
-    MAX_FRAME_BYTES,
+    MAX_STREAM_FRAME_BYTES,
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
@@ -157,7 +157,7 @@ class StreamClient:
                 self.url,
                 additional_headers=headers,
                 ssl=self._ssl,
-                max_size=MAX_FRAME_BYTES,
+                max_size=MAX_STREAM_FRAME_BYTES,
                 open_timeout=10,
                 ping_interval=20,
                 ping_timeout=20,

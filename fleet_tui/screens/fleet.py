@@ -136,7 +136,19 @@ class FleetScreen(Screen[None]):
         self.jump_to(event.target)
 
     def jump_to(self, agent_id: str) -> None:
-        """Put the cursor on an agent, clearing the filter if it hides it."""
+        """Put the cursor on an agent, clearing the filter if it hides it.
+
+        A ``connection:NAME`` target opens the connections view; ``pool:NAME``
+        filters the fleet to that pool.
+        """
+        kind, _, name = agent_id.partition(":")
+        if kind == "connection" and name:
+            self.fleet_app.open_connections()
+            return
+        if kind == "pool" and name:
+            self._set_filter(name)
+            self.table.focus()
+            return
         if agent_id not in self.model.agents:
             self.notify(f"{agent_id} is not an agent in this fleet", severity="warning")
             return
@@ -198,7 +210,7 @@ class FleetScreen(Screen[None]):
         alerts.display = not alerts.display
         self.tick()
         if alerts.display and self.model.alerts:
-            alerts.query_one("OptionList").focus()
+            alerts.focus_list()
         else:
             self.table.focus()
 

@@ -57,7 +57,7 @@ def _full(spark: int) -> list[Column]:
     if spark:
         cols.append(Column("mem_spark", "", spark, None))
     cols += [
-        Column("queue", "queue", 5, SortKey.QUEUE, right=True),
+        Column("queue", "queue", 6, SortKey.QUEUE, right=True),
         Column("cert", "cert", 10, SortKey.CERT),
         Column("version", "version", 10, SortKey.VERSION),
     ]

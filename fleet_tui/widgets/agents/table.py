@@ -75,8 +75,8 @@ class FleetTable(ScrollView, can_focus=True):
         Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home,g", "jump(0)", "First", show=False),
-        Binding("end,G", "jump(-1)", "Last", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
         Binding("enter", "select", "Detail", id="fleet.detail"),
     ]
     """Cursor movement and Enter for the agent's detail."""
@@ -262,7 +262,7 @@ class FleetTable(ScrollView, can_focus=True):
         segments = [Segment(" ", head)]
         for col in self.columns:
             is_sorted = col.sort is not None and col.sort is self.model.sort_key
-            title = f"{col.title}{arrow}" if is_sorted else col.title
+            title = f"{col.title[: col.width - 1]}{arrow}" if is_sorted else col.title
             style = sorted_style if is_sorted else head
             segments.append(Segment(_fit(title, col.width, col.right), style))
             segments.append(Segment(" ", head))

@@ -68,6 +68,13 @@ class AlertsPanel(Vertical):
             olist.highlighted = olist.get_option_index(keep)
         self.query_one("#alerts-title", Label).update(f"Alerts ({len(lines)} open)")
 
+    def focus_list(self) -> None:
+        """Focus the list with the newest alert highlighted."""
+        olist = self.query_one(OptionList)
+        if olist.highlighted is None and olist.option_count:
+            olist.highlighted = 0
+        olist.focus()
+
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -1,0 +1,199 @@
+"""The fleet view on a fixed fleet fed straight into the app (no server)."""
+
+from __future__ import annotations
+
+from fleet.protocol import AgentUpdate, Presence
+from fleet_tui.client import ConnectionState, LinkStatus
+from fleet_tui.model import GroupHeader
+from fleet_tui.sample import NOW
+from fleet_tui.screens.agent_detail import AgentDetailScreen
+from fleet_tui.screens.connections import ConnectionsScreen
+from fleet_tui.screens.fleet import FleetScreen
+from fleet_tui.widgets.agents import FleetTable
+
+from .conftest import sample_app
+from .helpers import screen_text, static_text, table_lines
+
+
+async def test_rows_show_every_column_unhealthy_first():
+    app = sample_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        lines = table_lines(app.screen.query_one(FleetTable))
+        header = lines[0]
+        for title in ("state", "name", "pool", "heartbeat", "skew", "cpu", "mem", "queue",
+                      "cert", "version"):
+            assert title in header
+        assert lines[1].lstrip().startswith("✗ offline")
+        assert "build-us-0006" in lines[1] and "7m ago" in lines[1]
+        assert lines[2].lstrip().startswith("? stale")
+        text = "\n".join(lines)
+        assert "≠1.3.9" in text  # version off its pin is marked
+        assert "in 2 days" in text  # certificate close to expiry
+        assert "+2.4s" in text  # skewed clock
+        summary = static_text(app, "#summary")
+        assert "43 connected" in summary and "4 degraded" in summary
+        assert "1 stale" in summary and "1 offline" in summary and "4 alerts open" in summary
+
+
+async def test_slash_filters_by_text_and_state_and_escape_clears():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one(FleetTable)
+        await pilot.press("slash", *"etl")
+        await pilot.pause()
+        rows = [line for line in table_lines(table)[1:] if line.strip()]
+        assert rows and all(" etl " in line for line in rows)
+        assert "filter: etl (10 shown)" in static_text(app, "#summary")
+        await pilot.press("enter", "escape")
+        await pilot.pause()
+        assert app.model.shown_count() == 50
+        await pilot.press("slash", *"state:degraded", "enter")
+        await pilot.pause()
+        rows = [line for line in table_lines(table)[1:] if line.strip()]
+        assert len(rows) == 4 and all("▲ degraded" in line for line in rows)
+
+
+async def test_number_keys_sort_by_column_and_again_flips():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one(FleetTable)
+        await pilot.press("8")  # queue
+        await pilot.pause()
+        lines = table_lines(table)
+        assert "queue▲" in lines[0]
+        assert "4812" in lines[1]
+        await pilot.press("2", "2")  # name, then name descending
+        await pilot.pause()
+        lines = table_lines(table)
+        assert "name▼" in lines[0]
+        assert "etl-0048" in lines[1]
+
+
+async def test_g_groups_by_pool():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.model.rows()[0], GroupHeader)
+        lines = table_lines(app.screen.query_one(FleetTable))
+        assert "agents," in lines[1] and "unhealthy" in lines[1]
+
+
+async def test_enter_opens_detail_with_every_field_and_escape_returns():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down", "down", "enter")  # build-eu-0005 (deep queue)
+        await pilot.pause()
+        assert isinstance(app.screen, AgentDetailScreen)
+        assert app.screen.agent_id == "ag-00005"
+        text = screen_text(app)
+        for label in ("labels", "reasons", "clock skew", "round trip", "certificate",
+                      "pinned version", "memory (agent)", "queue depth"):
+            assert label in text
+        assert "queue depth 4812 above 1000" in text
+        assert "cpu %: now" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+async def test_only_changed_cells_are_redrawn_on_a_tick():
+    app = sample_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        app.tick()
+        before = table.lines_refreshed
+        app.tick()
+        assert table.lines_refreshed == before  # nothing changed: nothing redrawn
+        agent = app.model.agents["ag-00010"]
+        app.feed(AgentUpdate(seq=200, agent=agent.model_copy(update={"queue_depth": 77})))
+        app.tick()
+        assert table.lines_refreshed == before + 1  # one cell: the queue
+        assert any(" 77 " in line for line in table_lines(table))
+
+
+async def test_state_change_reorders_on_the_next_tick_not_before():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        agent = app.model.agents["ag-00020"]
+        app.feed(AgentUpdate(seq=200, agent=agent.model_copy(update={"state": Presence.OFFLINE})))
+        assert "build-eu-0020" not in table_lines(table)[1]
+        app.tick()
+        lines = table_lines(table)
+        assert "build-eu-0020" in lines[1] or "build-eu-0020" in lines[2]
+
+
+async def test_alerts_newest_first_and_enter_jumps_to_the_agent():
+    app = sample_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Alerts (4 open)" in text  # shown by default on a wide terminal
+        panel_lines = [line for line in text.splitlines() if "!!" in line or "! " in line]
+        assert "no heartbeat for 19 s" in panel_lines[0]  # newest first, with its age
+        assert "14s ago" in panel_lines[0]
+        await pilot.press("a", "a")  # hide, show again (focuses the newest alert)
+        await pilot.press("enter")
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        assert table.highlighted_agent == "ag-00001"
+        assert table.has_focus
+        # An alert on a connection opens the connections view.
+        await pilot.press("a", "a", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConnectionsScreen)
+
+
+async def test_connections_view_says_which_are_routable():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConnectionsScreen)
+        text = screen_text(app)
+        assert "warehouse" in text and "✗ NO" in text
+        assert "orders-db" in text and "✓ yes" in text
+        assert "1 not routable" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+async def test_stream_loss_shows_banner_with_data_age_and_marks_rows_stale():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        clock = [NOW]
+        app.model.clock = lambda: clock[0]
+        app.model.data_at = NOW
+        app._set_link(LinkStatus(ConnectionState.LIVE).to(
+            ConnectionState.RECONNECTING, "the stream was lost; retrying in 2s", 1))
+        clock[0] = NOW + 12
+        app.tick()
+        await pilot.pause()
+        banner = static_text(app, "#banner")
+        assert banner.startswith("reconnecting… data as of 12 s ago")
+        assert app.screen.query_one("#banner").display
+        assert app.screen.query_one(FleetTable).stale
+        assert "(stale)" in static_text(app, "#summary")
+        assert "reconnecting" in app.sub_title
+        app._set_link(app.link.to(ConnectionState.LIVE))
+        app.tick()
+        await pilot.pause()
+        assert not app.screen.query_one("#banner").display
+        assert not app.screen.query_one(FleetTable).stale
+
+
+async def test_usable_at_80x24():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = table_lines(app.screen.query_one(FleetTable))
+        assert all(len(line) <= 79 for line in lines)
+        for title in ("state", "name", "cpu", "mem", "queue", "cert", "version"):
+            assert title in lines[0]
+        assert len([line for line in lines[1:] if line.strip()]) >= 15
+        text = screen_text(app)
+        assert "Filter" in text and "Quit" in text

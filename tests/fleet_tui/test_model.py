@@ -1,0 +1,151 @@
+"""The fleet model, without Textual."""
+
+from __future__ import annotations
+
+from fleet.protocol import (
+    AgentUpdate,
+    AlertCleared,
+    AlertRaised,
+    CommandEvent,
+    ConnectionUpdate,
+    Presence,
+)
+from fleet_tui.model import AgentFilter, GroupHeader, SortKey
+from fleet_tui.sample import NOW, sample_snapshot
+
+from .conftest import fixed_model
+
+
+def loaded(n: int = 50):
+    model = fixed_model()
+    model.apply(sample_snapshot(n))
+    return model
+
+
+def test_snapshot_fills_the_model_and_records_role_and_seq():
+    model = loaded()
+    assert len(model.agents) == 50
+    assert model.role == "admin"
+    assert model.seq == 100
+    assert len(model.history["ag-00000"].cpu) == 40
+    assert {a.id for a in model.open_alerts()} == {"al-1", "al-2", "al-3", "al-4"}
+
+
+def test_unhealthy_agents_come_first_by_default():
+    model = loaded()
+    states = [model.agents[r].state for r in model.rows() if isinstance(r, str)]
+    assert states[0] is Presence.OFFLINE
+    assert states[1] is Presence.STALE
+    assert all(s is Presence.CONNECTED for s in states[7:])
+
+
+def test_sort_by_column_and_flip_direction():
+    model = loaded()
+    model.set_sort(SortKey.QUEUE)
+    first = model.agents[model.rows()[0]]
+    assert first.queue_depth == 4812
+    model.set_sort(SortKey.QUEUE)  # the same key again flips
+    assert model.sort_reverse
+    depths = [model.agents[r].queue_depth for r in model.rows()]
+    assert depths[0] == 0 and 4812 in depths[-3:]
+    assert depths[-1] is None  # no value: last, whichever the direction
+    model.set_sort(SortKey.NAME, reverse=False)
+    names = [model.agents[r].name for r in model.rows() if isinstance(r, str)]
+    assert names == sorted(names, key=str.lower)
+
+
+def test_filter_by_text_label_version_and_state():
+    model = loaded()
+    model.set_filter("etl")
+    assert {model.agents[r].pool for r in model.rows()} == {"etl"}
+    model.set_filter("tier=test region=us")
+    assert all(
+        model.agents[r].labels == {"region": "us", "tier": "test"} for r in model.rows()
+    )
+    model.set_filter("1.3.9")
+    assert [model.agents[r].name for r in model.rows()] == ["edge-0004"]
+    model.set_filter("state:stale,offline")
+    assert {model.agents[r].state for r in model.rows()} == {Presence.STALE, Presence.OFFLINE}
+    model.set_filter("is:unhealthy")
+    assert model.shown_count() == 6
+    model.set_filter("")
+    assert model.shown_count() == 50
+
+
+def test_filter_parse_ignores_unknown_states():
+    flt = AgentFilter.parse("state:bogus web")
+    assert flt.states == frozenset() and flt.words == ("web",)
+
+
+def test_grouping_puts_a_header_before_each_pool_unhealthy_pools_first():
+    model = loaded()
+    model.set_grouping(True)
+    rows = model.rows()
+    headers = [r for r in rows if isinstance(r, GroupHeader)]
+    assert len(headers) == 5
+    assert headers[0].unhealthy >= headers[-1].unhealthy
+    assert sum(h.total for h in headers) == 50
+    # Each agent sits under its pool's header.
+    current = None
+    for row in rows:
+        if isinstance(row, GroupHeader):
+            current = row.pool
+        else:
+            assert model.agents[row].pool == current
+
+
+def test_update_adds_a_sample_on_a_new_heartbeat_and_marks_dirty():
+    model = loaded()
+    model.take_dirty()
+    agent = model.agents["ag-00010"]
+    gen = model.generation
+    newer = agent.model_copy(update={"last_heartbeat_at": NOW + 1, "cpu_percent": 99.0})
+    model.apply(AgentUpdate(seq=101, agent=newer))
+    assert model.history["ag-00010"].cpu[-1] == 99.0
+    assert model.take_dirty() == {"ag-00010"}
+    assert model.generation > gen
+    assert model.seq == 101
+    # The same heartbeat again adds no sample.
+    before = len(model.history["ag-00010"].cpu)
+    model.apply(AgentUpdate(seq=102, agent=newer))
+    assert len(model.history["ag-00010"].cpu) == before
+
+
+def test_state_change_reorders_but_a_metric_change_does_not_resort():
+    model = loaded()
+    rows = model.rows()
+    agent = model.agents["ag-00010"]
+    model.apply(AgentUpdate(seq=101, agent=agent.model_copy(update={"cpu_percent": 50.0})))
+    assert model.rows() is rows  # same list: no re-sort for a metric under the health sort
+    model.apply(
+        AgentUpdate(seq=102, agent=agent.model_copy(update={"state": Presence.OFFLINE}))
+    )
+    assert model.rows() is not rows
+    assert model.agents[model.rows()[0]].state is Presence.OFFLINE
+
+
+def test_alerts_connections_and_command_events():
+    model = loaded()
+    alert = model.alerts["al-1"]
+    model.apply(AlertCleared(seq=101, alert=alert.model_copy(update={"cleared_at": NOW})))
+    assert "al-1" not in model.alerts
+    new = alert.model_copy(update={"id": "al-9", "raised_at": NOW + 5})
+    model.apply(AlertRaised(seq=102, alert=new))
+    assert model.open_alerts()[0].id == "al-9"
+    conn = model.connections["warehouse"].model_copy(update={"routable": True})
+    model.apply(ConnectionUpdate(seq=103, connection=conn))
+    assert model.connections["warehouse"].routable
+    model.apply(
+        CommandEvent(
+            seq=104, agent_id="ag-00001", request_id="r1", kind="probe", actor="admin",
+            ok=False, summary="refused", at=NOW,
+        )
+    )
+    assert model.events["ag-00001"][-1].summary == "refused"
+
+
+def test_counts_by_state():
+    counts = loaded().counts()
+    assert counts[Presence.DEGRADED] == 4
+    assert counts[Presence.STALE] == 1 and counts[Presence.OFFLINE] == 1
+    assert sum(counts.values()) == 50
