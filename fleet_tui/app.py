@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -195,10 +196,10 @@ class FleetApp(App[int]):
 
     def tick(self) -> None:
         """Redraw what changed: called every ``tick`` seconds and after a snapshot."""
-        try:
+        # While a screen is still being composed its widgets are missing; the
+        # next tick catches up.
+        with contextlib.suppress(NoMatches):
             self._tick()
-        except NoMatches:
-            pass  # the screen is still being composed; the next tick catches up
 
     def _tick(self) -> None:
         self.ticks += 1

@@ -21,6 +21,6 @@ def static_text(app: App[object], selector: str) -> str:
 
 def screen_text(app: App[object]) -> str:
     """Everything on the current screen, as text (via the compositor)."""
-    width, height = app.size
-    lines = app.screen._compositor.render_strips()  # noqa: SLF001 - test helper
+    height = app.size.height
+    lines = app.screen._compositor.render_strips()
     return "\n".join(strip.text for strip in lines[:height])
