@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from fleet import __version__
 from fleet.protocol import (
+    MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
     CloseCode,
@@ -209,8 +210,16 @@ async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
         await _receive_loop(channel, cp)
     except _Close as close:
         await channel.close(close.code, close.message)
-    except WebSocketDisconnect:
-        pass
+        await cp.fleet.audit(agent.id, "channel.close", agent.id, "refused", close.message)
+    except WebSocketDisconnect as exc:
+        if exc.code == CloseCode.MESSAGE_TOO_BIG:
+            await cp.fleet.audit(
+                agent.id,
+                "channel.close",
+                agent.id,
+                "refused",
+                f"frame over the {MAX_FRAME_BYTES} byte limit (close 1009)",
+            )
     finally:
         prober.cancel()
         channel.fail_pending()

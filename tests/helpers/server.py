@@ -103,6 +103,15 @@ class RunningServer:
             timeout=30.0,
         )
 
+    def aapi(self, token: str | None = None) -> httpx.AsyncClient:
+        """As :meth:`api`, for async tests (never block the loop the agents run in)."""
+        return httpx.AsyncClient(
+            base_url=self.url,
+            verify=self.ssl_context(),
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=30.0,
+        )
+
     def user(self, name: str, role: str) -> str:
         """Create an operator with ``role``; returns its API token."""
         with self.api() as api:

@@ -1,0 +1,79 @@
+"""The event stream: snapshot then deltas, resume with since, slow subscribers coalesce."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controlplane.events import EventBus
+from fleet.protocol import AgentState, AgentUpdate, AlertInfo, AlertRaised, Presence, Snapshot
+from tests.helpers.stream import next_event, start_agent, stop_agent, subscribe
+
+
+def state(i: int, cpu: float = 1.0) -> AgentState:
+    return AgentState(id=f"a{i}", name=f"a{i}", pool="p", state=Presence.CONNECTED, cpu_percent=cpu)
+
+
+def alert(i: int) -> AlertInfo:
+    return AlertInfo(
+        id=str(i), kind="stale", severity="warning", target=f"a{i}", message="m", raised_at=1.0
+    )
+
+
+def test_slow_subscriber_coalesces_latest_state_per_agent():
+    bus = EventBus(replay_len=100, subscriber_limit=50)
+    slow, fast = bus.subscribe(), bus.subscribe()
+    for round_ in range(100):
+        for i in range(10):
+            bus.publish_agent(state(i, cpu=float(round_)))
+        if round_ % 10 == 0:
+            fast.drain()
+    batch = slow.drain()
+    assert len(batch) == 10, "one pending update per agent however many were published"
+    assert all(isinstance(m, AgentUpdate) and m.agent.cpu_percent == 99.0 for m in batch)
+    assert slow.coalesced == 990
+    assert [m.seq for m in batch] == sorted(m.seq for m in batch)
+
+
+def test_subscriber_too_far_behind_gets_a_snapshot():
+    bus = EventBus(replay_len=100, subscriber_limit=5)
+    sub = bus.subscribe()
+    for i in range(6):
+        bus.publish(lambda seq, i=i: AlertRaised(seq=seq, alert=alert(i)))
+    assert sub.needs_snapshot and sub.drain() == []
+
+
+def test_resume_replays_only_what_changed():
+    bus = EventBus(replay_len=3, subscriber_limit=50)
+    for i in range(5):
+        bus.publish_agent(state(i))
+    mark = bus.seq
+    bus.publish_agent(state(1, cpu=50))
+    bus.publish(lambda seq: AlertRaised(seq=seq, alert=alert(1)))
+    assert bus.can_resume(mark)
+    replay = bus.resume(mark, lambda i: state(int(i[1:]), cpu=50))
+    assert [m.type for m in replay] == ["agent", "alert_raised"]
+    for i in range(5):
+        bus.publish(lambda seq, i=i: AlertRaised(seq=seq, alert=alert(i)))
+    assert not bus.can_resume(mark), "the alert log no longer reaches back: snapshot instead"
+    assert not bus.can_resume(bus.seq + 10), "a since from before a restart"
+
+
+async def test_resume_over_the_wire(control_plane):
+    ws = await subscribe(control_plane)
+    snap = await next_event(ws)
+    assert isinstance(snap, Snapshot)
+    agent, task = await start_agent(control_plane, "resumer")
+    last = await next_event(ws, lambda m: isinstance(m, AgentUpdate))
+    await ws.close()
+    agent.queue_depth = 42
+    await asyncio.sleep(1.0)
+    ws = await subscribe(control_plane, since=last.seq)
+    first = await next_event(ws)
+    assert isinstance(first, AgentUpdate), "resumed with deltas, not a snapshot"
+    assert first.seq > last.seq
+    await next_event(ws, lambda m: isinstance(m, AgentUpdate) and m.agent.queue_depth == 42)
+    await ws.close()
+    ws = await subscribe(control_plane, since=10**9)
+    assert isinstance(await next_event(ws), Snapshot)
+    await ws.close()
+    await stop_agent(task)
