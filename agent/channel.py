@@ -434,8 +434,8 @@ class Agent:
         if answer.error or not answer.certificate_pem:
             raise _RenewFailed(answer.error or "the answer carried no certificate")
         info = cert_info(pem_to_der(answer.certificate_pem))
-        if info.not_after <= self.cert.not_after:
-            raise _RenewFailed("the new certificate does not outlive the current one")
+        if info.not_after < self.cert.not_after:
+            raise _RenewFailed("the new certificate expires before the current one")
         write_public(self.identity.cert_path, answer.certificate_pem.encode("ascii"))
         if answer.ca_pem:
             write_public(self.identity.ca_path, answer.ca_pem.encode("ascii"))

@@ -1,0 +1,431 @@
+"""Real agent processes against a real control plane on loopback (issue 3, item 11)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from agent.cli import EXIT_REVOKED
+from fleet import __version__
+from fleet.protocol import PROTOCOL_VERSION, AgentUpdate, Snapshot, parse_stream_message
+from tests.agent.agents import AgentProcess, agent_env, enroll
+from tests.agent.certs import self_signed
+from tests.helpers.server import REPO, RunningServer, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def agent_state(server: RunningServer, agent_id: str) -> dict:
+    with server.api() as api:
+        response = api.get(f"/v1/agents/{agent_id}")
+        response.raise_for_status()
+        return dict(response.json()["agent"])
+
+
+def wait_connected(
+    server: RunningServer, agent_id: str, timeout: float = 15.0, states=("connected",)
+) -> dict:
+    def check():
+        state = agent_state(server, agent_id)
+        return state if state["state"] in states and state["last_heartbeat_at"] else None
+
+    return wait_for(check, timeout, 0.1, f"agent {agent_id} connected")
+
+
+@pytest.fixture
+def agents(tmp_path) -> Iterator[list[AgentProcess]]:
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+def start_agent(
+    server: RunningServer,
+    tmp_path: Path,
+    agents: list[AgentProcess],
+    name: str,
+    toml: str | None = None,
+    args: list[str] | None = None,
+) -> AgentProcess:
+    state_dir = tmp_path / name
+    done = enroll(server, state_dir, name=name)
+    assert done.returncode == 0, done.stderr
+    if toml is not None:
+        (state_dir / "agent.toml").write_text(toml)
+    agent = AgentProcess(state_dir, args=args or []).start()
+    agents.append(agent)
+    return agent
+
+
+# --------------------------------------------------------------------------
+# Enrollment
+
+
+def test_enroll_connect_and_heartbeats_visible_in_rest_and_event_stream(
+    control_plane, tmp_path, agents
+):
+    state_dir = tmp_path / "edge-1"
+    done = enroll(control_plane, state_dir, name="edge-1", via_env=True)
+    assert done.returncode == 0, done.stderr
+    assert "enrolled edge-1" in done.stdout
+    assert (state_dir / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert state_dir.stat().st_mode & 0o077 == 0
+    doc = json.loads((state_dir / "agent.json").read_text())
+    assert doc["name"] == "edge-1" and doc["pool"] == "default"
+    assert doc["server"] == control_plane.url
+    assert (state_dir / "ca.pem").read_text() == control_plane.ca_file.read_text()
+
+    agent = AgentProcess(state_dir).start()
+    agents.append(agent)
+    state = wait_connected(control_plane, doc["agent_id"])
+    assert state["name"] == "edge-1"
+    assert state["version"] == __version__
+    assert state["mem_rss_bytes"] > 0 and 0 <= state["mem_host_percent"] <= 100
+    assert state["queue_depth"] == 0
+    printed = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--state-dir", str(state_dir), "--print-config"],
+        cwd=REPO,
+        env=agent_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert state["config_hash"] == json.loads(printed.stdout)["hash"]
+    first_beat = state["last_heartbeat_at"]
+    wait_for(
+        lambda: agent_state(control_plane, doc["agent_id"])["last_heartbeat_at"] > first_beat,
+        5,
+        0.1,
+        "a later heartbeat",
+    )
+
+    context = ssl.create_default_context(cafile=str(control_plane.ca_file))
+    with ws_connect(
+        control_plane.ws_url + "/v1/events",
+        ssl=context,
+        additional_headers={"Authorization": f"Bearer {control_plane.admin_token}"},
+        max_size=None,
+        open_timeout=10,
+        proxy=None,
+    ) as stream:
+        stream.send(json.dumps({"type": "subscribe", "protocol_version": PROTOCOL_VERSION}))
+        snapshot = parse_stream_message(stream.recv(timeout=10))
+        assert isinstance(snapshot, Snapshot)
+        assert [a.name for a in snapshot.agents if a.state == "connected"] == ["edge-1"]
+        seen_at = next(a.last_heartbeat_at for a in snapshot.agents if a.name == "edge-1")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = parse_stream_message(stream.recv(timeout=10))
+            if isinstance(message, AgentUpdate) and message.agent.name == "edge-1":
+                beat = message.agent.last_heartbeat_at
+                if beat is not None and seen_at is not None and beat > seen_at:
+                    break
+        else:
+            raise AssertionError("no heartbeat delta on the event stream")
+
+    assert agent.stop() == 0
+    assert "connected to" in agent.output()
+
+
+def test_wrong_ca_pin_is_refused_before_the_token_is_sent(control_plane, tmp_path):
+    token = control_plane.enrollment_token()
+    wrong = "sha256:" + hashlib.sha256(b"someone else's CA").hexdigest()
+    done = enroll(control_plane, tmp_path / "a", token=token, pin=wrong)
+    assert done.returncode == 1
+    assert "token was NOT sent" in done.stderr and wrong in done.stderr
+    assert not (tmp_path / "a" / "key.pem").exists()
+    with control_plane.api() as api:
+        [listed] = api.get("/v1/tokens").json()
+        assert listed["uses_left"] == 1  # the single-use token was never presented
+        audit = api.get("/v1/audit", params={"limit": 100}).json()
+    assert not [entry for entry in audit if "enroll" in entry["action"]]
+    # The same token still works with the right pin.
+    assert enroll(control_plane, tmp_path / "b", token=token).returncode == 0
+
+
+def test_bad_used_and_expired_tokens_and_unreachable_server_say_what_to_do(control_plane, tmp_path):
+    bad = enroll(control_plane, tmp_path / "a", token="flte_" + "x" * 40)
+    assert bad.returncode == 1
+    assert "refused the token" in bad.stderr and "new enrollment token" in bad.stderr
+
+    token = control_plane.enrollment_token()
+    assert enroll(control_plane, tmp_path / "b", token=token).returncode == 0
+    used = enroll(control_plane, tmp_path / "c", token=token)
+    assert used.returncode == 1 and "refused the token" in used.stderr
+    assert "used" in used.stderr.lower()
+
+    short = control_plane.enrollment_token(ttl_s=0.5)
+    time.sleep(1.0)
+    expired = enroll(control_plane, tmp_path / "d", token=short)
+    assert expired.returncode == 1 and "expired" in expired.stderr.lower()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = enroll(control_plane, tmp_path / "e", url=f"https://127.0.0.1:{closed}")
+    assert down.returncode == 1
+    assert "cannot reach the control plane" in down.stderr and "HTTPS_PROXY" in down.stderr
+
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "enroll",
+            "--server",
+            control_plane.url,
+            "--ca-pin",
+            control_plane.ca_pin,
+            "--state-dir",
+            str(tmp_path / "f"),
+        ],
+        cwd=REPO,
+        env=agent_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 1 and "FLEET_ENROLL_TOKEN" in missing.stderr
+
+
+# --------------------------------------------------------------------------
+# Commands
+
+
+@contextlib.contextmanager
+def tcp_listener(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
+    """A real listener in a thread; yields (port, accepted connection count list)."""
+    sock = socket.create_server((host, 0))
+    sock.settimeout(0.2)
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(1)
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    if tls is not None:
+                        with tls.wrap_socket(conn, server_side=True) as wrapped:
+                            wrapped.recv(1)
+                    else:
+                        conn.recv(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], accepted
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def probe(server: RunningServer, agent_id: str, **body) -> dict:
+    with server.api() as api:
+        response = api.post(f"/v1/agents/{agent_id}/probe", json=body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+def test_probes_listener_closed_port_expiring_tls_and_local_denial(control_plane, tmp_path, agents):
+    control_plane.set_policy(
+        "default", allow_hosts=["localhost"], allow_cidrs=["127.0.0.0/8"], allow_ports=["1-65535"]
+    )
+    agent = start_agent(
+        control_plane,
+        tmp_path,
+        agents,
+        "prober",
+        toml='[agent]\nallow_cidrs = ["127.0.0.1/32"]\nallow_hosts = ["localhost"]\n'
+        'allow_ports = ["1024-65535"]\n',
+    )
+    agent_id = agent.agent_id
+    wait_connected(control_plane, agent_id)
+
+    with tcp_listener() as (port, accepted):
+        result = probe(control_plane, agent_id, host="localhost", port=port)
+    assert result["ok"] is True and result["connect_ms"] >= 0 and result["dns_ms"] >= 0
+    assert accepted
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    result = probe(control_plane, agent_id, host="127.0.0.1", port=closed)
+    assert (result["ok"], result["failure"]) == (False, "refused")
+    assert "Connection refused" in result["error"] or "ConnectionRefused" in result["error"]
+
+    issued = self_signed("expiring.internal", lifetime=dt.timedelta(hours=3))
+    cert, key = issued.write(tmp_path, "expiring")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with tcp_listener(tls=context) as (port, _):
+        result = probe(control_plane, agent_id, host="127.0.0.1", port=port, tls=True)
+    assert result["ok"] is True, result
+    assert result["tls_ms"] > 0
+    assert result["peer_cert_not_after"] == issued.not_after.timestamp()
+    assert result["peer_cert_subject"] == "CN=expiring.internal"
+
+    # The pool allows 127.0.0.0/8; the agent's own allow-list does not allow 127.0.0.2.
+    with tcp_listener("127.0.0.2") as (port, accepted):
+        result = probe(control_plane, agent_id, host="127.0.0.2", port=port)
+        time.sleep(0.3)
+        assert accepted == []  # refused before anything was dialed
+    assert (result["ok"], result["failure"]) == (False, "denied")
+    assert "allow_cidrs" in result["error"]
+
+
+def test_logs_are_fetched_redacted(control_plane, tmp_path, agents):
+    state_dir = tmp_path / "logger"
+    assert enroll(control_plane, state_dir, name="logger").returncode == 0
+    (state_dir / "logs").mkdir(mode=0o700)
+    # A line from an earlier run that carries credentials.
+    (state_dir / "logs" / "agent.log").write_text(
+        "2026-11-01T10:00:00.000Z WARNING agent.channel: upstream "
+        "postgres://etl:Hunter2-Secret@warehouse.internal:5432/dw refused; "
+        "Authorization: Bearer flta_" + "Q" * 40 + "\n"
+    )
+    agent = AgentProcess(state_dir).start()
+    agents.append(agent)
+    wait_connected(control_plane, agent.agent_id)
+    with control_plane.api() as api:
+        response = api.post(f"/v1/agents/{agent.agent_id}/logs", json={"lines": 50})
+    assert response.status_code == 200, response.text
+    text = response.text
+    assert "warehouse.internal:5432" in text  # diagnostic value kept
+    assert "Hunter2-Secret" not in text and "Q" * 40 not in text
+    assert "connected to" in text  # this run's lines too
+    with control_plane.api() as api:
+        since = time.time() - 1.0
+        recent = api.post(f"/v1/agents/{agent.agent_id}/logs", json={"lines": 50, "since": since})
+    assert "warehouse.internal" not in recent.text
+
+
+# --------------------------------------------------------------------------
+# Lifecycle
+
+
+def test_revoked_agent_exits_with_its_code_and_stays_out(control_plane, tmp_path, agents):
+    agent = start_agent(control_plane, tmp_path, agents, "doomed")
+    wait_connected(control_plane, agent.agent_id)
+    with control_plane.api() as api:
+        api.post(f"/v1/agents/{agent.agent_id}/revoke").raise_for_status()
+    assert agent.wait(15) == EXIT_REVOKED
+    assert "revoked this agent" in agent.output() and "will not reconnect" in agent.output()
+    again = AgentProcess(agent.state_dir).start()
+    agents.append(again)
+    assert again.wait(15) == EXIT_REVOKED
+
+
+def test_agents_come_back_on_their_own_after_sigkill_spread_in_time(
+    control_plane, tmp_path, agents
+):
+    fleet = [start_agent(control_plane, tmp_path, agents, f"node-{i}") for i in range(5)]
+    for agent in fleet:
+        wait_connected(control_plane, agent.agent_id)
+    control_plane.kill()
+    time.sleep(3.0)  # agents fail to reconnect for a while: their windows widen
+    control_plane.start()
+
+    def all_back():
+        with control_plane.api() as api:
+            states = {a["id"]: a for a in api.get("/v1/agents").json()}
+        back = [states.get(a.agent_id) for a in fleet]
+        if all(s and s["state"] == "connected" and s["last_heartbeat_at"] for s in back):
+            return back
+        return None
+
+    back = wait_for(all_back, 60, 0.2, "every agent reconnected")
+    times = sorted(s["connected_at"] for s in back)
+    assert times[-1] - times[0] > 0.1, f"agents reconnected in lockstep: {times}"
+    for agent in fleet:
+        assert agent.proc is not None and agent.proc.poll() is None
+        assert "reconnecting in" in agent.output()
+
+
+def test_certificate_renewed_at_two_thirds_of_its_life(tmp_path, agents):
+    # Certificates are backdated 5 min: a 156 s lifetime puts two thirds of the
+    # 456 s validity about 4 s after issue.
+    server = RunningServer(
+        tmp_path / "cp",
+        settings={
+            "heartbeat_interval_s": "0.5",
+            "tick_s": "0.2",
+            "restart_grace_s": "0",
+            "cert_lifetime_s": "156",
+        },
+    )
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        agent = start_agent(server, tmp_path, agents, "renewer")
+        before = (agent.state_dir / "cert.pem").read_text()
+        # A certificate this short-lived shows as degraded (expiry near): expected.
+        up = ("connected", "degraded")
+        first = wait_connected(server, agent.agent_id, states=up)["cert_not_after"]
+        assert "certificate renewed" not in agent.output()  # not before it is due
+        wait_for(lambda: "certificate renewed" in agent.output(), 20, 0.1, "renewal")
+        after = (agent.state_dir / "cert.pem").read_text()
+        assert after != before
+        wait_for(
+            lambda: agent_state(server, agent.agent_id)["cert_not_after"] > first,
+            10,
+            0.1,
+            "the renewed expiry reported",
+        )
+        assert agent.output().count("certificate renewed") == 1  # no renewal storm
+        # It reconnects with the renewed certificate.
+        agent.stop()
+        again = AgentProcess(agent.state_dir).start()
+        agents.append(again)
+        wait_for(lambda: again.output().count("connected to") == 2, 15, 0.1, "reconnected")
+        wait_connected(server, agent.agent_id, states=up)
+    finally:
+        server.stop()
+
+
+def test_run_without_enrollment_or_with_a_readable_key_explains(tmp_path):
+    def run(state_dir):
+        return subprocess.run(
+            [sys.executable, "-m", "agent", "run", "--state-dir", str(state_dir)],
+            cwd=REPO,
+            env=agent_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    empty = run(tmp_path / "nothing")
+    assert empty.returncode == 2 and "fleet agent enroll" in empty.stderr
+    state = tmp_path / "leaky"
+    state.mkdir()
+    (state / "agent.json").write_text(
+        json.dumps({"agent_id": "a", "name": "n", "pool": "p", "server": "https://x"})
+    )
+    for name in ("key.pem", "cert.pem", "ca.pem"):
+        (state / name).write_text("x")
+    (state / "key.pem").chmod(0o644)
+    leaky = run(state)
+    assert leaky.returncode == 2 and "chmod 600" in leaky.stderr
