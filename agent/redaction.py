@@ -9,21 +9,36 @@ hashes, error text, user names) left exactly as it was.
 What is masked, and how:
 
 * Values found by their shape alone (this project's ``flte_``/``flta_`` tokens,
-  GitHub, GitLab, Slack, Stripe and Google keys, JWTs, AWS access key ids) are
-  replaced whole by ``[REDACTED:<kind>]``.
-* Values found by their context (URL/DSN passwords, ``key=value``,
-  ``key: value``, JSON/YAML/env forms, ``Authorization`` and API-key headers,
-  Azure ``AccountKey=``) keep the key, scheme and user, and only the secret is
-  replaced by ``[REDACTED]``.
-* PEM private key blocks keep their ``BEGIN``/``END`` lines; every line inside
-  becomes ``[REDACTED:private-key]`` (indentation kept).  A block with no
-  ``END`` is masked to the end of the text: a truncated key is still a key.
+  GitHub, GitLab, Slack, Stripe and Google keys, JWTs, AWS access key ids, and
+  a 40-character AWS secret key on a line that carries a key id) are replaced
+  whole by ``[REDACTED:<kind>]``.
+* Values found by their context keep the key, scheme and user; only the secret
+  becomes ``[REDACTED]``: URL/DSN passwords (any ``scheme://user:pass@``, JDBC
+  Oracle ``user/pass@``), ``key=value``, ``key:value``, ``"key": "value"``,
+  YAML, ``export KEY=value``, ``--key value``, ``<key>value</key>``,
+  ``curl -u user:pass``, ``Authorization``/``Proxy-Authorization`` (the scheme
+  is kept), API-key headers (``X-Api-Key`` ...), Azure ``AccountKey=`` /
+  ``SharedAccessKey=`` / SAS ``sig=``.  A key is secret if its name contains
+  password, passwd, pwd, passphrase, secret, token, api key, private key,
+  account key or shared access key -- unless it names metadata about the
+  secret (``token_ttl``, ``token_type``, ``password_min_length``,
+  ``token_file``, ``secret_name``, ...).  Placeholders (``<nil>``, ``null``,
+  ``***``, ``${VAR}``, ``true``) are kept: they are diagnostic, not secret.
+* PEM private key blocks keep their ``BEGIN``/``END`` lines; every non-blank
+  line inside becomes ``[REDACTED:private-key]`` (indentation kept).  A block
+  with no ``END`` is masked to the end of the text: a truncated key is still a
+  key.  A key on one line (escaped newlines in JSON) has its body masked.  A
+  line that is nothing but a long mixed-case base64 run (a PEM body line seen
+  without its block) becomes ``[REDACTED:base64-blob]``.
 
 A secret-ish word followed by prose is not a secret: ``token expired for agent
 ag_1`` and ``password authentication failed for user "app"`` are unchanged.
-Only ``key=value``, ``key:value``, quoted values, YAML ``key: value`` at the
-start of a line, and ``key: value`` mid-line whose value looks like a secret
-(digits mixed with letters, symbols, mixed case, or long) are masked.
+``key=value``, ``key:value``, quoted values and YAML ``key: value`` at the start
+of a line are always masked.  A bare word after ``key: `` in running text (or
+after ``--key ``) is masked unless it reads as prose: a status word
+(``refresh token: expired``) or the start of a sentence (``invalid token:
+signature mismatch``); a value that looks like a secret (letters and digits,
+symbols, mixed case, or long) is masked either way.
 
 The function is idempotent (``redact(redact(x)) == redact(x)``) and uses only
 precompiled :mod:`re` patterns.  :class:`Redactor` is the streaming form, for
@@ -106,9 +121,10 @@ _URL_PASSWORD_RE: Final = re.compile(
 _ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w+:[^/\s@:]+/)(?P<pw>[^@\s]+)@")
 
 _AUTH_HEADER_RE: Final = re.compile(
-    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?)"
+    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*"
+    r"(?!\[REDACTED)\[?\\?[\"']?)"
     r"(?:(?P<scheme>bearer|basic|token|bot|negotiate|ntlm|apikey|api-key|sso-key|dpop)[ \t]+)?"
-    r"(?P<cred>" + _MARK + r"|[^\s\"',;\\]+)"
+    r"(?P<cred>" + _MARK + r"|[^\s\"',;\\\[\]]+)"
 )
 _AUTH_DIGEST_RE: Final = re.compile(
     r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
@@ -117,7 +133,9 @@ _AUTH_DIGEST_RE: Final = re.compile(
 _API_KEY_HEADER_RE: Final = re.compile(
     r"(?i)(?P<pre>(?<![\w-])(?:x-api-key|api-key|x-auth-token|x-access-token|x-amz-security-token"
     r"|x-vault-token|private-token|x-goog-api-key|ocp-apim-subscription-key|x-functions-key"
-    r"|x-fleet-token)\\?[\"']?[ \t]*:[ \t]*\\?[\"']?)" + _NOT_MARKED + r"(?P<cred>[^\s\"',;\\]+)"
+    r"|x-fleet-token)\\?[\"']?[ \t]*:[ \t]*(?!\[REDACTED)\[?\\?[\"']?)"
+    + _NOT_MARKED
+    + r"(?P<cred>[^\s\"',;\\\[\]]+)"
 )
 _BEARER_RE: Final = re.compile(
     r"(?i)(?P<pre>(?<![\w-])bearer[ \t]+)"
@@ -150,6 +168,7 @@ _PLACEHOLDER_RE: Final = re.compile(
 
 _KEY = r"[A-Za-z_-][\w.-]*"
 _VALUE_CHARS = r"[^\s\"',;&)}\]]"
+_FIRST_VALUE_CHAR = r"[^\s\"',;&)}\]\[]"
 
 # key: value at the start of a line (YAML, possibly a list item): the value runs
 # to the end of the line, minus a trailing comment.
@@ -168,12 +187,25 @@ _KV_RE: Final = re.compile(
     r"(?:\\\"(?P<v1>(?:(?!\\\").)*)(?:\\\"|$)"
     r"|\"(?P<v2>(?:[^\"\\]|\\.?)*)(?:\"|$)"
     r"|'(?P<v3>(?:[^'\\]|\\.?)*)(?:'|$)"
-    r"|(?P<v4>(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _VALUE_CHARS + r")+))"
+    # A bare value may sit in one pair of brackets: Go's map[password:[x]].
+    r"|(?!\[REDACTED)\[?(?P<v4>(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _FIRST_VALUE_CHAR + r")"
+    r"(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _VALUE_CHARS + r")*))"
 )
 
 # --password value / -token value (the '=' form is handled by _KV_RE).
 _FLAG_RE: Final = re.compile(
     r"(?<![\w-])(?P<pre>(?P<key>--?[A-Za-z][\w-]*)[ \t]+)(?![-\[])(?P<val>[^\s\"',;]+)"
+)
+
+# <password>value</password>
+_XML_RE: Final = re.compile(
+    r"<(?P<key>[A-Za-z_][\w.:-]*)>" + _NOT_MARKED + r"(?P<val>[^<]+)</(?P=key)>"
+)
+# curl -u user:password / --user user:password
+_CURL_USER_RE: Final = re.compile(
+    r"(?P<pre>(?<![\w-])(?:-u|--user|--proxy-user)[ \t]+[\"']?[^\s:\"']+:)"
+    + _NOT_MARKED
+    + r"(?P<pw>[^\s\"']+)"
 )
 
 # A line that is nothing but a long base64 run: PEM body seen without its BEGIN line.
@@ -219,6 +251,52 @@ def _looks_secret(value: str) -> bool:
     return len(value) >= 24
 
 
+# Words that, after "token: " or "--secret ", are a status rather than a secret.
+_STATUS_TEXT: Final = (
+    "expired expires expiring invalid missing revoked rejected required empty malformed"
+    " unknown denied mismatch mismatched ok valid accepted present absent changed rotated"
+    " reset refreshed renewed loaded saved updated created deleted found error failed"
+    " failure success ignored disabled enabled redacted hidden provided supplied given"
+    " wrong bad incorrect too is was not no none unsupported deprecated unavailable"
+    " unauthorized forbidden timeout sent received stored generated"
+)
+_STATUS_WORDS: Final = frozenset(_STATUS_TEXT.split())
+# After a value: another plain word that is not itself a key ("signature mismatch").
+_PROSE_NEXT_RE: Final = re.compile(r"[ \t]+[A-Za-z]+(?![\w=:.\[-])")
+
+
+def _is_prose_value(core: str, after: str) -> bool:
+    """Whether a bare word after ``key: `` or ``--key `` is prose rather than a secret.
+
+    ``password: hunter2`` and ``user: app, password: hunter`` are secrets;
+    ``refresh token: expired`` and ``invalid token: signature mismatch`` are not.
+
+    Args:
+        core: The candidate value, without trailing punctuation.
+        after: The text following the candidate value.
+
+    Returns:
+        True if the value should be kept.
+    """
+    if _looks_secret(core):
+        return False
+    if _is_placeholder(core) or core.lower() in _STATUS_WORDS:
+        return True
+    return _PROSE_NEXT_RE.match(after) is not None
+
+
+def _mask_bare(m: re.Match[str], group: str) -> str | None:
+    """Mask a bare value found in prose position, or None if it reads as prose."""
+    value = m.group(group)
+    core = value.rstrip(_TRAILING_PUNCT)
+    after = value[len(core) :] + m.string[m.end() :]
+    if not core or _is_prose_value(core, after):
+        return None
+    start = m.start(group) - m.start()
+    whole = m.group(0)
+    return whole[:start] + REDACTED + value[len(core) :] + whole[m.end(group) - m.start() :]
+
+
 def _span_replace(m: re.Match[str], group: str, replacement: str) -> str:
     """``m.group(0)`` with the span of ``group`` replaced."""
     start, end = m.span(group)
@@ -242,18 +320,17 @@ def _auth_header(m: re.Match[str]) -> str:
     if cred.startswith("[REDACTED"):
         return m.group(0)
     if m.group("scheme") is None:
-        core = cred.rstrip(_TRAILING_PUNCT)
-        if not _looks_secret(core):
-            return m.group(0)
-        start = m.start("cred") - m.start()
-        whole = m.group(0)
-        return whole[:start] + REDACTED + cred[len(core) :]
+        masked = _mask_bare(m, "cred")
+        return m.group(0) if masked is None else masked
     return _span_replace(m, "cred", REDACTED)
 
 
 def _yaml(m: re.Match[str]) -> str:
-    if not _is_secret_key(m.group("key")) or _is_placeholder(m.group("val")):
+    value = m.group("val")
+    if not _is_secret_key(m.group("key")) or _is_placeholder(value):
         return m.group(0)
+    if value.split(maxsplit=1)[0].rstrip(_TRAILING_PUNCT).lower() in _STATUS_WORDS:
+        return m.group(0)  # "secret: not found", "password: expired"
     return m.group("pre") + REDACTED + m.group("trail")
 
 
@@ -272,21 +349,20 @@ def _kv(m: re.Match[str]) -> str | None:
     prose_position = m.group("kq") is None and m.group("sep").strip() == ":" and bool(m.group("sp"))
     if prose_position:
         # "invalid token: signature mismatch" -- a word after "key: " in running text.
-        core = value.rstrip(_TRAILING_PUNCT)
-        if not _looks_secret(core):
-            return None
-        start = m.start("v4") - m.start()
-        whole = m.group(0)
-        return whole[:start] + REDACTED + value[len(core) :]
+        return _mask_bare(m, "v4")
     return _span_replace(m, "v4", REDACTED)
 
 
-def _flag(m: re.Match[str]) -> str | None:
-    value = m.group("val")
-    core = value.rstrip(_TRAILING_PUNCT)
-    if not _is_secret_key(m.group("key")) or not _looks_secret(core):
+def _xml(m: re.Match[str]) -> str | None:
+    if not _is_secret_key(m.group("key").rpartition(":")[2]) or _is_placeholder(m.group("val")):
         return None
-    return m.group("pre") + REDACTED + value[len(core) :]
+    return _span_replace(m, "val", REDACTED)
+
+
+def _flag(m: re.Match[str]) -> str | None:
+    if not _is_secret_key(m.group("key")):
+        return None
+    return _mask_bare(m, "val")
 
 
 def _blob(m: re.Match[str]) -> str:
@@ -375,12 +451,14 @@ _RULES: Final[tuple[tuple[tuple[str, ...], _Rule], ...]] = (
     (("akia", "asia"), _aws),
     *((_SHAPE_TRIGGERS[marker], _sub(pattern, marker)) for pattern, marker in _SHAPE_RULES),
     (("bearer",), _sub(_BEARER_RE, _mask_group("cred"))),
+    (("-u", "--user", "--proxy-user"), _sub(_CURL_USER_RE, _mask_group("pw"))),
+    (_KEY_WORDS, _scan(_XML_RE, _xml)),
     (_KEY_WORDS, _sub(_YAML_RE, _yaml)),
     (_KEY_WORDS, _scan(_KV_RE, _kv)),
     (_KEY_WORDS, _scan(_FLAG_RE, _flag)),
 )
 
-_MAX_PASSES: Final = 4
+_MAX_PASSES: Final = 8
 _BLOB_MIN: Final = 60
 
 

@@ -281,6 +281,24 @@ MASKED: list[tuple[str, str]] = [
         "key=-----BEGIN EC PRIVATE KEY-----[REDACTED:private-key]"
         "-----END EC PRIVATE KEY----- loaded",
     ),
+    # Bare values after "key: " in running text: masked unless they read as prose.
+    ("user: app, password: hunter, host: db", f"user: app, password: {R}, host: db"),
+    ("DB config -> user: app password: hunter", f"DB config -> user: app password: {R}"),
+    ("exec: mysqldump --password hunter --host db", f"exec: mysqldump --password {R} --host db"),
+    # Go http.Header / map dumps, XML, curl.
+    (
+        "req headers map[Accept:[*/*] Authorization:[Bearer abc123def456ghi789] X-Api-Key:[k3y]]",
+        f"req headers map[Accept:[*/*] Authorization:[Bearer {R}] X-Api-Key:[{R}]]",
+    ),
+    ("opts map[password:hunter user:app]", f"opts map[password:{R} user:app]"),
+    (
+        "<datasource><user>app</user><password>hunter2</password></datasource>",
+        f"<datasource><user>app</user><password>{R}</password></datasource>",
+    ),
+    (
+        "+ curl -fsS -u admin:hunter2 https://cp.example.com/v1/health",
+        f"+ curl -fsS -u admin:{R} https://cp.example.com/v1/health",
+    ),
     # A PEM body line seen on its own.
     (PEM_BODY[0], "[REDACTED:base64-blob]"),
 ]
@@ -325,6 +343,14 @@ KEPT: list[str] = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@bastion",
     "commit 3f2a9c1e7d0b4a5c6e8f9a0b1c2d3e4f5a6b7c8d by alice",
     "password reset email sent to user 1042",
+    "secret: not found",
+    "api_key: not set",
+    "warning: --token is deprecated, use --token-file",
+    "exec: psql --password -h db.internal -U app",
+    "Authorization: denied for agent ag_9",
+    "error: token: expired at 10:00",
+    "grant_type=client_credentials scope=fleet.read",
+    "idempotency_key=5f0c2a cache_key=agents:list partition_key=7",
     "secrets manager unavailable, retrying in 2.0s",
     "",
     "   ",

@@ -236,3 +236,27 @@ def test_throughput_sanity() -> None:
     elapsed = time.perf_counter() - start
     print(f"redact: 10,000 lines in {elapsed * 1000:.0f} ms")
     assert out.count("\n") == 9_999
+
+
+_SHAPE_SECRETS = [
+    ENROLL,
+    API,
+    JWT,
+    *(s for s in SECRETS if s.startswith(("gh", "xox", "sk_", "AKIA"))),
+]
+_SEPARATORS = st.text(alphabet=" \t,;:=()[]{}<>\"'|", min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=4).map(" ".join),
+    _SEPARATORS,
+    st.sampled_from(_SHAPE_SECRETS),
+    _SEPARATORS,
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=4).map(" ".join),
+)
+def test_property_shaped_tokens_never_survive(
+    before: str, left: str, secret: str, right: str, after: str
+) -> None:
+    text = before + left + secret + right + after
+    assert secret not in redact(text)
