@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
     enroll.add_argument("--name", help="agent name (default: host name)")
     enroll.add_argument("--force", action="store_true", help="replace an existing identity")
+    enroll.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="do nothing if STATE_DIR already holds an identity (for service units)",
+    )
 
     run = sub.add_parser(
         "run",
@@ -85,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
 def _enroll(args: argparse.Namespace) -> int:
     from agent.enroll import EnrollRequest, enroll, read_token
 
+    if args.if_needed and (args.state_dir / "agent.json").exists():
+        print(f"{args.state_dir} already holds an enrolled agent; nothing to do")
+        return EXIT_OK
     token = read_token(args.token_file, os.environ)
     identity = enroll(
         EnrollRequest(

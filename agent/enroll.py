@@ -101,7 +101,7 @@ def _check_pin(ca_pem: str, pin: str) -> None:
         raise PinMismatch(
             f"the server's CA key is {actual}, but the pin given is {pin}. "
             "The token was NOT sent. Check that --server and --ca-pin come from the same "
-            "control plane (`fleet tokens create` prints both); if they do, something "
+            "control plane (`fleet token create` prints both); if they do, something "
             "between this host and the server is intercepting TLS."
         )
 
@@ -127,7 +127,7 @@ def _post_enroll(req: EnrollRequest, ca_pem: str, csr: str, name: str) -> dict[s
     if response.status_code == 401:
         raise TokenRejected(
             f"the control plane refused the token: {detail}. "
-            "Ask an admin for a new enrollment token (`fleet tokens create --pool POOL`); "
+            "Ask an admin for a new enrollment token (`fleet token create --pool POOL`); "
             "tokens expire (30 min by default) and are single-use unless made otherwise."
         )
     if response.status_code != 201:
