@@ -16,7 +16,8 @@ What is masked, and how:
   becomes ``[REDACTED]``: URL/DSN passwords (any ``scheme://user:pass@``, JDBC
   Oracle ``user/pass@``), ``key=value``, ``key:value``, ``"key": "value"``,
   YAML, ``export KEY=value``, ``--key value``, ``<key>value</key>``,
-  ``curl -u user:pass``, ``Authorization``/``Proxy-Authorization`` (the scheme
+  ``curl -u user:pass``, ``Cookie``/``Set-Cookie`` values, Slack webhook
+  paths, ``Authorization``/``Proxy-Authorization`` (the scheme
   is kept), API-key headers (``X-Api-Key`` ...), Azure ``AccountKey=`` /
   ``SharedAccessKey=`` / SAS ``sig=``.  A key is secret if its name contains
   password, passwd, pwd, passphrase, secret, token, api key, private key,
@@ -197,6 +198,22 @@ _FLAG_RE: Final = re.compile(
     r"(?<![\w-])(?P<pre>(?P<key>--?[A-Za-z][\w-]*)[ \t]+)(?![-\[])(?P<val>[^\s\"',;]+)"
 )
 
+# Cookie: a=1; b=2 / Set-Cookie: sid=x; Path=/; HttpOnly
+_COOKIE_RE: Final = re.compile(
+    r"(?i)(?P<pre>(?<![\w-])(?:set-)?cookie\\?[\"']?[ \t]*:[ \t]*\[?\\?[\"']?)"
+    r"(?P<val>[^\"'\]\\]+)"
+)
+_COOKIE_PAIR_RE: Final = re.compile(r"(?P<name>[^=;\s]+)=(?P<value>[^;]*)")
+_COOKIE_ATTRIBUTES: Final = frozenset(
+    ("path", "domain", "expires", "max-age", "samesite", "secure", "httponly", "priority")
+)
+# Slack incoming-webhook URLs carry their secret in the path.
+_SLACK_WEBHOOK_RE: Final = re.compile(
+    r"(?P<pre>hooks\.slack\.com/(?:services|workflows|triggers)/)"
+    + _NOT_MARKED
+    + r"(?P<cred>[\w/-]+)"
+)
+
 # <password>value</password>
 _XML_RE: Final = re.compile(
     r"<(?P<key>[A-Za-z_][\w.:-]*)>" + _NOT_MARKED + r"(?P<val>[^<]+)</(?P=key)>"
@@ -353,6 +370,17 @@ def _kv(m: re.Match[str]) -> str | None:
     return _span_replace(m, "v4", REDACTED)
 
 
+def _cookie_pair(m: re.Match[str]) -> str:
+    value = m.group("value").strip()
+    if m.group("name").lower() in _COOKIE_ATTRIBUTES or _is_placeholder(value):
+        return m.group(0)
+    return m.group("name") + "=" + REDACTED
+
+
+def _cookie(m: re.Match[str]) -> str:
+    return m.group("pre") + _COOKIE_PAIR_RE.sub(_cookie_pair, m.group("val"))
+
+
 def _xml(m: re.Match[str]) -> str | None:
     if not _is_secret_key(m.group("key").rpartition(":")[2]) or _is_placeholder(m.group("val")):
         return None
@@ -448,6 +476,8 @@ _RULES: Final[tuple[tuple[tuple[str, ...], _Rule], ...]] = (
     (("authorization",), _sub(_AUTH_HEADER_RE, _auth_header)),
     (("key", "token"), _sub(_API_KEY_HEADER_RE, _mask_group("cred"))),
     (("sig=",), _sub(_SAS_SIG_RE, _mask_group("cred"))),
+    (("cookie",), _sub(_COOKIE_RE, _cookie)),
+    (("hooks.slack.com",), _sub(_SLACK_WEBHOOK_RE, _mask_group("cred"))),
     (("akia", "asia"), _aws),
     *((_SHAPE_TRIGGERS[marker], _sub(pattern, marker)) for pattern, marker in _SHAPE_RULES),
     (("bearer",), _sub(_BEARER_RE, _mask_group("cred"))),

@@ -299,6 +299,17 @@ MASKED: list[tuple[str, str]] = [
         "+ curl -fsS -u admin:hunter2 https://cp.example.com/v1/health",
         f"+ curl -fsS -u admin:{R} https://cp.example.com/v1/health",
     ),
+    # Cookies and webhook URLs.
+    ("> Cookie: sid=abc123; theme=dark", f"> Cookie: sid={R}; theme={R}"),
+    (
+        "< Set-Cookie: session=s3cr3tP4ss; Path=/; Max-Age=3600; HttpOnly; Secure",
+        f"< Set-Cookie: session={R}; Path=/; Max-Age=3600; HttpOnly; Secure",
+    ),
+    (
+        "alert sink https://hooks.slack.com/services/T0AB12CD3/B0EF45GH6/xYzAbC123dEf456 "
+        "returned 404",
+        f"alert sink https://hooks.slack.com/services/{R} returned 404",
+    ),
     # A PEM body line seen on its own.
     (PEM_BODY[0], "[REDACTED:base64-blob]"),
 ]
