@@ -59,7 +59,7 @@ class FleetApp(App[int]):
         logs_dir: Where fetched logs are saved.
         backoff_cap: Longest wait between reconnection attempts, seconds.
         page_s: Seconds between pages in wall mode.
-        theme: A Textual theme name, e.g. ``textual-ansi``.
+        theme: A Textual theme name, e.g. ``ansi-dark``.
     """
 
     CSS_PATH = "app.tcss"
@@ -105,7 +105,9 @@ class FleetApp(App[int]):
         self.gate = Gate(role=self.model.role if model is not None else "viewer", wall=wall)
         self.logs_dir = logs_dir or default_logs_dir()
         self.backoff_cap = backoff_cap
-        self.link = LinkStatus(ConnectionState.CONNECTING)
+        self.link = LinkStatus(
+            ConnectionState.CONNECTING if server_url is not None else ConnectionState.LIVE
+        )
         self.link_since = time.monotonic()
         self.rest: RestClient | None = None
         self.stream: StreamClient | None = None
@@ -124,9 +126,6 @@ class FleetApp(App[int]):
         self.set_interval(self.tick_s, self.tick)
         if self.server_url is not None:
             self._connect()
-        else:
-            self.link = LinkStatus(ConnectionState.LIVE)
-        self.call_after_refresh(self.tick)
 
     @work(group="stream", exit_on_error=False)
     async def _connect(self) -> None:
@@ -269,8 +268,9 @@ class FleetApp(App[int]):
             yield SystemCommand(
                 f"{spec.title}{target}", help_text, self._action_callback(spec.name)
             )
-        yield SystemCommand("Connections", "Show connections and whether each is routable",
-                            self.open_connections)
+        yield SystemCommand(
+            "Connections", "Show connections and whether each is routable", self.open_connections
+        )
 
     def _action_callback(self, name: str) -> Callable[[], None]:
         # Straight to the action, past check_action, so a refused one says why.
@@ -375,8 +375,9 @@ class FleetApp(App[int]):
             if request is not None:
                 self._pin(agent, request)
 
-        self.push_screen(PinModal(agent.name, agent.pool, agent.pinned_version or agent.version),
-                         done)
+        self.push_screen(
+            PinModal(agent.name, agent.pool, agent.pinned_version or agent.version), done
+        )
 
     @work(group="actions")
     async def _pin(self, agent: AgentState, request: PinRequest) -> None:
@@ -417,4 +418,3 @@ class FleetApp(App[int]):
             self._refused("Revoke", exc)
             return
         self.notify(f"Revoked {agent.name}; its channel was closed.", title="Revoked")
-

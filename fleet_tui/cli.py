@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tick", type=float, default=1.0, help="seconds between redraws (default 1.0)"
     )
-    parser.add_argument("--theme", help="Textual theme, e.g. textual-ansi for 16-colour terminals")
+    parser.add_argument(
+        "--theme", help="Textual theme, e.g. ansi-dark or ansi-light for 16-colour terminals"
+    )
     parser.add_argument(
         "--keymap",
         type=Path,
@@ -93,18 +95,24 @@ def main(argv: list[str]) -> int:
         print(f"fleet tui: {exc}", file=sys.stderr)
         return 2
 
+    from textual.app import InvalidThemeError
+
     from .app import FleetApp
 
-    app = FleetApp(
-        server_url=args.server,
-        token=token,
-        ca_file=args.ca_file,
-        ca_pin=args.ca_pin,
-        wall=args.wall,
-        tick=args.tick,
-        keymap=keymap,
-        logs_dir=args.logs_dir,
-        theme=args.theme,
-    )
+    try:
+        app = FleetApp(
+            server_url=args.server,
+            token=token,
+            ca_file=args.ca_file,
+            ca_pin=args.ca_pin,
+            wall=args.wall,
+            tick=args.tick,
+            keymap=keymap,
+            logs_dir=args.logs_dir,
+            theme=args.theme,
+        )
+    except InvalidThemeError:
+        print(f"fleet tui: no theme {args.theme!r}; try ansi-dark or textual-dark", file=sys.stderr)
+        return 2
     result = app.run()
     return int(result or 0)

@@ -1,12 +1,12 @@
 """Every error the dashboard raises, in one tree.
 
-    FleetTuiError
-    ├── ConfigError            bad command line, unreadable token or CA file
-    ├── TlsPinMismatch         the server's CA does not match the given pin
-    └── ApiError               the REST API answered with an error
-        ├── RefusedError       401/403: the token is unknown or its role too low
-        ├── UnavailableError   409/504: the agent is offline or did not answer
-        └── ServerError        anything else, including no answer at all
+FleetTuiError
+├── ConfigError            bad command line, unreadable token or CA file
+├── TlsPinMismatch         the server's CA does not match the given pin
+└── ApiError               the REST API answered with an error
+    ├── RefusedError       401/403: the token is unknown or its role too low
+    ├── UnavailableError   409/504: the agent is offline or did not answer
+    └── ServerError        anything else, including no answer at all
 """
 
 from __future__ import annotations

@@ -64,28 +64,55 @@ def sample_snapshot(
         }
         special = i % max(n, 1) if n >= 8 else -1
         if special == 1:
-            fields |= {"state": Presence.STALE, "last_heartbeat_at": now - 19,
-                       "reasons": ["no heartbeat for 19 s (3 intervals)"]}
+            fields |= {
+                "state": Presence.STALE,
+                "last_heartbeat_at": now - 19,
+                "reasons": ["no heartbeat for 19 s (3 intervals)"],
+            }
         elif special == 2:
-            fields |= {"state": Presence.DEGRADED, "skew_ms": 2350.0,
-                       "reasons": ["clock skew +2.4 s"]}
+            fields |= {
+                "state": Presence.DEGRADED,
+                "skew_ms": 2350.0,
+                "reasons": ["clock skew +2.4 s"],
+            }
         elif special == 3:
-            fields |= {"state": Presence.DEGRADED, "cert_not_after": now + 2 * 86400 + 600,
-                       "reasons": ["certificate expires in 2 days"]}
+            fields |= {
+                "state": Presence.DEGRADED,
+                "cert_not_after": now + 2 * 86400 + 600,
+                "reasons": ["certificate expires in 2 days"],
+            }
         elif special == 4:
-            fields |= {"state": Presence.DEGRADED, "version": "1.3.9",
-                       "reasons": ["version 1.3.9 differs from pin 1.4.2"]}
+            fields |= {
+                "state": Presence.DEGRADED,
+                "version": "1.3.9",
+                "reasons": ["version 1.3.9 differs from pin 1.4.2"],
+            }
         elif special == 5:
-            fields |= {"state": Presence.DEGRADED, "queue_depth": 4812,
-                       "reasons": ["queue depth 4812 above 1000"]}
+            fields |= {
+                "state": Presence.DEGRADED,
+                "queue_depth": 4812,
+                "reasons": ["queue depth 4812 above 1000"],
+            }
         elif special == 6:
-            fields |= {"state": Presence.OFFLINE, "last_heartbeat_at": now - 420,
-                       "cpu_percent": None, "mem_host_percent": None,
-                       "reasons": ["channel closed 7m ago"]}
+            fields |= {
+                "state": Presence.OFFLINE,
+                "last_heartbeat_at": now - 420,
+                "cpu_percent": None,
+                "mem_host_percent": None,
+                "reasons": ["channel closed 7m ago"],
+            }
         elif special == 7:
-            fields |= {"state": Presence.PENDING, "last_heartbeat_at": None,
-                       "connected_at": None, "cpu_percent": None, "mem_host_percent": None,
-                       "queue_depth": None, "skew_ms": None, "rtt_ms": None, "version": None}
+            fields |= {
+                "state": Presence.PENDING,
+                "last_heartbeat_at": None,
+                "connected_at": None,
+                "cpu_percent": None,
+                "mem_host_percent": None,
+                "queue_depth": None,
+                "skew_ms": None,
+                "rtt_ms": None,
+                "version": None,
+            }
         agent = AgentState.model_validate(fields)
         agents.append(agent)
         history[agent_id] = AgentHistory(
@@ -96,22 +123,52 @@ def sample_snapshot(
     alerts = []
     if n >= 8:
         alerts = [
-            AlertInfo(id="al-1", kind="stale", severity="critical", target="ag-00001",
-                      message="no heartbeat for 19 s", raised_at=now - 14),
-            AlertInfo(id="al-2", kind="skew", severity="warning", target="ag-00002",
-                      message="clock skew +2.4 s", raised_at=now - 300),
-            AlertInfo(id="al-3", kind="cert", severity="warning", target="ag-00003",
-                      message="certificate expires in 2 days", raised_at=now - 3600),
-            AlertInfo(id="al-4", kind="unroutable", severity="critical",
-                      target="connection:warehouse", message="no healthy agent in pool etl-dr",
-                      raised_at=now - 60),
+            AlertInfo(
+                id="al-1",
+                kind="stale",
+                severity="critical",
+                target="ag-00001",
+                message="no heartbeat for 19 s",
+                raised_at=now - 14,
+            ),
+            AlertInfo(
+                id="al-2",
+                kind="skew",
+                severity="warning",
+                target="ag-00002",
+                message="clock skew +2.4 s",
+                raised_at=now - 300,
+            ),
+            AlertInfo(
+                id="al-3",
+                kind="cert",
+                severity="warning",
+                target="ag-00003",
+                message="certificate expires in 2 days",
+                raised_at=now - 3600,
+            ),
+            AlertInfo(
+                id="al-4",
+                kind="unroutable",
+                severity="critical",
+                target="connection:warehouse",
+                message="no healthy agent in pool etl-dr",
+                raised_at=now - 60,
+            ),
         ]
     connections = [
-        ConnectionInfo(name="orders-db", host="orders.db.internal", port=5432,
-                       pools=["build-eu", "deploy"], routable=True, via_pool="build-eu",
-                       via_agent="build-eu-0000"),
-        ConnectionInfo(name="warehouse", host="wh.internal", port=5439, pools=["etl-dr"],
-                       routable=False),
+        ConnectionInfo(
+            name="orders-db",
+            host="orders.db.internal",
+            port=5432,
+            pools=["build-eu", "deploy"],
+            routable=True,
+            via_pool="build-eu",
+            via_agent="build-eu-0000",
+        ),
+        ConnectionInfo(
+            name="warehouse", host="wh.internal", port=5439, pools=["etl-dr"], routable=False
+        ),
     ]
     return Snapshot(
         protocol_version=PROTOCOL_VERSION,

@@ -31,8 +31,9 @@ _ALLOWED: dict[ConnectionState, frozenset[ConnectionState]] = {
             ConnectionState.STOPPED,
         }
     ),
-    ConnectionState.LIVE: frozenset({ConnectionState.RECONNECTING, ConnectionState.STOPPED,
-                                     ConnectionState.REFUSED}),
+    ConnectionState.LIVE: frozenset(
+        {ConnectionState.RECONNECTING, ConnectionState.STOPPED, ConnectionState.REFUSED}
+    ),
     ConnectionState.RECONNECTING: frozenset(
         {
             ConnectionState.LIVE,

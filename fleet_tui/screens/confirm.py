@@ -95,9 +95,12 @@ class PinModal(ModalScreen[PinRequest | None]):
 class RevokeModal(ModalScreen[bool]):
     """Revoke only after the agent's name is typed in full."""
 
-    DEFAULT_CSS = _MODAL_CSS.format(name="RevokeModal") + """
+    DEFAULT_CSS = (
+        _MODAL_CSS.format(name="RevokeModal")
+        + """
     RevokeModal > Vertical { border: thick $error; }
     """
+    )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     """Escape cancels."""
 

@@ -93,6 +93,8 @@ class FleetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(FleetTable).focus()
+        # Draw the fleet now rather than on the app's next tick.
+        self.call_after_refresh(self.fleet_app.tick)
 
     @property
     def table(self) -> FleetTable:

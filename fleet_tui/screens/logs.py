@@ -70,9 +70,7 @@ class LogViewer(Screen[None]):
                 text.highlight_words([needle], style="reverse", case_sensitive=False)
             view.write(text)
         count = f"{len(shown)} of {len(self.lines)} lines"
-        self.query_one("#log-count", Label).update(
-            f"{count} match {needle!r}" if needle else count
-        )
+        self.query_one("#log-count", Label).update(f"{count} match {needle!r}" if needle else count)
 
     def action_search(self) -> None:
         self.query_one("#log-search", Input).focus()

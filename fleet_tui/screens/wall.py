@@ -66,6 +66,8 @@ class WallScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.set_interval(self.page_s, self.next_page)
+        # Draw once the list's height (and so the page size) is known.
+        self.call_after_refresh(self.tick, None)
 
     def next_page(self) -> None:
         """Turn to the next page of agents (called on a timer)."""

@@ -80,14 +80,24 @@ async def test_probe_modal_says_what_it_will_do_and_validates():
 
 
 def test_probe_result_shows_timings_and_failure_class():
-    ok = ProbeResult(host="db", port=5432, tls=True, ok=True, resolved=["10.0.0.5"],
-                     dns_ms=1.25, connect_ms=3.5, tls_ms=12.0, peer_cert_subject="CN=db")
+    ok = ProbeResult(
+        host="db",
+        port=5432,
+        tls=True,
+        ok=True,
+        resolved=["10.0.0.5"],
+        dns_ms=1.25,
+        connect_ms=3.5,
+        tls_ms=12.0,
+        peer_cert_subject="CN=db",
+    )
     text = "\n".join(result_lines("edge-1", ok))
     assert "TLS db:5432 from edge-1: OK" in text
     assert "dns        1.2 ms" in text or "dns        1.3 ms" in text
     assert "tls        12.0 ms" in text and "CN=db" in text
-    bad = ProbeResult(host="db", port=5432, tls=False, ok=False, failure="refused",
-                      error="Connection refused")
+    bad = ProbeResult(
+        host="db", port=5432, tls=False, ok=False, failure="refused", error="Connection refused"
+    )
     text = "\n".join(result_lines("edge-1", bad))
     assert "FAILED (refused)" in text and "error: Connection refused" in text
 
@@ -95,8 +105,9 @@ def test_probe_result_shows_timings_and_failure_class():
 async def test_probe_result_modal_renders():
     app = sample_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        result = ProbeResult(host="db", port=1, tls=False, ok=False, failure="timeout",
-                             error="no answer in 5 s")
+        result = ProbeResult(
+            host="db", port=1, tls=False, ok=False, failure="timeout", error="no answer in 5 s"
+        )
         app.push_screen(ProbeResultModal("edge-1", result))
         await pilot.pause()
         assert "FAILED (timeout)" in screen_text(app)

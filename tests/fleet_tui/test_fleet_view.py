@@ -21,8 +21,18 @@ async def test_rows_show_every_column_unhealthy_first():
         await pilot.pause()
         lines = table_lines(app.screen.query_one(FleetTable))
         header = lines[0]
-        for title in ("state", "name", "pool", "heartbeat", "skew", "cpu", "mem", "queue",
-                      "cert", "version"):
+        for title in (
+            "state",
+            "name",
+            "pool",
+            "heartbeat",
+            "skew",
+            "cpu",
+            "mem",
+            "queue",
+            "cert",
+            "version",
+        ):
             assert title in header
         assert lines[1].lstrip().startswith("✗ offline")
         assert "build-us-0006" in lines[1] and "7m ago" in lines[1]
@@ -88,8 +98,16 @@ async def test_enter_opens_detail_with_every_field_and_escape_returns():
         assert isinstance(app.screen, AgentDetailScreen)
         assert app.screen.agent_id == "ag-00005"
         text = screen_text(app)
-        for label in ("labels", "reasons", "clock skew", "round trip", "certificate",
-                      "pinned version", "memory (agent)", "queue depth"):
+        for label in (
+            "labels",
+            "reasons",
+            "clock skew",
+            "round trip",
+            "certificate",
+            "pinned version",
+            "memory (agent)",
+            "queue depth",
+        ):
             assert label in text
         assert "queue depth 4812 above 1000" in text
         assert "cpu %: now" in text
@@ -168,8 +186,11 @@ async def test_stream_loss_shows_banner_with_data_age_and_marks_rows_stale():
         clock = [NOW]
         app.model.clock = lambda: clock[0]
         app.model.data_at = NOW
-        app._set_link(LinkStatus(ConnectionState.LIVE).to(
-            ConnectionState.RECONNECTING, "the stream was lost; retrying in 2s", 1))
+        app._set_link(
+            LinkStatus(ConnectionState.LIVE).to(
+                ConnectionState.RECONNECTING, "the stream was lost; retrying in 2s", 1
+            )
+        )
         clock[0] = NOW + 12
         app.tick()
         await pilot.pause()

@@ -79,8 +79,14 @@ async def test_live_fleet_filter_sort_and_drill_in(control_plane, agents, tmp_pa
         # followed etl-1 through the re-sort; Home goes to the top row.
         await pilot.press("home", "enter")
         assert isinstance(app.screen, AgentDetailScreen)
-        await until(pilot, lambda: "config" in static_text(app, "#detail-config")
-                    and "loading" not in static_text(app, "#detail-config"), what="config")
+        await until(
+            pilot,
+            lambda: (
+                "config" in static_text(app, "#detail-config")
+                and "loading" not in static_text(app, "#detail-config")
+            ),
+            what="config",
+        )
         text = screen_text(app)
         assert "web-2" in text and "queue depth" in text and "250" in text
         await pilot.press("escape")
@@ -126,11 +132,15 @@ async def test_reconnect_banner_after_server_stop_and_resume_after_start(
 ):
     app = live_app(control_plane, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.link.state is ConnectionState.LIVE and
-                    len(app.model.agents) == 3, what="live")
+        await until(
+            pilot,
+            lambda: app.link.state is ConnectionState.LIVE and len(app.model.agents) == 3,
+            what="live",
+        )
         await asyncio.to_thread(control_plane.stop)
-        await until(pilot, lambda: app.link.state is ConnectionState.RECONNECTING,
-                    what="reconnecting")
+        await until(
+            pilot, lambda: app.link.state is ConnectionState.RECONNECTING, what="reconnecting"
+        )
         await pilot.pause(1.2)
         banner = static_text(app, "#banner")
         assert banner.startswith("reconnecting… data as of ")
@@ -138,8 +148,9 @@ async def test_reconnect_banner_after_server_stop_and_resume_after_start(
         assert app.screen.query_one(FleetTable).stale
         assert "(stale)" in static_text(app, "#summary")
         await asyncio.to_thread(control_plane.start)
-        await until(pilot, lambda: app.link.state is ConnectionState.LIVE, timeout=30,
-                    what="live again")
+        await until(
+            pilot, lambda: app.link.state is ConnectionState.LIVE, timeout=30, what="live again"
+        )
         await pilot.pause(0.5)
         assert not app.screen.query_one("#banner").display
         assert not app.screen.query_one(FleetTable).stale
@@ -169,8 +180,13 @@ async def test_probe_from_an_agent_shows_the_result(control_plane, agents, tmp_p
             await pilot.press("escape")
             # A port outside the policy is refused by the control plane, clearly.
             await pilot.press("p", *"127.0.0.1", "tab", "1", "enter")
-            await until(pilot, lambda: any("not in the pool's allowed ports" in n.message
-                                           for n in app._notifications), what="refusal")
+            await until(
+                pilot,
+                lambda: any(
+                    "not in the pool's allowed ports" in n.message for n in app._notifications
+                ),
+                what="refusal",
+            )
     finally:
         listener.close()
 
@@ -200,8 +216,17 @@ async def test_pin_a_version_and_see_the_drift_mark(control_plane, agents, tmp_p
         await pilot.press("v")
         await pilot.press("ctrl+a", "ctrl+k")  # clear the proposed version
         await pilot.press(*"2.0.0", "enter")
-        await until(pilot, lambda: any("Pinned agent web-1 to version 2.0.0" in n.message
-                                       for n in app._notifications), what="pinned")
+        await until(
+            pilot,
+            lambda: any(
+                "Pinned agent web-1 to version 2.0.0" in n.message for n in app._notifications
+            ),
+            what="pinned",
+        )
         table = app.screen.query_one(FleetTable)
-        await until(pilot, lambda: any("≠1.0.0" in line for line in table_lines(table)),
-                    what="drift mark", timeout=10)
+        await until(
+            pilot,
+            lambda: any("≠1.0.0" in line for line in table_lines(table)),
+            what="drift mark",
+            timeout=10,
+        )

@@ -59,9 +59,7 @@ def test_filter_by_text_label_version_and_state():
     model.set_filter("etl")
     assert {model.agents[r].pool for r in model.rows()} == {"etl"}
     model.set_filter("tier=test region=us")
-    assert all(
-        model.agents[r].labels == {"region": "us", "tier": "test"} for r in model.rows()
-    )
+    assert all(model.agents[r].labels == {"region": "us", "tier": "test"} for r in model.rows())
     model.set_filter("1.3.9")
     assert [model.agents[r].name for r in model.rows()] == ["edge-0004"]
     model.set_filter("state:stale,offline")
@@ -117,9 +115,7 @@ def test_state_change_reorders_but_a_metric_change_does_not_resort():
     agent = model.agents["ag-00010"]
     model.apply(AgentUpdate(seq=101, agent=agent.model_copy(update={"cpu_percent": 50.0})))
     assert model.rows() is rows  # same list: no re-sort for a metric under the health sort
-    model.apply(
-        AgentUpdate(seq=102, agent=agent.model_copy(update={"state": Presence.OFFLINE}))
-    )
+    model.apply(AgentUpdate(seq=102, agent=agent.model_copy(update={"state": Presence.OFFLINE})))
     assert model.rows() is not rows
     assert model.agents[model.rows()[0]].state is Presence.OFFLINE
 
@@ -137,8 +133,14 @@ def test_alerts_connections_and_command_events():
     assert model.connections["warehouse"].routable
     model.apply(
         CommandEvent(
-            seq=104, agent_id="ag-00001", request_id="r1", kind="probe", actor="admin",
-            ok=False, summary="refused", at=NOW,
+            seq=104,
+            agent_id="ag-00001",
+            request_id="r1",
+            kind="probe",
+            actor="admin",
+            ok=False,
+            summary="refused",
+            at=NOW,
         )
     )
     assert model.events["ag-00001"][-1].summary == "refused"

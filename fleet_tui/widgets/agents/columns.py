@@ -72,8 +72,7 @@ def _narrow(cols: list[Column]) -> list[Column]:
     widths = {"pool": 8, "version": 8, "beat": 7}
     titles = {"beat": "beat"}
     return [
-        replace(c, width=widths.get(c.key, c.width), title=titles.get(c.key, c.title))
-        for c in cols
+        replace(c, width=widths.get(c.key, c.width), title=titles.get(c.key, c.title)) for c in cols
     ]
 
 

@@ -1,0 +1,71 @@
+"""Snapshot tests of the main screens from one app on fixed data (Textual pinned to 8.2.8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.protocol import ProbeResult
+from fleet_tui.screens.probe import ProbeResultModal
+
+from .conftest import sample_app
+
+SIZES = [(80, 24), (160, 50)]
+
+
+def _app(wall: bool = False):
+    app = sample_app(wall=wall)
+    app.page_s = 3600.0  # no page turns during the snapshot
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fleet_view(snap_compare, size):
+    assert snap_compare(_app(), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fleet_grouped_and_filtered(snap_compare, size):
+    assert snap_compare(_app(), press=["g", "slash", *"is:unhealthy", "enter"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_agent_detail(snap_compare, size):
+    assert snap_compare(_app(), press=["down", "down", "enter"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_probe_result(snap_compare, size):
+    result = ProbeResult(
+        host="orders.db.internal",
+        port=5432,
+        tls=True,
+        ok=False,
+        failure="tls",
+        error="certificate verify failed: unable to get local issuer certificate",
+        resolved=["10.20.0.15"],
+        dns_ms=1.8,
+        connect_ms=2.4,
+        tls_ms=None,
+    )
+
+    async def show(pilot):
+        pilot.app.push_screen(ProbeResultModal("build-eu-0005", result))
+        await pilot.pause()
+
+    assert snap_compare(_app(), run_before=show, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wall_mode(snap_compare, size):
+    assert snap_compare(_app(wall=True), terminal_size=size)
+
+
+def test_fleet_view_monochrome_80x24(snap_compare, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(_app(), terminal_size=(80, 24))
+
+
+def test_fleet_view_ansi_theme_80x24(snap_compare):
+    app = _app()
+    app.theme = "ansi-dark"
+    assert snap_compare(app, terminal_size=(80, 24))
