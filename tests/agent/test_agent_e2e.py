@@ -22,7 +22,7 @@ from agent.cli import EXIT_REVOKED
 from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION, AgentUpdate, Snapshot, parse_stream_message
 from tests.agent.agents import AgentProcess, agent_env, enroll
-from tests.agent.certs import self_signed
+from tests.agent.certs import ca_and_leaf, self_signed
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -503,3 +503,101 @@ def test_channel_goes_through_https_proxy_unless_no_proxy_says_otherwise(
         agents.append(direct)
         wait_for(lambda: direct.output().count("connected to") == 2, 15, 0.1, "reconnected")
         assert len(targets) == 1  # NO_PROXY=127.0.0.1 bypassed the proxy
+
+
+@contextlib.contextmanager
+def inspecting_proxy(intercept: ssl.SSLContext, upstream: ssl.SSLContext):
+    """A CONNECT proxy that terminates TLS with its own CA, as SSL inspection does.
+
+    It runs an asyncio loop in a thread; yields (url, list of CONNECT targets).
+    """
+    import asyncio
+
+    targets: list[str] = []
+    ready = threading.Event()
+    state: dict = {}
+    open_writers: list = []
+    handlers: list = []
+
+    async def pump(reader, writer):
+        with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader, writer):
+        handlers.append(asyncio.current_task())
+        open_writers.append(writer)
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b"\r\n", 1)[0].decode().split(" ")[1]
+        targets.append(target)
+        host, port = target.rsplit(":", 1)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        try:
+            await writer.start_tls(intercept)
+        except (ssl.SSLError, OSError):
+            writer.close()  # the agent refused our certificate, as it should without the CA
+            return
+        up_reader, up_writer = await asyncio.open_connection(host, int(port), ssl=upstream)
+        open_writers.append(up_writer)
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        state["port"] = server.sockets[0].getsockname()[1]
+        state["stop"] = asyncio.Event()
+        state["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await state["stop"].wait()
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        for writer in open_writers:
+            writer.close()
+        for writer in open_writers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2)
+        await server.wait_closed()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{state['port']}", targets
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(5)
+
+
+def test_ssl_inspection_needs_the_extra_ca_and_proof_of_possession_survives_it(
+    control_plane, tmp_path, agents
+):
+    inspection_ca, leaf = ca_and_leaf()
+    leaf_cert, leaf_key = leaf.write(tmp_path, "inspect")
+    ca_file = tmp_path / "inspection-ca.pem"
+    ca_file.write_bytes(inspection_ca.cert_pem)
+    intercept = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    intercept.load_cert_chain(leaf_cert, leaf_key)
+    upstream = ssl.create_default_context(cafile=str(control_plane.ca_file))
+
+    state_dir = tmp_path / "inspected"
+    assert enroll(control_plane, state_dir, name="inspected").returncode == 0
+    agent_id = json.loads((state_dir / "agent.json").read_text())["agent_id"]
+    with inspecting_proxy(intercept, upstream) as (proxy_url, targets):
+        env = agent_env(HTTPS_PROXY=proxy_url)
+        env.pop("NO_PROXY")
+        refused = AgentProcess(state_dir, env=env).start()
+        agents.append(refused)
+        wait_for(lambda: "TLS verification failed" in refused.output(), 15, 0.1, "refusal")
+        assert "extra_ca_file" in refused.output()
+        assert refused.proc is not None and refused.proc.poll() is None  # keeps retrying
+        assert refused.stop() == 0
+
+        trusting = AgentProcess(state_dir, args=["--extra-ca-file", str(ca_file)], env=env)
+        agents.append(trusting.start())
+        state = wait_connected(control_plane, agent_id)
+        assert state["state"] == "connected"
+        assert len(targets) >= 2
