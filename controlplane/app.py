@@ -56,6 +56,8 @@ def create_app(cp: ControlPlane, on_ready: Callable[[], None] | None = None) -> 
             "protocol_version": PROTOCOL_VERSION,
             "agents": len(cp.fleet.agents),
             "connected": len(cp.channels),
+            "heartbeats": cp.fleet.heartbeats,
+            "subscribers": cp.fleet.bus.subscriber_count,
         }
 
     for module in (enroll, agents, admin, connections, streams):
