@@ -165,7 +165,7 @@ class Agent:
                 self.link.to(LinkState.CONNECTING)
                 self._connected_at = None
                 try:
-                    await self._connect_and_serve()
+                    await self._session_or_stop()
                 except (Revoked, CertificateExpired) as exc:
                     log.error("%s", exc)
                     raise
@@ -188,6 +188,26 @@ class Agent:
             if self.link.state is not LinkState.STOPPED:
                 self.link.to(LinkState.STOPPED)
             log.info("agent stopped")
+
+    async def _session_or_stop(self) -> None:
+        """One session; a stop request while connecting abandons it at once.
+
+        Once connected, the session itself closes the channel cleanly on a stop.
+        """
+        session = asyncio.create_task(self._connect_and_serve())
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not session.done() and self.link.state is not LinkState.CONNECTED:
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
+                raise _Stop
+            await session
+        finally:
+            stopper.cancel()
+            if not session.done():
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
 
     async def _connect_and_serve(self) -> None:
         url = self.server.replace("https://", "wss://", 1) + "/v1/agent/connect"

@@ -111,9 +111,11 @@ async def _child(*args: str, stdin: str = "") -> str:
         async with asyncio.timeout(_CHILD_TIMEOUT_S):
             out, err = await proc.communicate(stdin.encode("utf-8"))
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise RuntimeError(f"key operation {args[0]} timed out") from None
+    finally:
+        if proc.returncode is None:  # timed out or cancelled: leave no child behind
+            proc.kill()
+            await proc.wait()
     if proc.returncode != 0:
         detail = err.decode("utf-8", errors="replace").strip().splitlines()
         raise RuntimeError(f"key operation {args[0]} failed: {detail[-1] if detail else '?'}")

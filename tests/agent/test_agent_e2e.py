@@ -601,3 +601,17 @@ def test_ssl_inspection_needs_the_extra_ca_and_proof_of_possession_survives_it(
         state = wait_connected(control_plane, agent_id)
         assert state["state"] == "connected"
         assert len(targets) >= 2
+
+
+def test_sigterm_stops_an_agent_that_cannot_reach_its_server(control_plane, tmp_path, agents):
+    state_dir = tmp_path / "lonely"
+    assert enroll(control_plane, state_dir, name="lonely").returncode == 0
+    control_plane.stop()
+    agent = AgentProcess(state_dir).start()
+    agents.append(agent)
+    wait_for(lambda: agent.output().count("reconnecting in") >= 2, 20, 0.1, "retries")
+    assert agent.proc is not None and agent.proc.poll() is None  # keeps retrying
+    started = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - started < 3.0
+    assert "agent stopped" in agent.output()
