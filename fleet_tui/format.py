@@ -50,7 +50,7 @@ def state_label(state: Presence) -> str:
     return f"{STATE_SYMBOL[state]} {state.value}"
 
 
-def age(then: float | None, now: float, fresh_s: float | None = None) -> str:
+def age(then: float | None, now: float, fresh_s: float | None = None, coarse: bool = False) -> str:
     """How long ago, compact: ``"3s ago"``, ``"4m ago"``, ``"never"``.
 
     Args:
@@ -58,6 +58,7 @@ def age(then: float | None, now: float, fresh_s: float | None = None) -> str:
         now: The current time on the same clock.
         fresh_s: When given, ages below it read ``"<Ns"`` so that a healthy
             agent's cell does not change with every tick (no redraw, no bytes).
+        coarse: Minutes at best (``"<1m ago"``), for ages that need no more.
     """
     if then is None:
         return "never"
@@ -65,7 +66,7 @@ def age(then: float | None, now: float, fresh_s: float | None = None) -> str:
     if fresh_s is not None and delta < fresh_s:
         return f"<{math.ceil(fresh_s)}s"
     if delta < 60:
-        return f"{int(delta)}s ago"
+        return "<1m ago" if coarse else f"{int(delta)}s ago"
     if delta < 3600:
         return f"{int(delta // 60)}m ago"
     if delta < 86400:

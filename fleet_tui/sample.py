@@ -115,10 +115,11 @@ def sample_snapshot(
             }
         agent = AgentState.model_validate(fields)
         agents.append(agent)
+        # As the control plane keeps them: 60 samples, one decimal.
         history[agent_id] = AgentHistory(
-            cpu=[max(0.0, cpu + rnd.uniform(-15, 15)) for _ in range(40)],
-            mem=[max(0.0, mem + rnd.uniform(-5, 5)) for _ in range(40)],
-            queue=[rnd.randint(0, 5) for _ in range(40)],
+            cpu=[round(max(0.0, cpu + rnd.uniform(-15, 15)), 1) for _ in range(60)],
+            mem=[round(max(0.0, mem + rnd.uniform(-5, 5)), 1) for _ in range(60)],
+            queue=[rnd.randint(0, 5) for _ in range(60)],
         )
     alerts = []
     if n >= 8:

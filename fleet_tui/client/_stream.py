@@ -21,9 +21,9 @@ from fleet.protocol import (
     StreamToClient,
     Subscribe,
     dump,
-    parse_stream_message,
 )
 
+from ._parse import parse_frame
 from ._state import ConnectionState, LinkStatus
 
 __all__ = ["StreamClient", "events_url", "refusal_reason"]
@@ -182,7 +182,7 @@ class StreamClient:
 
     def _handle(self, frame: str | bytes) -> None:
         try:
-            msg = parse_stream_message(frame)
+            msg = parse_frame(frame)
         except ProtocolError as exc:
             self.bad_frames += 1
             log.warning("skipped a bad stream frame: %s", exc)

@@ -152,7 +152,7 @@ async def test_alerts_newest_first_and_enter_jumps_to_the_agent():
         assert "Alerts (4 open)" in text  # shown by default on a wide terminal
         panel_lines = [line for line in text.splitlines() if "!!" in line or "! " in line]
         assert "no heartbeat for 19 s" in panel_lines[0]  # newest first, with its age
-        assert "14s ago" in panel_lines[0]
+        assert "<1m ago" in panel_lines[0]
         await pilot.press("a", "a")  # hide, show again (focuses the newest alert)
         await pilot.press("enter")
         await pilot.pause()

@@ -27,7 +27,7 @@ def test_snapshot_fills_the_model_and_records_role_and_seq():
     assert len(model.agents) == 50
     assert model.role == "admin"
     assert model.seq == 100
-    assert len(model.history["ag-00000"].cpu) == 40
+    assert len(model.history["ag-00000"].cpu) == 60
     assert {a.id for a in model.open_alerts()} == {"al-1", "al-2", "al-3", "al-4"}
 
 

@@ -253,7 +253,8 @@ class FleetTable(ScrollView, can_focus=True):
             style = line_style + self._style(f"fleet-table--{tone}") if tone else line_style
             segments.append(Segment(_fit(text, col.width, col.right), style))
             segments.append(Segment(" ", line_style))
-        return Strip(segments).adjust_cell_length(width, line_style)
+        # Merged same-style neighbours: fewer escape sequences on the wire.
+        return Strip(segments).adjust_cell_length(width, line_style).simplify()
 
     def _render_header(self, width: int, base: Style) -> Strip:
         head = base + self._style("fleet-table--header")

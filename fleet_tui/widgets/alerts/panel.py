@@ -17,9 +17,12 @@ __all__ = ["AlertsPanel", "alert_line"]
 
 
 def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
-    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical."""
+    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical.
+
+    Ages are in minutes: an alert's age in seconds would redraw every tick.
+    """
     mark = "!!" if alert.severity == "critical" else "! "
-    when = fmt.age(alert.raised_at, now)
+    when = fmt.age(alert.raised_at, now, coarse=True)
     return f"{mark} {when:>7}  {target_name}: {alert.message}"
 
 
@@ -58,9 +61,16 @@ class AlertsPanel(Vertical):
         lines = [(a.id, alert_line(a, names.get(a.target, a.target), now)) for a in alerts]
         if lines == self._shown:
             return
+        olist = self.query_one(OptionList)
+        if [i for i, _ in lines] == [i for i, _ in self._shown]:
+            # Same alerts in the same order: replace only the changed prompts.
+            for index, (new, old) in enumerate(zip(lines, self._shown, strict=True)):
+                if new != old:
+                    olist.replace_option_prompt_at_index(index, new[1])
+            self._shown = lines
+            return
         self._shown = lines
         self._targets = {a.id: a.target for a in alerts}
-        olist = self.query_one(OptionList)
         keep = olist.highlighted_option.id if olist.highlighted_option is not None else None
         olist.clear_options()
         olist.add_options([Option(text, id=alert_id) for alert_id, text in lines])
