@@ -615,3 +615,18 @@ def test_sigterm_stops_an_agent_that_cannot_reach_its_server(control_plane, tmp_
     assert agent.stop() == 0
     assert time.monotonic() - started < 3.0
     assert "agent stopped" in agent.output()
+
+
+def test_samples_can_be_turned_off(control_plane, tmp_path, agents):
+    agent = start_agent(
+        control_plane, tmp_path, agents, "quiet", args=["--no-samples", "--max-queue", "4"]
+    )
+    state = wait_connected(control_plane, agent.agent_id)
+    assert state["cpu_percent"] is None and state["mem_rss_bytes"] is None
+    assert state["mem_host_percent"] is None
+    assert state["uptime_s"] > 0 and state["version"] == __version__  # the rest still comes
+    assert state["queue_depth"] == 0 and state["cert_not_after"] > time.time()
+    with control_plane.api() as api:
+        config = api.get(f"/v1/agents/{agent.agent_id}/config").json()
+    assert config["effective"]["samples"] is False and config["effective"]["max_queue"] == 4
+    assert config["effective_hash"] == state["config_hash"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import socket
 import ssl
 
@@ -216,3 +217,21 @@ def test_policy_matching_rules():
     assert policy.address_allowed(ipaddress.ip_address("10.1.2.3"))
     assert policy.address_allowed(ipaddress.ip_address("::ffff:10.1.2.3"))
     assert not policy.address_allowed(ipaddress.ip_address("10.2.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("exc", "failure"),
+    [
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "unreachable"),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), "unreachable"),
+        (OSError(errno.ETIMEDOUT, "Connection timed out"), "timeout"),
+        (TimeoutError(), "timeout"),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "refused"),
+        (OSError(errno.EACCES, "Permission denied"), "error"),
+    ],
+)
+def test_connect_errors_are_classified(exc, failure):
+    # No route can be made to fail on loopback alone, so the classifier is checked directly.
+    from agent.probe import _classify_connect
+
+    assert _classify_connect(exc) == failure
