@@ -29,7 +29,7 @@ from agent._der import CertInfo, cert_info, pem_to_der
 from agent.backoff import FullJitter
 from agent.commands import CommandRunner
 from agent.config import AgentConfig
-from agent.errors import CertificateExpired, ChannelClosed, Revoked
+from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
 from agent.keys import csr_isolated, sign_isolated
 from agent.link import Link, LinkState
 from agent.logs import LogBook
@@ -122,8 +122,11 @@ class Agent:
         self.sampler = Sampler(enabled=config.samples)
         self.runner = CommandRunner(config, ProbePolicy.from_config(config), logbook)
         self.config_hash = config.hash()
-        self.cert_pem = identity.cert_path.read_text(encoding="ascii")
-        self.cert: CertInfo = cert_info(pem_to_der(self.cert_pem))
+        try:
+            self.cert_pem = identity.cert_path.read_text(encoding="ascii")
+            self.cert: CertInfo = cert_info(pem_to_der(self.cert_pem))
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{identity.cert_path} is unreadable ({exc}); enroll again") from None
         self.started = time.monotonic()
         self._stop = asyncio.Event()
         self._last_error: ErrorMessage | None = None

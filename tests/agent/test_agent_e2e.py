@@ -429,6 +429,9 @@ def test_run_without_enrollment_or_with_a_readable_key_explains(tmp_path):
     (state / "key.pem").chmod(0o644)
     leaky = run(state)
     assert leaky.returncode == 2 and "chmod 600" in leaky.stderr
+    (state / "key.pem").chmod(0o600)
+    garbled = run(state)
+    assert garbled.returncode == 2 and "cert.pem is unreadable" in garbled.stderr
 
 
 @contextlib.contextmanager
