@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import ssl
@@ -24,6 +25,11 @@ FAST = {
     "time_probe_interval_s": "2",
 }
 """Test timings: a heartbeat every 0.5 s, stale after 1.5 s, offline 3 s later."""
+
+
+def _die_with_parent() -> None:
+    # If pytest itself is killed, the server goes too (Linux PR_SET_PDEATHSIG).
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
 
 
 @dataclass
@@ -59,7 +65,9 @@ class RunningServer:
             args += ["--set", f"{key}={value}"]
         log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, stdout=log, stderr=log, preexec_fn=_die_with_parent
+            )
         deadline = time.monotonic() + timeout
         while not endpoint.exists():
             if self.proc.poll() is not None:
