@@ -1,0 +1,93 @@
+"""Make the README's screenshots (SVG) from the real dashboard on fixed data.
+
+    .venv/bin/python screenshots/make_screenshots.py [--out screenshots]
+
+The data is ``fleet_tui.sample``: the same variety as ``fleet demo`` (a stale
+agent, a skewed clock, a certificate about to expire, a version off its pin, a
+deep queue, an unroutable connection), at a fixed time so the pictures are
+reproducible.  The app, its screens and its rendering are the real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fleet.protocol import ProbeResult
+from fleet_tui.app import FleetApp
+from fleet_tui.model import FleetModel
+from fleet_tui.sample import NOW, sample_snapshot
+from fleet_tui.screens.probe import ProbeResultModal
+
+Step = Callable[[FleetApp, object], Awaitable[None]]
+
+
+def _app(wall: bool = False) -> FleetApp:
+    app = FleetApp(model=FleetModel(clock=lambda: NOW), wall=wall, page_s=3600)
+    app.feed(sample_snapshot(60))
+    return app
+
+
+async def shoot(
+    out: Path,
+    name: str,
+    size: tuple[int, int],
+    keys: list[str] = (),  # type: ignore[assignment]
+    wall: bool = False,
+    then: Step | None = None,
+    title: str = "fleet",
+) -> Path:
+    app = _app(wall)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.3)
+        if keys:
+            await pilot.press(*keys)
+        if then is not None:
+            await then(app, pilot)
+        await pilot.pause(0.3)
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+    print(f"wrote {path}")
+    return path
+
+
+async def _probe(app: FleetApp, pilot: object) -> None:
+    result = ProbeResult(
+        host="orders.db.internal",
+        port=5432,
+        tls=True,
+        ok=True,
+        resolved=["10.20.0.15"],
+        dns_ms=1.8,
+        connect_ms=2.4,
+        tls_ms=11.6,
+        peer_cert_subject="CN=orders.db.internal",
+    )
+    app.push_screen(ProbeResultModal("build-eu-0005", result))
+
+
+async def main(out: Path) -> None:
+    await shoot(out, "fleet", (160, 50))
+    await shoot(out, "detail", (160, 50), keys=["down", "down", "enter"])
+    await shoot(out, "probe-result", (120, 36), then=_probe)
+    await shoot(out, "wall", (160, 50), wall=True)
+    # Monochrome at 80x24: NO_COLOR is read when the app is created.
+    os.environ["NO_COLOR"] = "1"
+    try:
+        await shoot(out, "fleet-80x24-mono", (80, 24))
+    finally:
+        del os.environ["NO_COLOR"]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    target = parser.parse_args().out
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(target))
