@@ -78,10 +78,14 @@ def agent_findings(agent: LiveAgent, settings: Settings, now: float) -> list[Fin
     return out
 
 
-def presence_finding(agent: LiveAgent, now_mono: float) -> Finding | None:
+def presence_finding(agent: LiveAgent) -> Finding | None:
     if agent.state == Presence.STALE:
-        since = now_mono - (agent.last_heartbeat_mono or now_mono)
-        return Finding("stale", "warning", f"no heartbeat for {_human(since)}")
+        # A fixed time, not an age: the message must not go stale itself, and a
+        # changing text would republish the agent on every tick.
+        if agent.last_heartbeat_at is None:
+            return Finding("stale", "warning", "no heartbeat since it connected")
+        at = time.strftime("%H:%M:%S UTC", time.gmtime(agent.last_heartbeat_at))
+        return Finding("stale", "warning", f"no heartbeat since {at}")
     if agent.state == Presence.OFFLINE:
         return Finding("offline", "critical", "agent is offline")
     return None

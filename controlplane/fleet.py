@@ -167,7 +167,7 @@ class Fleet:
         agent.reasons = [f.message for f in findings]
         if agent.state in HEALTHY:
             agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
-        presence = presence_finding(agent, mono)
+        presence = presence_finding(agent)
         in_grace = mono - self.started_mono < self.settings.restart_grace_s
         if presence is not None:
             agent.reasons = [presence.message]
@@ -184,8 +184,12 @@ class Fleet:
         self.bus.publish_agent(agent.to_state())
 
     def tick(self) -> None:
-        """Presence timers: stale after missed heartbeats, offline after a while stale."""
+        """Presence timers: stale after missed heartbeats, offline after a while stale.
+
+        Only transitions publish: a tick over a quiet fleet sends nothing.
+        """
         mono = time.monotonic()
+        grace_ended = self._grace_just_ended(mono)
         changed_presence = False
         for agent in self.agents.values():
             if agent.state in HEALTHY and agent.last_heartbeat_mono is not None:
@@ -195,21 +199,17 @@ class Fleet:
                     agent.stale_since_mono = mono
                     self.refresh(agent)
                     changed_presence = True
-                elif (
-                    agent.cert_not_after is not None
-                    and agent.reasons == []
-                    and (agent.cert_not_after - time.time() <= self.settings.cert_warn_s)
-                ):
-                    self.refresh(agent)
             elif agent.state == Presence.STALE:
                 since = agent.stale_since_mono or mono
                 if mono - since > self.settings.offline_after_stale_s:
                     agent.set_state(Presence.OFFLINE)
+                    self.refresh(agent)
                     changed_presence = True
+                elif grace_ended:
+                    self.refresh(agent)
+            elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
-            elif agent.state == Presence.OFFLINE and self._grace_just_ended(mono):
-                self.refresh(agent)
-        if changed_presence or self._grace_just_ended(mono):
+        if changed_presence or grace_ended:
             self._update_connections()
         self._check_pools()
 
