@@ -18,9 +18,11 @@ __all__ = ["LogsModal", "PinModal", "PinRequest", "RevokeModal"]
 _MODAL_CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
-    width: 72; max-width: 100%; height: auto; padding: 1 2;
-    border: thick $accent; background: $surface;
+    width: 72; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
+    border: thick $accent; background: $surface; overflow-y: auto;
 }}
+{name} RadioSet {{ border: none; padding: 0; }}
+{name} Input {{ margin-top: 1; }}
 {name} .does {{ color: $text-muted; margin: 1 0; }}
 {name} .error {{ color: $error; }}
 {name} Horizontal {{ height: auto; align-horizontal: right; }}
@@ -52,14 +54,16 @@ class PinModal(ModalScreen[PinRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Pin a version for {self.agent_name}")
-            yield Input(self._version, placeholder="version, e.g. 1.4.2", id="pin-version")
+            yield Input(
+                self._version, placeholder="version, e.g. 1.4.2", id="pin-version", compact=True
+            )
             with RadioSet(id="pin-scope"):
                 yield RadioButton(f"this agent ({self.agent_name})", value=True, id="pin-agent")
                 yield RadioButton(f"its whole pool ({self.pool})", id="pin-pool")
             yield Static(classes="does", id="pin-does")
             with Horizontal():
-                yield Button("Cancel", id="pin-cancel")
-                yield Button("Pin", variant="warning", id="pin-go")
+                yield Button("Cancel", id="pin-cancel", compact=True)
+                yield Button("Pin", variant="warning", id="pin-go", compact=True)
 
     def on_mount(self) -> None:
         self._describe()
@@ -119,10 +123,10 @@ class RevokeModal(ModalScreen[bool]):
                 classes="does",
             )
             yield Label(f"Type {self.agent_name} to confirm:")
-            yield Input(placeholder=self.agent_name, id="revoke-name")
+            yield Input(placeholder=self.agent_name, id="revoke-name", compact=True)
             with Horizontal():
-                yield Button("Cancel", id="revoke-cancel")
-                yield Button("Revoke", variant="error", id="revoke-go", disabled=True)
+                yield Button("Cancel", id="revoke-cancel", compact=True)
+                yield Button("Revoke", variant="error", id="revoke-go", disabled=True, compact=True)
 
     @on(Input.Changed, "#revoke-name")
     def _check(self, event: Input.Changed) -> None:
@@ -154,7 +158,7 @@ class LogsModal(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Fetch logs from {self.agent_name}")
-            yield Input("500", type="integer", placeholder="lines", id="logs-lines")
+            yield Input("500", type="integer", placeholder="lines", id="logs-lines", compact=True)
             yield Static(
                 f"Will fetch the last lines of {self.agent_name}'s log (redacted on the agent), "
                 f"save them under {self.directory} and open them in a viewer.",
@@ -162,8 +166,8 @@ class LogsModal(ModalScreen[int | None]):
             )
             yield Static(classes="error", id="logs-error")
             with Horizontal():
-                yield Button("Cancel", id="logs-cancel")
-                yield Button("Fetch", variant="primary", id="logs-go")
+                yield Button("Cancel", id="logs-cancel", compact=True)
+                yield Button("Fetch", variant="primary", id="logs-go", compact=True)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#logs-go")

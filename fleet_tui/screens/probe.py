@@ -35,10 +35,12 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
     DEFAULT_CSS = """
     ProbeModal { align: center middle; }
     ProbeModal > Vertical {
-        width: 70; max-width: 100%; height: auto; padding: 1 2;
-        border: thick $accent; background: $surface;
+        width: 70; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
+        border: thick $accent; background: $surface; overflow-y: auto;
     }
+    ProbeModal .title { text-style: bold; margin-bottom: 1; }
     ProbeModal Input { margin-bottom: 1; }
+    ProbeModal Checkbox { border: none; padding: 0; margin-bottom: 1; }
     ProbeModal #probe-does { color: $text-muted; margin-bottom: 1; }
     ProbeModal #probe-error { color: $error; }
     ProbeModal Horizontal { height: auto; align-horizontal: right; }
@@ -57,14 +59,18 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Probe from {self.agent_name}", classes="title")
-            yield Input(self._host, placeholder="host, e.g. db.internal", id="probe-host")
-            yield Input(self._port, placeholder="port", type="integer", id="probe-port")
+            yield Label("host")
+            yield Input(self._host, placeholder="e.g. db.internal", id="probe-host", compact=True)
+            yield Label("port")
+            yield Input(
+                self._port, placeholder="e.g. 5432", type="integer", id="probe-port", compact=True
+            )
             yield Checkbox("TLS handshake", id="probe-tls")
             yield Static(id="probe-does")
             yield Static(id="probe-error")
             with Horizontal():
-                yield Button("Cancel", id="probe-cancel")
-                yield Button("Probe", variant="primary", id="probe-go")
+                yield Button("Cancel", id="probe-cancel", compact=True)
+                yield Button("Probe", variant="primary", id="probe-go", compact=True)
 
     def on_mount(self) -> None:
         self._describe()
@@ -135,7 +141,7 @@ class ProbeResultModal(ModalScreen[None]):
     DEFAULT_CSS = """
     ProbeResultModal { align: center middle; }
     ProbeResultModal > Vertical {
-        width: 76; max-width: 100%; height: auto; padding: 1 2;
+        width: 76; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
         border: thick $success; background: $surface;
     }
     ProbeResultModal.-failed > Vertical { border: thick $error; }
@@ -155,7 +161,7 @@ class ProbeResultModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("\n".join(result_lines(self.agent_name, self.result)), id="probe-result")
-            yield Button("Close", id="probe-close")
+            yield Button("Close", id="probe-close", compact=True)
 
     @on(Button.Pressed, "#probe-close")
     def action_dismiss_result(self) -> None:
