@@ -49,6 +49,7 @@ from agent.wire import (
     WireError,
     auth,
     command_error,
+    command_request_id,
     command_result,
     heartbeat,
     parse_server_message,
@@ -144,15 +145,18 @@ class Agent:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
 
-    async def run(self) -> None:
+    async def run(self, *, handle_signals: bool = True) -> None:
         """Keep the channel open until stopped.
+
+        Args:
+            handle_signals: stop on SIGTERM and SIGINT (off when embedded in tests).
 
         Raises:
             Revoked: the control plane revoked this agent.
             CertificateExpired: the certificate expired; enroll again.
         """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         log.info(
@@ -381,6 +385,9 @@ class Agent:
             except WireError as exc:
                 # A newer control plane may send what this agent does not know yet.
                 log.warning("ignored a frame from the control plane: %s", exc)
+                request_id = command_request_id(raw)
+                if request_id is not None:
+                    await ws.send(command_error(request_id, "unsupported", str(exc)))
                 continue
             if isinstance(message, TimeProbe):
                 await ws.send(

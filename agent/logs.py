@@ -108,10 +108,12 @@ class LogBook:
         return logger
 
     def close(self) -> None:
-        """Detach and close the handlers."""
+        """Detach the handlers from the ``agent`` logger and close them."""
         logger = logging.getLogger(LOGGER_NAME)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+            handler.close()
+        for handler in self.handlers:
             handler.close()
 
     def _from_ring(self, since: float | None) -> list[str]:

@@ -34,6 +34,7 @@ __all__ = [
     "WireError",
     "auth",
     "command_error",
+    "command_request_id",
     "command_result",
     "heartbeat",
     "parse_server_message",
@@ -225,6 +226,23 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
     if kind == "error":
         return ErrorMessage(code=_get(obj, "code", int), message=_get(obj, "message", str))
     raise WireError(f"unknown message type {str(kind)[:40]!r}")
+
+
+def command_request_id(data: str | bytes) -> str | None:
+    """The ``request_id`` of a command frame this agent could not parse, if any.
+
+    A newer control plane may send a command this agent does not know; answering
+    ``unsupported`` at once beats leaving the operator to wait for a timeout.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if isinstance(obj, dict) and obj.get("type") == "command":
+        request_id = obj.get("request_id")
+        if isinstance(request_id, str) and request_id:
+            return request_id
+    return None
 
 
 # --------------------------------------------------------------------------

@@ -151,3 +151,17 @@ def test_unknown_fields_are_ignored_like_the_protocol_module():
 def test_oversized_frame_is_rejected():
     with pytest.raises(wire.WireError, match="exceeds"):
         wire.parse_server_message("x" * (wire.MAX_FRAME_BYTES + 1))
+
+
+def test_an_unknown_command_still_yields_its_request_id_for_an_unsupported_answer():
+    frame = json.dumps(
+        {"type": "command", "request_id": "r9", "timeout_s": 5, "command": {"kind": "upgrade"}}
+    )
+    with pytest.raises(wire.WireError, match="unknown command kind 'upgrade'"):
+        wire.parse_server_message(frame)
+    assert wire.command_request_id(frame) == "r9"
+    answer = P.parse_agent_message(wire.command_error("r9", "unsupported", "upgrade"))
+    assert isinstance(answer, P.CommandFinished) and answer.error is not None
+    assert answer.error.code == "unsupported"
+    assert wire.command_request_id('{"type": "time_probe", "id": 1}') is None
+    assert wire.command_request_id("not json") is None
