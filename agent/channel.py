@@ -40,8 +40,11 @@ from agent.wire import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     CommandRequest,
+    ConfigSpec,
     ErrorMessage,
     Hello,
+    LogsSpec,
+    ProbeSpec,
     RenewResponse,
     ServerMessage,
     TimeProbe,
@@ -315,6 +318,7 @@ class Agent:
     async def _serve(self, ws: ClientConnection, welcome: Welcome) -> None:
         async def deliver(outcome: Outcome) -> None:
             if outcome.result is not None:
+                log.info("command %s done: %s", outcome.request_id, _summary(outcome.result))
                 await ws.send(command_result(outcome.request_id, outcome.result))
             else:
                 await ws.send(
@@ -408,8 +412,7 @@ class Agent:
         raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
-        kind = type(req.command).__name__.removesuffix("Spec").lower()
-        log.info("command %s: %s", req.request_id, kind)
+        log.info("command %s: %s", req.request_id, _describe(req.command))
         if not queue.submit(req.request_id, self.runner.job(req.command), req.timeout_s):
             log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
             await ws.send(
@@ -472,6 +475,25 @@ class Agent:
         self.cert_pem = answer.certificate_pem
         self.cert = info
         log.info("certificate renewed; valid until %s", _iso(info.not_after))
+
+
+def _describe(spec: ProbeSpec | LogsSpec | ConfigSpec) -> str:
+    if isinstance(spec, ProbeSpec):
+        return f"probe {spec.host}:{spec.port}{' tls' if spec.tls else ''}"
+    if isinstance(spec, LogsSpec):
+        since = f" since {_iso(spec.since)}" if spec.since is not None else ""
+        return f"logs, last {spec.lines} lines{since}"
+    return "config"
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result.get("kind") == "probe":
+        if result.get("ok"):
+            return "ok"
+        return f"{result.get('failure')}: {result.get('error')}"
+    if result.get("kind") == "logs":
+        return f"{len(result.get('lines', []))} lines"
+    return str(result.get("kind"))
 
 
 def _explain(exc: BaseException) -> str:
