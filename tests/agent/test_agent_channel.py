@@ -124,7 +124,9 @@ async def recv(ws: ServerConnection, kind: type, *, skip: tuple[type, ...] = (P.
             assert isinstance(message, skip), f"unexpected {message!r}"
 
 
-async def handshake(ws: ServerConnection, interval: float = 0.2) -> P.Auth:
+async def handshake(
+    ws: ServerConnection, interval: float = 0.2, pinned: str | None = None
+) -> P.Auth:
     nonce = "a1" * 32
     await ws.send(P.dump(P.Hello(protocol_version=1, server_version="x", nonce=nonce)))
     auth = await recv(ws, P.Auth)
@@ -134,7 +136,10 @@ async def handshake(ws: ServerConnection, interval: float = 0.2) -> P.Auth:
     public.verify(  # raises if the proof of possession is wrong
         base64.b64decode(auth.signature), (AUTH_PREFIX + nonce).encode(), ec.ECDSA(hashes.SHA256())
     )
-    await ws.send(P.dump(P.Welcome(agent_id=auth.agent_id, heartbeat_interval_s=interval)))
+    welcome = P.Welcome(
+        agent_id=auth.agent_id, heartbeat_interval_s=interval, pinned_version=pinned
+    )
+    await ws.send(P.dump(welcome))
     return auth
 
 
@@ -161,6 +166,7 @@ async def test_heartbeats_time_probes_commands_busy_and_revocation(tmp_path):
         gaps = [b.sent_at - a.sent_at for a, b in itertools.pairwise(beats)]
         assert all(0.15 < gap < 0.6 for gap in gaps), gaps
         assert beats[0].config_hash == agent.config.hash()
+        assert {b.version for b in beats} == {__version__}
         assert beats[0].cert_not_after == agent.cert.not_after
 
         t1 = time.time()
@@ -219,6 +225,7 @@ async def test_heartbeats_time_probes_commands_busy_and_revocation(tmp_path):
 async def test_reconnects_after_a_refused_authentication_and_stops_cleanly(tmp_path):
     async with scripted_server(tmp_path) as cp:
         agent = make_agent(cp)
+        agent.runner.logbook.install("info", stderr=False)
         task = asyncio.create_task(agent.run(handle_signals=False))
         first = await cp.next()
         await first.send(P.dump(P.Hello(protocol_version=1, server_version="x", nonce="00")))
@@ -227,8 +234,12 @@ async def test_reconnects_after_a_refused_authentication_and_stops_cleanly(tmp_p
         await first.close(4001, "unknown agent")
 
         second = await cp.next()  # it came back on its own
-        await handshake(second)
+        await handshake(second, pinned="9.9.9")
         await recv(second, P.Heartbeat, skip=())
+        lines, _ = agent.runner.logbook.tail(50)
+        text = "\n".join(lines)
+        assert "unauthenticated" in text and "unknown agent" in text and "reconnecting in" in text
+        assert f"version drift: this agent runs {__version__}, its pool is pinned to 9.9.9" in text
         agent.request_stop()
         async with asyncio.timeout(10):
             await task  # returns: a stop is not an error
