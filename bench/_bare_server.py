@@ -46,7 +46,9 @@ async def handler(ws: websockets.ServerConnection) -> None:
 
 async def report(path: Path) -> None:
     while True:
-        path.write_text(json.dumps({"connected": connected, "heartbeats": heartbeats}))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"connected": connected, "heartbeats": heartbeats}))
+        tmp.replace(path)
         await asyncio.sleep(0.5)
 
 

@@ -1,12 +1,17 @@
 """The event stream's hub: sequence numbers, replay for ``since=SEQ``, subscribers.
 
-Agent updates are full states, so they never need a replay log: the bus keeps the
+Agent updates are full states, so they need no replay log: the bus keeps the
 sequence number of each agent's latest update, and a resuming client gets every
 agent changed after its ``since`` plus the other events (alerts, connections,
-command results) kept in a bounded log.  Each subscriber has its own pending set:
-agent updates coalesce (the latest state per agent wins) and other events queue up
-to a bound; past it the subscriber is marked for a fresh snapshot.  Publishing
-never awaits, so a slow subscriber never slows ingest or the others.
+command results) kept in a bounded log.
+
+Publishing an agent costs a dictionary write per subscriber and never awaits, so
+a slow subscriber never slows ingest or the others.  Each subscriber keeps only
+*which* agents changed; the state is read and serialised when the subscriber's
+writer drains, once per agent however many heartbeats came in between (the
+latest state wins), and the JSON is shared by every subscriber that drains the
+same update.  Other events queue up to a bound; past it the subscriber is marked
+for a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from fleet.protocol import AgentState, AgentUpdate, StreamToClient
+from fleet.protocol import AgentState, AgentUpdate, StreamToClient, dump
 
 __all__ = ["EventBus", "Subscriber"]
 
 OtherEvent = StreamToClient
+StateOf = Callable[[str], AgentState | None]
 
 
 class Subscriber:
@@ -27,17 +33,18 @@ class Subscriber:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.agents: dict[str, AgentUpdate] = {}
+        self.agents: dict[str, int] = {}
+        """Agent id -> sequence number of its latest update not yet sent."""
         self.others: deque[OtherEvent] = deque()
         self.needs_snapshot = False
         self.wake = asyncio.Event()
         self.coalesced = 0
         """Agent updates replaced before they were sent: a measure of lag."""
 
-    def offer_agent(self, update: AgentUpdate) -> None:
-        if update.agent.id in self.agents:
+    def offer_agent(self, agent_id: str, seq: int) -> None:
+        if agent_id in self.agents:
             self.coalesced += 1
-        self.agents[update.agent.id] = update
+        self.agents[agent_id] = seq
         self.wake.set()
 
     def offer_other(self, event: OtherEvent) -> None:
@@ -54,22 +61,16 @@ class Subscriber:
         self.others.clear()
         self.wake.set()
 
-    def drain(self) -> list[StreamToClient]:
-        """Everything pending, in sequence order."""
-        batch: list[StreamToClient] = [*self.agents.values(), *self.others]
-        self.agents.clear()
-        self.others.clear()
-        self.wake.clear()
-        batch.sort(key=lambda m: m.seq)
-        return batch
-
 
 class EventBus:
-    def __init__(self, replay_len: int, subscriber_limit: int) -> None:
+    def __init__(self, replay_len: int, subscriber_limit: int, state_of: StateOf) -> None:
         self.seq = 0
         self.subscriber_limit = subscriber_limit
+        self.state_of = state_of
         self._subscribers: set[Subscriber] = set()
         self._agent_seq: dict[str, int] = {}
+        self._frames: dict[str, tuple[int, str]] = {}
+        """Serialised agent updates by agent id, shared by subscribers."""
         self._log: deque[OtherEvent] = deque(maxlen=replay_len)
         self._floor = 0
         """The ``since`` below which the log no longer covers the other events."""
@@ -90,11 +91,11 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def publish_agent(self, state: AgentState) -> None:
-        update = AgentUpdate(seq=self.next_seq(), agent=state)
-        self._agent_seq[state.id] = update.seq
+    def publish_agent(self, agent_id: str) -> None:
+        seq = self.next_seq()
+        self._agent_seq[agent_id] = seq
         for sub in self._subscribers:
-            sub.offer_agent(update)
+            sub.offer_agent(agent_id, seq)
 
     def publish(self, make: Callable[[int], OtherEvent]) -> None:
         """Publish a non-agent event built with its sequence number."""
@@ -105,6 +106,33 @@ class EventBus:
         for sub in self._subscribers:
             sub.offer_other(event)
 
+    def agent_frame(self, agent_id: str, seq: int) -> tuple[int, str] | None:
+        """The JSON of an agent's update at ``seq`` or later, built once and shared."""
+        latest = self._agent_seq.get(agent_id, seq)
+        cached = self._frames.get(agent_id)
+        if cached is not None and cached[0] == latest:
+            return cached
+        state = self.state_of(agent_id)
+        if state is None:
+            return None
+        frame = (latest, dump(AgentUpdate(seq=latest, agent=state)))
+        self._frames[agent_id] = frame
+        return frame
+
+    def drain(self, sub: Subscriber) -> list[str]:
+        """Everything pending for ``sub`` as JSON frames, in sequence order."""
+        out: list[tuple[int, str]] = []
+        for agent_id, seq in sub.agents.items():
+            frame = self.agent_frame(agent_id, seq)
+            if frame is not None:
+                out.append(frame)
+        out.extend((e.seq, dump(e)) for e in sub.others)
+        sub.agents.clear()
+        sub.others.clear()
+        sub.wake.clear()
+        out.sort(key=lambda f: f[0])
+        return [text for _, text in out]
+
     def recent(self) -> list[OtherEvent]:
         """The non-agent events still held for replay, oldest first."""
         return list(self._log)
@@ -112,16 +140,14 @@ class EventBus:
     def can_resume(self, since: int) -> bool:
         return self._floor <= since <= self.seq
 
-    def resume(
-        self, since: int, agents: Callable[[str], AgentState | None]
-    ) -> list[StreamToClient]:
-        """The deltas after ``since``; call only when :meth:`can_resume` is true."""
-        out: list[StreamToClient] = []
+    def resume(self, since: int) -> list[str]:
+        """The deltas after ``since`` as JSON frames; only when :meth:`can_resume`."""
+        out: list[tuple[int, str]] = []
         for agent_id, seq in self._agent_seq.items():
             if seq > since:
-                state = agents(agent_id)
-                if state is not None:
-                    out.append(AgentUpdate(seq=seq, agent=state))
-        out.extend(e for e in self._log if e.seq > since)
-        out.sort(key=lambda m: m.seq)
-        return out
+                frame = self.agent_frame(agent_id, seq)
+                if frame is not None:
+                    out.append(frame)
+        out.extend((e.seq, dump(e)) for e in self._log if e.seq > since)
+        out.sort(key=lambda f: f[0])
+        return [text for _, text in out]

@@ -17,6 +17,7 @@ from typing import Any
 
 from fleet.protocol import (
     PROTOCOL_VERSION,
+    AgentState,
     AlertCleared,
     AlertInfo,
     AlertRaised,
@@ -51,7 +52,7 @@ class Fleet:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.bus = EventBus(settings.replay_len, settings.subscriber_buffer)
+        self.bus = EventBus(settings.replay_len, settings.subscriber_buffer, self._state_of)
         self.agents: dict[str, LiveAgent] = {}
         self.pins: dict[tuple[str, str], PinRecord] = {}
         self.pools: dict[str, ProbePolicy] = {}
@@ -62,6 +63,10 @@ class Fleet:
         self.started_mono = time.monotonic()
         self._pending_alerts: list[AlertRecord] = []
         self.heartbeats = 0
+
+    def _state_of(self, agent_id: str) -> AgentState | None:
+        agent = self.agents.get(agent_id)
+        return agent.to_state() if agent is not None else None
 
     # ------------------------------------------------------------------ load
 
@@ -125,7 +130,7 @@ class Fleet:
     def add_agent(self, agent: LiveAgent) -> None:
         self.agents[agent.id] = agent
         self._apply_pin(agent)
-        self.bus.publish_agent(agent.to_state())
+        self.bus.publish_agent(agent.id)
         self._update_connections()
 
     def on_connect(self, agent: LiveAgent, addr: str | None) -> None:
@@ -181,7 +186,7 @@ class Fleet:
         else:
             changed = self.alerts.reconcile(agent.id, AGENT_KINDS, findings)
         self._publish_alerts(*changed)
-        self.bus.publish_agent(agent.to_state())
+        self.bus.publish_agent(agent.id)
 
     def tick(self) -> None:
         """Presence timers: stale after missed heartbeats, offline after a while stale.

@@ -93,7 +93,8 @@ class LiveAgent:
 
     def to_state(self) -> AgentState:
         r = self.record
-        return AgentState(
+        # Our own, already-typed data: skip validation on this hot path.
+        return AgentState.model_construct(
             id=r.id,
             name=r.name,
             pool=r.pool,

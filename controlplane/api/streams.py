@@ -10,10 +10,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from fleet.protocol import (
     PROTOCOL_VERSION,
-    AgentState,
     CloseCode,
     ProtocolError,
-    StreamToClient,
     Subscribe,
     dump,
     parse_client_message,
@@ -68,11 +66,11 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
     reader = asyncio.create_task(_drain_client(ws))
     try:
         if since is not None and bus.can_resume(since):
-            first: list[StreamToClient] = list(bus.resume(since, lambda i: _state(cp, i)))
+            first = bus.resume(since)
         else:
-            first = [cp.fleet.snapshot(principal.role)]
-        for message in first:
-            await ws.send_text(dump(message))
+            first = [dump(cp.fleet.snapshot(principal.role))]
+        for frame in first:
+            await ws.send_text(frame)
         while not reader.done():
             waiter = asyncio.create_task(sub.wake.wait())
             await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -82,11 +80,11 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
             await asyncio.sleep(COALESCE_S)
             if sub.needs_snapshot:
                 sub.needs_snapshot = False
-                sub.drain()
+                bus.drain(sub)
                 await ws.send_text(dump(cp.fleet.snapshot(principal.role)))
                 continue
-            for message in sub.drain():
-                await ws.send_text(dump(message))
+            for frame in bus.drain(sub):
+                await ws.send_text(frame)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
@@ -94,11 +92,6 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         reader.cancel()
         with contextlib.suppress(Exception):
             await ws.close()
-
-
-def _state(cp: ControlPlane, agent_id: str) -> AgentState | None:
-    agent = cp.fleet.agents.get(agent_id)
-    return agent.to_state() if agent else None
 
 
 async def _drain_client(ws: WebSocket) -> None:
