@@ -208,6 +208,13 @@ def _validate(cfg: AgentConfig) -> None:
         raise ConfigError(f"extra_ca_file {cfg.extra_ca_file!r} does not exist")
 
 
+def _flag_name(name: str) -> str:
+    """``allow_hosts`` -> ``--allow-host`` (list flags repeat); ``max_queue`` -> ``--max-queue``."""
+    if name in _LIST_FIELDS:
+        name = name.removesuffix("s")
+    return "--" + name.replace("_", "-")
+
+
 def load_config(
     *,
     file: Path | None,
@@ -252,8 +259,7 @@ def load_config(
             continue
         if name not in _FIELDS:
             raise ConfigError(f"unknown setting {name!r}")
-        flag = "--" + name.removesuffix("s").replace("_", "-") if name in _LIST_FIELDS else name
-        flag = flag if flag.startswith("--") else "--" + name.replace("_", "-")
+        flag = _flag_name(name)
         values[name] = _coerce(name, value, flag)
         sources.append(flag)
     if isinstance(values.get("log_level"), str):
