@@ -13,9 +13,10 @@ import logging
 import logging.handlers
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from agent.redaction import redact
 
 __all__ = ["LOGGER_NAME", "MAX_BUNDLE_BYTES", "LogBook", "restrict_umask"]
 
@@ -134,16 +135,19 @@ class LogBook:
             except OSError:
                 continue
             chunk: list[str] = []
-            current = None
+            current: float | None = None
+            reached_since = False
             for line in text.splitlines():
+                # Lines without a time (traceback lines) belong to the record above.
                 stamp = _line_time(line)
                 current = stamp if stamp is not None else current
                 if since is None or (current is not None and current >= since):
                     chunk.append(line)
+                else:
+                    reached_since = True
             collected = chunk + collected
-            if len(collected) >= limit:
-                break
-            if since is not None and current is not None and text and _first_time(text) < since:
+            # Older files hold only older lines: stop once enough, or once past `since`.
+            if len(collected) >= limit or reached_since:
                 break
         return collected
 
@@ -153,8 +157,6 @@ class LogBook:
         Returns:
             The lines, oldest first, and whether they were cut to the size limit.
         """
-        from agent.redaction import redact
-
         picked = self._from_ring(since)
         # The files hold what the ring dropped, and earlier runs of the agent.
         if len(picked) < lines and self.file is not None:
@@ -169,14 +171,6 @@ class LogBook:
             size -= len(redacted.pop(0).encode("utf-8")) + 1
             truncated = True
         return redacted, truncated
-
-
-def _first_time(text: str) -> float:
-    for line in text.splitlines():
-        stamp = _line_time(line)
-        if stamp is not None:
-            return stamp
-    return time.time()
 
 
 def restrict_umask() -> None:

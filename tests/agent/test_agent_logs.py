@@ -95,3 +95,28 @@ def test_bundle_is_capped_below_the_frame_limit(book):
 def test_log_file_is_private(tmp_path, book):
     log.info("x")
     assert (tmp_path / "logs" / "agent.log").stat().st_mode & 0o077 == 0
+
+
+def test_since_reaches_into_rotated_files_of_earlier_runs(tmp_path):
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "agent.log.2").write_text("2026-01-01T00:00:00.000Z INFO agent: oldest\n")
+    (log_dir / "agent.log.1").write_text(
+        "2026-01-01T01:00:00.000Z INFO agent: before\n"
+        "2026-01-01T02:00:00.000Z ERROR agent: failed\n"
+        "Traceback (most recent call last):\n"
+        "2026-01-01T03:00:00.000Z INFO agent: after\n"
+    )
+    (log_dir / "agent.log").write_text("2026-01-01T04:00:00.000Z INFO agent: latest\n")
+    book = LogBook(log_dir, max_bytes=1 << 20, backups=2, ring_lines=10)
+    try:
+        since = 1767229200.0  # 2026-01-01T01:00:00Z
+        lines, _ = book.tail(100, since=since + 1)
+    finally:
+        book.close()
+    assert [line.split(": ", 1)[-1] for line in lines] == [
+        "failed",
+        "Traceback (most recent call last):",
+        "after",
+        "latest",
+    ]
