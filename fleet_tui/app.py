@@ -174,8 +174,8 @@ class FleetApp(App[int]):
         self.call_later(self.tick)
 
     def link_words(self) -> str:
-        """The connection state in words, for the header."""
-        return self.link.words() if self.link.state is not ConnectionState.LIVE else "live"
+        """The connection state in a word, for the header; the banner says why."""
+        return self.link.state.value
 
     def banner_text(self) -> str:
         """What the banner says, or "" when the data is live."""
@@ -188,7 +188,7 @@ class FleetApp(App[int]):
             where = self.server_url or "the control plane"
             return f"connecting to {where}…"
         age = self.model.data_age() or 0.0
-        return f"reconnecting… data as of {age:.0f} s ago ({self.link.detail})"
+        return f"reconnecting… data as of {age:.0f} s ago — {self.link.detail}"
 
     # ------------------------------------------------------------------
     # The tick
@@ -205,7 +205,7 @@ class FleetApp(App[int]):
         live = self.link.state is ConnectionState.LIVE
         words = self.link_words()
         role = self.gate.role if self.model.has_snapshot else "?"
-        sub = f"{words} · {role}" if len(words) < 40 else words.split(":")[0] + f" · {role}"
+        sub = f"{words} · {role}"
         if self.sub_title != sub:
             self.sub_title = sub
         screen = self.screen
@@ -216,7 +216,8 @@ class FleetApp(App[int]):
             screen.table.stale = not live
             screen.tick()
         elif isinstance(screen, WallScreen):
-            screen.tick(status=f"fleet: {words}" + (f" · {banner_text}" if banner_text else ""))
+            count = len(self.model.agents)
+            screen.tick(status=banner_text or f"fleet: {words} · {count:,} agents")
         elif isinstance(screen, AgentDetailScreen | ConnectionsScreen):
             screen.tick()
 

@@ -20,6 +20,7 @@ from ..client import RestClient
 from ..client._rest import ConfigView
 from ..errors import ApiError
 from ..model import FleetModel
+from ..widgets.banner import LinkBanner
 
 __all__ = ["AgentDetailScreen", "config_markup", "field_lines"]
 
@@ -27,7 +28,19 @@ __all__ = ["AgentDetailScreen", "config_markup", "field_lines"]
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _bytes(n: int | None) -> str:
@@ -63,7 +76,7 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("heartbeat every", f"{a.heartbeat_interval_s:g}s"),
         ("connected", fmt.age(a.connected_at, now)),
         ("enrolled", _when(a.enrolled_at)),
-        ("uptime", "-" if a.uptime_s is None else f"{a.uptime_s / 3600:.1f} h"),
+        ("uptime", _duration(a.uptime_s)),
         ("remote address", a.remote_addr or "-"),
         ("clock skew", fmt.skew(a.skew_ms)),
         ("round trip", "-" if a.rtt_ms is None else f"{a.rtt_ms:.1f} ms"),
@@ -116,6 +129,7 @@ class AgentDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield LinkBanner()
         with VerticalScroll(id="detail"):
             with Horizontal(id="detail-fields"):
                 yield Static(id="detail-fields-left")

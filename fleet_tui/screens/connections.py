@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from ..model import FleetModel
+from ..widgets.banner import LinkBanner
 
 __all__ = ["ConnectionsScreen"]
 
@@ -35,6 +36,7 @@ class ConnectionsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield LinkBanner()
         yield Label(id="conn-summary")
         yield DataTable(id="conn-table", cursor_type="row", zebra_stripes=True)
         yield Footer()

@@ -38,11 +38,11 @@ class WallScreen(Screen[None]):
     WallScreen #wall-status.-stale { background: $warning; color: $text; }
     WallScreen #wall-counters { height: auto; }
     WallScreen .counter { width: 1fr; height: auto; border: round $primary; align: center top; }
-    WallScreen .counter Digits { width: auto; }
+    WallScreen .counter Digits { width: 100%; text-align: center; }
     WallScreen .counter Label { width: 100%; content-align: center middle; text-style: bold; }
     WallScreen .counter.-bad { border: heavy $error; }
     WallScreen .counter.-bad Label { color: $error; }
-    WallScreen #wall-list { height: 1fr; padding: 0 1; }
+    WallScreen #wall-list { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     WallScreen #wall-page { width: 100%; padding: 0 1; color: $text-muted; }
     """
 
