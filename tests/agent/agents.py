@@ -28,6 +28,7 @@ def enroll(
     pin: str | None = None,
     url: str | None = None,
     via_env: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m agent enroll`` and return the finished process."""
     token = token if token is not None else server.enrollment_token()
@@ -35,7 +36,7 @@ def enroll(
     args += ["--ca-pin", pin or server.ca_pin, "--state-dir", str(state_dir)]
     if name:
         args += ["--name", name]
-    env = agent_env()
+    env = dict(env) if env is not None else agent_env()
     if via_env:
         env["FLEET_ENROLL_TOKEN"] = token
     else:

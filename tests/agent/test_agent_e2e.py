@@ -487,25 +487,30 @@ def connect_proxy():
             sock.close()
 
 
-def test_channel_goes_through_https_proxy_unless_no_proxy_says_otherwise(
+def test_enrollment_and_channel_go_through_https_proxy_unless_no_proxy_says_otherwise(
     control_plane, tmp_path, agents
 ):
     state_dir = tmp_path / "proxied"
-    assert enroll(control_plane, state_dir, name="proxied").returncode == 0
-    agent_id = json.loads((state_dir / "agent.json").read_text())["agent_id"]
     with connect_proxy() as (proxy_url, targets):
         env = agent_env(HTTPS_PROXY=proxy_url)
         env.pop("NO_PROXY")
+        done = enroll(control_plane, state_dir, name="proxied", env=env)
+        assert done.returncode == 0, done.stderr
+        enrolled_through = len(targets)
+        assert enrolled_through >= 1  # GET /v1/ca and POST /v1/enroll went through it
+        assert set(targets) == {f"127.0.0.1:{control_plane.port}"}
+        agent_id = json.loads((state_dir / "agent.json").read_text())["agent_id"]
+
         agent = AgentProcess(state_dir, env=env).start()
         agents.append(agent)
         wait_connected(control_plane, agent_id)
-        assert targets == [f"127.0.0.1:{control_plane.port}"]
+        assert len(targets) == enrolled_through + 1  # the channel too
         assert agent.stop() == 0
 
         direct = AgentProcess(state_dir, env=agent_env(HTTPS_PROXY=proxy_url)).start()
         agents.append(direct)
         wait_for(lambda: direct.output().count("connected to") == 2, 15, 0.1, "reconnected")
-        assert len(targets) == 1  # NO_PROXY=127.0.0.1 bypassed the proxy
+        assert len(targets) == enrolled_through + 1  # NO_PROXY=127.0.0.1 bypassed it
 
 
 @contextlib.contextmanager
