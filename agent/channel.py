@@ -444,7 +444,7 @@ class Agent:
                 last_renewal = time.monotonic()
             except (_RenewFailed, RuntimeError, TimeoutError, ValueError) as exc:
                 failures += 1
-                retry = min(900.0, 15.0 * 2 ** min(failures, 6))
+                retry = min(900.0, 15.0 * 2 ** min(failures - 1, 6))
                 log.warning(
                     "certificate renewal failed: %s; retrying in %.0f s (expires %s)",
                     exc,
