@@ -101,7 +101,7 @@ async def test_viewer_token_sees_actions_unavailable_and_server_refusals_are_cle
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.model.has_snapshot and len(app.model.agents) == 3)
         assert app.gate.role == "viewer"
-        assert "viewer" in app.sub_title
+        await until(pilot, lambda: app.sub_title == "live · viewer", what="header")
         for action in ("probe", "logs", "pin", "revoke"):
             assert app.check_action(action, ()) is None
         await pilot.press("v")
