@@ -24,7 +24,6 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from agent import __version__
 from agent._der import CertInfo, cert_info, pem_to_der
 from agent.backoff import FullJitter
 from agent.commands import CommandRunner
@@ -60,6 +59,7 @@ from agent.wire import (
     time_reply,
 )
 from agent.workqueue import Outcome, WorkQueue
+from fleet import __version__
 
 __all__ = ["Agent"]
 

@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from agent import __version__
 from agent.errors import AgentError, CertificateExpired, ConfigError, Revoked, StateError
+from fleet import __version__
 
 __all__ = [
     "EXIT_CERT_EXPIRED",

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
 from agent.errors import EnrollError, PinMismatch, ServerUnreachable, TokenRejected
 from agent.keys import csr_pem, generate_key_pem, spki_pin
 from agent.state import Identity, save_identity, write_private, write_public
+from fleet import __version__
 
 __all__ = ["EnrollRequest", "enroll", "read_token"]
 
