@@ -126,6 +126,13 @@ def cert_info(der: bytes) -> CertInfo:
     Raises:
         ValueError: if ``der`` is not a certificate this parser understands.
     """
+    try:
+        return _cert_info(der)
+    except (IndexError, OverflowError) as exc:  # malformed input: one error type for callers
+        raise ValueError(f"malformed certificate: {exc}") from None
+
+
+def _cert_info(der: bytes) -> CertInfo:
     _, cert_s, _ = _tlv(der, 0)
     _, tbs_s, tbs_e = _tlv(der, cert_s)
     fields = _children(der, tbs_s, tbs_e)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent._der import cert_info, pem_to_der
 from tests.agent.certs import self_signed
@@ -35,3 +38,23 @@ def test_garbage_is_a_value_error(data):
 def test_pem_without_certificate_is_a_value_error():
     with pytest.raises(ValueError, match="no PEM certificate"):
         pem_to_der("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=500, deadline=None)
+def test_any_bytes_give_info_or_value_error(data):
+    with contextlib.suppress(ValueError):
+        cert_info(data)
+
+
+@given(st.integers(min_value=0, max_value=1000), st.binary(min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_corrupted_real_certificates_give_info_or_value_error(position, junk):
+    der = bytearray(pem_to_der(_CERT.cert_pem.decode()))
+    position %= len(der)
+    der[position : position + len(junk)] = junk
+    with contextlib.suppress(ValueError):
+        cert_info(bytes(der))
+
+
+_CERT = self_signed("fuzz.internal", org="Acme")
