@@ -126,12 +126,17 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: 
         if default is ...:
             raise WireError(f"field {key!r} is missing")
         return default
-    value = obj[key]
+    value: Any = obj[key]
     # bool is an int in Python; JSON true is not a number here.
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise WireError(f"field {key!r} must be {_kind_name(kind)}")
     if not isinstance(value, kind):
         raise WireError(f"field {key!r} must be {_kind_name(kind)}")
+    if kind == _NUMBER:
+        try:
+            value = float(value)
+        except OverflowError:
+            raise WireError(f"field {key!r} is out of range") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise WireError(f"field {key!r} must be finite")
     return value
@@ -152,7 +157,7 @@ def _command(obj: Any) -> ProbeSpec | LogsSpec | ConfigSpec:
     if kind == "probe":
         host = _get(obj, "host", str)
         port = _get(obj, "port", int)
-        timeout_s = float(_get(obj, "timeout_s", _NUMBER, 5.0))
+        timeout_s = _get(obj, "timeout_s", _NUMBER, 5.0)
         if not 1 <= len(host) <= 253:
             raise WireError("probe host must be 1 to 253 characters")
         if not 1 <= port <= 65535:
@@ -171,7 +176,7 @@ def _command(obj: Any) -> ProbeSpec | LogsSpec | ConfigSpec:
         if not 1 <= lines <= 10_000:
             raise WireError("logs lines must be between 1 and 10000")
         since = _get(obj, "since", _NUMBER, None)
-        return LogsSpec(lines=lines, since=None if since is None else float(since))
+        return LogsSpec(lines=lines, since=since)
     if kind == "config":
         return ConfigSpec()
     raise WireError(f"unknown command kind {str(kind)[:40]!r}")
@@ -199,10 +204,10 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
             nonce=_get(obj, "nonce", str),
         )
     if kind == "welcome":
-        interval = float(_get(obj, "heartbeat_interval_s", _NUMBER))
+        interval = _get(obj, "heartbeat_interval_s", _NUMBER)
         if interval <= 0:
             raise WireError("heartbeat_interval_s must be positive")
-        probe_interval = float(_get(obj, "time_probe_interval_s", _NUMBER, 30.0))
+        probe_interval = _get(obj, "time_probe_interval_s", _NUMBER, 30.0)
         return Welcome(
             agent_id=_get(obj, "agent_id", str),
             heartbeat_interval_s=interval,
@@ -210,11 +215,11 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
             time_probe_interval_s=probe_interval,
         )
     if kind == "time_probe":
-        return TimeProbe(id=_get(obj, "id", int), t1=float(_get(obj, "t1", _NUMBER)))
+        return TimeProbe(id=_get(obj, "id", int), t1=_get(obj, "t1", _NUMBER))
     if kind == "command":
         return CommandRequest(
             request_id=_get(obj, "request_id", str),
-            timeout_s=float(_get(obj, "timeout_s", _NUMBER)),
+            timeout_s=_get(obj, "timeout_s", _NUMBER),
             command=_command(obj.get("command")),
         )
     if kind == "renew_response":

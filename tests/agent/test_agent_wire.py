@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent import wire
 from fleet import protocol as P
@@ -165,3 +168,70 @@ def test_an_unknown_command_still_yields_its_request_id_for_an_unsupported_answe
     assert answer.error.code == "unsupported"
     assert wire.command_request_id('{"type": "time_probe", "id": 1}') is None
     assert wire.command_request_id("not json") is None
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_TYPES = st.sampled_from(
+    ["hello", "welcome", "time_probe", "command", "renew_response", "error", "x"]
+)
+_KEYS = st.sampled_from(
+    [
+        "protocol_version",
+        "server_version",
+        "nonce",
+        "agent_id",
+        "heartbeat_interval_s",
+        "pinned_version",
+        "time_probe_interval_s",
+        "id",
+        "t1",
+        "request_id",
+        "timeout_s",
+        "command",
+        "certificate_pem",
+        "ca_pem",
+        "error",
+        "code",
+        "message",
+        "kind",
+        "host",
+        "port",
+        "tls",
+        "server_name",
+        "lines",
+        "since",
+    ]
+)
+
+
+@given(_TYPES, st.dictionaries(_KEYS, _JSON, max_size=8), st.dictionaries(_KEYS, _JSON, max_size=6))
+@settings(max_examples=1500, deadline=None)
+def test_any_frame_parses_or_is_a_wire_error(kind, fields, command):
+    frame = {**fields, "type": kind}
+    if kind == "command" and "command" not in fields:
+        frame["command"] = {**command, "kind": command.get("kind", "probe")}
+    try:
+        text = json.dumps(frame)
+    except (ValueError, OverflowError):
+        return
+    with contextlib.suppress(wire.WireError):
+        wire.parse_server_message(text)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"time_probe","id":1,"t1":1' + "0" * 400 + "}",
+        '{"type":"welcome","agent_id":"a","heartbeat_interval_s":1e400}',
+        '{"type":"time_probe","id":1,"t1":NaN}',
+    ],
+)
+def test_numbers_out_of_range_are_wire_errors(frame):
+    with pytest.raises(wire.WireError):
+        wire.parse_server_message(frame)
