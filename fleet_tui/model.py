@@ -283,6 +283,16 @@ class FleetModel:
             self._order_stale = True
         self.generation += 1
 
+    def merge_events(self, agent_id: str, events: Iterable[CommandEvent]) -> None:
+        """Add command events fetched over REST, without duplicates, oldest first."""
+        known = self.events.setdefault(agent_id, deque(maxlen=EVENTS_LEN))
+        merged = {e.request_id: e for e in known}
+        for event in events:
+            merged.setdefault(event.request_id, event)
+        known.clear()
+        known.extend(sorted(merged.values(), key=lambda e: e.at)[-EVENTS_LEN:])
+        self.generation += 1
+
     def take_dirty(self) -> set[str]:
         """The ids of agents changed since the last call."""
         dirty, self._dirty = self._dirty, set()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from fleet.protocol import AgentState, ConnectionInfo, ProbeResult
+from fleet.protocol import AgentState, CommandEvent, ConnectionInfo, ProbeResult
 
 from ..errors import ApiError, RefusedError, ServerError, UnavailableError
 
@@ -42,7 +43,7 @@ class AgentDetail:
     """``GET /v1/agents/{id}``."""
 
     agent: AgentState
-    events: list[dict[str, Any]]
+    events: list[CommandEvent]
 
 
 class RestClient:
@@ -138,11 +139,17 @@ class RestClient:
     async def agent(self, agent_id: str) -> AgentDetail:
         """One agent with its recent events."""
         data = _obj(await self._call("GET", f"/v1/agents/{agent_id}"))
-        events = data.get("events") or []
-        return AgentDetail(
-            agent=AgentState.model_validate(data["agent"]),
-            events=[e for e in events if isinstance(e, dict)],
-        )
+        events: list[CommandEvent] = []
+        for raw in data.get("events") or []:
+            try:
+                events.append(CommandEvent.model_validate(raw))
+            except ValidationError:
+                continue  # an event this dashboard does not understand
+        try:
+            agent = AgentState.model_validate(data.get("agent"))
+        except ValidationError as exc:
+            raise ServerError(200, f"the control plane sent an unexpected agent: {exc}") from None
+        return AgentDetail(agent=agent, events=events)
 
     async def connections(self) -> list[ConnectionInfo]:
         """Every registered connection and whether it is routable now."""

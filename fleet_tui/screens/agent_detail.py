@@ -158,6 +158,12 @@ class AgentDetailScreen(Screen[None]):
         assert self.rest is not None
         target = self.query_one("#detail-config", Static)
         try:
+            detail = await self.rest.agent(self.agent_id)
+            self.model.merge_events(self.agent_id, detail.events)
+            self.tick()
+        except ApiError:
+            pass  # the stream's events are still shown
+        try:
             view = await self.rest.config(self.agent_id)
         except ApiError as exc:
             target.update(f"[$error]could not load the config: {escape(str(exc))}[/]")

@@ -187,6 +187,17 @@ async def test_probe_from_an_agent_shows_the_result(control_plane, agents, tmp_p
                 ),
                 what="refusal",
             )
+            # The detail screen lists the probe among the agent's recent commands.
+            await pilot.press("enter")
+            assert isinstance(app.screen, AgentDetailScreen)
+            await until(
+                pilot,
+                lambda: (
+                    "agent.probe" in static_text(app, "#detail-events")
+                    or "probe" in static_text(app, "#detail-events")
+                ),
+                what="probe in recent commands",
+            )
     finally:
         listener.close()
 

@@ -151,3 +151,23 @@ def test_counts_by_state():
     assert counts[Presence.DEGRADED] == 4
     assert counts[Presence.STALE] == 1 and counts[Presence.OFFLINE] == 1
     assert sum(counts.values()) == 50
+
+
+def test_merge_events_deduplicates_and_orders():
+    model = loaded()
+
+    def event(rid, at):
+        return CommandEvent(
+            seq=1,
+            agent_id="ag-00001",
+            request_id=rid,
+            kind="logs",
+            actor="a",
+            ok=True,
+            summary=rid,
+            at=at,
+        )
+
+    model.apply(CommandEvent(**{**event("r2", NOW + 2).model_dump(), "seq": 101}))
+    model.merge_events("ag-00001", [event("r1", NOW + 1), event("r2", NOW + 2)])
+    assert [e.request_id for e in model.events["ag-00001"]] == ["r1", "r2"]
