@@ -134,7 +134,7 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: 
         raise WireError(f"field {key!r} must be {_kind_name(kind)}")
     if kind == _NUMBER:
         try:
-            value = float(value)
+            value = float(obj[key])
         except OverflowError:
             raise WireError(f"field {key!r} is out of range") from None
     if isinstance(value, float) and not math.isfinite(value):
