@@ -241,3 +241,24 @@ async def test_pin_a_version_and_see_the_drift_mark(control_plane, agents, tmp_p
             what="drift mark",
             timeout=10,
         )
+
+
+async def test_ca_pin_is_checked_before_trusting_the_server(control_plane, tmp_path):
+    good = FleetApp(
+        server_url=control_plane.url,
+        token=control_plane.admin_token,
+        ca_pin=control_plane.ca_pin,
+        tick=0.2,
+    )
+    async with good.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: good.link.state is ConnectionState.LIVE, what="live by pin")
+    bad = FleetApp(
+        server_url=control_plane.url,
+        token=control_plane.admin_token,
+        ca_pin="sha256:" + "0" * 64,
+        tick=0.2,
+    )
+    async with bad.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: bad.link.state is ConnectionState.REFUSED, what="refused")
+        assert "the server's CA has pin sha256:" in bad.link.detail
+        assert "wrong server" in bad.link.detail
