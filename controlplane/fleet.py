@@ -44,7 +44,7 @@ HEALTHY = {Presence.CONNECTED, Presence.DEGRADED}
 
 def config_hash(config: dict[str, Any]) -> str:
     """The hash an agent reports for its effective config: sha256 of canonical JSON."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
