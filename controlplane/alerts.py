@@ -75,6 +75,14 @@ def agent_findings(agent: LiveAgent, settings: Settings, now: float) -> list[Fin
                 f"runs {agent.version}, pinned {agent.pinned_version}",
             )
         )
+    if (
+        agent.pinned_config_hash
+        and agent.config_hash
+        and agent.config_hash != agent.pinned_config_hash
+    ):
+        out.append(
+            Finding("config_drift", "warning", "effective config differs from the pinned one")
+        )
     return out
 
 
@@ -166,4 +174,12 @@ def to_info(r: AlertRecord) -> AlertInfo:
     )
 
 
-AGENT_KINDS = {"clock_skew", "cert_expiring", "queue_depth", "version_drift", "stale", "offline"}
+AGENT_KINDS = {
+    "clock_skew",
+    "cert_expiring",
+    "queue_depth",
+    "version_drift",
+    "config_drift",
+    "stale",
+    "offline",
+}

@@ -127,10 +127,6 @@ class DemoBackend:
             api.put("/v1/pools/legacy/policy", json={**loopback, "min_healthy": 1})
             for pool in ("db-east", "db-west", "etl", "edge"):
                 api.put(f"/v1/pools/{pool}/pin", json={"version": "1.4.0"}).raise_for_status()
-            api.put(
-                "/v1/pools/local/pin",
-                json={"version": __version__, "config": _local_pinned_config()},
-            ).raise_for_status()
             for name, host, conn_port, pools in [
                 ("control-plane", "127.0.0.1", port, ["local"]),
                 ("orders-db", "127.0.0.1", 5432, ["db-east", "db-west"]),
@@ -150,51 +146,49 @@ class DemoBackend:
         with os.fdopen(fd, "w") as handle:
             handle.write(token + "\n")
         ca_pin = (self.data_dir / "ca.pin").read_text().strip()
+        allow = ["--allow-cidr", "127.0.0.0/8", "--allow-host", "localhost"]
+        allow += ["--allow-port", "1-65535"]
         for i in range(1, count + 1):
             state = self.root / f"agent-{i}"
             name = f"local-{i}"
-            enroll = subprocess.run(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet",
-                    "agent",
-                    "enroll",
-                    "--server",
-                    self.url,
-                    "--ca-pin",
-                    ca_pin,
-                    "--token-file",
-                    str(token_file),
-                    "--state-dir",
-                    str(state),
-                    "--name",
-                    name,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
+            enroll = _fleet(
+                "agent",
+                "enroll",
+                "--server",
+                self.url,
+                "--ca-pin",
+                ca_pin,
+                "--token-file",
+                str(token_file),
+                "--state-dir",
+                str(state),
+                "--name",
+                name,
             )
             if enroll.returncode != 0:
                 raise RuntimeError(f"agent {name} could not enroll: {enroll.stderr.strip()}")
-            self.spawn(
-                [
-                    "-m",
-                    "fleet",
-                    "agent",
-                    "run",
-                    "--state-dir",
-                    str(state),
-                    "--allow-cidr",
-                    "127.0.0.0/8",
-                    "--allow-host",
-                    "localhost",
-                    "--allow-port",
-                    "1-65535",
-                ],
-                name,
-            )
+            self.spawn(["-m", "fleet", "agent", "run", "--state-dir", str(state), *allow], name)
+        self._pin_local_configs(allow, count)
+
+    def _pin_local_configs(self, allow: list[str], count: int) -> None:
+        # Pin the pool to exactly what the real agents run with, and the last agent
+        # to a config it does not run with, so the detail view has a diff to show.
+        state = self.root / "agent-1"
+        shown = _fleet("agent", "run", "--state-dir", str(state), *allow, "--print-config")
+        if shown.returncode != 0:
+            return
+        effective = json.loads(shown.stdout)["config"]
+        with self.api() as api:
+            api.put(
+                "/v1/pools/local/pin", json={"version": __version__, "config": effective}
+            ).raise_for_status()
+            if count >= 2:
+                last = json.loads((self.root / f"agent-{count}" / "agent.json").read_text())
+                drifted = {**effective, "max_concurrency": 4, "log_level": "warning"}
+                api.put(
+                    f"/v1/agents/{last['agent_id']}/pin",
+                    json={"version": __version__, "config": drifted},
+                ).raise_for_status()
 
     def start_sim_fleet(self, count: int) -> None:
         say(f"simulating {count} more agents over the real protocol")
@@ -228,10 +222,14 @@ class DemoBackend:
         self.procs.clear()
 
 
-def _local_pinned_config() -> dict[str, Any]:
-    # What the real agents' effective config is expected to be; one field differs
-    # so the detail view has a diff to show.
-    return {"heartbeat_interval_s": 5.0, "samples": True, "max_concurrency": 2}
+def _fleet(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 (our interpreter, our arguments)
+        [sys.executable, "-m", "fleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @contextlib.contextmanager
