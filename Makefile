@@ -30,7 +30,9 @@ screenshots: $(STAMP)
 	$(BIN)/python screenshots/make_screenshots.py
 
 bench: $(STAMP)
+	$(BIN)/python bench/controlplane_load.py --agents 2000
 	$(BIN)/python bench/agent_footprint.py
+	$(BIN)/python bench/tui_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
