@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Container, Horizontal
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
 from ..model import FleetModel, SortKey
-from ..widgets.agents import FleetTable
+from ..widgets.agents import CutMark, FleetTable
 from ..widgets.alerts import AlertsPanel
 from ..widgets.banner import LinkBanner
 from ..widgets.summary import SummaryBar, summary_markup
@@ -79,7 +79,10 @@ class FleetScreen(Screen[None]):
         yield LinkBanner(id="banner")
         yield SummaryBar(id="summary")
         with Horizontal(id="fleet-body"):
-            yield FleetTable(self.model, id="fleet")
+            with Container(id="fleet-wrap"):
+                table = FleetTable(self.model, id="fleet")
+                yield table
+                yield CutMark(table)
             alerts = AlertsPanel(id="alerts")
             alerts.display = self._show_alerts
             yield alerts

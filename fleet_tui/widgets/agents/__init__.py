@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .columns import Column, layout_columns
-from .table import FleetTable
+from .table import CutMark, FleetTable
 
-__all__ = ["Column", "FleetTable", "layout_columns"]
+__all__ = ["Column", "CutMark", "FleetTable", "layout_columns"]

@@ -83,8 +83,10 @@ def _total(cols: list[Column]) -> int:
 def layout_columns(width: int) -> list[Column]:
     """The richest set of columns that fits ``width``; the name column takes the rest."""
     candidates = [
-        _full(16),
+        # Sparklines of 10 samples: wider ones cost more bytes on every tick
+        # (each block character is 3 bytes and all of them shift per sample).
         _full(10),
+        _full(6),
         _full(0),
         _without(_full(0), "skew"),
         _narrow(_without(_full(0), "skew")),
@@ -133,9 +135,11 @@ def _cell(col: Column, a: AgentState, hist: History | None, now: float) -> Cell:
     if key == "mem":
         return fmt.percent(a.mem_host_percent), ""
     if key == "cpu_spark":
-        return fmt.sparkline(hist.cpu if hist else (), col.width, top=100.0), "muted"
+        # In the text's own style: the numbers and their sparklines then go
+        # out as one run of characters, with one escape sequence.
+        return fmt.sparkline(hist.cpu if hist else (), col.width, top=100.0), ""
     if key == "mem_spark":
-        return fmt.sparkline(hist.mem if hist else (), col.width, top=100.0), "muted"
+        return fmt.sparkline(hist.mem if hist else (), col.width, top=100.0), ""
     if key == "queue":
         return ("-" if a.queue_depth is None else str(a.queue_depth)), ""
     if key == "cert":

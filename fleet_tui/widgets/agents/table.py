@@ -19,13 +19,17 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from ...model import FleetModel, GroupHeader, Row
 from .columns import Cell, Column, agent_cells, layout_columns
 
-__all__ = ["FleetTable"]
+__all__ = ["CUT_BEFORE", "CutMark", "FleetTable"]
 
 _HEADER_LINES = 1
+
+CUT_BEFORE = "cpu"
+"""The column before which a :class:`CutMark` splits each line."""
 
 
 def _fit(text: str, width: int, right: bool) -> str:
@@ -128,7 +132,9 @@ class FleetTable(ScrollView, can_focus=True):
         self._highlighted: str | None = None
         self._tones: dict[str, Style] = {}
         self.lines_refreshed = 0
-        """Cells refreshed by :meth:`sync`, for the benchmark."""
+        """Line regions refreshed, for tests and the benchmark."""
+        self.cut: CutMark | None = None
+        """The cut mark over the separator before the cpu column, if attached."""
 
     # ------------------------------------------------------------------
     # Layout
@@ -137,12 +143,41 @@ class FleetTable(ScrollView, can_focus=True):
         self.columns = layout_columns(self.scrollable_content_region.width)
         self._update_virtual_size()
         self._shown.clear()
+        self._place_cut()
         self.refresh()
 
+    def _place_cut(self) -> None:
+        cut = self.cut
+        if cut is None:
+            return
+        x = 1
+        for col in self.columns:
+            if col.key == CUT_BEFORE:
+                cut.display = True
+                cut.styles.offset = (x - 1, 0)
+                cut.styles.height = self.size.height
+                cut.refresh()
+                return
+            x += col.width + 1
+        cut.display = False
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self.cut is not None and round(old_value) != round(new_value):
+            self.cut.refresh()
+
+    def watch_stale(self) -> None:
+        self.refresh()
+        if self.cut is not None:
+            self.cut.refresh()
+
     def notify_style_update(self) -> None:
+        # Focus, theme and CSS changes restyle the table: the cut mark too.
         super().notify_style_update()
         self._tones.clear()
         self._shown.clear()
+        if self.cut is not None:
+            self.cut.refresh()
 
     def _update_virtual_size(self) -> None:
         width = self.scrollable_content_region.width
@@ -182,19 +217,31 @@ class FleetTable(ScrollView, can_focus=True):
     def _refresh_changed(
         self, y: int, old: tuple[object, ...] | None, new: tuple[object, ...], width: int
     ) -> None:
-        # Same kind of line with the same framing: refresh only the cells
-        # that changed, so a slow link gets a few bytes, not whole lines.
+        # Same kind of line with the same framing: refresh only the span from
+        # the first to the last changed cell, so a slow link gets a few bytes,
+        # not whole lines.  One region per line: Textual writes each region of
+        # a line from the left edge of its chop, so several would repeat bytes.
         if old is not None and len(old) == len(new) and old[:2] == new[:2] and new[0] == "agent":
             x = 1
+            first = last = -1
             cols = self.columns
             for col, (o, n) in zip(cols, zip(old[2:], new[2:], strict=True), strict=True):
                 if o != n:
-                    self.refresh(Region(x, y, col.width, 1))
-                    self.lines_refreshed += 1
+                    if first < 0:
+                        first = x
+                    last = x + col.width
                 x += col.width + 1
+            if first >= 0:
+                self.refresh(Region(first, y, last - first, 1))
+                self.lines_refreshed += 1
             return
-        self.refresh(Region(0, y, width, 1))
+        self._refresh_full_line(y)
+
+    def _refresh_full_line(self, y: int) -> None:
+        self.refresh(Region(0, y, self.scrollable_content_region.width, 1))
         self.lines_refreshed += 1
+        if self.cut is not None:
+            self.cut.refresh(Region(0, y, 1, 1))
 
     def _line_key(self, y: int, scroll_y: int) -> tuple[object, ...]:
         if y < _HEADER_LINES:
@@ -223,10 +270,17 @@ class FleetTable(ScrollView, can_focus=True):
         return style
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
         scroll_y = round(self.scroll_offset.y)
         key = self._line_key(y, scroll_y)
         self._shown[y] = key
+        return self._build_line(key)
+
+    def build_line(self, y: int) -> Strip:
+        """Line ``y`` as it should look now (for the cut mark; records nothing)."""
+        return self._build_line(self._line_key(y, round(self.scroll_offset.y)))
+
+    def _build_line(self, key: tuple[object, ...]) -> Strip:
+        width = self.scrollable_content_region.width
         base = self.rich_style
         kind = key[0]
         if kind == "header":
@@ -297,7 +351,7 @@ class FleetTable(ScrollView, can_focus=True):
         y = index - round(self.scroll_offset.y) + _HEADER_LINES
         if _HEADER_LINES <= y < self.scrollable_content_region.height:
             self._shown.pop(y, None)
-            self.refresh(Region(0, y, self.scrollable_content_region.width, 1))
+            self._refresh_full_line(y)
 
     def _scroll_to_cursor(self) -> None:
         top = round(self.scroll_offset.y)
@@ -336,3 +390,27 @@ class FleetTable(ScrollView, can_focus=True):
         self._set_cursor(round(self.scroll_offset.y) + event.y - _HEADER_LINES)
         if event.chain == 2:
             self.action_select()
+
+
+class CutMark(Widget):
+    """One column laid over the table's separator before the cpu column.
+
+    Textual writes a partial line update from the left edge of the widget that
+    owns that stretch of the line (a "chop") up to the changed cells.  This
+    1-cell widget splits each table line in two, so changes to the fast-moving
+    numbers on the right are written from the cpu column, not from column 0.
+    It draws exactly what the table would draw there.
+    """
+
+    DEFAULT_CSS = """
+    CutMark { position: absolute; width: 1; layer: cut; }
+    """
+
+    def __init__(self, table: FleetTable) -> None:
+        super().__init__()
+        self.table = table
+        table.cut = self
+
+    def render_line(self, y: int) -> Strip:
+        x = round(self.styles.offset.x.value)
+        return self.table.build_line(y).crop(x, x + 1)
