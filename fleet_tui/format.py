@@ -39,8 +39,11 @@ STATE_RANK: dict[Presence, int] = {
 }
 """Unhealthy first: the default sort order of states."""
 
-CERT_WARN_S = 7 * 86400.0
-"""Certificates closer than this to expiry are shown in the warning colour."""
+CERT_WARN_S = 6 * 3600.0
+"""Certificates closer than this to expiry are shown in the warning colour.
+
+Agent certificates live 24 h and renew at two thirds of their life (8 h left);
+under 6 h the renewal is overdue.  The control plane uses the same window."""
 
 _BARS = " ▁▂▃▄▅▆▇█"
 

@@ -78,8 +78,8 @@ def sample_snapshot(
         elif special == 3:
             fields |= {
                 "state": Presence.DEGRADED,
-                "cert_not_after": now + 2 * 86400 + 600,
-                "reasons": ["certificate expires in 2 days"],
+                "cert_not_after": now + 2 * 3600 + 600,
+                "reasons": ["certificate expires in 2h: renewal overdue"],
             }
         elif special == 4:
             fields |= {
@@ -145,7 +145,7 @@ def sample_snapshot(
                 kind="cert",
                 severity="warning",
                 target="ag-00003",
-                message="certificate expires in 2 days",
+                message="certificate expires in 2h: renewal overdue",
                 raised_at=now - 3600,
             ),
             AlertInfo(

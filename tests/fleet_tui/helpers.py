@@ -24,3 +24,17 @@ def screen_text(app: App[object]) -> str:
     height = app.size.height
     lines = app.screen._compositor.render_strips()
     return "\n".join(strip.text for strip in lines[:height])
+
+
+async def wait_for_text(pilot, app: App[object], needle: str, timeout: float = 5.0) -> str:
+    """Let the app run until ``needle`` is on screen; returns the screen text."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = screen_text(app)
+        if needle in text:
+            return text
+        await pilot.pause(0.05)
+    raise AssertionError(f"{needle!r} not on screen:\n{text}")

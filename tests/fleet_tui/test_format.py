@@ -25,8 +25,8 @@ def test_skew_and_cert():
     assert fmt.skew(-2350) == "-2.4s"
     assert fmt.cert_expiry(100 + 6 * 86400 + 5, 100) == "in 6 days"
     assert fmt.cert_expiry(50, 100) == "expired"
-    assert fmt.cert_warning(100 + 86400, 100)
-    assert not fmt.cert_warning(100 + 30 * 86400, 100)
+    assert fmt.cert_warning(100 + 3600, 100)  # renewal overdue
+    assert not fmt.cert_warning(100 + 20 * 3600, 100)  # a fresh 24 h certificate
 
 
 def test_sparkline_width_and_scale():
