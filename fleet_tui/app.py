@@ -8,6 +8,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,7 +29,7 @@ from .permissions import ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
 from .screens.confirm import LogsModal, PinModal, PinRequest, RevokeModal
 from .screens.connections import ConnectionsScreen
-from .screens.fleet import FleetScreen
+from .screens.fleet import SORT_KEYS, FleetScreen
 from .screens.logs import LogViewer
 from .screens.probe import ProbeModal, ProbeResultModal
 from .screens.wall import WallScreen
@@ -272,6 +273,21 @@ class FleetApp(App[int]):
         yield SystemCommand(
             "Connections", "Show connections and whether each is routable", self.open_connections
         )
+        if isinstance(screen, FleetScreen):
+            yield SystemCommand(
+                "Filter", "Filter the fleet by text or state (/)", screen.action_filter
+            )
+            yield SystemCommand(
+                "Group by pool", "Toggle grouping the fleet by pool (g)", screen.action_group
+            )
+            yield SystemCommand("Alerts", "Show or hide the open alerts (a)", screen.action_alerts)
+            for key in SORT_KEYS:
+                yield SystemCommand(
+                    f"Sort by {key.value}",
+                    f"Sort the fleet by {key.value}; again to reverse",
+                    partial(screen.action_sort, key.value),
+                    discover=False,
+                )
 
     def _action_callback(self, name: str) -> Callable[[], None]:
         # Straight to the action, past check_action, so a refused one says why.

@@ -211,3 +211,19 @@ async def test_wall_mode_locks_every_input_but_quit_and_turns_pages():
         assert wall.page != page  # turned on its own
         await pilot.press("q")
     assert app.return_code == 0 or app.return_code is None
+
+
+async def test_command_palette_lists_actions_and_views():
+    app = sample_app(role="admin")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert commands["Probe from agent on build-us-0006"].startswith("Asks the agent to open")
+        assert commands["Revoke agent on build-us-0006"].startswith("Revokes the agent")
+        for title in ("Filter", "Group by pool", "Alerts", "Connections", "Sort by queue"):
+            assert title in commands
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"group by pool", "enter")
+        await pilot.pause(0.3)
+        assert app.model.group_by_pool

@@ -262,3 +262,35 @@ async def test_ca_pin_is_checked_before_trusting_the_server(control_plane, tmp_p
         await until(pilot, lambda: bad.link.state is ConnectionState.REFUSED, what="refused")
         assert "the server's CA has pin sha256:" in bad.link.detail
         assert "wrong server" in bad.link.detail
+
+
+async def test_wall_mode_survives_stream_loss_and_shows_data_age(control_plane, agents, tmp_path):
+    app = FleetApp(
+        server_url=control_plane.url,
+        token=control_plane.admin_token,
+        ca_file=control_plane.ca_file,
+        wall=True,
+        tick=0.2,
+        backoff_cap=1.0,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(
+            pilot,
+            lambda: static_text(app, "#wall-status") == "fleet: live · 3 agents",
+            what="live wall",
+        )
+        await asyncio.to_thread(control_plane.stop)
+        await until(
+            pilot,
+            lambda: static_text(app, "#wall-status").startswith("reconnecting… data as of "),
+            what="wall shows the data's age",
+        )
+        await pilot.press("slash", "p", "enter")  # locked: nothing opens
+        assert len(app.screen_stack) == 2
+        await asyncio.to_thread(control_plane.start)
+        await until(
+            pilot,
+            lambda: static_text(app, "#wall-status") == "fleet: live · 3 agents",
+            timeout=30,
+            what="live again",
+        )
