@@ -181,8 +181,9 @@ class AgentDetailScreen(Screen[None]):
         now = self.model.server_now()
         self.title = f"agent {agent.name}"
         key = (agent, int(now))
+        # What was shown is recorded only once it was all drawn: a tick that
+        # comes before the screen is composed must not count as drawn.
         if key != self._shown:
-            self._shown = key
             fields = field_lines(agent, now)
             width = max(len(label) for label, _ in fields)
             lines = [f"[b]{label.ljust(width)}[/b]  {escape(value)}" for label, value in fields]
@@ -200,9 +201,9 @@ class AgentDetailScreen(Screen[None]):
                     self.query_one(f"#chart-{key_name}-label", Label).update(
                         f"{title}: now {last}, peak {peak} ({len(values)} samples)"
                     )
+            self._shown = key
         events = tuple(self.model.events.get(self.agent_id, ()))
         if events != self._events_shown:
-            self._events_shown = events
             lines = [
                 f"{fmt.age(e.at, now)}  {e.kind}  by {escape(e.actor)}  "
                 + ("[$success]ok[/]" if e.ok else "[$error]FAILED[/]")
@@ -212,6 +213,7 @@ class AgentDetailScreen(Screen[None]):
             self.query_one("#detail-events", Static).update(
                 "\n".join(lines) or "(none since the dashboard started)"
             )
+            self._events_shown = events
 
     def action_close(self) -> None:
         self.dismiss(None)

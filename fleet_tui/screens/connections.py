@@ -53,7 +53,6 @@ class ConnectionsScreen(Screen[None]):
         key = tuple(conns)
         if key == self._shown:
             return
-        self._shown = key
         table = self.query_one(DataTable)
         table.clear()
         for c in conns:
@@ -64,6 +63,7 @@ class ConnectionsScreen(Screen[None]):
         self.query_one("#conn-summary", Label).update(
             f"{len(conns)} connections, {bad} not routable now (no healthy agent in their pools)"
         )
+        self._shown = key
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -57,6 +57,7 @@ class FleetTable(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     FleetTable {
         scrollbar-size-vertical: 1;
+        scrollbar-gutter: stable;
         overflow-x: hidden;
     }
     FleetTable > .fleet-table--header { text-style: bold; background: $panel; }
