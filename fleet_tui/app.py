@@ -147,7 +147,18 @@ class FleetApp(App[int]):
             on_status=self._set_link,
             backoff_cap=self.backoff_cap,
         )
-        await self.stream.run()
+        try:
+            await self.stream.run()
+        except Exception as exc:
+            # A bug, not a network event: say so on screen instead of going
+            # quietly stale behind a "live" header.
+            self.log.error("event stream failed", exc)
+            if self.link.state is not ConnectionState.STOPPED:
+                self._set_link(
+                    LinkStatus(
+                        ConnectionState.REFUSED, f"dashboard error: {exc!r}; please report it"
+                    )
+                )
 
     async def on_unmount(self) -> None:
         if self.stream is not None:
