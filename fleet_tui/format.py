@@ -83,6 +83,8 @@ def skew(ms: float | None) -> str:
         return "-"
     if abs(ms) >= 1000:
         return f"{ms / 1000:+.1f}s"
+    if abs(ms) < 0.5:
+        return "0ms"  # not "-0ms"
     return f"{ms:+.0f}ms"
 
 

@@ -1,11 +1,14 @@
-"""Make the README's screenshots (SVG) from the real dashboard on fixed data.
+"""Make the README's screenshots (SVG) from the real dashboard.
 
-    .venv/bin/python screenshots/make_screenshots.py [--out screenshots]
+    .venv/bin/python screenshots/make_screenshots.py [--demo] [--out screenshots]
 
-The data is ``fleet_tui.sample``: the same variety as ``fleet demo`` (a stale
-agent, a skewed clock, a certificate about to expire, a version off its pin, a
-deep queue, an unroutable connection), at a fixed time so the pictures are
-reproducible.  The app, its screens and its rendering are the real ones.
+With ``--demo`` the dashboard connects to a real ``fleet demo`` back end (control
+plane, real agents, simulated fleet), so the pictures show live demo data.
+Without it the data is ``fleet_tui.sample``: the same variety (a stale agent, a
+skewed clock, a certificate about to expire, a version off its pin, a deep queue,
+an unroutable connection) at a fixed time, so the pictures are reproducible.
+Either way the app, its screens and its rendering are the real ones; the probe
+result shown is a fixed one (a real probe needs a target the demo's policy allows).
 """
 
 from __future__ import annotations
@@ -28,7 +31,19 @@ from fleet_tui.screens.probe import ProbeResultModal
 Step = Callable[[FleetApp, object], Awaitable[None]]
 
 
+DEMO: dict[str, str] = {}
+"""url, ca_file and token of the running demo, when --demo is given."""
+
+
 def _app(wall: bool = False) -> FleetApp:
+    if DEMO:
+        return FleetApp(
+            server_url=DEMO["url"],
+            token=DEMO["token"],
+            ca_file=DEMO["ca_file"],
+            wall=wall,
+            page_s=3600,
+        )
     app = FleetApp(model=FleetModel(clock=lambda: NOW), wall=wall, page_s=3600)
     app.feed(sample_snapshot(60))
     return app
@@ -46,6 +61,11 @@ async def shoot(
     app = _app(wall)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.3)
+        for _ in range(100):  # with --demo: until the snapshot is in
+            if app.model.has_snapshot:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
         if keys:
             await pilot.press(*keys)
         if then is not None:
@@ -88,6 +108,22 @@ async def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
-    target = parser.parse_args().out
+    parser.add_argument("--demo", action="store_true", help="use a live `fleet demo` back end")
+    args = parser.parse_args()
+    target = args.out
     target.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(target))
+    if not args.demo:
+        asyncio.run(main(target))
+    else:
+        import time
+
+        from fleet.demo import running_demo
+
+        with running_demo() as demo:
+            DEMO.update(
+                url=demo.url,
+                ca_file=str(demo.ca_file),
+                token=demo.token_file.read_text().strip(),
+            )
+            time.sleep(8)  # let heartbeats, samples and alerts accumulate
+            asyncio.run(main(target))

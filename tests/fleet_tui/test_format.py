@@ -23,6 +23,7 @@ def test_age():
 def test_skew_and_cert():
     assert fmt.skew(12.4) == "+12ms"
     assert fmt.skew(-2350) == "-2.4s"
+    assert fmt.skew(-0.2) == "0ms"
     assert fmt.cert_expiry(100 + 6 * 86400 + 5, 100) == "in 6 days"
     assert fmt.cert_expiry(50, 100) == "expired"
     assert fmt.cert_warning(100 + 3600, 100)  # renewal overdue
