@@ -218,3 +218,35 @@ async def test_usable_at_80x24():
         assert len([line for line in lines[1:] if line.strip()]) >= 15
         text = screen_text(app)
         assert "Filter" in text and "Quit" in text
+
+
+async def test_cut_mark_draws_what_the_table_draws_under_it():
+    app = sample_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("a")  # close the alerts: full-width table
+        await pilot.press("down", "down", "down")
+        await pilot.pause(0.2)
+        table = app.screen.query_one(FleetTable)
+        cut = table.cut
+        assert cut is not None and cut.display
+        keys = [c.key for c in table.columns]
+        before = table.columns[: keys.index("cpu")]
+        cpu_x = table.region.x + 1 + sum(c.width + 1 for c in before)
+        assert cut.region.x == cpu_x - 1  # the separator just before the cpu column
+        strips = app.screen._compositor.render_strips()
+        y = table.region.y + 1 + table.cursor_row  # the cursor's line on screen
+        line = strips[y]
+
+        def style_at(x: int):
+            pos = 0
+            for seg in line:
+                if pos <= x < pos + len(seg.text):
+                    return seg.style
+                pos += len(seg.text)
+            raise AssertionError(x)
+
+        # The cut shows the cursor's background, like the cells on both sides.
+        assert style_at(cut.region.x).bgcolor == style_at(cut.region.x - 1).bgcolor
+        assert style_at(cut.region.x).bgcolor == style_at(cut.region.x + 1).bgcolor
+        other = strips[y + 1]
+        assert other.text.rstrip() == table.render_line(y + 1 - table.region.y).text.rstrip()
