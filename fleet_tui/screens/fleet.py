@@ -132,6 +132,10 @@ class FleetScreen(Screen[None]):
     def _open(self, event: FleetTable.Selected) -> None:
         self.fleet_app.open_detail(event.agent_id)
 
+    @on(FleetTable.SortRequested)
+    def _sort_clicked(self, event: FleetTable.SortRequested) -> None:
+        self.action_sort(event.key.value)
+
     @on(FleetTable.Highlighted)
     def _moved(self) -> None:
         self.app.refresh_bindings()

@@ -250,3 +250,16 @@ async def test_cut_mark_draws_what_the_table_draws_under_it():
         assert style_at(cut.region.x).bgcolor == style_at(cut.region.x + 1).bgcolor
         other = strips[y + 1]
         assert other.text.rstrip() == table.render_line(y + 1 - table.region.y).text.rstrip()
+
+
+async def test_clicking_a_heading_sorts_by_it():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        header = table_lines(table)[0]
+        x = header.index("queue") + 1
+        await pilot.click(FleetTable, offset=(x, 0))
+        await pilot.pause()
+        assert app.model.sort_key.value == "queue"
+        assert "4812" in table_lines(table)[1]

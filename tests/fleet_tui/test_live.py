@@ -294,3 +294,27 @@ async def test_wall_mode_survives_stream_loss_and_shows_data_age(control_plane, 
             timeout=30,
             what="live again",
         )
+
+
+async def test_revoke_after_typing_the_name(control_plane, agents, tmp_path):
+    app = live_app(control_plane, tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: len(app.model.agents) == 3)
+        await pilot.press("slash", *"etl-1", "enter")
+        await pilot.pause(0.3)
+        await pilot.press("x")
+        await pilot.press(*"etl-1", "enter")
+        await until(
+            pilot,
+            lambda: any("Revoked etl-1" in n.message for n in app._notifications),
+            what="revoked",
+        )
+        await until(
+            pilot,
+            lambda: any(
+                a.name == "etl-1" and a.state.value == "revoked" for a in app.model.agents.values()
+            ),
+            what="revoked state on the stream",
+        )
+        table = app.screen.query_one(FleetTable)
+        await until(pilot, lambda: "⊘ revoked" in "\n".join(table_lines(table)), what="row")

@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...model import FleetModel, GroupHeader, Row
+from ...model import FleetModel, GroupHeader, Row, SortKey
 from .columns import Cell, Column, agent_cells, layout_columns
 
 __all__ = ["CUT_BEFORE", "CutMark", "FleetTable"]
@@ -385,8 +385,32 @@ class FleetTable(ScrollView, can_focus=True):
         if self._highlighted is not None:
             self.post_message(self.Selected(self, self._highlighted))
 
+    class SortRequested(Message):
+        """A column heading was clicked: sort by ``key``."""
+
+        def __init__(self, table: FleetTable, key: SortKey) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> FleetTable:
+            return self.table
+
+    def column_at(self, x: int) -> Column | None:
+        """The column under content offset ``x``, if any."""
+        left = 1
+        for col in self.columns:
+            if left <= x < left + col.width + 1:
+                return col
+            left += col.width + 1
+        return None
+
     def on_click(self, event: events.Click) -> None:
         if event.y < _HEADER_LINES:
+            col = self.column_at(event.x)
+            if col is not None and col.sort is not None:
+                self.post_message(self.SortRequested(self, col.sort))
             return
         self._set_cursor(round(self.scroll_offset.y) + event.y - _HEADER_LINES)
         if event.chain == 2:
