@@ -126,6 +126,14 @@ class StreamClient:
                 return
             except asyncio.CancelledError:
                 raise
+            except ssl.SSLCertVerificationError as exc:
+                # Not transient: retrying cannot make an untrusted server trusted.
+                self._set(
+                    ConnectionState.REFUSED,
+                    f"the server's certificate is not trusted ({exc.verify_message}); pass "
+                    "--ca-file with the control plane's ca.pem or --ca-pin with its pin",
+                )
+                return
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 error = _describe(exc)
             if self._stopping:

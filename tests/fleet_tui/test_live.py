@@ -318,3 +318,11 @@ async def test_revoke_after_typing_the_name(control_plane, agents, tmp_path):
         )
         table = app.screen.query_one(FleetTable)
         await until(pilot, lambda: "⊘ revoked" in "\n".join(table_lines(table)), what="row")
+
+
+async def test_an_untrusted_server_is_refused_with_what_to_do(control_plane, tmp_path):
+    app = FleetApp(server_url=control_plane.url, token=control_plane.admin_token, tick=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.link.state is ConnectionState.REFUSED, what="refused")
+        assert "certificate is not trusted" in app.link.detail
+        assert "--ca-file" in app.link.detail and "--ca-pin" in app.link.detail
