@@ -26,15 +26,15 @@ def screen_text(app: App[object]) -> str:
     return "\n".join(strip.text for strip in lines[:height])
 
 
-async def wait_for_text(pilot, app: App[object], needle: str, timeout: float = 5.0) -> str:
-    """Let the app run until ``needle`` is on screen; returns the screen text."""
+async def wait_for_text(pilot, app: App[object], *needles: str, timeout: float = 10.0) -> str:
+    """Let the app run until every needle is on screen; returns the screen text."""
     import time
 
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
         text = screen_text(app)
-        if needle in text:
+        if all(needle in text for needle in needles):
             return text
         await pilot.pause(0.05)
-    raise AssertionError(f"{needle!r} not on screen:\n{text}")
+    raise AssertionError(f"{needles!r} not all on screen:\n{text}")
