@@ -46,6 +46,7 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionUpdate",
     "ErrorMessage",
+    "FailureClass",
     "Heartbeat",
     "Hello",
     "LogsCommand",

@@ -33,9 +33,11 @@ from .protocol import (
     CommandRequest,
     ConfigResult,
     ErrorMessage,
+    FailureClass,
     Heartbeat,
     Hello,
     LogsResult,
+    ProbeCommand,
     ProbeResult,
     RenewRequest,
     RenewResponse,
@@ -253,48 +255,34 @@ class SimAgent:
             await ws.send(dump(result))
 
 
+async def _tcp_probe(cmd: ProbeCommand) -> ProbeResult:
+    """A real TCP connect (the simulated agent does no TLS handshake)."""
+    start = time.perf_counter()
+    failure: FailureClass
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(cmd.host, cmd.port), cmd.timeout_s
+        )
+    except ConnectionRefusedError as exc:
+        failure, error = "refused", str(exc)
+    except TimeoutError:
+        failure, error = "timeout", f"no answer in {cmd.timeout_s} s"
+    except OSError as exc:
+        failure, error = "error", str(exc)
+    else:
+        writer.close()
+        ms = round((time.perf_counter() - start) * 1000, 2)
+        return ProbeResult(host=cmd.host, port=cmd.port, tls=cmd.tls, ok=True, connect_ms=ms)
+    return ProbeResult(
+        host=cmd.host, port=cmd.port, tls=cmd.tls, ok=False, failure=failure, error=error
+    )
+
+
 async def default_handler(req: CommandRequest) -> CommandFinished:
     """What a simulated agent answers: a real TCP probe, canned logs and config."""
     cmd = req.command
     if cmd.kind == "probe":
-        start = time.perf_counter()
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(cmd.host, cmd.port), cmd.timeout_s
-            )
-            writer.close()
-            ms = (time.perf_counter() - start) * 1000
-            result: ProbeResult | LogsResult | ConfigResult = ProbeResult(
-                host=cmd.host, port=cmd.port, tls=cmd.tls, ok=True, connect_ms=round(ms, 2)
-            )
-        except ConnectionRefusedError as exc:
-            result = ProbeResult(
-                host=cmd.host,
-                port=cmd.port,
-                tls=cmd.tls,
-                ok=False,
-                failure="refused",
-                error=str(exc),
-            )
-        except TimeoutError:
-            result = ProbeResult(
-                host=cmd.host,
-                port=cmd.port,
-                tls=cmd.tls,
-                ok=False,
-                failure="timeout",
-                error=f"no answer in {cmd.timeout_s} s",
-            )
-        except OSError as exc:
-            result = ProbeResult(
-                host=cmd.host,
-                port=cmd.port,
-                tls=cmd.tls,
-                ok=False,
-                failure="error",
-                error=str(exc),
-            )
-        return CommandFinished(request_id=req.request_id, result=result)
+        return CommandFinished(request_id=req.request_id, result=await _tcp_probe(cmd))
     if cmd.kind == "logs":
         lines = [f"2026-01-01T00:00:{i:02d}Z INFO simulated agent line {i}" for i in range(20)]
         return CommandFinished(
