@@ -69,7 +69,11 @@ log = logging.getLogger("agent.channel")
 # message at least this often keeps load balancers that ignore pings from idling it.
 _PING_INTERVAL_S = 20.0
 _MAX_SILENCE_S = 30.0
-_HANDSHAKE_TIMEOUT_S = 15.0
+# Long enough to wait out a control plane busy with a reconnect storm: with 10,000
+# simulated agents, a 10 s handshake timeout made agents give up on handshakes the
+# server was about to finish, back off, and take 175 s to return; at 30 s they were
+# all back in 36 s (bench/controlplane_load.py --agents 10000).
+_HANDSHAKE_TIMEOUT_S = 30.0
 _RENEW_ANSWER_TIMEOUT_S = 60.0
 _MIN_RENEW_GAP_S = 30.0
 """Never renew more often than this, even if a short-lived certificate is already due."""

@@ -160,7 +160,7 @@ class SimAgent:
             ssl=self.ssl_context(),
             max_size=MAX_FRAME_BYTES,
             compression=None,
-            open_timeout=10,
+            open_timeout=30,
             ping_interval=20,
             ping_timeout=20,
         ) as ws:
