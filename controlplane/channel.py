@@ -204,7 +204,6 @@ async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
         )
     )
     cp.fleet.on_connect(agent, client)
-    cp.fleet.connections_changed()
     prober = asyncio.create_task(_probe_clock(channel, cp.settings.time_probe_interval_s))
     try:
         await _receive_loop(channel, cp)
@@ -227,7 +226,6 @@ async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
         if agent.channel is channel:
             cp.channels.pop(agent.id, None)
             cp.fleet.on_disconnect(agent)
-            cp.fleet.connections_changed()
 
 
 async def _probe_clock(channel: AgentChannel, interval: float) -> None:

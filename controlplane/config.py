@@ -22,7 +22,6 @@ class Settings:
     """Warn when a certificate expires within this window (renewal is overdue)."""
     queue_warn: int = 100
     cert_lifetime_s: float = 24 * 3600.0
-    token_ttl_s: float = 30 * 60.0
     time_probe_interval_s: float = 30.0
     auth_timeout_s: float = 10.0
     command_timeout_s: float = 15.0
@@ -39,4 +38,3 @@ class Settings:
     """Deltas a subscriber may have pending before it gets a fresh snapshot."""
     replay_len: int = 10_000
     """Deltas kept for ``since=SEQ`` resumption."""
-    max_frame_bytes: int = 1 << 20

@@ -33,7 +33,14 @@ from .config import Settings
 from .events import EventBus
 from .live import LiveAgent
 from .policy import ProbePolicy
-from .store.base import AlertRecord, AuditRecord, ConnectionRecord, PinRecord, Store
+from .store.base import (
+    AlertRecord,
+    AuditRecord,
+    ConnectionRecord,
+    PinRecord,
+    PoolRecord,
+    Store,
+)
 
 __all__ = ["Fleet", "config_hash"]
 
@@ -58,6 +65,12 @@ class Fleet:
         self.pools: dict[str, ProbePolicy] = {}
         self.connections: dict[str, ConnectionRecord] = {}
         self.connection_state: dict[str, ConnectionInfo] = {}
+        self._via: dict[str, str] = {}
+        """Connection name -> id of the agent it is routed through."""
+        self.members: dict[str, dict[str, LiveAgent]] = {}
+        """Pool -> its agents, so routing never scans the whole fleet."""
+        self._grace_over = settings.restart_grace_s <= 0
+        """After a restart, agents get time to dial in before absence is alerted."""
         self.alerts = AlertBook()
         self.revoked_serials: set[str] = set()
         self.started_mono = time.monotonic()
@@ -73,7 +86,7 @@ class Fleet:
     async def load(self) -> None:
         """Rebuild the live view from the store (after a start or a restart)."""
         for rec in await self.store.list_agents():
-            self.agents[rec.id] = LiveAgent(rec, self.settings.history_len)
+            self._index(LiveAgent(rec, self.settings.history_len))
         for pin in await self.store.list_pins():
             self.pins[(pin.scope, pin.name)] = pin
         for pool in await self.store.list_pools():
@@ -127,11 +140,14 @@ class Fleet:
 
     # ------------------------------------------------------------- presence
 
-    def add_agent(self, agent: LiveAgent) -> None:
+    def _index(self, agent: LiveAgent) -> None:
         self.agents[agent.id] = agent
+        self.members.setdefault(agent.record.pool, {})[agent.id] = agent
+
+    def add_agent(self, agent: LiveAgent) -> None:
+        self._index(agent)
         self._apply_pin(agent)
         self.bus.publish_agent(agent.id)
-        self._update_connections()
 
     def on_connect(self, agent: LiveAgent, addr: str | None) -> None:
         now, mono = time.time(), time.monotonic()
@@ -186,6 +202,10 @@ class Fleet:
         else:
             changed = self.alerts.reconcile(agent.id, AGENT_KINDS, findings)
         self._publish_alerts(*changed)
+        usable = agent.state in HEALTHY and agent.channel is not None
+        if usable != agent.usable:
+            agent.usable = usable
+            self._usable_changed(agent)
         self.bus.publish_agent(agent.id)
 
     def tick(self) -> None:
@@ -194,8 +214,13 @@ class Fleet:
         Only transitions publish: a tick over a quiet fleet sends nothing.
         """
         mono = time.monotonic()
-        grace_ended = self._grace_just_ended(mono)
-        changed_presence = False
+        grace_ended = (
+            not self._grace_over and mono - self.started_mono >= self.settings.restart_grace_s
+        )
+        if grace_ended:
+            # Alerts held back since the restart are raised now.
+            self._grace_over = True
+            self._update_connections()
         for agent in self.agents.values():
             if agent.state in HEALTHY and agent.last_heartbeat_mono is not None:
                 silent = mono - agent.last_heartbeat_mono
@@ -203,73 +228,94 @@ class Fleet:
                     agent.set_state(Presence.STALE)
                     agent.stale_since_mono = mono
                     self.refresh(agent)
-                    changed_presence = True
             elif agent.state == Presence.STALE:
                 since = agent.stale_since_mono or mono
                 if mono - since > self.settings.offline_after_stale_s:
                     agent.set_state(Presence.OFFLINE)
                     self.refresh(agent)
-                    changed_presence = True
                 elif grace_ended:
                     self.refresh(agent)
             elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
-        if changed_presence or grace_ended:
-            self._update_connections()
         self._check_pools()
-
-    def _grace_just_ended(self, mono: float) -> bool:
-        age = mono - self.started_mono
-        return (
-            self.settings.restart_grace_s
-            <= age
-            < self.settings.restart_grace_s + (self.settings.tick_s * 1.5)
-        )
 
     # ---------------------------------------------------------- pools, conns
 
     def healthy_in_pool(self, pool: str) -> list[LiveAgent]:
-        agents = [
-            a
-            for a in self.agents.values()
-            if a.record.pool == pool and a.state in HEALTHY and a.channel is not None
-        ]
+        agents = [a for a in self.members.get(pool, {}).values() if a.usable]
         # Connected before degraded, then the least busy.
         agents.sort(key=lambda a: (a.state != Presence.CONNECTED, a.queue_depth or 0))
         return agents
 
     def route(self, conn: ConnectionRecord) -> tuple[str, LiveAgent] | None:
+        """The agent a probe of ``conn`` should go through now, and its pool."""
         for pool in conn.pools:
             healthy = self.healthy_in_pool(pool)
             if healthy:
                 return pool, healthy[0]
         return None
 
-    def _update_connections(self, publish: bool = True) -> None:
+    def _usable_changed(self, agent: LiveAgent) -> None:
+        # Re-route only the connections this can change: in a reconnect storm of
+        # thousands of agents, each connect costs a glance at each connection.
+        pool = agent.record.pool
         for conn in self.connections.values():
-            route = self.route(conn)
-            info = ConnectionInfo(
-                name=conn.name,
-                host=conn.host,
-                port=conn.port,
-                pools=conn.pools,
-                routable=route is not None,
-                via_pool=route[0] if route else None,
-                via_agent=route[1].record.name if route else None,
-            )
-            if self.connection_state.get(conn.name) == info:
+            if pool not in conn.pools:
                 continue
+            info = self.connection_state.get(conn.name)
+            if info is not None and info.routable and info.via_pool in conn.pools:
+                if agent.usable:
+                    preferred = conn.pools.index(pool) < conn.pools.index(info.via_pool)
+                    if not preferred:
+                        continue
+                elif self._via.get(conn.name) != agent.id:
+                    continue
+            self._route_connection(conn)
+
+    def _route_connection(self, conn: ConnectionRecord, publish: bool = True) -> None:
+        route = self.route(conn)
+        info = ConnectionInfo(
+            name=conn.name,
+            host=conn.host,
+            port=conn.port,
+            pools=conn.pools,
+            routable=route is not None,
+            via_pool=route[0] if route else None,
+            via_agent=route[1].record.name if route else None,
+        )
+        if route is not None:
+            self._via[conn.name] = route[1].id
+        else:
+            self._via.pop(conn.name, None)
+        finding = (
+            [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
+            if not info.routable and self._grace_over
+            else []
+        )
+        self._publish_alerts(
+            *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding)
+        )
+        if self.connection_state.get(conn.name) != info:
             self.connection_state[conn.name] = info
-            finding = (
-                []
-                if info.routable
-                else [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
-            )
-            self._publish_alerts(
-                *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding)
-            )
             if publish:
                 self.bus.publish(partial(_connection_update, info))
+
+    def _update_connections(self, publish: bool = True) -> None:
+        for conn in self.connections.values():
+            self._route_connection(conn, publish)
+
+    async def add_connection(self, conn: ConnectionRecord) -> ConnectionInfo:
+        await self.store.add_connection(conn)
+        self.connections[conn.name] = conn
+        self._route_connection(conn)
+        return self.connection_state[conn.name]
+
+    async def set_policy(self, pool: str, policy: ProbePolicy) -> None:
+        fields = policy.as_dict()
+        min_healthy = fields.pop("min_healthy")
+        await self.store.set_pool(PoolRecord(pool, fields, min_healthy))
+        self.pools[pool] = policy
+        self._check_pools()
 
     def _check_pools(self) -> None:
         for name, policy in self.pools.items():
@@ -278,16 +324,12 @@ class Fleet:
             healthy = len(self.healthy_in_pool(name))
             findings = (
                 [_finding("pool_below_min", f"{healthy} healthy of {policy.min_healthy} needed")]
-                if healthy < policy.min_healthy
-                and time.monotonic() - self.started_mono >= self.settings.restart_grace_s
+                if healthy < policy.min_healthy and self._grace_over
                 else []
             )
             self._publish_alerts(
                 *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings)
             )
-
-    def connections_changed(self) -> None:
-        self._update_connections()
 
     # --------------------------------------------------------------- alerts
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,8 @@ class LiveAgent:
     rtt_ms: float | None = None
     remote_addr: str | None = None
     channel: AgentChannel | None = None
+    usable: bool = False
+    """Healthy with an open channel, as of the last refresh: can carry a probe."""
     cpu: deque[float] = field(init=False)
     mem: deque[float] = field(init=False)
     queue: deque[int] = field(init=False)
@@ -169,7 +170,3 @@ class LiveAgent:
         if status.get("ever_connected") and self.state != Presence.REVOKED:
             # Known before the restart, not connected since: offline until it dials in.
             self.state = Presence.OFFLINE
-
-
-def now_pair() -> tuple[float, float]:
-    return time.time(), time.monotonic()

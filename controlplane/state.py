@@ -236,7 +236,6 @@ class ControlPlane:
         self.channels.pop(agent.id, None)
         agent.set_state(Presence.REVOKED)
         self.fleet.refresh(agent)
-        self.fleet.connections_changed()
         if channel is not None:
             await channel.close(
                 CloseCode.REVOKED, "this agent was revoked by an administrator; stop and re-enroll"

@@ -36,17 +36,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return admin_main(args)
     if command == "agent":
-        from agent.cli import main as agent_main  # type: ignore[import-not-found,unused-ignore]
+        from agent.cli import main as agent_main
 
-        return int(agent_main(rest))
+        return agent_main(rest)
     if command == "tui":
-        from fleet_tui.cli import main as tui_main  # type: ignore[import-not-found,unused-ignore]
+        from fleet_tui.cli import main as tui_main
 
-        return int(tui_main(rest))
+        return tui_main(rest)
     if command == "demo":
-        from fleet.demo import main as demo_main  # type: ignore[import-not-found,unused-ignore]
+        from fleet.demo import main as demo_main
 
-        return int(demo_main(rest))
+        return demo_main(rest)
     print(f"fleet: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -124,7 +124,9 @@ class DemoBackend:
         with self.api() as api:
             for pool in ("local", "db-east", "db-west", "etl", "edge"):
                 api.put(f"/v1/pools/{pool}/policy", json=loopback).raise_for_status()
-            api.put("/v1/pools/legacy/policy", json={**loopback, "min_healthy": 1})
+            api.put(
+                "/v1/pools/legacy/policy", json={**loopback, "min_healthy": 1}
+            ).raise_for_status()
             for pool in ("db-east", "db-west", "etl", "edge"):
                 api.put(f"/v1/pools/{pool}/pin", json={"version": "1.4.0"}).raise_for_status()
             for name, host, conn_port, pools in [
@@ -272,13 +274,13 @@ def main(argv: list[str]) -> int:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
                 signal.sigwait({signal.SIGINT, signal.SIGTERM})
                 return 0
-            from fleet_tui.cli import main as tui_main  # type: ignore[import-not-found,unused-ignore]
+            from fleet_tui.cli import main as tui_main
 
             tui_args = ["--server", demo.url, "--token-file", str(demo.token_file)]
             tui_args += ["--ca-file", str(demo.ca_file)]
             if args.wall:
                 tui_args.append("--wall")
-            return int(tui_main(tui_args))
+            return tui_main(tui_args)
     except RuntimeError as exc:
         say(f"failed: {exc}")
         return 1

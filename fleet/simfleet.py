@@ -77,7 +77,7 @@ def demo_fleet(count: int = 50, seed: int = 7) -> list[SimSpec]:
     return specs
 
 
-async def _ensure_tokens(api: httpx.AsyncClient, pools: set[str], uses: int) -> dict[str, str]:
+async def _make_tokens(api: httpx.AsyncClient, pools: set[str], uses: int) -> dict[str, str]:
     tokens = {}
     for pool in sorted(pools):
         r = await api.post("/v1/tokens", json={"pool": pool, "uses": uses, "ttl_s": 600})
@@ -138,7 +138,7 @@ async def run_fleet(
     ctx = ssl.create_default_context(cafile=str(ca_file))
     headers = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(base_url=server, verify=ctx, headers=headers, timeout=30) as api:
-        tokens = await _ensure_tokens(api, {s.pool for s in specs}, uses=len(specs))
+        tokens = await _make_tokens(api, {s.pool for s in specs}, uses=len(specs))
         agents: list[tuple[SimAgent, SimSpec]] = []
         for spec in specs:
             identity = await enroll(api, tokens[spec.pool], spec.name, spec.version)

@@ -11,7 +11,6 @@ from fleet.protocol import AlertInfo
 
 from ..alerts import to_info
 from ..policy import ProbePolicy
-from ..store.base import PoolRecord
 from .deps import CP, Admin, Operator, Viewer
 
 router = APIRouter()
@@ -60,12 +59,8 @@ async def list_pools(cp: CP, who: Viewer) -> list[dict[str, Any]]:
 
 @router.put("/v1/pools/{pool}/policy")
 async def set_policy(pool: str, body: ProbePolicy, cp: CP, who: Admin) -> dict[str, Any]:
-    policy = body.as_dict()
-    min_healthy = policy.pop("min_healthy")
-    await cp.store.set_pool(PoolRecord(pool, policy, min_healthy))
-    cp.fleet.pools[pool] = body
+    await cp.fleet.set_policy(pool, body)
     await cp.fleet.audit(who.name, "pool.policy", f"pool:{pool}", "ok", str(body.as_dict()))
-    cp.fleet.tick()
     return body.as_dict()
 
 

@@ -33,11 +33,9 @@ class ConnectionProbe(BaseModel):
 @router.post("/v1/connections", status_code=201)
 async def create(body: ConnectionCreate, cp: CP, who: Admin) -> ConnectionInfo:
     rec = ConnectionRecord(body.name, body.host, body.port, body.pools, time.time())
-    await cp.store.add_connection(rec)
-    cp.fleet.connections[rec.name] = rec
-    cp.fleet.connections_changed()
+    info = await cp.fleet.add_connection(rec)
     await cp.fleet.audit(who.name, "connection.create", rec.name, "ok", f"{rec.host}:{rec.port}")
-    return cp.fleet.connection_state[rec.name]
+    return info
 
 
 @router.get("/v1/connections")

@@ -161,3 +161,29 @@ async def test_connection_routes_to_first_pool_with_a_healthy_agent(control_plan
         assert not any(a["kind"] == "unroutable" for a in alerts)
     sock.close()
     await stop_agent(task)
+
+
+async def test_connection_reroutes_to_the_preferred_pool_and_off_a_lost_agent(control_plane):
+    async with control_plane.aapi() as api:
+        await api.post(
+            "/v1/connections",
+            json={"name": "pg", "host": "127.0.0.1", "port": 5432, "pools": ["a", "b"]},
+        )
+
+        async def via():
+            await asyncio.sleep(0.3)
+            conn = (await api.get("/v1/connections")).json()[0]
+            return conn["routable"], conn["via_pool"], conn["via_agent"]
+
+        _, b1 = await start_agent(control_plane, "b-1", pool="b")
+        assert await via() == (True, "b", "b-1")
+        _, b2 = await start_agent(control_plane, "b-2", pool="b")
+        assert await via() == (True, "b", "b-1"), "another agent of the same pool changes nothing"
+        _, a1 = await start_agent(control_plane, "a-1", pool="a")
+        assert await via() == (True, "a", "a-1"), "the first pool is preferred"
+        await stop_agent(a1)
+        assert (await via())[1] == "b"
+        await stop_agent(b1)
+        assert await via() == (True, "b", "b-2"), "moved off the agent that left"
+        await stop_agent(b2)
+        assert await via() == (False, None, None)
