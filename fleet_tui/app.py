@@ -16,7 +16,6 @@ from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import HelpPanel
 
 from fleet.protocol import AgentState, Snapshot, StreamToClient
 
@@ -29,6 +28,7 @@ from .permissions import ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
 from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
+from .screens.keys import KeysScreen, key_rows
 from .screens.wall import WallScreen
 from .widgets.banner import LinkBanner
 
@@ -315,7 +315,11 @@ class FleetApp(AgentActions):
         self.push_screen(ConnectionsScreen(self.model))
 
     def action_keys(self) -> None:
-        if self.screen.query(HelpPanel):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        if isinstance(self.screen, KeysScreen):
+            self.screen.dismiss(None)
+            return
+        why_not = {
+            name: f"needs {spec.role}" if not self.gate.allows(name) else "no agent selected"
+            for name, spec in ACTIONS.items()
+        }
+        self.push_screen(KeysScreen(key_rows(self.screen, why_not)))

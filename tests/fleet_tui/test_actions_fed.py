@@ -6,6 +6,7 @@ from fleet.protocol import ProbeResult
 from fleet_tui.permissions import ACTIONS, Gate
 from fleet_tui.screens.confirm import LogsModal, PinModal, RevokeModal
 from fleet_tui.screens.fleet import FleetScreen
+from fleet_tui.screens.keys import KeysScreen
 from fleet_tui.screens.logs import LogViewer, matching_lines
 from fleet_tui.screens.probe import ProbeModal, ProbeResultModal, result_lines
 from fleet_tui.screens.wall import WallScreen
@@ -180,15 +181,29 @@ async def test_keys_can_be_remapped_with_a_keymap():
         assert isinstance(app.screen, RevokeModal)
 
 
-async def test_question_mark_shows_the_keys():
-    app = sample_app()
-    async with app.run_test(size=(120, 40)) as pilot:
+async def test_question_mark_lists_the_dashboards_keys_as_mapped_and_what_is_unavailable():
+    app = sample_app(role="viewer")
+    app.set_keymap({"fleet.probe": "P"})
+    async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
-        assert app.screen.query("HelpPanel")
+        assert isinstance(app.screen, KeysScreen)
+        text = screen_text(app)
+        assert "Filter" in text and "Detail" in text and "Connections" not in text
+        assert "Conns" in text and "Sort by column" in text
+        assert "Scroll" not in text  # Textual's container keys are not ours to list
+        probe = next(line for line in text.splitlines() if "Probe" in line)
+        assert "P " in probe and "needs operator" in probe
         await pilot.press("question_mark")
         await pilot.pause()
-        assert not app.screen.query("HelpPanel")
+        assert isinstance(app.screen, FleetScreen)
+        await pilot.press("down", "enter", "question_mark")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Back" in text and "Filter" not in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, KeysScreen)
 
 
 async def test_wall_mode_locks_every_input_but_quit_and_turns_pages():

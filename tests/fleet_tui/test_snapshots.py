@@ -98,3 +98,11 @@ def test_fleet_view_ansi_theme_80x24(snap_compare):
     app = _app()
     app.theme = "ansi-dark"
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
+
+
+def test_keys_80x24(snap_compare):
+    async def keys(pilot):
+        await settled(pilot)
+        await pilot.press("question_mark")
+
+    assert snap_compare(_app(), terminal_size=(80, 24), run_before=keys)
