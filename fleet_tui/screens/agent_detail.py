@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar
 
+from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -54,12 +56,37 @@ def _bytes(n: int | None) -> str:
     return f"{size:.1f} TiB"
 
 
+def fields_grid(fields: list[tuple[str, str]]) -> Table:
+    """Label and value columns; a long value wraps under itself, not under the label."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
+    for label, value in fields:
+        grid.add_row(label, Text(value))
+    return grid
+
+
+def _short_hash(value: str | None) -> str:
+    """``sha256:`` and the first 12 hex digits, as git and docker shorten ids."""
+    if not value:
+        return "-"
+    algo, _, digest = value.partition(":")
+    return f"{algo}:{digest[:12]}…" if digest and len(digest) > 12 else value
+
+
+def _pinned_config(effective: str | None, pinned: str | None) -> str:
+    if not pinned:
+        return "-"
+    same = "matches" if effective == pinned else "differs: diff below"
+    return f"{_short_hash(pinned)} ({same})"
+
+
 def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
     """Every field of an agent as (label, text) pairs."""
     labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items())) or "-"
     drift = ""
     if a.pinned_version and a.version and a.version != a.pinned_version:
-        drift = "  ≠ differs from the pin"
+        drift = "  ≠ pin"
     cert = fmt.cert_expiry(a.cert_not_after, now)
     return [
         ("id", a.id),
@@ -70,8 +97,8 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("reasons", "; ".join(a.reasons) or "-"),
         ("version", f"{a.version or '-'}{drift}"),
         ("pinned version", a.pinned_version or "-"),
-        ("config hash", a.config_hash or "-"),
-        ("pinned config", a.pinned_config_hash or "-"),
+        ("config hash", _short_hash(a.config_hash)),
+        ("pinned config", _pinned_config(a.config_hash, a.pinned_config_hash)),
         ("last heartbeat", fmt.age(a.last_heartbeat_at, now)),
         ("heartbeat every", f"{a.heartbeat_interval_s:g}s"),
         ("connected", fmt.age(a.connected_at, now)),
@@ -185,11 +212,9 @@ class AgentDetailScreen(Screen[None]):
         # comes before the screen is composed must not count as drawn.
         if key != self._shown:
             fields = field_lines(agent, now)
-            width = max(len(label) for label, _ in fields)
-            lines = [f"[b]{label.ljust(width)}[/b]  {escape(value)}" for label, value in fields]
-            half = (len(lines) + 1) // 2
-            self.query_one("#detail-fields-left", Static).update("\n".join(lines[:half]))
-            self.query_one("#detail-fields-right", Static).update("\n".join(lines[half:]))
+            half = (len(fields) + 1) // 2
+            self.query_one("#detail-fields-left", Static).update(fields_grid(fields[:half]))
+            self.query_one("#detail-fields-right", Static).update(fields_grid(fields[half:]))
             hist = self.model.history.get(self.agent_id)
             if hist is not None:
                 for key_name, data in (("cpu", hist.cpu), ("mem", hist.mem), ("queue", hist.queue)):
@@ -197,9 +222,9 @@ class AgentDetailScreen(Screen[None]):
                     self.query_one(f"#chart-{key_name}", Sparkline).data = values
                     last = f"{values[-1]:.0f}" if values else "-"
                     peak = f"{max(values):.0f}" if values else "-"
-                    title = {"cpu": "cpu %", "mem": "memory %", "queue": "queue"}[key_name]
+                    title = {"cpu": "cpu %", "mem": "mem %", "queue": "queue"}[key_name]
                     self.query_one(f"#chart-{key_name}-label", Label).update(
-                        f"{title}: now {last}, peak {peak} ({len(values)} samples)"
+                        f"{title} now {last} · max {peak}"
                     )
             self._shown = key
         events = tuple(self.model.events.get(self.agent_id, ()))

@@ -47,6 +47,10 @@ def _ours(node: DOMNode, binding: Binding) -> bool:
     return False
 
 
+def _ours_class(cls: type) -> bool:
+    return any(c.__module__.startswith("fleet_tui") for c in cls.__mro__)
+
+
 def _section(node: DOMNode) -> str:
     if isinstance(node, App):
         return "Everywhere"
@@ -90,6 +94,9 @@ def key_rows(screen: Screen[object], why_not: dict[str, str] | None = None) -> l
         if display not in row.keys:
             row.keys.append(display)
     result = list(rows.values())
+    focused = screen.focused
+    if focused is not None and not _ours_class(type(focused)) and focused.allow_vertical_scroll:
+        result.insert(0, KeyRow("Move", ["↑ ↓ pgup pgdn home end"], "Scroll"))
     if sort_keys:
         keys = f"{sort_keys[0]}…{sort_keys[-1]}" if len(sort_keys) > 2 else " ".join(sort_keys)
         result.append(KeyRow("This view", [keys], "Sort by column n"))

@@ -201,6 +201,7 @@ async def test_question_mark_lists_the_dashboards_keys_as_mapped_and_what_is_una
         await pilot.pause()
         text = screen_text(app)
         assert "Back" in text and "Filter" not in text
+        assert "Scroll" in text  # the detail scrolls at 80x24, and says so
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, KeysScreen)

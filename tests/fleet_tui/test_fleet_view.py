@@ -110,7 +110,7 @@ async def test_enter_opens_detail_with_every_field_and_escape_returns():
         ):
             assert label in text
         assert "queue depth 4812 above 1000" in text
-        assert "cpu %: now" in text
+        assert "cpu % now" in text
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
 
