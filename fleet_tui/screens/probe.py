@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,6 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from fleet.protocol import ProbeResult
 
+from .. import format as fmt
 from ..client import ProbeRequest
 
 __all__ = ["ProbeModal", "ProbeResultModal", "describe_probe"]
@@ -115,21 +118,29 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
-def result_lines(agent_name: str, result: ProbeResult) -> list[str]:
+def result_lines(agent_name: str, result: ProbeResult, now: float | None = None) -> list[str]:
     """The probe result as lines of text, readable without colour."""
+    now = time.time() if now is None else now
+    dns = _ms(result.dns_ms)
+    if result.dns_ms is None and result.ok:
+        dns = "- (an address: no lookup)"
     verdict = "OK" if result.ok else f"FAILED ({result.failure or 'error'})"
     how = "TLS" if result.tls else "TCP"
     lines = [
         f"{how} {result.host}:{result.port} from {agent_name}: {verdict}",
         "",
         f"resolved   {', '.join(result.resolved) or '-'}",
-        f"dns        {_ms(result.dns_ms)}",
+        f"dns        {dns}",
         f"connect    {_ms(result.connect_ms)}",
     ]
     if result.tls:
         lines.append(f"tls        {_ms(result.tls_ms)}")
     if result.peer_cert_subject:
         lines.append(f"peer cert  {result.peer_cert_subject}")
+    if result.peer_cert_not_after is not None:
+        expiry = fmt.cert_expiry(result.peer_cert_not_after, now)
+        mark = "  ⚠ renew soon" if fmt.cert_warning(result.peer_cert_not_after, now) else ""
+        lines.append(f"valid to   {fmt.utc_minute(result.peer_cert_not_after)} ({expiry}){mark}")
     if result.error:
         lines += ["", f"error: {result.error}"]
     return lines
@@ -160,7 +171,8 @@ class ProbeResultModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("\n".join(result_lines(self.agent_name, self.result)), id="probe-result")
+            text = "\n".join(result_lines(self.agent_name, self.result))
+            yield Static(Text(text), id="probe-result")  # Text: error text is not markup
             yield Button("Close", id="probe-close", compact=True)
 
     @on(Button.Pressed, "#probe-close")

@@ -91,11 +91,13 @@ def test_probe_result_shows_timings_and_failure_class():
         connect_ms=3.5,
         tls_ms=12.0,
         peer_cert_subject="CN=db",
+        peer_cert_not_after=1_800_000_000 + 3 * 3600,
     )
-    text = "\n".join(result_lines("edge-1", ok))
+    text = "\n".join(result_lines("edge-1", ok, now=1_800_000_000))
     assert "TLS db:5432 from edge-1: OK" in text
     assert "dns        1.2 ms" in text or "dns        1.3 ms" in text
     assert "tls        12.0 ms" in text and "CN=db" in text
+    assert "valid to   2027-01-15 11:00Z (in 3h)  ⚠ renew soon" in text
     bad = ProbeResult(
         host="db", port=5432, tls=False, ok=False, failure="refused", error="Connection refused"
     )
@@ -107,11 +109,12 @@ async def test_probe_result_modal_renders():
     app = sample_app()
     async with app.run_test(size=(120, 40)) as pilot:
         result = ProbeResult(
-            host="db", port=1, tls=False, ok=False, failure="timeout", error="no answer in 5 s"
+            host="db", port=1, tls=False, ok=False, failure="refused", error="[Errno 111] refused"
         )
         app.push_screen(ProbeResultModal("edge-1", result))
         await pilot.pause()
-        assert "FAILED (timeout)" in screen_text(app)
+        assert "FAILED (refused)" in screen_text(app)
+        assert "error: [Errno 111] refused" in screen_text(app)  # brackets are not markup
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
 
