@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.config import config_hash as hash_config
+
 from .protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -51,6 +53,9 @@ from .protocol import (
 __all__ = ["Identity", "SimAgent", "enroll"]
 
 AUTH_CONTEXT = b"fleet-agent-auth:"
+
+SIM_CONFIG: dict[str, object] = {"heartbeat_s": 5.0, "samples": True, "simulated": True}
+"""What a simulated agent reports as its effective config (hashed as real agents do)."""
 
 
 @dataclass
@@ -118,7 +123,7 @@ class SimAgent:
     mem_rss_bytes: int = 30 << 20
     queue_depth: int = 0
     cert_not_after: float | None = None
-    config_hash: str | None = None
+    config_hash: str | None = field(default_factory=lambda: hash_config(SIM_CONFIG))
     heartbeating: bool = True
     """False: keep the socket open but stop heartbeats (to test stale detection)."""
     handler: CommandHandler | None = None
@@ -291,7 +296,7 @@ async def default_handler(req: CommandRequest) -> CommandFinished:
     if cmd.kind == "config":
         return CommandFinished(
             request_id=req.request_id,
-            result=ConfigResult(config={"heartbeat": 5, "samples": True}, hash="sha256:sim"),
+            result=ConfigResult(config=SIM_CONFIG, hash=hash_config(SIM_CONFIG)),
         )
     return CommandFinished(
         request_id=req.request_id, error=CommandError(code="unsupported", message=cmd.kind)

@@ -152,7 +152,6 @@ async def run_fleet(
                 cert_not_after=(
                     time.time() + spec.cert_expires_in_s if spec.cert_expires_in_s else None
                 ),
-                config_hash="sha256:" + "ab" * 32,
             )
             agent.handler = _handler(agent, spec)
             agents.append((agent, spec))

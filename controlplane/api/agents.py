@@ -150,11 +150,13 @@ async def config(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
     else:
         error = f"agent is {agent.state.value}: showing the last reported hash only"
     pinned = pin.config if pin else None
-    diff = list(
-        difflib.unified_diff(
-            _lines(pinned), _lines(effective), "pinned", "effective", lineterm="", n=2
+    diff: list[str] = []
+    if pinned is not None and effective is not None:  # nothing to compare otherwise
+        diff = list(
+            difflib.unified_diff(
+                _lines(pinned), _lines(effective), "pinned", "effective", lineterm="", n=2
+            )
         )
-    )
     pinned_hash = config_hash(pinned) if pinned is not None else None
     return {
         "effective": effective,

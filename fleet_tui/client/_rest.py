@@ -36,6 +36,8 @@ class ConfigView:
     pinned_version: str | None
     diff: list[str]
     in_sync: bool
+    effective: dict[str, Any] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class RestClient:
             pinned_version=data.get("pinned_version"),
             diff=[str(line) for line in data.get("diff") or []],
             in_sync=bool(data.get("in_sync", True)),
+            effective=effective if isinstance(effective := data.get("effective"), dict) else None,
+            error=str(data["error"]) if data.get("error") else None,
         )
 
     async def agent(self, agent_id: str) -> AgentDetail:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from typing import ClassVar
 
 from rich.table import Table
@@ -25,12 +25,6 @@ from ..model import FleetModel
 from ..widgets.banner import LinkBanner
 
 __all__ = ["AgentDetailScreen", "config_markup", "field_lines"]
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
 
 
 def _duration(seconds: float | None) -> str:
@@ -102,7 +96,7 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("last heartbeat", fmt.age(a.last_heartbeat_at, now)),
         ("heartbeat every", f"{a.heartbeat_interval_s:g}s"),
         ("connected", fmt.age(a.connected_at, now)),
-        ("enrolled", _when(a.enrolled_at)),
+        ("enrolled", fmt.utc_minute(a.enrolled_at)),
         ("uptime", _duration(a.uptime_s)),
         ("remote address", a.remote_addr or "-"),
         ("clock skew", fmt.skew(a.skew_ms)),
@@ -112,17 +106,29 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("memory (agent)", _bytes(a.mem_rss_bytes)),
         ("queue depth", "-" if a.queue_depth is None else str(a.queue_depth)),
         ("certificate", f"expires {cert}"),
-        ("cert not after", _when(a.cert_not_after)),
+        ("cert not after", fmt.utc_minute(a.cert_not_after)),
     ]
 
 
 def config_markup(view: ConfigView) -> str:
     """The effective-versus-pinned diff as Textual markup, coloured by theme."""
+    if view.pinned_hash is None:
+        lines = [
+            "[b]no config pinned[/b] for this agent or its pool "
+            f"(admin: PUT /v1/pools/{{pool}}/pin); effective {view.effective_hash or '-'}"
+        ]
+        if view.error:
+            lines.append(f"[$warning]{escape(view.error)}[/]")
+        if view.effective is not None:
+            lines += [escape(line) for line in json.dumps(view.effective, indent=2).splitlines()]
+        return "\n".join(lines)
     head = "in sync with the pin" if view.in_sync else "DIFFERS from the pin"
     lines = [
         f"[b]config {head}[/b]  effective {view.effective_hash or '-'}"
         f"  pinned {view.pinned_hash or '-'}"
     ]
+    if view.error:
+        lines.append(f"[$warning]{escape(view.error)}[/]")
     for line in view.diff:
         text = escape(line)
         if line.startswith(("+++", "---")):

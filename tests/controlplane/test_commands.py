@@ -105,6 +105,11 @@ async def test_config_diff_and_version_pin(control_plane):
     agent, task = await start_agent(control_plane, "drifter", version="1.0.0")
     aid = agent.identity.agent_id
     async with control_plane.aapi() as api:
+        unpinned = (await api.get(f"/v1/agents/{aid}/config")).json()
+        assert unpinned["pinned_hash"] is None and unpinned["in_sync"] is True
+        assert unpinned["diff"] == []  # nothing pinned: nothing to diff against
+        assert unpinned["effective"]["samples"] is True
+        assert unpinned["effective_hash"] == agent.config_hash  # the heartbeat's hash
         r = await api.put(
             "/v1/pools/default/pin", json={"version": "1.1.0", "config": {"heartbeat": 10}}
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fleet.protocol import AgentUpdate, Presence
 from fleet_tui.client import ConnectionState, LinkStatus
+from fleet_tui.client._rest import ConfigView
 from fleet_tui.model import GroupHeader
 from fleet_tui.sample import NOW
-from fleet_tui.screens.agent_detail import AgentDetailScreen
+from fleet_tui.screens.agent_detail import AgentDetailScreen, config_markup
 from fleet_tui.screens.connections import ConnectionsScreen
 from fleet_tui.screens.fleet import FleetScreen
 from fleet_tui.widgets.agents import FleetTable
@@ -261,3 +262,29 @@ async def test_clicking_a_heading_sorts_by_it():
         await pilot.pause()
         assert app.model.sort_key.value == "queue"
         assert "4812" in table_lines(table)[1]
+
+
+def test_config_with_no_pin_shows_the_effective_config_not_a_diff():
+    view = ConfigView(
+        effective_hash="sha256:e1",
+        pinned_hash=None,
+        version="1.0",
+        pinned_version=None,
+        diff=[],
+        in_sync=True,
+        effective={"heartbeat_s": 5},
+    )
+    text = config_markup(view)
+    assert "no config pinned" in text and '"heartbeat_s": 5' in text and "+++" not in text
+    pinned = ConfigView(
+        effective_hash="sha256:e1",
+        pinned_hash="sha256:p1",
+        version="1.0",
+        pinned_version=None,
+        diff=["--- pinned", "+++ effective", "-  [a]", "+  b"],
+        in_sync=False,
+        error="agent is offline: showing the last reported hash only",
+    )
+    text = config_markup(pinned)
+    assert "DIFFERS from the pin" in text and "agent is offline" in text
+    assert r"\[a]" in text  # config text is escaped, not read as markup
