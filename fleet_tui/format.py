@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 
@@ -100,12 +101,21 @@ def cert_expiry(not_after: float | None, now: float) -> str:
     left = not_after - now
     if left <= 0:
         return "expired"
-    if left < 3600:
-        return f"in {int(left // 60)}m"
-    if left < 86400:
-        return f"in {int(left // 3600)}h"
-    days = int(left // 86400)
+    # Minutes and hours round to nearest, so 2 h 59 m reads "in 3h" as the
+    # control plane's alert ("expires in 3.0 h") does; days count whole days.
+    if left < 3570:
+        return f"in {max(1, round(left / 60))}m"
+    if left < 84600:
+        return f"in {round(left / 3600)}h"
+    days = max(1, int(left // 86400))
     return f"in {days} day" if days == 1 else f"in {days} days"
+
+
+def utc_minute(ts: float | None) -> str:
+    """``"2026-11-28 05:53Z"``, or ``"-"``."""
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
 
 
 def cert_warning(not_after: float | None, now: float) -> bool:

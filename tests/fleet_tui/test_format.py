@@ -26,6 +26,10 @@ def test_skew_and_cert():
     assert fmt.skew(-0.2) == "0ms"
     assert fmt.cert_expiry(100 + 6 * 86400 + 5, 100) == "in 6 days"
     assert fmt.cert_expiry(50, 100) == "expired"
+    assert fmt.cert_expiry(100 + 3 * 3600 - 60, 100) == "in 3h"  # as the alert says 3.0 h
+    assert fmt.cert_expiry(100 + 3599, 100) == "in 1h"
+    assert fmt.cert_expiry(100 + 10, 100) == "in 1m"
+    assert fmt.cert_expiry(100 + 86000, 100) == "in 1 day"
     assert fmt.cert_warning(100 + 3600, 100)  # renewal overdue
     assert not fmt.cert_warning(100 + 20 * 3600, 100)  # a fresh 24 h certificate
 
