@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/fleet demo
 
 screenshots: $(STAMP)
-	$(BIN)/python screenshots/make_screenshots.py
+	$(BIN)/python screenshots/make_screenshots.py --demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/controlplane_load.py --agents 2000

@@ -7,8 +7,11 @@ plane, real agents, simulated fleet), so the pictures show live demo data.
 Without it the data is ``fleet_tui.sample``: the same variety (a stale agent, a
 skewed clock, a certificate about to expire, a version off its pin, a deep queue,
 an unroutable connection) at a fixed time, so the pictures are reproducible.
-Either way the app, its screens and its rendering are the real ones; the probe
-result shown is a fixed one (a real probe needs a target the demo's policy allows).
+Either way the app, its screens and its rendering are the real ones. With
+``--demo`` (what ``make screenshots`` runs) the probe is a real one, typed into the
+probe modal: agent local-1 opens a TLS handshake with the control plane's own
+port, so the timings and the peer certificate are measured, not made up. Without
+it the probe result is a fixed one.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual.pilot import Pilot
 
 from fleet.protocol import ProbeResult
 from fleet_tui.app import FleetApp
@@ -28,7 +34,7 @@ from fleet_tui.model import FleetModel
 from fleet_tui.sample import NOW, sample_snapshot
 from fleet_tui.screens.probe import ProbeResultModal
 
-Step = Callable[[FleetApp, object], Awaitable[None]]
+Step = Callable[[FleetApp, Pilot[int]], Awaitable[None]]
 
 
 DEMO: dict[str, str] = {}
@@ -77,7 +83,10 @@ async def shoot(
     return path
 
 
-async def _probe(app: FleetApp, pilot: object) -> None:
+async def _probe(app: FleetApp, pilot: Pilot[int]) -> None:
+    if DEMO:
+        await _real_probe(app, pilot)
+        return
     result = ProbeResult(
         host="orders.db.internal",
         port=5432,
@@ -92,9 +101,33 @@ async def _probe(app: FleetApp, pilot: object) -> None:
     app.push_screen(ProbeResultModal("build-eu-0005", result))
 
 
+async def _settle(app: FleetApp, pilot: Pilot[int]) -> None:
+    await pilot.pause(2.0)  # the detail's REST calls (events, config) come back
+
+
+async def _real_probe(app: FleetApp, pilot: Pilot[int]) -> None:
+    """Type a probe into the modal, as a user would, and wait for its result."""
+    port = urlsplit(DEMO["url"]).port
+    await pilot.press("slash", *"local-1", "enter")
+    await pilot.pause(0.5)
+    await pilot.press("p", *"127.0.0.1", "tab", *str(port), "tab", "space")
+    await pilot.pause(0.3)
+    await pilot.press("shift+tab", "enter")  # Enter in the port field submits
+    for _ in range(100):
+        if isinstance(app.screen, ProbeResultModal):
+            return
+        await pilot.pause(0.1)
+    raise SystemExit(f"the demo's probe never came back; the screen is {app.screen}")
+
+
 async def main(out: Path) -> None:
     await shoot(out, "fleet", (160, 50))
-    await shoot(out, "detail", (160, 50), keys=["down", "down", "enter"])
+    if DEMO:  # a real agent whose config drifted from its pin: the diff shows
+        await shoot(
+            out, "detail", (160, 50), keys=["slash", *"local-3", "enter", "enter"], then=_settle
+        )
+    else:
+        await shoot(out, "detail", (160, 50), keys=["down", "down", "enter"])
     await shoot(out, "probe-result", (120, 36), then=_probe)
     await shoot(out, "wall", (160, 50), wall=True)
     # Monochrome at 80x24: NO_COLOR is read when the app is created.
@@ -125,5 +158,5 @@ if __name__ == "__main__":
                 ca_file=str(demo.ca_file),
                 token=demo.token_file.read_text().strip(),
             )
-            time.sleep(8)  # let heartbeats, samples and alerts accumulate
+            time.sleep(30)  # let heartbeats, samples and alerts accumulate
             asyncio.run(main(target))
