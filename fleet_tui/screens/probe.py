@@ -68,7 +68,7 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
             yield Input(
                 self._port, placeholder="e.g. 5432", type="integer", id="probe-port", compact=True
             )
-            yield Checkbox("TLS handshake", id="probe-tls")
+            yield Checkbox("TLS handshake: off", id="probe-tls")
             yield Static(id="probe-does")
             yield Static(id="probe-error")
             with Horizontal():
@@ -83,7 +83,10 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
     def _describe(self) -> None:
         host = self.query_one("#probe-host", Input).value.strip()
         port = self.query_one("#probe-port", Input).value.strip()
-        tls = self.query_one("#probe-tls", Checkbox).value
+        box = self.query_one("#probe-tls", Checkbox)
+        tls = box.value
+        # The box's mark differs from its unticked look only by colour; say it in words.
+        box.label = f"TLS handshake: {'on' if tls else 'off'}"
         text = describe_probe(self.agent_name, host, port, tls)
         self.query_one("#probe-does", Static).update(text)
 

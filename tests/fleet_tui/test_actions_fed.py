@@ -67,8 +67,10 @@ async def test_probe_modal_says_what_it_will_do_and_validates():
         modal = app.screen
         assert isinstance(modal, ProbeModal)
         assert modal.agent_name == "build-us-0006"
+        assert "TLS handshake: off" in screen_text(app)  # in words, for monochrome
         await pilot.press(*"db.internal", "tab", *"5432", "tab", "space")
         await pilot.pause()
+        assert "TLS handshake: on" in screen_text(app)
         does = static_text(app, "#probe-does")
         assert does.startswith(
             "Will ask agent build-us-0006 to open a TLS handshake with db.internal:5432"
