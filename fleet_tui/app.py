@@ -205,7 +205,10 @@ class FleetApp(AgentActions):
     def tick(self) -> None:
         """Redraw what changed: called every ``tick`` seconds and after a snapshot."""
         # While a screen is still being composed its widgets are missing; the
-        # next tick catches up.
+        # next tick catches up. While the app shuts down its screen stack empties
+        # before its timers stop: nothing to draw then.
+        if not self.screen_stack:
+            return
         with contextlib.suppress(NoMatches):
             self._tick()
 
