@@ -34,7 +34,7 @@ from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
-from agent.state import Identity, write_public
+from agent.state import Identity, channel_url, write_public
 from agent.wire import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -224,7 +224,7 @@ class Agent:
                 await asyncio.gather(session, return_exceptions=True)
 
     async def _connect_and_serve(self) -> None:
-        url = self.server.replace("https://", "wss://", 1) + "/v1/agent/connect"
+        url = channel_url(self.server, self.identity.channel_port)
         self._last_error = None
         async with connect(
             url,

@@ -137,6 +137,9 @@ def _post_enroll(req: EnrollRequest, ca_pem: str, csr: str, name: str) -> dict[s
         for key in ("agent_id", "name", "pool", "certificate_pem", "ca_pem"):
             if not isinstance(doc.get(key), str):
                 raise ValueError(key)
+        port = doc.get("channel_port")
+        if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+            raise ValueError("channel_port")
     except ValueError as exc:
         raise EnrollError(f"the enrollment answer is malformed ({exc})") from None
     return dict(doc)
@@ -189,6 +192,7 @@ def enroll(req: EnrollRequest) -> Identity:
         name=doc["name"],
         pool=doc["pool"],
         server=server,
+        channel_port=doc.get("channel_port"),
     )
     save_identity(identity)
     return identity

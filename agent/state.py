@@ -6,7 +6,7 @@ Layout::
       key.pem             0600  the agent's private key; never leaves the host
       cert.pem                  the certificate the control plane signed
       ca.pem                    the control plane's CA (checked against the pin)
-      agent.json                {agent_id, name, pool, server}
+      agent.json                {agent_id, name, pool, server, channel_port}
       agent.toml                optional configuration file
       logs/agent.log            rotating log
 """
@@ -18,10 +18,37 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent.errors import StateError
 
-__all__ = ["Identity", "load_identity", "save_identity", "write_private", "write_public"]
+__all__ = [
+    "CHANNEL_PATH",
+    "Identity",
+    "channel_url",
+    "load_identity",
+    "save_identity",
+    "write_private",
+    "write_public",
+]
+
+CHANNEL_PATH = "/v1/agent/connect"
+
+
+def channel_url(server: str, channel_port: int | None) -> str:
+    """The agent channel's ``wss://`` URL.
+
+    The control plane serves agents on a port of their own (``channel_port``,
+    learnt at enrollment) on the host the agent enrolled with; without one, on
+    the API port's route.
+    """
+    parts = urlsplit(server)
+    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+    netloc = parts.netloc
+    if channel_port:
+        host = parts.hostname or ""
+        netloc = f"[{host}]:{channel_port}" if ":" in host else f"{host}:{channel_port}"
+    return f"{scheme}://{netloc}{CHANNEL_PATH}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +60,8 @@ class Identity:
     name: str
     pool: str
     server: str
+    channel_port: int | None = None
+    """The control plane's port for agent channels (None: the API port's route)."""
 
     @property
     def key_path(self) -> Path:
@@ -81,8 +110,17 @@ def save_identity(identity: Identity) -> None:
         "name": identity.name,
         "pool": identity.pool,
         "server": identity.server,
+        "channel_port": identity.channel_port,
     }
     write_public(identity.state_dir / "agent.json", (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _port(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+        return value
+    raise TypeError(f"channel_port {value!r} is not a port")
 
 
 def load_identity(state_dir: Path) -> Identity:
@@ -108,6 +146,7 @@ def load_identity(state_dir: Path) -> Identity:
             name=str(doc["name"]),
             pool=str(doc["pool"]),
             server=str(doc["server"]),
+            channel_port=_port(doc.get("channel_port")),
         )
     except (KeyError, TypeError):
         raise StateError(f"{doc_path} is incomplete; enroll again") from None

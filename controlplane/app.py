@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
+from .agent_listener import start_agent_listener
 from .api import admin, agents, connections, enroll, streams
 from .errors import FleetError
 from .state import ControlPlane
@@ -22,15 +25,28 @@ __all__ = ["create_app"]
 log = logging.getLogger("controlplane")
 
 
-def create_app(cp: ControlPlane, on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    cp: ControlPlane,
+    on_ready: Callable[[], None] | None = None,
+    agent_listener: tuple[socket.socket, ssl.SSLContext | None] | None = None,
+) -> FastAPI:
+    """The API; with ``agent_listener`` (a bound socket and its TLS) also the
+    agents' own listener, started and stopped with the app."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await cp.start()
+        listener = None
+        if agent_listener is not None:
+            listener = await start_agent_listener(cp, *agent_listener)
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            if listener is not None:
+                listener.close()
+                await listener.wait_closed()
             await cp.stop()
 
     app = FastAPI(title="Fleet control plane", version=__version__, lifespan=lifespan)

@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -44,9 +44,70 @@ if TYPE_CHECKING:
     from .live import LiveAgent
     from .state import ControlPlane
 
-__all__ = ["AgentChannel", "serve_agent"]
+__all__ = ["AgentChannel", "AgentSocket", "ChannelClosed", "StarletteSocket", "serve_agent"]
 
 log = logging.getLogger("controlplane.channel")
+
+
+class ChannelClosed(Exception):
+    """The agent's side closed the websocket (``code`` as received)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"closed with {code}")
+        self.code = code
+
+
+class AgentSocket(Protocol):
+    """What the channel needs of a websocket: the agents' own listener (plain
+    websockets, see :mod:`controlplane.agent_listener`) and the route on the API
+    port (Starlette) both provide it."""
+
+    @property
+    def client(self) -> str | None:
+        """``host:port`` of the peer."""
+        ...
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame."""
+        ...
+
+    async def receive(self) -> str | bytes:
+        """The next frame; raises :class:`ChannelClosed` when the peer closed."""
+        ...
+
+    async def close_with(self, code: int, message: str) -> None:
+        """Send an error frame saying why, then close with ``code`` (if still open)."""
+        ...
+
+
+class StarletteSocket:
+    """:class:`AgentSocket` over a Starlette websocket (the API port's route)."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    @property
+    def client(self) -> str | None:
+        return f"{self.ws.client.host}:{self.ws.client.port}" if self.ws.client else None
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self.ws.send_text(text)
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise ChannelClosed(getattr(exc, "code", 1006)) from None
+
+    async def receive(self) -> str | bytes:
+        try:
+            message = await self.ws.receive()
+        except RuntimeError:  # receive after a disconnect
+            raise ChannelClosed(1006) from None
+        if message["type"] == "websocket.disconnect":
+            raise ChannelClosed(message.get("code", 1000))
+        text: str | None = message.get("text")
+        return text if text is not None else (message.get("bytes") or b"")
+
+    async def close_with(self, code: int, message: str) -> None:
+        await close_with(self.ws, code, message)
 
 
 class _Close(Exception):
@@ -59,7 +120,7 @@ class _Close(Exception):
 class AgentChannel:
     """One connected agent: sends frames to it and matches command results by id."""
 
-    def __init__(self, ws: WebSocket, agent: LiveAgent) -> None:
+    def __init__(self, ws: AgentSocket, agent: LiveAgent) -> None:
         self.ws = ws
         self.agent = agent
         self.pending: dict[str, asyncio.Future[CommandFinished]] = {}
@@ -72,7 +133,7 @@ class AgentChannel:
 
     async def close(self, code: int, message: str) -> None:
         """Tell the agent why, then close with ``code``."""
-        await close_with(self.ws, code, message)
+        await self.ws.close_with(code, message)
         self.closed.set()
 
     async def request(self, command: Command, timeout_s: float) -> CommandFinished:
@@ -90,7 +151,7 @@ class AgentChannel:
                 f"agent {self.agent.record.name} did not answer within {timeout_s:.0f} s; "
                 "it may be overloaded or its network slow: retry, or check its queue depth"
             ) from None
-        except (WebSocketDisconnect, RuntimeError):
+        except ChannelClosed:
             raise Conflict(
                 f"agent {self.agent.record.name} disconnected before it answered; retry "
                 "when it shows connected"
@@ -128,13 +189,13 @@ async def close_with(ws: WebSocket, code: int, message: str) -> None:
             await ws.close(code=code, reason=message[:120])
 
 
-async def _authenticate(ws: WebSocket, cp: ControlPlane) -> LiveAgent:
+async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
     nonce = secrets.token_hex(32)
     await ws.send_text(
         dump(Hello(protocol_version=PROTOCOL_VERSION, server_version=__version__, nonce=nonce))
     )
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), cp.settings.auth_timeout_s)
+        raw = await asyncio.wait_for(ws.receive(), cp.settings.auth_timeout_s)
     except TimeoutError:
         raise _Close(
             CloseCode.AUTH_TIMEOUT,
@@ -174,43 +235,43 @@ async def _authenticate(ws: WebSocket, cp: ControlPlane) -> LiveAgent:
     return agent
 
 
-async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
+async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
     """Run one agent's channel until it closes."""
-    await ws.accept()
-    client = f"{ws.client.host}:{ws.client.port}" if ws.client else None
+    client = ws.client
     try:
         agent = await _authenticate(ws, cp)
     except _Close as close:
         await cp.fleet.audit("agent", "channel.auth", client or "?", "refused", close.message)
-        await close_with(ws, close.code, close.message)
+        await ws.close_with(close.code, close.message)
         return
-    except WebSocketDisconnect:
+    except ChannelClosed:
         return
 
-    old = agent.channel
     channel = AgentChannel(ws, agent)
+    welcome = Welcome(
+        agent_id=agent.id,
+        heartbeat_interval_s=cp.settings.heartbeat_interval_s,
+        pinned_version=agent.pinned_version,
+        time_probe_interval_s=cp.settings.time_probe_interval_s,
+    )
+    try:
+        await channel.send(dump(welcome))
+    except ChannelClosed:
+        return  # gone before it was registered: nothing to undo
+    old = agent.channel
     agent.channel = channel
     if old is not None:
         await old.close(CloseCode.REPLACED, "another connection for this agent took over")
     cp.channels[agent.id] = channel
-    await channel.send(
-        dump(
-            Welcome(
-                agent_id=agent.id,
-                heartbeat_interval_s=cp.settings.heartbeat_interval_s,
-                pinned_version=agent.pinned_version,
-                time_probe_interval_s=cp.settings.time_probe_interval_s,
-            )
-        )
-    )
     cp.fleet.on_connect(agent, client)
-    prober = asyncio.create_task(_probe_clock(channel, cp.settings.time_probe_interval_s))
     try:
+        # The first clock probe at once; clock_sweeper sends the later ones.
+        await channel.time_probe()
         await _receive_loop(channel, cp)
     except _Close as close:
         await channel.close(close.code, close.message)
         await cp.fleet.audit(agent.id, "channel.close", agent.id, "refused", close.message)
-    except WebSocketDisconnect as exc:
+    except ChannelClosed as exc:
         if exc.code == CloseCode.MESSAGE_TOO_BIG:
             await cp.fleet.audit(
                 agent.id,
@@ -220,7 +281,6 @@ async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
                 f"frame over the {MAX_FRAME_BYTES} byte limit (close 1009)",
             )
     finally:
-        prober.cancel()
         channel.fail_pending()
         channel.closed.set()
         if agent.channel is channel:
@@ -228,24 +288,32 @@ async def serve_agent(ws: WebSocket, cp: ControlPlane) -> None:
             cp.fleet.on_disconnect(agent)
 
 
-async def _probe_clock(channel: AgentChannel, interval: float) -> None:
-    # The first probe at once; then periodically.  These also keep the channel
-    # busy often enough that no load balancer idles it out.
-    with contextlib.suppress(Exception):
-        while True:
-            await channel.time_probe()
-            await asyncio.sleep(interval)
+async def clock_sweeper(cp: ControlPlane, batch: int = 100) -> None:
+    """Send every connected agent a clock probe once per ``time_probe_interval_s``.
+
+    One task for the fleet rather than one per agent (a task and its frame cost
+    about 2 KiB per agent), spread over the interval in batches so 10,000 probes
+    do not leave in one burst. The probes also keep each channel busy often
+    enough that no load balancer idles it out.
+    """
+    interval = cp.settings.time_probe_interval_s
+    while True:
+        channels = list(cp.channels.values())
+        batches = max(1, -(-len(channels) // batch))
+        pause = interval / batches
+        for start in range(0, max(len(channels), 1), batch):
+            await asyncio.sleep(pause)
+            for channel in channels[start : start + batch]:
+                if channel.closed.is_set():
+                    continue
+                with contextlib.suppress(Exception):  # closing: its own task cleans up
+                    await channel.time_probe()
 
 
 async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
     agent = channel.agent
     while True:
-        message = await channel.ws.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        raw = message.get("text")
-        if raw is None:
-            raw = message.get("bytes") or b""
+        raw = await channel.ws.receive()
         t4 = time.time()
         try:
             msg = parse_agent_message(raw)

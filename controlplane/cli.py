@@ -39,6 +39,13 @@ def server_main(argv: list[str]) -> int:
         action="store_true",
         help="plain HTTP, only behind a TLS-terminating proxy you control",
     )
+    parser.add_argument(
+        "--agent-port",
+        type=int,
+        default=None,
+        help="the agents' channel port (default: the one recorded in the data dir, "
+        "else --port + 1, else a free one)",
+    )
     parser.add_argument("--heartbeat-interval", type=_duration, default=None)
     parser.add_argument(
         "--set",
@@ -69,7 +76,15 @@ def server_main(argv: list[str]) -> int:
         overrides["heartbeat_interval_s"] = args.heartbeat_interval
     settings = Settings(**overrides)
     try:
-        serve(args.data_dir, args.host, args.port, not args.no_tls, settings, args.log_level)
+        serve(
+            args.data_dir,
+            args.host,
+            args.port,
+            not args.no_tls,
+            settings,
+            args.log_level,
+            agent_port=args.agent_port,
+        )
     except OSError as exc:
         print(f"fleet server: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleet.protocol import AgentHistory, AgentState, Heartbeat, Presence
 
 from .presence import check_transition
+from .series import Series
 from .store.base import AgentRecord
 
 if TYPE_CHECKING:
@@ -44,16 +44,16 @@ class LiveAgent:
     channel: AgentChannel | None = None
     usable: bool = False
     """Healthy with an open channel, as of the last refresh: can carry a probe."""
-    cpu: deque[float] = field(init=False)
-    mem: deque[float] = field(init=False)
-    queue: deque[int] = field(init=False)
+    cpu: Series = field(init=False)
+    mem: Series = field(init=False)
+    queue: Series = field(init=False)
     dirty: bool = False
     """Changed since the last write-behind flush."""
 
     def __post_init__(self) -> None:
-        self.cpu = deque(maxlen=self.history_len)
-        self.mem = deque(maxlen=self.history_len)
-        self.queue = deque(maxlen=self.history_len)
+        self.cpu = Series(self.history_len, scale=10)
+        self.mem = Series(self.history_len, scale=10)
+        self.queue = Series(self.history_len)
         self.cert_not_after = self.record.cert_not_after
         if self.record.revoked:
             self.state = Presence.REVOKED
@@ -86,9 +86,9 @@ class LiveAgent:
         self.last_heartbeat_mono = mono
         self.stale_since_mono = None
         if hb.cpu_percent is not None:
-            self.cpu.append(round(hb.cpu_percent, 1))
+            self.cpu.append(hb.cpu_percent)
         if hb.mem_host_percent is not None:
-            self.mem.append(round(hb.mem_host_percent, 1))
+            self.mem.append(hb.mem_host_percent)
         self.queue.append(hb.queue_depth)
         self.dirty = True
 

@@ -8,6 +8,7 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -54,6 +55,43 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+AGENT_PORT_FILE = "agent.port"
+"""Where the data directory records the agents' port: enrolled agents know it."""
+
+
+def _agent_port(data_dir: Path, port: int, asked: int | None) -> int:
+    """The agents' port: as asked, else as recorded, else the API port + 1 (or any)."""
+    if asked is not None:
+        return asked
+    recorded = data_dir / AGENT_PORT_FILE
+    if recorded.exists():
+        try:
+            return int(recorded.read_text().strip())
+        except ValueError:
+            raise OSError(
+                f"{recorded} does not hold a port number; delete it, or pass --agent-port"
+            ) from None
+    return port + 1 if port else 0
+
+
+def _bind_agents(host: str, port: int, data_dir: Path) -> socket.socket:
+    try:
+        return _bind(host, port)
+    except OSError as exc:
+        raise OSError(
+            f"cannot listen for agents on {host}:{port} ({exc.strerror or exc}); enrolled "
+            f"agents dial that port (it is recorded in {data_dir / AGENT_PORT_FILE}): free "
+            "it, or pass --agent-port and enroll the agents again"
+        ) from None
+
+
+def _server_tls(ca: CertificateAuthority) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(ca.server_cert_file, ca.server_key_file)
+    return ctx
+
+
 def serve(
     data_dir: Path,
     host: str = "127.0.0.1",
@@ -61,8 +99,14 @@ def serve(
     tls: bool = True,
     settings: Settings | None = None,
     log_level: str = "warning",
+    agent_port: int | None = None,
 ) -> None:
-    """Run the control plane until interrupted."""
+    """Run the control plane until interrupted.
+
+    Agents get a listener of their own (:mod:`controlplane.agent_listener`) on
+    ``agent_port``: by default the one recorded in the data directory, else
+    ``port + 1``, else (with ``port`` 0) any free port, then recorded.
+    """
     settings = settings or Settings()
     _raise_fd_limit()
     _shrink_tls_read_buffers()
@@ -75,6 +119,9 @@ def serve(
     cp = ControlPlane(data_dir, store, settings, ca)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
+    agent_sock = _bind_agents(host, _agent_port(data_dir, port, agent_port), data_dir)
+    cp.channel_port = agent_sock.getsockname()[1]
+    (data_dir / AGENT_PORT_FILE).write_text(f"{cp.channel_port}\n")
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
     cp.endpoint = f"{scheme}://{shown_host}:{bound_port}"
@@ -83,6 +130,7 @@ def serve(
         (data_dir / "endpoint").write_text(cp.endpoint + "\n")
         print(
             f"fleet control plane listening on {cp.endpoint}\n"
+            f"  agents:      port {cp.channel_port} (the agent channel)\n"
             f"  CA pin:      {ca.pin}\n"
             f"  CA file:     {data_dir / 'ca.pem'}\n"
             f"  admin token: {data_dir / 'admin.token'} (0600; written once)\n"
@@ -96,7 +144,11 @@ def serve(
         stream=sys.stderr,
     )
     config = uvicorn.Config(
-        create_app(cp, on_ready=ready),
+        create_app(
+            cp,
+            on_ready=ready,
+            agent_listener=(agent_sock, _server_tls(ca) if tls else None),
+        ),
         ssl_certfile=str(ca.server_cert_file) if tls else None,
         ssl_keyfile=str(ca.server_key_file) if tls else None,
         # The sans-io implementation of websockets: one less task per connection.

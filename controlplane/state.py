@@ -16,7 +16,7 @@ from typing import Literal
 
 from fleet.protocol import CloseCode, Command, CommandEvent, CommandFinished, Presence
 
-from .channel import AgentChannel
+from .channel import AgentChannel, clock_sweeper
 from .config import Settings
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PolicyDenied, Unauthenticated
 from .fleet import Fleet
@@ -64,7 +64,10 @@ class ControlPlane:
         self.channels: dict[str, AgentChannel] = {}
         self._operators: dict[str, OperatorRecord] = {}
         self.endpoint = ""
+        self.channel_port: int | None = None
+        """The agents' own listener's port (None: agents use the API port's route)."""
         self._timers: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -76,10 +79,12 @@ class ControlPlane:
         if not self._operators:
             await self._first_admin()
         self._timers = asyncio.create_task(self.fleet.run_timers())
+        self._sweeper = asyncio.create_task(clock_sweeper(self))
 
     async def stop(self) -> None:
-        if self._timers is not None:
-            self._timers.cancel()
+        for task in (self._timers, self._sweeper):
+            if task is not None:
+                task.cancel()
         for channel in list(self.channels.values()):
             await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
         try:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.config import config_hash as hash_config
+from agent.state import CHANNEL_PATH, channel_url
 
 from .protocol import (
     MAX_FRAME_BYTES,
@@ -67,6 +68,7 @@ class Identity:
     certificate_pem: str
     ca_pem: str
     not_after: float
+    channel_port: int | None = None
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey, name: str) -> str:
@@ -97,6 +99,7 @@ async def enroll(
         certificate_pem=body["certificate_pem"],
         ca_pem=body["ca_pem"],
         not_after=body["not_after"],
+        channel_port=body.get("channel_port"),
     )
 
 
@@ -115,7 +118,10 @@ class SimAgent:
 
     identity: Identity
     ws_url: str
+    """``wss://host:port`` of the control plane's API."""
     ca_file: Path
+    api_route: bool = False
+    """True: dial the API port's channel route, not the agents' own port."""
     version: str = "1.0.0"
     clock_offset_s: float = 0.0
     cpu_percent: float = 5.0
@@ -135,6 +141,13 @@ class SimAgent:
     _seq: int = 0
     _ws: websockets.ClientConnection | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def channel_url(self) -> str:
+        """Where this agent dials: the port enrollment named, as a real agent does."""
+        if self.identity.channel_port and not self.api_route:
+            return channel_url(self.ws_url, self.identity.channel_port)
+        return self.ws_url + CHANNEL_PATH
 
     def now(self) -> float:
         return time.time() + self.clock_offset_s
@@ -161,7 +174,7 @@ class SimAgent:
 
     async def _session(self) -> None:
         async with websockets.connect(
-            self.ws_url + "/v1/agent/connect",
+            self.channel_url,
             ssl=self.ssl_context(),
             max_size=MAX_FRAME_BYTES,
             compression=None,

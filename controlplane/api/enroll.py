@@ -74,4 +74,6 @@ async def enroll(body: EnrollRequest, request: Request, cp: CP) -> dict[str, obj
         "certificate_pem": result.certificate_pem,
         "ca_pem": cp.ca.pem,
         "not_after": result.agent.cert_not_after,
+        # The agent channel's own port, on the host the agent reached us at.
+        "channel_port": cp.channel_port,
     }

@@ -17,7 +17,7 @@ from fleet.protocol import (
     parse_client_message,
 )
 
-from ..channel import close_with, serve_agent
+from ..channel import StarletteSocket, close_with, serve_agent
 from ..errors import Unauthenticated
 from ..state import ControlPlane
 
@@ -29,7 +29,8 @@ COALESCE_S = 0.05
 
 @router.websocket("/v1/agent/connect")
 async def agent_connect(ws: WebSocket) -> None:
-    await serve_agent(ws, ws.app.state.cp)
+    await ws.accept()
+    await serve_agent(StarletteSocket(ws), ws.app.state.cp)
 
 
 @router.websocket("/v1/events")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+import pytest
 import websockets
 
 from fleet.protocol import AgentUpdate, AlertRaised, CloseCode, Snapshot
@@ -57,6 +59,16 @@ async def test_small_skew_is_healthy(control_plane):
         ),
     )
     assert abs(state["skew_ms"]) < 100 and state["state"] == "connected"
+    # A clock that drifts later is caught by the periodic probes (one sweeper task
+    # for the fleet, every time_probe_interval_s: 2 s here).
+    agent.clock_offset_s = 5.0
+    state = await asyncio.to_thread(
+        wait_for,
+        lambda: (s := agent_state(control_plane, agent.identity.agent_id))["skew_ms"] > 4_000 and s,
+        timeout=10,
+        what="the drift measured by a later probe",
+    )
+    assert abs(state["skew_ms"] - 5_000) < 200
     await stop_agent(task)
 
 
@@ -186,3 +198,34 @@ async def test_event_stream_refuses_bad_tokens(control_plane):
         assert exc.rcvd is not None and exc.rcvd.code == CloseCode.UNAUTHENTICATED
     else:
         raise AssertionError("stream must close")
+
+
+async def test_agents_have_a_port_of_their_own_and_the_api_route_still_works(control_plane):
+    # Enrollment names the agents' port; the data directory records it, so it
+    # survives restarts (enrolled agents know no other).
+    recorded = int((control_plane.data_dir / "agent.port").read_text())
+    own, task = await start_agent(control_plane, "own-port")
+    assert own.identity.channel_port == recorded != control_plane.port
+    assert own.channel_url.endswith(f":{recorded}/v1/agent/connect")
+    # The API port's route serves the same channel, for agents that know only it.
+    legacy, task2 = await start_agent(control_plane, "api-route", api_route=True)
+    assert legacy.channel_url == control_plane.ws_url + "/v1/agent/connect"
+    for name in ("own-port", "api-route"):
+        with control_plane.api() as api:
+            found = {a["name"]: a for a in api.get("/v1/agents").json()}
+        assert found[name]["state"] == "connected"
+    await stop_agent(task)
+    await stop_agent(task2)
+
+
+async def test_the_agents_port_serves_nothing_else(control_plane):
+    port = int((control_plane.data_dir / "agent.port").read_text())
+    ctx = control_plane.ssl_context()
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(f"wss://127.0.0.1:{port}/v1/events", ssl=ctx):
+            pass
+    assert refused.value.response.status_code == 404
+    assert b"serves only the agent channel" in refused.value.response.body
+    async with httpx.AsyncClient(verify=ctx) as client:
+        r = await client.get(f"https://127.0.0.1:{port}/v1/agents")
+    assert r.status_code in (400, 404, 426)  # not an API: no data, whatever the path

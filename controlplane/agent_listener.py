@@ -1,0 +1,111 @@
+"""The agents' own listener: plain ``websockets`` on a port of its own.
+
+Agents hold one long-lived connection each, so what a connection costs in memory
+decides how many agents one process can hold. Through uvicorn and FastAPI each
+agent cost about 75 KiB; a bare ``websockets`` server on the same loop and TLS
+about 41 KiB (``bench/controlplane_load.py``, docs/decisions.md). So agents get
+a listener with nothing between the socket and :func:`~controlplane.channel.serve_agent`:
+no ASGI scope, middleware or routing per connection. Teleport keeps its reverse
+tunnels on a port of their own (3024) for the same kind of reason.
+
+The API port keeps its ``/v1/agent/connect`` route (the same channel code), for
+agents that only know the API URL; enrollment tells agents the channel's port.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from fleet.protocol import MAX_FRAME_BYTES, ErrorMessage, dump
+
+from .channel import ChannelClosed, serve_agent
+
+if TYPE_CHECKING:
+    from .state import ControlPlane
+
+__all__ = ["AGENT_PATH", "WebsocketsSocket", "start_agent_listener"]
+
+AGENT_PATH = "/v1/agent/connect"
+"""The channel's path, on this listener as on the API port."""
+
+log = logging.getLogger("controlplane.agents")
+
+
+def _close_code(exc: ConnectionClosed) -> int:
+    if exc.rcvd is not None:
+        return exc.rcvd.code
+    if exc.sent is not None:
+        return exc.sent.code
+    return 1006
+
+
+class WebsocketsSocket:
+    """:class:`~controlplane.channel.AgentSocket` over a ``websockets`` connection."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+
+    @property
+    def client(self) -> str | None:
+        peer = self.ws.remote_address
+        return f"{peer[0]}:{peer[1]}" if peer else None
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed as exc:
+            raise ChannelClosed(_close_code(exc)) from None
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self.ws.recv()
+        except ConnectionClosed as exc:
+            raise ChannelClosed(_close_code(exc)) from None
+
+    async def close_with(self, code: int, message: str) -> None:
+        try:
+            await self.ws.send(dump(ErrorMessage(code=code, message=message)))
+            await self.ws.close(code=code, reason=message[:120])
+        except ConnectionClosed:
+            pass
+
+
+def _only_the_channel(connection: ServerConnection, request: Request) -> Response | None:
+    if request.path.split("?", 1)[0] != AGENT_PATH:
+        return connection.respond(
+            http.HTTPStatus.NOT_FOUND,
+            f"this port serves only the agent channel, {AGENT_PATH}; "
+            "the API is on the control plane's main port\n",
+        )
+    return None
+
+
+async def start_agent_listener(
+    cp: ControlPlane, sock: socket.socket, tls: ssl.SSLContext | None
+) -> Server:
+    """Serve agents' channels on ``sock`` until the returned server is closed."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await serve_agent(WebsocketsSocket(ws), cp)
+
+    return await serve(
+        handler,
+        sock=sock,
+        ssl=tls,
+        process_request=_only_the_channel,
+        # As on the API port: 1 MiB frames, pings every 20 s, no deflate.
+        max_size=MAX_FRAME_BYTES,
+        compression=None,
+        ping_interval=20.0,
+        ping_timeout=20.0,
+        server_header=None,
+        logger=log,
+    )
