@@ -89,6 +89,7 @@ _CLOSE_MEANINGS = {
     4006: "unsupported protocol version",
     4007: "replaced by another connection of the same agent",
     4008: "authentication timed out",
+    4009: "closed by the server after heartbeats stopped arriving",
 }
 
 

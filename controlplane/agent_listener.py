@@ -101,11 +101,19 @@ async def start_agent_listener(
         sock=sock,
         ssl=tls,
         process_request=_only_the_channel,
-        # As on the API port: 1 MiB frames, pings every 20 s, no deflate.
+        # As on the API port: 1 MiB frames, no deflate.
         max_size=MAX_FRAME_BYTES,
         compression=None,
-        ping_interval=20.0,
-        ping_timeout=20.0,
+        # No pings from this side: each would be a task per connection (about
+        # 1.5 KiB). Agents ping every 20 s (answered without a task), and the
+        # presence timers close a channel whose agent went offline
+        # (CloseCode.SILENT), which reaps half-open connections.
+        ping_interval=None,
         server_header=None,
+        # After a restart all agents dial at once and TLS handshakes queue up; an
+        # upgrade request must not be timed out while it waits its turn (10 s,
+        # websockets' default, left 10,000 agents 97 s to come back). Agents give
+        # their side 30 s too.
+        open_timeout=30.0,
         logger=log,
     )

@@ -23,6 +23,8 @@ class Settings:
     queue_warn: int = 100
     cert_lifetime_s: float = 24 * 3600.0
     time_probe_interval_s: float = 30.0
+    heap_trim_s: float = 30.0
+    """Seconds between returns of freed heap memory to the system (glibc)."""
     auth_timeout_s: float = 10.0
     command_timeout_s: float = 15.0
     history_len: int = 60

@@ -21,6 +21,7 @@ from fleet.protocol import (
     AlertCleared,
     AlertInfo,
     AlertRaised,
+    CloseCode,
     ConnectionInfo,
     ConnectionUpdate,
     Heartbeat,
@@ -61,6 +62,7 @@ class Fleet:
         self.store = store
         self.bus = EventBus(settings.replay_len, settings.subscriber_buffer, self._state_of)
         self.agents: dict[str, LiveAgent] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.pins: dict[tuple[str, str], PinRecord] = {}
         self.pools: dict[str, ProbePolicy] = {}
         self.connections: dict[str, ConnectionRecord] = {}
@@ -233,11 +235,26 @@ class Fleet:
                 if mono - since > self.settings.offline_after_stale_s:
                     agent.set_state(Presence.OFFLINE)
                     self.refresh(agent)
+                    self._close_silent(agent)
                 elif grace_ended:
                     self.refresh(agent)
             elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
         self._check_pools()
+
+    def _close_silent(self, agent: LiveAgent) -> None:
+        # An agent silent this long whose socket is still open is gone (a host
+        # that died without a FIN) or stuck: close its side so commands get a
+        # clear 409 and its resources go. The agents' listener sends no pings of
+        # its own (agents ping every 20 s; a ping task per connection costs
+        # memory), so this is what reaps half-open connections there.
+        channel = agent.channel
+        if channel is not None:
+            task = asyncio.get_running_loop().create_task(
+                channel.close(CloseCode.SILENT, "no heartbeat for too long: closing; reconnect")
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # ---------------------------------------------------------- pools, conns
 

@@ -20,6 +20,7 @@ from .channel import AgentChannel, clock_sweeper
 from .config import Settings
 from .errors import BadRequest, Conflict, Forbidden, NotFound, PolicyDenied, Unauthenticated
 from .fleet import Fleet
+from .heap import trim_periodically
 from .live import LiveAgent
 from .pki import CertificateAuthority, write_private
 from .secrets import API_PREFIX, ENROLL_PREFIX, hash_token, looks_like, new_token
@@ -68,6 +69,7 @@ class ControlPlane:
         """The agents' own listener's port (None: agents use the API port's route)."""
         self._timers: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -80,9 +82,10 @@ class ControlPlane:
             await self._first_admin()
         self._timers = asyncio.create_task(self.fleet.run_timers())
         self._sweeper = asyncio.create_task(clock_sweeper(self))
+        self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
 
     async def stop(self) -> None:
-        for task in (self._timers, self._sweeper):
+        for task in (self._timers, self._sweeper, self._trimmer):
             if task is not None:
                 task.cancel()
         for channel in list(self.channels.values()):

@@ -105,6 +105,8 @@ class CloseCode:
     """Another connection for the same agent took over."""
     AUTH_TIMEOUT = 4008
     """The first message did not come in time."""
+    SILENT = 4009
+    """No heartbeat for so long that the agent went offline: reconnect."""
 
 
 class ProtocolError(ValueError):

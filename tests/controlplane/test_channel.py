@@ -102,6 +102,31 @@ async def test_stale_when_heartbeats_stop_but_socket_stays_open(control_plane):
     await stop_agent(task)
 
 
+async def test_a_silent_agent_goes_offline_and_its_channel_is_closed(control_plane):
+    # A host that died without a FIN leaves its socket open; once its agent is
+    # offline the server closes that channel (4009), so it holds nothing and a
+    # command gets a clear 409.
+    agent, task = await start_agent(control_plane, "mute")
+    agent.heartbeating = False
+    agent.close_code = None
+    for _ in range(100):
+        if agent.close_code == CloseCode.SILENT:
+            break
+        await asyncio.sleep(0.1)
+    assert agent.close_code == CloseCode.SILENT, agent.close_code
+    assert "no heartbeat" in (agent.close_message or "")
+    aid = agent.identity.agent_id
+    assert agent_state(control_plane, aid)["state"] in ("offline", "pending", "connected")
+    agent.heartbeating = True  # it dials in again, as a live agent would
+    await asyncio.to_thread(
+        wait_for,
+        lambda: agent_state(control_plane, aid)["state"] == "connected",
+        timeout=15,
+        what="the agent back after its channel was closed",
+    )
+    await stop_agent(task)
+
+
 async def test_offline_when_the_channel_closes(control_plane):
     agent, task = await start_agent(control_plane, "leaver")
     await stop_agent(task)
