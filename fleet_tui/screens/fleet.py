@@ -17,6 +17,7 @@ from ..widgets.agents import CutMark, FleetTable
 from ..widgets.alerts import AlertsPanel
 from ..widgets.banner import LinkBanner
 from ..widgets.summary import SummaryBar, summary_markup
+from ..widgets.typeahead import FilterInput
 
 if TYPE_CHECKING:
     from ..app import FleetApp
@@ -86,7 +87,8 @@ class FleetScreen(Screen[None]):
             alerts = AlertsPanel(id="alerts")
             alerts.display = self._show_alerts
             yield alerts
-        filter_input = Input(
+        filter_input = FilterInput(
+            self._filter_key,
             placeholder="filter: words match name/pool/label/version; state:stale,offline",
             id="filter",
         )
@@ -171,11 +173,13 @@ class FleetScreen(Screen[None]):
         self.model.set_filter(event.value)
         self.tick()
 
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        if not self.model.filter.active:
+    def _filter_key(self, key: str) -> None:
+        """Enter keeps the filter, Escape clears it; either way back to the table."""
+        if key == "escape":
+            self._set_filter("")
+        elif not self.model.filter.active:
             self.query_one("#filter").display = False
-        self.table.focus()
+        self.set_focus(self.table)
 
     def _set_filter(self, text: str) -> None:
         box = self.query_one("#filter", Input)
@@ -190,11 +194,14 @@ class FleetScreen(Screen[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        # At once, not via Widget.focus (a queued callback): keys typed right
+        # after "/" (type-ahead, a paste, a slow SSH link delivering a burst) must
+        # land in the filter, not reach the table's keys ("l" would fetch logs).
+        self.set_focus(box)
 
     def action_clear_filter(self) -> None:
         self._set_filter("")
-        self.table.focus()
+        self.set_focus(self.table)
 
     def action_sort(self, key: str) -> None:
         self.model.set_sort(SortKey(key))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from textual import events
+from textual.widgets import Input
+
 from fleet.protocol import AgentUpdate, Presence
 from fleet_tui.client import ConnectionState, LinkStatus
 from fleet_tui.client._rest import ConfigView
@@ -288,3 +291,27 @@ def test_config_with_no_pin_shows_the_effective_config_not_a_diff():
     text = config_markup(pinned)
     assert "DIFFERS from the pin" in text and "agent is offline" in text
     assert r"\[a]" in text  # config text is escaped, not read as markup
+
+
+async def test_keys_typed_in_a_burst_after_slash_land_in_the_filter():
+    # As a paste or a slow SSH link delivers them: all queued before the first is
+    # handled. None may reach the table's or the app's keys: "l" fetches logs,
+    # "p" probes, "x" revokes, "q" quits.
+    app = sample_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for key, char in [("slash", "/"), *((c, c) for c in "lpxq"), ("enter", None)]:
+            app.post_message(events.Key(key, char))
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, FleetScreen)  # no modal opened, still running
+        assert app.screen.query_one("#filter", Input).value == "lpxq"
+        # Enter kept the filter and gave the table its keys back at once.
+        assert app.focused is app.screen.query_one(FleetTable)
+        await pilot.press("escape")  # clears the filter
+        await pilot.pause()
+        keys = [("slash", "/"), *(("minus" if c == "-" else c, c) for c in "edge-0004")]
+        for key, char in [*keys, ("enter", None), ("j", "j")]:
+            app.post_message(events.Key(key, char))
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#filter", Input).value == "edge-0004"  # no "j" in it
+        assert "edge-0004" in screen_text(app) and "build-us-0006" not in screen_text(app)

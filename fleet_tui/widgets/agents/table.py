@@ -22,6 +22,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ...model import FleetModel, GroupHeader, Row, SortKey
+from ..typeahead import pass_on_if_unfocused
 from .columns import Cell, Column, agent_cells, layout_columns
 
 __all__ = ["CUT_BEFORE", "CutMark", "FleetTable"]
@@ -139,6 +140,25 @@ class FleetTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------
     # Layout
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Type-ahead. Textual routes each key to the widget focused when the app
+        # reads it, and runs a binding only when the key has bubbled back up to
+        # the app; so in a burst ("/db-east" pasted, or delivered at once by a
+        # slow SSH link) the letters after "/" reach this table after the filter
+        # box should have had them, and were lost. Here, in this widget's own
+        # queue order: the filter key opens the filter at once, and keys that
+        # arrive once focus has left go on to whatever has it now.
+        if pass_on_if_unfocused(self, event):
+            return
+        screen = self.screen
+        active = screen.active_bindings.get(event.key)
+        if active is not None and active.node is screen and active.binding.action == "filter":
+            event.stop()
+            event.prevent_default()
+            getattr(screen, "action_filter")()  # noqa: B009 (the screen is not imported here)
+            return
+        await super()._on_key(event)
 
     def on_resize(self, event: events.Resize) -> None:
         self.columns = layout_columns(self.scrollable_content_region.width)
