@@ -23,6 +23,7 @@ from .actions import AgentActions
 from .client import ConnectionState, LinkStatus, RestClient, StreamClient
 from .client._tls import make_ssl_context
 from .errors import FleetTuiError
+from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
 from .permissions import ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
@@ -110,6 +111,7 @@ class FleetApp(AgentActions):
         self.rest: RestClient | None = None
         self.stream: StreamClient | None = None
         self.ticks = 0
+        self._tty: int | None = None
         if keymap:
             self.set_keymap(keymap)
 
@@ -124,6 +126,12 @@ class FleetApp(AgentActions):
         self.set_interval(self.tick_s, self.tick)
         if self.server_url is not None:
             self._connect()
+        if not self.is_headless:
+            self._tty = terminal_fd()
+            watch_sighup(self._hang_up)
+
+    def _hang_up(self) -> None:
+        self.exit(return_code=1, message="the terminal went away (hangup)")
 
     @work(group="stream", exit_on_error=False)
     async def _connect(self) -> None:
@@ -213,6 +221,9 @@ class FleetApp(AgentActions):
             self._tick()
 
     def _tick(self) -> None:
+        if self._tty is not None and terminal_gone(self._tty):
+            self._hang_up()
+            return
         self.ticks += 1
         live = self.link.state is ConnectionState.LIVE
         words = self.link_words()
