@@ -158,7 +158,7 @@ class FleetScreen(Screen[None]):
             return
         if kind == "pool" and name:
             self._set_filter(name)
-            self.table.focus()
+            self.set_focus(self.table)
             return
         if agent_id not in self.model.agents:
             self.notify(f"{agent_id} is not an agent in this fleet", severity="warning")
@@ -166,7 +166,7 @@ class FleetScreen(Screen[None]):
         if self.model.row_of(agent_id) is None:
             self._set_filter("")
         self.table.move_to_agent(agent_id)
-        self.table.focus()
+        self.set_focus(self.table)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -228,7 +228,7 @@ class FleetScreen(Screen[None]):
         if alerts.display and self.model.alerts:
             alerts.focus_list()
         else:
-            self.table.focus()
+            self.set_focus(self.table)
 
     def action_connections(self) -> None:
         self.fleet_app.open_connections()

@@ -21,14 +21,29 @@ __all__ = ["FilterInput", "pass_on_if_unfocused"]
 
 def pass_on_if_unfocused(widget: Widget, event: events.Key) -> bool:
     """If focus has left ``widget`` since ``event`` was routed to it, hand the key
-    to the widget focused now; True when it did (the caller should stop)."""
-    focused = widget.screen.focused
-    if focused is widget:
+    to the widget focused now; True when it did (the caller should stop).
+
+    Focus may have moved within the screen (to the filter) or to another screen
+    (a modal pushed by an earlier key). A new screen focuses its first input when
+    it resumes, so keys for it are delivered through its own queue, after that.
+    """
+    app = widget.app
+    active = app.screen
+    if widget.screen is active and active.focused is widget:
         return False
     event.stop()
     event.prevent_default()
-    if focused is not None:
-        focused.post_message(events.Key(event.key, event.character))
+    key = events.Key(event.key, event.character)
+
+    def deliver() -> None:
+        target = active.focused
+        if target is not None:
+            target.post_message(key)
+
+    if widget.screen is active:
+        deliver()
+    else:
+        active.call_later(deliver)
     return True
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from textual import events
+from textual.widgets import Input
+
 from fleet.protocol import ProbeResult
 from fleet_tui.permissions import ACTIONS, Gate
 from fleet_tui.screens.confirm import LogsModal, PinModal, RevokeModal
@@ -248,3 +251,15 @@ async def test_command_palette_lists_actions_and_views():
         await pilot.press(*"group by pool", "enter")
         await pilot.pause(0.3)
         assert app.model.group_by_pool
+
+
+async def test_keys_typed_right_after_p_land_in_the_probe_modal():
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst = [("p", "p"), *((c if c != "." else "full_stop", c) for c in "db.internal")]
+        for key, char in burst:
+            app.post_message(events.Key(key, char))
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ProbeModal)
+        assert app.screen.query_one("#probe-host", Input).value == "db.internal"

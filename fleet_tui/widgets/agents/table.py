@@ -146,17 +146,16 @@ class FleetTable(ScrollView, can_focus=True):
         # reads it, and runs a binding only when the key has bubbled back up to
         # the app; so in a burst ("/db-east" pasted, or delivered at once by a
         # slow SSH link) the letters after "/" reach this table after the filter
-        # box should have had them, and were lost. Here, in this widget's own
-        # queue order: the filter key opens the filter at once, and keys that
-        # arrive once focus has left go on to whatever has it now.
+        # box should have had them, and were lost. Here keys that arrive once
+        # focus has left go on to whatever has it now.
         if pass_on_if_unfocused(self, event):
             return
-        screen = self.screen
-        active = screen.active_bindings.get(event.key)
-        if active is not None and active.node is screen and active.binding.action == "filter":
+        # Run the key's binding now, in this widget's queue order (App._check_bindings,
+        # what the app would run once the key bubbled up; Textual is pinned), so the
+        # next keys of a burst find focus, or the modal, where this one left it.
+        if await self.app._check_bindings(event.key):
             event.stop()
             event.prevent_default()
-            getattr(screen, "action_filter")()  # noqa: B009 (the screen is not imported here)
             return
         await super()._on_key(event)
 

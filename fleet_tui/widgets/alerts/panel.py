@@ -83,7 +83,7 @@ class AlertsPanel(Vertical):
         olist = self.query_one(OptionList)
         if olist.highlighted is None and olist.option_count:
             olist.highlighted = 0
-        olist.focus()
+        self.screen.set_focus(olist)
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
