@@ -40,7 +40,8 @@ def wait_connected(
 ) -> dict:
     def check():
         state = agent_state(server, agent_id)
-        return state if state["state"] in states and state["last_heartbeat_at"] else None
+        # uptime_s comes only with a heartbeat (last_heartbeat_at is set on connect).
+        return state if state["state"] in states and state["uptime_s"] is not None else None
 
     return wait_for(check, timeout, 0.1, f"agent {agent_id} connected")
 
