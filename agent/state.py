@@ -21,9 +21,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.errors import StateError
+from agent.wire import AGENT_CHANNEL_PATH
 
 __all__ = [
-    "CHANNEL_PATH",
     "Identity",
     "channel_url",
     "load_identity",
@@ -31,8 +31,6 @@ __all__ = [
     "write_private",
     "write_public",
 ]
-
-CHANNEL_PATH = "/v1/agent/connect"
 
 
 def channel_url(server: str, channel_port: int | None) -> str:
@@ -48,7 +46,7 @@ def channel_url(server: str, channel_port: int | None) -> str:
     if channel_port:
         host = parts.hostname or ""
         netloc = f"[{host}]:{channel_port}" if ":" in host else f"{host}:{channel_port}"
-    return f"{scheme}://{netloc}{CHANNEL_PATH}"
+    return f"{scheme}://{netloc}{AGENT_CHANNEL_PATH}"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AGENT_CHANNEL_PATH",
     "MAX_FRAME_BYTES",
     "PROTOCOL_VERSION",
     "CommandRequest",
@@ -47,6 +48,9 @@ PROTOCOL_VERSION = 1
 
 MAX_FRAME_BYTES = 1 << 20
 """Must equal ``fleet.protocol.MAX_FRAME_BYTES`` (a test checks it)."""
+
+AGENT_CHANNEL_PATH = "/v1/agent/connect"
+"""Must equal ``fleet.protocol.AGENT_CHANNEL_PATH`` (a test checks it)."""
 
 
 class WireError(ValueError):

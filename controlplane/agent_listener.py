@@ -24,17 +24,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from fleet.protocol import MAX_FRAME_BYTES, ErrorMessage, dump
+from fleet.protocol import AGENT_CHANNEL_PATH, MAX_FRAME_BYTES, ErrorMessage, dump
 
 from .channel import ChannelClosed, serve_agent
 
 if TYPE_CHECKING:
     from .state import ControlPlane
 
-__all__ = ["AGENT_PATH", "WebsocketsSocket", "start_agent_listener"]
-
-AGENT_PATH = "/v1/agent/connect"
-"""The channel's path, on this listener as on the API port."""
+__all__ = ["WebsocketsSocket", "start_agent_listener"]
 
 log = logging.getLogger("controlplane.agents")
 
@@ -79,10 +76,10 @@ class WebsocketsSocket:
 
 
 def _only_the_channel(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0] != AGENT_PATH:
+    if request.path.split("?", 1)[0] != AGENT_CHANNEL_PATH:
         return connection.respond(
             http.HTTPStatus.NOT_FOUND,
-            f"this port serves only the agent channel, {AGENT_PATH}; "
+            f"this port serves only the agent channel, {AGENT_CHANNEL_PATH}; "
             "the API is on the control plane's main port\n",
         )
     return None

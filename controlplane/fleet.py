@@ -338,7 +338,7 @@ class Fleet:
         for name, policy in self.pools.items():
             if policy.min_healthy <= 0:
                 continue
-            healthy = len(self.healthy_in_pool(name))
+            healthy = sum(a.usable for a in self.members.get(name, {}).values())
             findings = (
                 [_finding("pool_below_min", f"{healthy} healthy of {policy.min_healthy} needed")]
                 if healthy < policy.min_healthy and self._grace_over

@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 from collections.abc import Callable
 
 __all__ = ["malloc_trim", "trim_periodically"]
-
-log = logging.getLogger("controlplane.heap")
 
 
 def _load() -> Callable[[int], int] | None:
@@ -43,7 +40,7 @@ def malloc_trim() -> bool:
     return True
 
 
-async def trim_periodically(interval_s: float = 60.0) -> None:
+async def trim_periodically(interval_s: float) -> None:
     """Trim the heap every ``interval_s`` until cancelled."""
     if _TRIM is None:
         return

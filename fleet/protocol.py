@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
+    "AGENT_CHANNEL_PATH",
     "MAX_FRAME_BYTES",
     "MAX_STREAM_FRAME_BYTES",
     "PROTOCOL_VERSION",
@@ -77,6 +78,9 @@ PROTOCOL_VERSION = 1
 
 MAX_FRAME_BYTES = 1 << 20
 """Largest frame an agent or a dashboard may send (1 MiB); a log bundle is capped below it."""
+
+AGENT_CHANNEL_PATH = "/v1/agent/connect"
+"""The agent channel's path, on the agents' own port and on the API port."""
 
 MAX_STREAM_FRAME_BYTES = 256 << 20
 """Largest frame a dashboard accepts from the event stream: a snapshot of 10,000

@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.config import config_hash as hash_config
-from agent.state import CHANNEL_PATH, channel_url
+from agent.state import channel_url
 
 from .protocol import (
+    AGENT_CHANNEL_PATH,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
@@ -147,7 +148,7 @@ class SimAgent:
         """Where this agent dials: the port enrollment named, as a real agent does."""
         if self.identity.channel_port and not self.api_route:
             return channel_url(self.ws_url, self.identity.channel_port)
-        return self.ws_url + CHANNEL_PATH
+        return self.ws_url + AGENT_CHANNEL_PATH
 
     def now(self) -> float:
         return time.time() + self.clock_offset_s

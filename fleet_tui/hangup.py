@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
 import signal
 import sys
 import termios
@@ -29,10 +28,10 @@ def terminal_fd() -> int | None:
         return None
     try:
         fd = stream.fileno()
-        termios.tcgetattr(fd)
+        termios.tcgetattr(fd)  # fails unless fd is a terminal
     except (OSError, ValueError, termios.error):
         return None
-    return fd if os.isatty(fd) else None
+    return fd
 
 
 def terminal_gone(fd: int) -> bool:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from fleet.protocol import (
+    AGENT_CHANNEL_PATH,
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
@@ -27,7 +28,7 @@ COALESCE_S = 0.05
 """A subscriber's writer sleeps this long between batches, so bursts coalesce."""
 
 
-@router.websocket("/v1/agent/connect")
+@router.websocket(AGENT_CHANNEL_PATH)
 async def agent_connect(ws: WebSocket) -> None:
     await ws.accept()
     await serve_agent(StarletteSocket(ws), ws.app.state.cp)

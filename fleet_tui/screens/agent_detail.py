@@ -114,8 +114,8 @@ def config_markup(view: ConfigView) -> str:
     """The effective-versus-pinned diff as Textual markup, coloured by theme."""
     if view.pinned_hash is None:
         lines = [
-            "[b]no config pinned[/b] for this agent or its pool "
-            f"(admin: PUT /v1/pools/{{pool}}/pin); effective {view.effective_hash or '-'}"
+            "[b]no config pinned[/b] for this agent or its pool (an admin pins one with "
+            f"PUT /v1/pools/POOL/pin); effective {view.effective_hash or '-'}"
         ]
         if view.error:
             lines.append(f"[$warning]{escape(view.error)}[/]")

@@ -36,19 +36,18 @@ class KeyRow:
     unavailable: str = ""
 
 
+def _dashboards(cls: type) -> bool:
+    return cls.__module__.startswith("fleet_tui")
+
+
 def _ours(node: DOMNode, binding: Binding) -> bool:
     """Whether a binding was declared by the dashboard (not inherited from Textual)."""
-    for cls in type(node).__mro__:
-        if not cls.__module__.startswith("fleet_tui"):
-            continue
-        for declared in cls.__dict__.get("BINDINGS", []):
-            if isinstance(declared, Binding) and declared.action == binding.action:
-                return True
-    return False
-
-
-def _ours_class(cls: type) -> bool:
-    return any(c.__module__.startswith("fleet_tui") for c in cls.__mro__)
+    return any(
+        isinstance(declared, Binding) and declared.action == binding.action
+        for cls in type(node).__mro__
+        if _dashboards(cls)
+        for declared in cls.__dict__.get("BINDINGS", [])
+    )
 
 
 def _section(node: DOMNode) -> str:
@@ -78,7 +77,7 @@ def key_rows(screen: Screen[object], why_not: dict[str, str] | None = None) -> l
         if (
             binding.id
             and binding.id.startswith("fleet.sort_")
-            and binding.id != ("fleet.sort_reverse")
+            and binding.id != "fleet.sort_reverse"
         ):
             sort_keys.append(display)
             continue
@@ -95,7 +94,8 @@ def key_rows(screen: Screen[object], why_not: dict[str, str] | None = None) -> l
             row.keys.append(display)
     result = list(rows.values())
     focused = screen.focused
-    if focused is not None and not _ours_class(type(focused)) and focused.allow_vertical_scroll:
+    ours = focused is not None and any(_dashboards(c) for c in type(focused).__mro__)
+    if focused is not None and not ours and focused.allow_vertical_scroll:
         result.insert(0, KeyRow("Move", ["↑ ↓ pgup pgdn home end"], "Scroll"))
     if sort_keys:
         keys = f"{sort_keys[0]}…{sort_keys[-1]}" if len(sort_keys) > 2 else " ".join(sort_keys)

@@ -55,8 +55,8 @@ class FilterInput(Input):
     keys typed after it are passed on rather than typed into the filter.
     """
 
-    def __init__(self, on_done: Callable[[str], None], **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, on_done: Callable[[str], None], *, placeholder: str, id: str) -> None:
+        super().__init__(placeholder=placeholder, id=id)
         self._on_done = on_done
 
     async def _on_key(self, event: events.Key) -> None:

@@ -16,6 +16,7 @@ from fleet import protocol as P
 def test_constants_match_the_protocol_module():
     assert wire.PROTOCOL_VERSION == P.PROTOCOL_VERSION
     assert wire.MAX_FRAME_BYTES == P.MAX_FRAME_BYTES
+    assert wire.AGENT_CHANNEL_PATH == P.AGENT_CHANNEL_PATH
 
 
 def test_every_agent_frame_parses_with_the_protocol_module():
