@@ -61,11 +61,11 @@ def fields_grid(fields: list[tuple[str, str]]) -> Table:
 
 
 def _short_hash(value: str | None) -> str:
-    """``sha256:`` and the first 12 hex digits, as git and docker shorten ids."""
+    """``sha256:`` and the first 8 hex digits (fits the field at 80 columns)."""
     if not value:
         return "-"
     algo, _, digest = value.partition(":")
-    return f"{algo}:{digest[:12]}…" if digest and len(digest) > 12 else value
+    return f"{algo}:{digest[:8]}…" if digest and len(digest) > 8 else value
 
 
 def _pinned_config(effective: str | None, pinned: str | None) -> str:
