@@ -1,0 +1,76 @@
+"""Durations and names: one rule each, for the CLI, the API and the config files.
+
+Standard library only, so that the agent, the control plane and the dashboard may
+all import it.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "NAME_MAX",
+    "NAME_PATTERN",
+    "check_name",
+    "format_duration",
+    "parse_duration",
+]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+NAME_MAX = 64
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+"""Names of agents, pools, operators and connections: letters, digits and ``._@-``,
+starting with a letter or digit, at most 64 characters.  Nothing that a header, a
+file name, a log line or a shell could misread (no spaces, quotes, CR/LF, ``/``)."""
+_NAME = re.compile(NAME_PATTERN)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``90s``, ``30m``, ``24h``, ``7d``, ``1h30m``, ``500ms``.
+
+    Raises:
+        ValueError: with what is wrong and what to write instead; a bare number is
+            refused, since ``30`` could mean seconds or minutes.
+    """
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        raise ValueError(f"{text!r} has no unit: write {value}s, {value}m, {value}h or {value}d")
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not value or pos != len(value):
+        raise ValueError(f"{text!r} is not a duration: write e.g. 90s, 30m, 24h or 7d")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of :func:`parse_duration`, to the largest whole units: ``1h30m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    rest = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid name for a ``kind`` (agent, pool, user, connection).
+
+    Raises:
+        ValueError: saying what is allowed.
+    """
+    if not _NAME.fullmatch(name):
+        shown = name if len(name) <= 70 else name[:67] + "..."
+        raise ValueError(
+            f"{kind} name {shown!r} is not allowed: use 1 to {NAME_MAX} letters, digits "
+            "and . _ @ -, starting with a letter or digit"
+        )
+    return name
