@@ -73,9 +73,9 @@ def require_extra(extra: str, modules: tuple[str, ...], *, command: str) -> None
     if not missing:
         return
     print(
-        f"{command}: this install of {DISTRIBUTION} lacks the '{extra}' extra "
-        f"(missing: {', '.join(missing)}).\n"
-        f"install it with:  pip install '{DISTRIBUTION}[{extra}]'",
+        f"{command}: needs {', '.join(missing)}, not in this install of {DISTRIBUTION} "
+        "(the base install is an agent host's).\n"
+        f"install the '{extra}' extra:  pip install '{DISTRIBUTION}[{extra}]'",
         file=sys.stderr,
     )
     raise SystemExit(EXIT_MISSING_EXTRA)
