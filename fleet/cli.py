@@ -13,7 +13,7 @@ USAGE = """usage: fleet COMMAND [ARGS]
 
 commands:
   server   run the control plane
-  agent    enroll or run an agent (fleet agent enroll|run --help)
+  agent    enroll, run or install an agent (fleet agent enroll|run|install-service --help)
   tui      the dashboard
   demo     control plane + agents + simulated fleet + dashboard, one command
   token    create enrollment tokens (admin)
