@@ -147,7 +147,7 @@ def plan_install(options: ServiceOptions, fleet: list[str] | None = None) -> Ser
             says which and what to do.
     """
     fleet = fleet or fleet_command()
-    _check_path(Path(fleet[0]), f"the fleet executable {fleet[0]}")
+    _check_path(Path(fleet[0]), "the fleet executable (install it under a plain path, /opt/fleet)")
     group = _group_of(options.user)
     state_dir = _state_dir(options.state_dir)
     config_dir = _check_path(options.config_dir, "--config-dir")
@@ -264,7 +264,10 @@ def _read_token(token_file: Path) -> str:
 
 def describe(plan: ServicePlan) -> str:
     """What :func:`apply` would write, secrets left out (``--dry-run``)."""
-    owner = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        owner = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        owner = f"uid {os.getuid()}"
     out: list[str] = []
     for planned in plan.files:
         head = f"# --- {planned.path} ({planned.mode:04o}"
