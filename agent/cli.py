@@ -1,4 +1,4 @@
-"""``fleet agent enroll`` and ``fleet agent run`` (also ``python -m agent``).
+"""``fleet agent enroll|run|install-service`` (also ``python -m agent``).
 
 Exit codes:
 
@@ -84,6 +84,44 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-port", dest="allow_ports", action="append", metavar="PORT[-PORT]")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--print-config", action="store_true", help="print the config and exit")
+
+    service = sub.add_parser(
+        "install-service",
+        help="write the systemd unit, its settings and the enrollment credential",
+        description="Write UNIT_DIR/fleet-agent.service (running this install's fleet), "
+        "CONFIG_DIR/agent.env (server and CA pin) and CONFIG_DIR/enroll-token (0600, "
+        "handed to the service with LoadCredential=, never in the unit, the environment "
+        "or a command line). Run as root; --dry-run shows it all and writes nothing.",
+    )
+    service.add_argument(
+        "--user", default="fleet-agent", help="the existing user to run as (default: %(default)s)"
+    )
+    service.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/fleet-agent"),
+        help="the agent's state, under /var/lib, made by systemd (default: %(default)s)",
+    )
+    service.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path("/etc/fleet-agent"),
+        help="for agent.env, enroll-token and agent.toml (default: %(default)s)",
+    )
+    service.add_argument(
+        "--unit-dir",
+        type=Path,
+        default=Path("/etc/systemd/system"),
+        help="where the unit goes (default: %(default)s)",
+    )
+    service.add_argument("--server", help="control plane URL, https://HOST:PORT")
+    service.add_argument("--ca-pin", help="sha256:... printed with the token")
+    service.add_argument(
+        "--token-file", type=Path, help="file holding the enrollment token (copied, 0600)"
+    )
+    service.add_argument(
+        "--dry-run", action="store_true", help="print what would be written; touch nothing"
+    )
     return parser
 
 
@@ -108,6 +146,27 @@ def _enroll(args: argparse.Namespace) -> int:
         f"enrolled {identity.name} as {identity.agent_id} in pool {identity.pool}.\n"
         f"start it with: fleet agent run --state-dir {identity.state_dir}"
     )
+    return EXIT_OK
+
+
+def _install_service(args: argparse.Namespace) -> int:
+    from agent.service import ServiceOptions, apply, describe, plan_install
+
+    plan = plan_install(
+        ServiceOptions(
+            user=args.user,
+            state_dir=args.state_dir,
+            config_dir=args.config_dir,
+            unit_dir=args.unit_dir,
+            server=args.server,
+            ca_pin=args.ca_pin,
+            token_file=args.token_file,
+        )
+    )
+    if args.dry_run:
+        print(describe(plan), end="")
+    else:
+        print("\n".join(apply(plan)))
     return EXIT_OK
 
 
@@ -174,6 +233,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "enroll":
             return _enroll(args)
+        if args.command == "install-service":
+            return _install_service(args)
         return _run(args)
     except (ConfigError, StateError) as exc:
         print(f"fleet agent: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ Every message says what happened and what to do about it::
     AgentError
     ├── ConfigError              bad configuration file, variable or flag
     ├── StateError               the state directory is missing or damaged
+    ├── InstallError             install-service could not write a file
     ├── EnrollError              enrollment did not complete
     │   ├── PinMismatch          the server's CA does not match the pin (token not sent)
     │   ├── TokenRejected        unknown, used or expired enrollment token
@@ -22,6 +23,7 @@ __all__ = [
     "ChannelClosed",
     "ConfigError",
     "EnrollError",
+    "InstallError",
     "PinMismatch",
     "Revoked",
     "ServerUnreachable",
@@ -40,6 +42,10 @@ class ConfigError(AgentError):
 
 class StateError(AgentError):
     """The state directory is missing, incomplete or has unsafe permissions."""
+
+
+class InstallError(AgentError):
+    """``fleet agent install-service`` could not write one of its files."""
 
 
 class EnrollError(AgentError):

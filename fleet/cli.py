@@ -13,7 +13,7 @@ USAGE = """usage: fleet COMMAND [ARGS]
 
 commands:
   server   run the control plane
-  agent    enroll or run an agent (fleet agent enroll|run --help)
+  agent    enroll, run or install an agent (fleet agent enroll|run|install-service --help)
   tui      the dashboard
   demo     control plane + agents + simulated fleet + dashboard, one command
   token    create enrollment tokens (admin)
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    _require_extra_for(command)
     if command == "server":
         from controlplane.cli import server_main
 
@@ -49,6 +50,26 @@ def main(argv: list[str] | None = None) -> int:
         return demo_main(rest)
     print(f"fleet: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def _require_extra_for(command: str) -> None:
+    """Stop with the ``pip install`` line if this install lacks what ``command`` imports."""
+    from fleet.extras import (
+        ADMIN_MODULES,
+        ALL_MODULES,
+        SERVER_MODULES,
+        TUI_MODULES,
+        require_extra,
+    )
+
+    if command == "server":
+        require_extra("server", SERVER_MODULES, command="fleet server")
+    elif command == "tui":
+        require_extra("tui", TUI_MODULES, command="fleet tui")
+    elif command == "demo":
+        require_extra("all", ALL_MODULES, command="fleet demo")
+    elif command in ("token", "user"):
+        require_extra("tui", ADMIN_MODULES, command=f"fleet {command}")
 
 
 if __name__ == "__main__":
