@@ -14,6 +14,15 @@ ADMIN_ONLY = [
     ("put", "/v1/pools/p/pin", {"version": "1"}),
     ("put", "/v1/pools/p/policy", {"allow_ports": [1]}),
     ("post", "/v1/connections", {"name": "c", "host": "h", "port": 1, "pools": ["p"]}),
+    ("delete", "/v1/users/vera", None),
+    ("post", "/v1/users/vera/rotate", None),
+    ("delete", "/v1/tokens/nope", None),
+    ("delete", "/v1/agents/nobody", None),
+    ("delete", "/v1/agents/nobody/pin", None),
+    ("delete", "/v1/pools/p/pin", None),
+    ("delete", "/v1/pools/p/policy", None),
+    ("patch", "/v1/connections/c", {"port": 2}),
+    ("delete", "/v1/connections/c", None),
 ]
 OPERATOR = [
     ("post", "/v1/agents/nobody/probe", {"host": "h", "port": 1}),
