@@ -61,6 +61,15 @@ def test_viewer_is_refused_every_write(control_plane, tokens):
             assert call(api, method, path, body).status_code == 200, path
 
 
+def test_refusals_by_role_are_audited(control_plane, tokens):
+    with control_plane.api(tokens["operator"]) as api:
+        assert api.delete("/v1/users/admin").status_code == 403
+    with control_plane.api() as api:
+        rows = api.get("/v1/audit", params={"actor": "otto"}).json()
+    assert rows[0]["action"] == "http.delete" and rows[0]["target"] == "/v1/users/admin"
+    assert rows[0]["result"] == "forbidden" and "needs admin" in rows[0]["detail"]
+
+
 def test_operator_is_refused_admin_actions(control_plane, tokens):
     with control_plane.api(tokens["operator"]) as api:
         for method, path, body in ADMIN_ONLY:
