@@ -30,13 +30,18 @@ async def create_connection(
 ) -> ConnectionInfo:
     """Add a connection; a name in use is a 409 that says to update it instead."""
     actor.require("admin")
+    exists = Conflict(
+        f"connection {rec.name} exists; change it with PATCH /v1/connections/{rec.name} "
+        f"(fleet connections update {rec.name})"
+    )
     if rec.name in fleet.connections:
         await fleet.audit(actor.name, "connection.create", rec.name, "refused", "exists")
-        raise Conflict(
-            f"connection {rec.name} exists; change it with PATCH /v1/connections/{rec.name} "
-            f"(fleet connections update {rec.name})"
-        )
-    info = await fleet.add_connection(rec)
+        raise exists
+    try:
+        info = await fleet.add_connection(rec)
+    except Conflict:  # a concurrent create won the race to the store
+        await fleet.audit(actor.name, "connection.create", rec.name, "refused", "exists")
+        raise exists from None
     await fleet.audit(actor.name, "connection.create", rec.name, "ok", f"{rec.host}:{rec.port}")
     return info
 

@@ -213,7 +213,9 @@ class Operators:
         await self.store.replace_operator(revoked)
         self._index(revoked)
         self._used.pop(name, None)
-        closed = self._end_sessions(name, f"the API token of {name} was revoked by {actor.name}")
+        closed = self._end_sessions(
+            name, f"the API token of {name} was revoked by {actor.name}; ask an admin for a new one"
+        )
         self._drop_bootstrap_file(op.token_hash, None)
         await self.audit(
             actor.name, "user.revoke", name, "ok", f"role {op.role}, {closed} streams closed"
@@ -233,7 +235,9 @@ class Operators:
         await self.store.replace_operator(rotated)
         self._index(rotated)
         self._used.pop(name, None)
-        closed = self._end_sessions(name, f"the API token of {name} was rotated by {actor.name}")
+        closed = self._end_sessions(
+            name, f"the API token of {name} was rotated by {actor.name}; use the new token"
+        )
         self._drop_bootstrap_file(op.token_hash, token)
         await self.audit(actor.name, "user.rotate", name, "ok", f"{closed} streams closed")
         return rotated, token

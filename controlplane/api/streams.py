@@ -67,6 +67,11 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
     sub = bus.subscribe()
     # A revoked or rotated token ends the stream: the session wakes the writer.
     session = cp.operators.open_session(principal.name, sub.wake)
+    try:
+        # Revoked while it was subscribing, before the session could be told?
+        cp.authenticate(ws.headers.get("authorization"))
+    except Unauthenticated as exc:
+        session.reason = exc.message
     reader = asyncio.create_task(_drain_client(ws))
     try:
         if since is not None and bus.can_resume(since):
@@ -98,9 +103,7 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         cp.operators.close_session(session)
         reader.cancel()
         if session.reason is not None:
-            await close_with(
-                ws, CloseCode.UNAUTHENTICATED, f"{session.reason}; ask an admin for a new token"
-            )
+            await close_with(ws, CloseCode.UNAUTHENTICATED, session.reason)
         with contextlib.suppress(Exception):
             await ws.close()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
 import pytest
+import websockets
 from websockets.exceptions import ConnectionClosed
 
-from fleet.protocol import CloseCode, Snapshot
+from fleet.protocol import PROTOCOL_VERSION, CloseCode, Snapshot, Subscribe, dump
 from tests.helpers.server import RunningServer
 from tests.helpers.stream import next_event, subscribe
 
@@ -160,3 +162,17 @@ def test_the_last_admin_cannot_be_revoked(control_plane):
         dup = api.post("/v1/users", json={"name": "admin", "role": "viewer"})
         assert dup.status_code == 409 and "rotate" in dup.json()["detail"]
     assert not (control_plane.data_dir / "admin.token").exists()
+
+
+async def test_a_token_revoked_while_its_stream_subscribes_is_refused(control_plane):
+    token = control_plane.user("sly", "viewer")
+    ws = await websockets.connect(
+        control_plane.ws_url + "/v1/events",
+        ssl=ssl.create_default_context(cafile=str(control_plane.ca_file)),
+        additional_headers={"Authorization": f"Bearer {token}"},
+    )
+    async with control_plane.aapi() as api:
+        assert (await api.delete("/v1/users/sly")).status_code == 200
+    await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION)))
+    _, code, reason = await closed_within(ws, 2.0)
+    assert code == CloseCode.UNAUTHENTICATED and "revoked" in reason
