@@ -16,7 +16,7 @@ from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
 from .agent_listener import start_agent_listener
-from .api import admin, agents, connections, enroll, streams
+from .api import admin, agents, connections, enroll, pools, streams, users
 from .errors import FleetError
 from .state import ControlPlane
 
@@ -76,6 +76,6 @@ def create_app(
             "subscribers": cp.fleet.bus.subscriber_count,
         }
 
-    for module in (enroll, agents, admin, connections, streams):
+    for module in (enroll, agents, admin, users, pools, connections, streams):
         app.include_router(module.router)
     return app

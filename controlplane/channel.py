@@ -223,6 +223,12 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
         code = CloseCode.CERT_EXPIRED if exc.expired else CloseCode.UNAUTHENTICATED
         raise _Close(code, exc.message) from None
     agent = cp.fleet.agents.get(agent_id)
+    if agent is None and serial in cp.fleet.revoked_serials:
+        # Decommissioned: its row is gone, its certificate stays refused.
+        raise _Close(
+            CloseCode.REVOKED,
+            f"agent {agent_id} was decommissioned by an administrator; it must not reconnect",
+        )
     if agent_id != msg.agent_id or agent is None:
         raise _Close(CloseCode.UNAUTHENTICATED, f"unknown agent {msg.agent_id!r}: enroll again")
     if agent.record.revoked or serial in cp.fleet.revoked_serials:

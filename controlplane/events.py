@@ -97,6 +97,15 @@ class EventBus:
         for sub in self._subscribers:
             sub.offer_agent(agent_id, seq)
 
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop what the bus holds for an agent removed from the fleet.
+
+        Pending updates of it are skipped at drain (its state is gone); the
+        removal itself is published as an ordinary event, so it replays.
+        """
+        self._agent_seq.pop(agent_id, None)
+        self._frames.pop(agent_id, None)
+
     def publish(self, make: Callable[[int], OtherEvent]) -> None:
         """Publish a non-agent event built with its sequence number."""
         event = make(self.next_seq())

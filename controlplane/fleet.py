@@ -67,7 +67,7 @@ class Fleet:
         self.pools: dict[str, ProbePolicy] = {}
         self.connections: dict[str, ConnectionRecord] = {}
         self.connection_state: dict[str, ConnectionInfo] = {}
-        self._via: dict[str, str] = {}
+        self.via: dict[str, str] = {}
         """Connection name -> id of the agent it is routed through."""
         self.members: dict[str, dict[str, LiveAgent]] = {}
         """Pool -> its agents, so routing never scans the whole fleet."""
@@ -100,9 +100,9 @@ class Fleet:
         self.revoked_serials = await self.store.revoked_serials()
         self.alerts.load(await self.store.list_alerts(include_cleared=False))
         for agent in self.agents.values():
-            self._apply_pin(agent)
+            self.apply_pin(agent)
             agent.dirty = False
-        self._update_connections(publish=False)
+        self.update_connections(publish=False)
 
     # ------------------------------------------------------------- snapshot
 
@@ -123,7 +123,8 @@ class Fleet:
     def pin_for(self, agent: LiveAgent) -> PinRecord | None:
         return self.pins.get(("agent", agent.id)) or self.pins.get(("pool", agent.record.pool))
 
-    def _apply_pin(self, agent: LiveAgent) -> None:
+    def apply_pin(self, agent: LiveAgent) -> None:
+        """Set the agent's pinned version and config hash from the pins in force."""
         pin = self.pin_for(agent)
         agent.pinned_version = pin.version if pin else None
         agent.pinned_config_hash = (
@@ -137,7 +138,7 @@ class Fleet:
             if (pin.scope == "agent" and agent.id == pin.name) or (
                 pin.scope == "pool" and agent.record.pool == pin.name
             ):
-                self._apply_pin(agent)
+                self.apply_pin(agent)
                 self.refresh(agent)
 
     # ------------------------------------------------------------- presence
@@ -148,7 +149,7 @@ class Fleet:
 
     def add_agent(self, agent: LiveAgent) -> None:
         self._index(agent)
-        self._apply_pin(agent)
+        self.apply_pin(agent)
         self.bus.publish_agent(agent.id)
 
     def on_connect(self, agent: LiveAgent, addr: str | None) -> None:
@@ -203,7 +204,7 @@ class Fleet:
             )
         else:
             changed = self.alerts.reconcile(agent.id, AGENT_KINDS, findings)
-        self._publish_alerts(*changed)
+        self.publish_alerts(*changed)
         usable = agent.state in HEALTHY and agent.channel is not None
         if usable != agent.usable:
             agent.usable = usable
@@ -222,7 +223,7 @@ class Fleet:
         if grace_ended:
             # Alerts held back since the restart are raised now.
             self._grace_over = True
-            self._update_connections()
+            self.update_connections()
         for agent in self.agents.values():
             if agent.state in HEALTHY and agent.last_heartbeat_mono is not None:
                 silent = mono - agent.last_heartbeat_mono
@@ -240,7 +241,7 @@ class Fleet:
                     self.refresh(agent)
             elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
-        self._check_pools()
+        self.check_pools()
 
     def _close_silent(self, agent: LiveAgent) -> None:
         # An agent silent this long whose socket is still open is gone (a host
@@ -285,11 +286,12 @@ class Fleet:
                     preferred = conn.pools.index(pool) < conn.pools.index(info.via_pool)
                     if not preferred:
                         continue
-                elif self._via.get(conn.name) != agent.id:
+                elif self.via.get(conn.name) != agent.id:
                     continue
-            self._route_connection(conn)
+            self.route_connection(conn)
 
-    def _route_connection(self, conn: ConnectionRecord, publish: bool = True) -> None:
+    def route_connection(self, conn: ConnectionRecord, publish: bool = True) -> None:
+        """Choose the agent a connection goes through; alert and publish on a change."""
         route = self.route(conn)
         info = ConnectionInfo(
             name=conn.name,
@@ -301,15 +303,15 @@ class Fleet:
             via_agent=route[1].record.name if route else None,
         )
         if route is not None:
-            self._via[conn.name] = route[1].id
+            self.via[conn.name] = route[1].id
         else:
-            self._via.pop(conn.name, None)
+            self.via.pop(conn.name, None)
         finding = (
             [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
             if not info.routable and self._grace_over
             else []
         )
-        self._publish_alerts(
+        self.publish_alerts(
             *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding)
         )
         if self.connection_state.get(conn.name) != info:
@@ -317,14 +319,15 @@ class Fleet:
             if publish:
                 self.bus.publish(partial(_connection_update, info))
 
-    def _update_connections(self, publish: bool = True) -> None:
+    def update_connections(self, publish: bool = True) -> None:
+        """Re-route every connection."""
         for conn in self.connections.values():
-            self._route_connection(conn, publish)
+            self.route_connection(conn, publish)
 
     async def add_connection(self, conn: ConnectionRecord) -> ConnectionInfo:
         await self.store.add_connection(conn)
         self.connections[conn.name] = conn
-        self._route_connection(conn)
+        self.route_connection(conn)
         return self.connection_state[conn.name]
 
     async def set_policy(self, pool: str, policy: ProbePolicy) -> None:
@@ -332,9 +335,10 @@ class Fleet:
         min_healthy = fields.pop("min_healthy")
         await self.store.set_pool(PoolRecord(pool, fields, min_healthy))
         self.pools[pool] = policy
-        self._check_pools()
+        self.check_pools()
 
-    def _check_pools(self) -> None:
+    def check_pools(self) -> None:
+        """Raise or clear each pool's below-minimum alert."""
         for name, policy in self.pools.items():
             if policy.min_healthy <= 0:
                 continue
@@ -344,13 +348,14 @@ class Fleet:
                 if healthy < policy.min_healthy and self._grace_over
                 else []
             )
-            self._publish_alerts(
+            self.publish_alerts(
                 *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings)
             )
 
     # --------------------------------------------------------------- alerts
 
-    def _publish_alerts(self, raised: list[AlertRecord], cleared: list[AlertRecord]) -> None:
+    def publish_alerts(self, raised: list[AlertRecord], cleared: list[AlertRecord]) -> None:
+        """Queue alert changes for the write-behind flush and publish them."""
         for rec in raised:
             self._pending_alerts.append(rec)
             info = to_info(rec)

@@ -12,39 +12,23 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from fleet.protocol import CloseCode, Command, CommandEvent, CommandFinished, Presence
 
 from .channel import AgentChannel, clock_sweeper
 from .config import Settings
-from .errors import BadRequest, Conflict, Forbidden, NotFound, PolicyDenied, Unauthenticated
+from .errors import Conflict, NotFound, PolicyDenied, Unauthenticated
 from .fleet import Fleet
 from .heap import trim_periodically
 from .live import LiveAgent
-from .pki import CertificateAuthority, write_private
-from .secrets import API_PREFIX, ENROLL_PREFIX, hash_token, looks_like, new_token
-from .store.base import AgentRecord, OperatorRecord, Store, TokenRecord
+from .operators import ROLES, Operators, Principal, Role
+from .pki import CertificateAuthority
+from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
+from .store.base import AgentRecord, Store, TokenRecord
 
-__all__ = ["ROLES", "ControlPlane", "Principal", "Role"]
+__all__ = ["ROLES", "ControlPlane", "Principal", "Role"]  # the last three from .operators
 
 log = logging.getLogger("controlplane")
-
-Role = Literal["viewer", "operator", "admin"]
-ROLES: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: str
-
-    def require(self, role: Role) -> None:
-        if ROLES[self.role] < ROLES[role]:
-            raise Forbidden(
-                f"{self.name} has role {self.role}; this action needs {role}. "
-                "Ask an admin for a token with that role."
-            )
 
 
 @dataclass(frozen=True)
@@ -63,83 +47,45 @@ class ControlPlane:
         self.ca = ca
         self.fleet = Fleet(settings, store)
         self.channels: dict[str, AgentChannel] = {}
-        self._operators: dict[str, OperatorRecord] = {}
+        self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
         self.channel_port: int | None = None
         """The agents' own listener's port (None: agents use the API port's route)."""
         self._timers: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
+        self._last_used: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         await self.store.open()
         await self.fleet.load()
-        for op in await self.store.list_operators():
-            self._operators[op.token_hash] = op
-        if not self._operators:
-            await self._first_admin()
+        await self.operators.load()
+        self._last_used = asyncio.create_task(
+            self.operators.run_flush(self.settings.flush_interval_s)
+        )
         self._timers = asyncio.create_task(self.fleet.run_timers())
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
 
     async def stop(self) -> None:
-        for task in (self._timers, self._sweeper, self._trimmer):
+        for task in (self._timers, self._sweeper, self._trimmer, self._last_used):
             if task is not None:
                 task.cancel()
         for channel in list(self.channels.values()):
             await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
         try:
             await self.fleet.flush()
+            await self.operators.flush()
         finally:
             await self.store.close()
-
-    async def _first_admin(self) -> None:
-        # As Jenkins does with its initial password: written once, only the owner may read it.
-        token = new_token(API_PREFIX)
-        op = OperatorRecord("admin", "admin", hash_token(token), time.time())
-        await self.store.add_operator(op)
-        self._operators[op.token_hash] = op
-        write_private(self.data_dir / "admin.token", (token + "\n").encode())
-        await self.fleet.audit("system", "user.create", "admin", "ok", "first admin token")
 
     # ------------------------------------------------------------ operators
 
     def authenticate(self, authorization: str | None) -> Principal:
-        if not authorization:
-            raise Unauthenticated(
-                "no API token: send 'Authorization: Bearer <token>' "
-                "(an admin creates one with 'fleet user create')"
-            )
-        scheme, _, value = authorization.partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        if not looks_like(value, API_PREFIX):
-            raise Unauthenticated(
-                "that is not an API token (they start with 'flta_'); check the token file"
-            )
-        op = self._operators.get(hash_token(value))
-        if op is None:
-            raise Unauthenticated("unknown API token: it may have been mistyped or replaced")
-        return Principal(op.name, op.role)
-
-    async def create_user(self, actor: Principal, name: str, role: str) -> str:
-        actor.require("admin")
-        if role not in ROLES:
-            raise BadRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if any(op.name == name for op in self._operators.values()):
-            raise Conflict(f"a user named {name!r} exists already")
-        token = new_token(API_PREFIX)
-        op = OperatorRecord(name, role, hash_token(token), time.time())
-        await self.store.add_operator(op)
-        self._operators[op.token_hash] = op
-        await self.fleet.audit(actor.name, "user.create", name, "ok", f"role {role}")
-        return token
-
-    def list_users(self) -> list[OperatorRecord]:
-        return sorted(self._operators.values(), key=lambda o: o.name)
+        """The caller of a request or stream (see :meth:`Operators.authenticate`)."""
+        return self.operators.authenticate(authorization)
 
     # ------------------------------------------------------------ enrollment
 
@@ -166,6 +112,22 @@ class ControlPlane:
         )
         return token, rec
 
+    async def revoke_token(self, actor: Principal, token_id: str) -> TokenRecord:
+        """Withdraw an enrollment token: it is refused at enrollment from now on."""
+        actor.require("admin")
+        rec = next((t for t in await self.store.list_tokens() if t.id == token_id), None)
+        if rec is None:
+            await self.fleet.audit(actor.name, "token.revoke", token_id, "refused", "unknown")
+            raise NotFound(
+                f"no enrollment token {token_id!r}; list them with GET /v1/tokens "
+                "(fleet tokens list)"
+            )
+        if rec.revoked_at is None:
+            rec.revoked_at = time.time()
+            await self.store.revoke_token(rec.id, rec.revoked_at)
+            await self.fleet.audit(actor.name, "token.revoke", rec.id, "ok", f"pool {rec.pool}")
+        return rec
+
     async def _refuse(self, target: str, why: str) -> Unauthenticated:
         await self.fleet.audit("anonymous", "enroll", target, "refused", why)
         return Unauthenticated(why)
@@ -180,6 +142,12 @@ class ControlPlane:
         rec = await self.store.get_token(hash_token(token))
         if rec is None:
             raise await self._refuse(client, "unknown enrollment token; ask an admin for a new one")
+        if rec.revoked_at is not None:
+            raise await self._refuse(
+                f"token:{rec.id}",
+                f"enrollment token {rec.id} was revoked "
+                f"{time.time() - rec.revoked_at:.0f} s ago; ask an admin for a new one",
+            )
         if rec.expires_at <= time.time():
             raise await self._refuse(
                 f"token:{rec.id}",

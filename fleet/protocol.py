@@ -27,6 +27,7 @@ __all__ = [
     "MAX_STREAM_FRAME_BYTES",
     "PROTOCOL_VERSION",
     "AgentHistory",
+    "AgentRemoved",
     "AgentState",
     "AgentToServer",
     "AgentUpdate",
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigCommand",
     "ConfigResult",
     "ConnectionInfo",
+    "ConnectionRemoved",
     "ConnectionUpdate",
     "ErrorMessage",
     "FailureClass",
@@ -436,6 +438,22 @@ class ConnectionUpdate(_Msg):
     connection: ConnectionInfo
 
 
+class AgentRemoved(_Msg):
+    """An agent was decommissioned or forgotten: drop it from the view."""
+
+    type: Literal["agent_removed"] = "agent_removed"
+    seq: int
+    agent_id: str
+
+
+class ConnectionRemoved(_Msg):
+    """A connection was deleted: drop it from the view."""
+
+    type: Literal["connection_removed"] = "connection_removed"
+    seq: int
+    name: str
+
+
 class CommandEvent(_Msg):
     """A command's outcome, for the agent's detail view."""
 
@@ -463,6 +481,8 @@ StreamToClient = Annotated[
     | AlertRaised
     | AlertCleared
     | ConnectionUpdate
+    | AgentRemoved
+    | ConnectionRemoved
     | CommandEvent
     | StreamError,
     Field(discriminator="type"),

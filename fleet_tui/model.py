@@ -15,6 +15,7 @@ from typing import Any
 
 from fleet.protocol import (
     AgentHistory,
+    AgentRemoved,
     AgentState,
     AgentUpdate,
     AlertCleared,
@@ -22,6 +23,7 @@ from fleet.protocol import (
     AlertRaised,
     CommandEvent,
     ConnectionInfo,
+    ConnectionRemoved,
     ConnectionUpdate,
     Presence,
     Snapshot,
@@ -245,6 +247,10 @@ class FleetModel:
             self.alerts.pop(msg.alert.id, None)
         elif isinstance(msg, ConnectionUpdate):
             self.connections[msg.connection.name] = msg.connection
+        elif isinstance(msg, AgentRemoved):
+            self.remove_agent(msg.agent_id)
+        elif isinstance(msg, ConnectionRemoved):
+            self.connections.pop(msg.name, None)
         elif isinstance(msg, CommandEvent):
             self.events.setdefault(msg.agent_id, deque(maxlen=EVENTS_LEN)).append(msg)
             self._dirty.add(msg.agent_id)
@@ -281,6 +287,16 @@ class FleetModel:
             or any(getattr(old, f) != getattr(agent, f) for f in _ORDER_FIELDS)
         ):
             self._order_stale = True
+        self.generation += 1
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Drop a decommissioned agent: its row, history and events go."""
+        if self.agents.pop(agent_id, None) is None:
+            return
+        self.history.pop(agent_id, None)
+        self.events.pop(agent_id, None)
+        self._dirty.discard(agent_id)
+        self._order_stale = True
         self.generation += 1
 
     def merge_events(self, agent_id: str, events: Iterable[CommandEvent]) -> None:

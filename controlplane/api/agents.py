@@ -1,4 +1,4 @@
-"""Agents: list, detail, revoke, probe, logs, config, pins."""
+"""Agents: list, detail, revoke, decommission, probe, logs, config, pins."""
 
 from __future__ import annotations
 
@@ -22,11 +22,14 @@ from fleet.protocol import (
     ProbeResult,
 )
 
-from ..errors import BadRequest, Conflict
+from ..decommission import decommission
+from ..errors import Conflict, NotFound
 from ..fleet import config_hash
+from ..pool_edits import clear_pin
 from ..state import ControlPlane, Principal
-from ..store.base import PinRecord
 from .deps import CP, Admin, Operator, Viewer
+from .models import AgentRemovedInfo, PinInfo
+from .pins import PinBody, set_pin
 
 router = APIRouter()
 
@@ -43,12 +46,7 @@ class LogsBody(BaseModel):
     since: float | None = None
 
 
-class PinBody(BaseModel):
-    version: str | None = Field(default=None, max_length=64)
-    config: dict[str, Any] | None = None
-
-
-@router.get("/v1/agents")
+@router.get("/v1/agents", response_model=list[AgentState])
 async def list_agents(cp: CP, who: Viewer) -> list[AgentState]:
     return [a.to_state() for a in cp.fleet.agents.values()]
 
@@ -68,7 +66,7 @@ async def get_agent(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/agents/{agent_id}/revoke")
+@router.post("/v1/agents/{agent_id}/revoke", response_model=AgentState)
 async def revoke(agent_id: str, cp: CP, who: Admin) -> AgentState:
     return (await cp.revoke(who, agent_id)).to_state()
 
@@ -171,29 +169,40 @@ async def config(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
     }
 
 
-async def _pin(cp: ControlPlane, who: Principal, scope: str, name: str, body: PinBody) -> PinRecord:
-    if body.version is None and body.config is None:
-        raise BadRequest("give a version, a config, or both")
-    pin = PinRecord(scope, name, body.version, body.config, time.time(), who.name)
-    await cp.fleet.set_pin(pin)
-    await cp.fleet.audit(
-        who.name,
-        f"{scope}.pin",
-        name,
-        "ok",
-        f"version {body.version}, config {body.config is not None}",
-    )
-    return pin
+@router.delete("/v1/agents/{agent_id}", response_model=AgentRemovedInfo)
+async def decommission_agent(agent_id: str, cp: CP, who: Admin) -> AgentRemovedInfo:
+    """Decommission (or, never connected, forget) an agent: revoke, then remove it."""
+    removal = await decommission(cp, who, agent_id)
+    return AgentRemovedInfo(id=removal.id, name=removal.name, action=removal.action)
 
 
-@router.put("/v1/agents/{agent_id}/pin")
-async def pin_agent(agent_id: str, body: PinBody, cp: CP, who: Admin) -> dict[str, Any]:
+@router.put("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+async def pin_agent(agent_id: str, body: PinBody, cp: CP, who: Admin) -> PinInfo:
     agent = cp.agent(agent_id)
-    pin = await _pin(cp, who, "agent", agent.id, body)
-    return {"scope": "agent", "name": agent.id, "version": pin.version, "config": pin.config}
+    return PinInfo.of(await set_pin(cp, who, "agent", agent.id, body))
 
 
-@router.put("/v1/pools/{pool}/pin")
-async def pin_pool(pool: str, body: PinBody, cp: CP, who: Admin) -> dict[str, Any]:
-    pin = await _pin(cp, who, "pool", pool, body)
-    return {"scope": "pool", "name": pool, "version": pin.version, "config": pin.config}
+@router.get("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+async def show_agent_pin(agent_id: str, cp: CP, who: Viewer) -> PinInfo:
+    """The pin set on this agent itself; a 404 names its pool's pin when that applies."""
+    agent = cp.agent(agent_id)
+    pin = cp.fleet.pins.get(("agent", agent.id))
+    if pin is None:
+        pool = agent.record.pool
+        inherited = (
+            f"; it follows its pool's pin (GET /v1/pools/{pool}/pin)"
+            if ("pool", pool) in cp.fleet.pins
+            else ""
+        )
+        raise NotFound(
+            f"no pin on agent {agent.record.name}{inherited}; "
+            f"set one with PUT /v1/agents/{agent.id}/pin"
+        )
+    return PinInfo.of(pin)
+
+
+@router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+async def unpin_agent(agent_id: str, cp: CP, who: Admin) -> PinInfo:
+    """Clears the agent's own pin (its pool's pin applies again); answers with it."""
+    agent = cp.agent(agent_id)
+    return PinInfo.of(await clear_pin(cp.fleet, who, "agent", agent.id))

@@ -6,14 +6,21 @@ import time
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.protocol import ConnectionInfo
 
-from ..errors import Conflict, NotFound
+from ..connection_edits import (
+    create_connection,
+    delete_connection,
+    get_connection,
+    update_connection,
+)
+from ..errors import Conflict
 from ..store.base import ConnectionRecord
 from .agents import ProbeBody, probe_agent
 from .deps import CP, Admin, Operator, Viewer
+from .models import ConnectionDeleted
 
 router = APIRouter()
 
@@ -30,24 +37,42 @@ class ConnectionProbe(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-@router.post("/v1/connections", status_code=201)
+class ConnectionPatch(BaseModel):
+    """The fields to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(default=None, min_length=1, max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    pools: list[str] | None = Field(default=None, min_length=1)
+
+
+@router.post("/v1/connections", status_code=201, response_model=ConnectionInfo)
 async def create(body: ConnectionCreate, cp: CP, who: Admin) -> ConnectionInfo:
+    """409 when the name is taken: change that connection with PATCH instead."""
     rec = ConnectionRecord(body.name, body.host, body.port, body.pools, time.time())
-    info = await cp.fleet.add_connection(rec)
-    await cp.fleet.audit(who.name, "connection.create", rec.name, "ok", f"{rec.host}:{rec.port}")
-    return info
+    return await create_connection(cp.fleet, who, rec)
 
 
-@router.get("/v1/connections")
+@router.get("/v1/connections", response_model=list[ConnectionInfo])
 async def list_connections(cp: CP, who: Viewer) -> list[ConnectionInfo]:
     return list(cp.fleet.connection_state.values())
 
 
+@router.patch("/v1/connections/{name}", response_model=ConnectionInfo)
+async def update(name: str, body: ConnectionPatch, cp: CP, who: Admin) -> ConnectionInfo:
+    return await update_connection(cp.fleet, who, name, body.host, body.port, body.pools)
+
+
+@router.delete("/v1/connections/{name}", response_model=ConnectionDeleted)
+async def delete(name: str, cp: CP, who: Admin) -> ConnectionDeleted:
+    rec = await delete_connection(cp.fleet, who, name)
+    return ConnectionDeleted(name=rec.name)
+
+
 @router.post("/v1/connections/{name}/probe")
 async def probe(name: str, body: ConnectionProbe, cp: CP, who: Operator) -> dict[str, Any]:
-    rec = cp.fleet.connections.get(name)
-    if rec is None:
-        raise NotFound(f"no connection {name!r}; list them with GET /v1/connections")
+    rec = get_connection(cp.fleet, name)
     route = cp.fleet.route(rec)
     if route is None:
         await cp.fleet.audit(who.name, "connection.probe", name, "refused", "unroutable")

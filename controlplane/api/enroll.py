@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from .deps import CP, Admin
+from .models import TokenCreated, TokenInfo, TokenRevoked
 
 router = APIRouter()
 
@@ -31,36 +34,34 @@ async def ca_certificate(cp: CP) -> str:
     return cp.ca.pem
 
 
-@router.post("/v1/tokens", status_code=201)
-async def create_token(body: TokenCreate, cp: CP, who: Admin) -> dict[str, object]:
+@router.post("/v1/tokens", status_code=201, response_model=TokenCreated)
+async def create_token(body: TokenCreate, cp: CP, who: Admin) -> TokenCreated:
     token, rec = await cp.create_token(who, body.pool, body.ttl_s, body.uses, body.labels)
-    return {
-        "token": token,
-        "id": rec.id,
-        "pool": rec.pool,
-        "expires_at": rec.expires_at,
-        "uses": rec.uses_total,
-        "labels": rec.labels,
-        "ca_pin": cp.ca.pin,
-        "endpoint": cp.endpoint,
-    }
+    return TokenCreated(
+        token=token,
+        id=rec.id,
+        pool=rec.pool,
+        expires_at=rec.expires_at,
+        uses=rec.uses_total,
+        labels=rec.labels,
+        ca_pin=cp.ca.pin,
+        endpoint=cp.endpoint,
+    )
 
 
-@router.get("/v1/tokens")
-async def list_tokens(cp: CP, who: Admin) -> list[dict[str, object]]:
-    return [
-        {
-            "id": t.id,
-            "pool": t.pool,
-            "labels": t.labels,
-            "created_at": t.created_at,
-            "expires_at": t.expires_at,
-            "uses_total": t.uses_total,
-            "uses_left": t.uses_left,
-            "created_by": t.created_by,
-        }
-        for t in await cp.store.list_tokens()
-    ]
+@router.get("/v1/tokens", response_model=list[TokenInfo])
+async def list_tokens(cp: CP, who: Admin) -> list[TokenInfo]:
+    """Metadata only: a token's value is shown once, at creation."""
+    now = time.time()
+    return [TokenInfo.of(t, now) for t in await cp.store.list_tokens()]
+
+
+@router.delete("/v1/tokens/{token_id}", response_model=TokenRevoked)
+async def revoke_token(token_id: str, cp: CP, who: Admin) -> TokenRevoked:
+    """Refused at enrollment from now on; revoking twice keeps the first time."""
+    rec = await cp.revoke_token(who, token_id)
+    assert rec.revoked_at is not None
+    return TokenRevoked(id=rec.id, revoked_at=rec.revoked_at)
 
 
 @router.post("/v1/enroll", status_code=201)

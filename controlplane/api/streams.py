@@ -65,6 +65,13 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
 
     bus = cp.fleet.bus
     sub = bus.subscribe()
+    # A revoked or rotated token ends the stream: the session wakes the writer.
+    session = cp.operators.open_session(principal.name, sub.wake)
+    try:
+        # Revoked while it was subscribing, before the session could be told?
+        cp.authenticate(ws.headers.get("authorization"))
+    except Unauthenticated as exc:
+        session.reason = exc.message
     reader = asyncio.create_task(_drain_client(ws))
     try:
         if since is not None and bus.can_resume(since):
@@ -74,10 +81,12 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         for frame in first:
             await ws.send_text(frame)
         while not reader.done():
+            if session.reason is not None:
+                break
             waiter = asyncio.create_task(sub.wake.wait())
             await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            if reader.done():
+            if reader.done() or session.reason is not None:
                 break
             await asyncio.sleep(COALESCE_S)
             if sub.needs_snapshot:
@@ -91,7 +100,10 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         pass
     finally:
         bus.unsubscribe(sub)
+        cp.operators.close_session(session)
         reader.cancel()
+        if session.reason is not None:
+            await close_with(ws, CloseCode.UNAUTHENTICATED, session.reason)
         with contextlib.suppress(Exception):
             await ws.close()
 

@@ -70,6 +70,37 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 """
 
+MIGRATION_2: tuple[str, ...] = (
+    "ALTER TABLE operators ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE operators ADD COLUMN last_used_at REAL",
+    "ALTER TABLE operators ADD COLUMN revoked_at REAL",
+    "ALTER TABLE tokens ADD COLUMN revoked_at REAL",
+    "CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, at)",
+)
+"""Issue 7 (lifecycle of every object): who created an operator, when its token was
+last used, revocations of operators and enrollment tokens; an index for the audit's
+actor filter.  Applied by :func:`_apply_migration_2_if_needed` until the numbered
+migrations take it over."""
+
+
+async def _apply_migration_2_if_needed(db: aiosqlite.Connection) -> None:
+    """Apply :data:`MIGRATION_2` once: skipped when ``operators.revoked_at`` exists.
+
+    Temporary: the schema-migration framework replaces this check.
+    """
+    async with db.execute("PRAGMA table_info(operators)") as cur:
+        columns = {row[1] for row in await cur.fetchall()}
+    if "revoked_at" in columns:
+        return
+    try:
+        await db.execute("BEGIN")  # one transaction: all of the step or none of it
+        for statement in MIGRATION_2:
+            await db.execute(statement)
+        await db.commit()
+    except sqlite3.Error:
+        await db.rollback()
+        raise
+
 
 def _store_error(exc: sqlite3.Error) -> StoreError:
     text = str(exc)
@@ -101,6 +132,7 @@ class SQLiteStore:
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
         await self._db.commit()
+        await _apply_migration_2_if_needed(self._db)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -192,6 +224,11 @@ class SQLiteStore:
                 [(json.dumps(status), agent_id) for agent_id, status in rows],
             )
 
+    async def delete_agent(self, agent_id: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+            await db.execute("DELETE FROM pins WHERE scope = 'agent' AND name = ?", (agent_id,))
+
     async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None:
         async with self._write() as db:
             await db.execute(
@@ -224,7 +261,8 @@ class SQLiteStore:
             )
 
     _COLUMNS = (
-        "id, token_hash, pool, labels, created_at, expires_at, uses_total, uses_left, created_by"
+        "id, token_hash, pool, labels, created_at, expires_at, uses_total, uses_left,"
+        " created_by, revoked_at"
     )
 
     @staticmethod
@@ -239,6 +277,7 @@ class SQLiteStore:
             uses_total=r[6],
             uses_left=r[7],
             created_by=r[8],
+            revoked_at=r[9],
         )
 
     async def get_token(self, token_hash: str) -> TokenRecord | None:
@@ -263,18 +302,62 @@ class SQLiteStore:
         )
         return [self._token(r) for r in rows]
 
+    async def revoke_token(self, token_id: str, at: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, token_id),
+            )
+
     # operators ----------------------------------------------------------
+
+    @staticmethod
+    def _operator_row(op: OperatorRecord) -> tuple[Any, ...]:
+        return (
+            op.name,
+            op.role,
+            op.token_hash,
+            op.created_at,
+            op.created_by,
+            op.last_used_at,
+            op.revoked_at,
+        )
 
     async def add_operator(self, op: OperatorRecord) -> None:
         async with self._write() as db:
             await db.execute(
-                "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                (op.name, op.role, op.token_hash, op.created_at),
+                "INSERT INTO operators (name, role, token_hash, created_at, created_by,"
+                " last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._operator_row(op),
+            )
+
+    async def replace_operator(self, op: OperatorRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO operators (name, role, token_hash, created_at, created_by,"
+                " last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
+                " token_hash = excluded.token_hash, created_at = excluded.created_at,"
+                " created_by = excluded.created_by, last_used_at = excluded.last_used_at,"
+                " revoked_at = excluded.revoked_at",
+                self._operator_row(op),
             )
 
     async def list_operators(self) -> list[OperatorRecord]:
-        rows = await self._rows("SELECT name, role, token_hash, created_at FROM operators")
-        return [OperatorRecord(r[0], r[1], r[2], r[3]) for r in rows]
+        rows = await self._rows(
+            "SELECT name, role, token_hash, created_at, created_by, last_used_at, revoked_at"
+            " FROM operators ORDER BY name"
+        )
+        return [OperatorRecord(*r) for r in rows]
+
+    async def save_operators_last_used(self, rows: list[tuple[str, float]]) -> None:
+        if not rows:
+            return
+        async with self._write() as db:
+            await db.executemany(
+                "UPDATE operators SET last_used_at = ? WHERE name = ?",
+                [(at, name) for name, at in rows],
+            )
 
     # pins, pools, connections -------------------------------------------
 
@@ -302,6 +385,10 @@ class SQLiteStore:
             for r in rows
         ]
 
+    async def delete_pin(self, scope: str, name: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM pins WHERE scope = ? AND name = ?", (scope, name))
+
     async def set_pool(self, pool: PoolRecord) -> None:
         async with self._write() as db:
             await db.execute(
@@ -314,6 +401,10 @@ class SQLiteStore:
     async def list_pools(self) -> list[PoolRecord]:
         rows = await self._rows("SELECT name, policy, min_healthy FROM pools")
         return [PoolRecord(r[0], json.loads(r[1]), r[2]) for r in rows]
+
+    async def delete_pool(self, name: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM pools WHERE name = ?", (name,))
 
     async def add_connection(self, conn: ConnectionRecord) -> None:
         async with self._write() as db:
@@ -328,6 +419,17 @@ class SQLiteStore:
             "SELECT name, host, port, pools, created_at FROM connections ORDER BY name"
         )
         return [ConnectionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    async def update_connection(self, conn: ConnectionRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE connections SET host = ?, port = ?, pools = ? WHERE name = ?",
+                (conn.host, conn.port, json.dumps(conn.pools), conn.name),
+            )
+
+    async def delete_connection(self, name: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM connections WHERE name = ?", (name,))
 
     # alerts and audit ---------------------------------------------------
 
@@ -365,9 +467,21 @@ class SQLiteStore:
                 (entry.at, entry.actor, entry.action, entry.target, entry.result, entry.detail),
             )
 
-    async def list_audit(self, limit: int) -> list[AuditRecord]:
+    async def list_audit(
+        self, limit: int, since: float | None = None, actor: str | None = None
+    ) -> list[AuditRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self._rows(
-            "SELECT at, actor, action, target, result, detail FROM audit ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT at, actor, action, target, result, detail FROM audit"  # noqa: S608
+            f"{clause} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
         )
         return [AuditRecord(*r) for r in rows]

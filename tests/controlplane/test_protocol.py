@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from fleet.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
+    AgentRemoved,
     AgentState,
     AgentUpdate,
     Auth,
     CommandFinished,
     CommandRequest,
+    ConnectionRemoved,
     Heartbeat,
     Hello,
     LogsCommand,
@@ -71,6 +73,12 @@ def test_stream_messages_round_trip():
     assert parse_stream_message(dump(update)) == update
     sub = Subscribe(protocol_version=1, since=3)
     assert parse_client_message(dump(sub)) == sub
+    removed = AgentRemoved(seq=6, agent_id="ag_1")
+    assert parse_stream_message(dump(removed)) == removed
+    assert '"type":"agent_removed"' in dump(removed)
+    gone = ConnectionRemoved(seq=7, name="pg")
+    assert parse_stream_message(dump(gone)) == gone
+    assert '"type":"connection_removed"' in dump(gone)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,15 @@ ADMIN_ONLY = [
     ("put", "/v1/pools/p/pin", {"version": "1"}),
     ("put", "/v1/pools/p/policy", {"allow_ports": [1]}),
     ("post", "/v1/connections", {"name": "c", "host": "h", "port": 1, "pools": ["p"]}),
+    ("delete", "/v1/users/vera", None),
+    ("post", "/v1/users/vera/rotate", None),
+    ("delete", "/v1/tokens/nope", None),
+    ("delete", "/v1/agents/nobody", None),
+    ("delete", "/v1/agents/nobody/pin", None),
+    ("delete", "/v1/pools/p/pin", None),
+    ("delete", "/v1/pools/p/policy", None),
+    ("patch", "/v1/connections/c", {"port": 2}),
+    ("delete", "/v1/connections/c", None),
 ]
 OPERATOR = [
     ("post", "/v1/agents/nobody/probe", {"host": "h", "port": 1}),
@@ -50,6 +59,15 @@ def test_viewer_is_refused_every_write(control_plane, tokens):
             assert "vera has role viewer" in r.json()["detail"]
         for method, path, body in VIEWER:
             assert call(api, method, path, body).status_code == 200, path
+
+
+def test_refusals_by_role_are_audited(control_plane, tokens):
+    with control_plane.api(tokens["operator"]) as api:
+        assert api.delete("/v1/users/admin").status_code == 403
+    with control_plane.api() as api:
+        rows = api.get("/v1/audit", params={"actor": "otto"}).json()
+    assert rows[0]["action"] == "http.delete" and rows[0]["target"] == "/v1/users/admin"
+    assert rows[0]["result"] == "forbidden" and "needs admin" in rows[0]["detail"]
 
 
 def test_operator_is_refused_admin_actions(control_plane, tokens):

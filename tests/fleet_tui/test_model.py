@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fleet.protocol import (
+    AgentRemoved,
     AgentUpdate,
     AlertCleared,
     AlertRaised,
     CommandEvent,
+    ConnectionRemoved,
     ConnectionUpdate,
     Presence,
 )
@@ -171,3 +173,21 @@ def test_merge_events_deduplicates_and_orders():
     model.apply(CommandEvent(**{**event("r2", NOW + 2).model_dump(), "seq": 101}))
     model.merge_events("ag-00001", [event("r1", NOW + 1), event("r2", NOW + 2)])
     assert [e.request_id for e in model.events["ag-00001"]] == ["r1", "r2"]
+
+
+def test_removed_agents_and_connections_leave_the_view():
+    model = loaded()
+    gone = "ag-00003"
+    assert gone in model.rows()
+    name = next(iter(model.connections))
+    before = model.generation
+    model.apply(AgentRemoved(seq=101, agent_id=gone))
+    model.apply(ConnectionRemoved(seq=102, name=name))
+    assert gone not in model.agents and gone not in model.history
+    assert gone not in model.rows() and model.row_of(gone) is None
+    assert len(model.rows()) == 49
+    assert gone not in model.take_dirty()
+    assert name not in model.connections
+    assert model.seq == 102 and model.generation > before
+    model.apply(AgentRemoved(seq=103, agent_id="never-known"))  # harmless
+    assert len(model.agents) == 49

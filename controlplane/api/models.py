@@ -1,0 +1,180 @@
+"""The REST API's answers, as pydantic models (so the OpenAPI schema states them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..decommission import RemovalAction
+from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
+
+__all__ = [
+    "AgentRemovedInfo",
+    "AuditEntry",
+    "ConnectionDeleted",
+    "PinInfo",
+    "PolicyCleared",
+    "PoolInfo",
+    "TokenCreated",
+    "TokenInfo",
+    "TokenRevoked",
+    "UserInfo",
+    "UserRevoked",
+    "UserToken",
+]
+
+
+class UserInfo(BaseModel):
+    """An operator, never its token."""
+
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    """When its token last authenticated a request (null: never)."""
+    created_by: str
+    revoked_at: float | None = None
+    """Set only in ``?all=true`` listings, for revoked operators."""
+
+    @classmethod
+    def of(cls, op: OperatorRecord) -> UserInfo:
+        return cls(
+            name=op.name,
+            role=op.role,
+            created_at=op.created_at,
+            last_used_at=op.last_used_at,
+            created_by=op.created_by,
+            revoked_at=op.revoked_at,
+        )
+
+
+class UserToken(BaseModel):
+    """A new operator token: shown once, never again."""
+
+    name: str
+    role: str
+    token: str
+
+
+class UserRevoked(BaseModel):
+    name: str
+    role: str
+    revoked_at: float
+
+
+class TokenInfo(BaseModel):
+    """An enrollment token's metadata (never its value)."""
+
+    id: str
+    pool: str
+    labels: dict[str, str]
+    created_at: float
+    expires_at: float
+    uses_total: int
+    uses_left: int
+    created_by: str
+    revoked_at: float | None
+    state: TokenState
+
+    @classmethod
+    def of(cls, t: TokenRecord, now: float) -> TokenInfo:
+        return cls(
+            id=t.id,
+            pool=t.pool,
+            labels=t.labels,
+            created_at=t.created_at,
+            expires_at=t.expires_at,
+            uses_total=t.uses_total,
+            uses_left=t.uses_left,
+            created_by=t.created_by,
+            revoked_at=t.revoked_at,
+            state=t.state(now),
+        )
+
+
+class TokenCreated(BaseModel):
+    """A new enrollment token: its value is shown once."""
+
+    token: str
+    id: str
+    pool: str
+    expires_at: float
+    uses: int
+    labels: dict[str, str]
+    ca_pin: str
+    endpoint: str
+
+
+class TokenRevoked(BaseModel):
+    id: str
+    revoked_at: float
+
+
+class AgentRemovedInfo(BaseModel):
+    id: str
+    name: str
+    action: RemovalAction
+
+
+class ConnectionDeleted(BaseModel):
+    name: str
+
+
+class PinInfo(BaseModel):
+    """A pin set on a pool or on one agent."""
+
+    scope: Literal["agent", "pool"]
+    name: str
+    version: str | None
+    config: dict[str, Any] | None
+    set_at: float
+    set_by: str
+
+    @classmethod
+    def of(cls, pin: PinRecord) -> PinInfo:
+        scope: Literal["agent", "pool"] = "agent" if pin.scope == "agent" else "pool"
+        return cls(
+            scope=scope,
+            name=pin.name,
+            version=pin.version,
+            config=pin.config,
+            set_at=pin.set_at,
+            set_by=pin.set_by,
+        )
+
+
+class PoolInfo(BaseModel):
+    name: str
+    agents: int
+    healthy: int
+    pin: PinInfo | None
+    policy: dict[str, Any] | None
+    pinned_version: str | None
+    """The pin's version, kept for clients of the first API."""
+
+
+class PolicyCleared(BaseModel):
+    pool: str
+    policy: dict[str, Any]
+    """The policy that was cleared."""
+
+
+class AuditEntry(BaseModel):
+    at: float
+    actor: str
+    action: str
+    target: str
+    result: str
+    detail: str
+
+    @classmethod
+    def of(cls, e: AuditRecord) -> AuditEntry:
+        return cls(
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            target=e.target,
+            result=e.result,
+            detail=e.detail,
+        )

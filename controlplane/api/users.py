@@ -1,0 +1,41 @@
+"""Operators: create, list, revoke, rotate (``/v1/users``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from .deps import CP, Admin
+from .models import UserInfo, UserRevoked, UserToken
+
+router = APIRouter()
+
+
+class UserCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: str
+
+
+@router.post("/v1/users", status_code=201, response_model=UserToken)
+async def create_user(body: UserCreate, cp: CP, who: Admin) -> UserToken:
+    token = await cp.operators.create(who, body.name, body.role)
+    return UserToken(name=body.name, role=body.role, token=token)
+
+
+@router.get("/v1/users", response_model=list[UserInfo])
+async def list_users(cp: CP, who: Admin, all: bool = False) -> list[UserInfo]:
+    """Active operators; with ``?all=true`` revoked ones too (with ``revoked_at``)."""
+    return [UserInfo.of(op) for op in cp.operators.listing(include_revoked=all)]
+
+
+@router.delete("/v1/users/{name}", response_model=UserRevoked)
+async def revoke_user(name: str, cp: CP, who: Admin) -> UserRevoked:
+    op = await cp.operators.revoke(who, name)
+    assert op.revoked_at is not None
+    return UserRevoked(name=op.name, role=op.role, revoked_at=op.revoked_at)
+
+
+@router.post("/v1/users/{name}/rotate", response_model=UserToken)
+async def rotate_user(name: str, cp: CP, who: Admin) -> UserToken:
+    op, token = await cp.operators.rotate(who, name)
+    return UserToken(name=op.name, role=op.role, token=token)

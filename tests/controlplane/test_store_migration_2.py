@@ -1,0 +1,50 @@
+"""MIGRATION_2 upgrades a database written by the first schema, once, losing nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from controlplane.store.base import OperatorRecord
+from controlplane.store.sqlite import SCHEMA, SQLiteStore
+
+
+def first_schema_db(path) -> float:
+    created = time.time() - 100
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA)
+        db.execute(
+            "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+            ("admin", "admin", "h1", created),
+        )
+        db.execute(
+            "INSERT INTO tokens (id, token_hash, pool, labels, created_at, expires_at,"
+            " uses_total, uses_left, created_by) VALUES ('t1', 'h2', 'p', '{}', 1, 2, 1, 1, 'x')"
+        )
+        db.execute(
+            "INSERT INTO audit (at, actor, action, target, result, detail)"
+            " VALUES (1, 'admin', 'a', 't', 'ok', '')"
+        )
+    return created
+
+
+async def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "fleet.db"
+    created = first_schema_db(path)
+    store = SQLiteStore(path)
+    await store.open()
+    [admin] = await store.list_operators()
+    assert admin == OperatorRecord("admin", "admin", "h1", created, "", None, None)
+    [token] = await store.list_tokens()
+    assert token.id == "t1" and token.revoked_at is None
+    assert [e.action for e in await store.list_audit(10, actor="admin")] == ["a"]
+    await store.revoke_token("t1", 5.0)
+    await store.save_operators_last_used([("admin", 7.0)])
+    await store.close()
+
+    again = SQLiteStore(path)  # a second open must not apply the step twice
+    await again.open()
+    [admin] = await again.list_operators()
+    assert admin.last_used_at == 7.0
+    assert (await again.list_tokens())[0].revoked_at == 5.0
+    await again.close()
