@@ -456,7 +456,9 @@ class Agent:
             else:
                 log.warning("ignored an unexpected %s message", type(message).__name__)
         # The iterator ends on a normal close; report it like any other close.
-        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+        raise ConnectionClosed(
+            ws.protocol.close_rcvd, ws.protocol.close_sent, ws.protocol.close_rcvd_then_sent
+        )
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
         log.info("command %s: %s", req.request_id, _describe(req.command))
