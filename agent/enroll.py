@@ -145,8 +145,11 @@ def _pinned_or_system(
     if pinned_exc.verify_code in CHAIN_CODES:
         try:
             conn = _open(target, client_context("system", extra_ca_file=extra_file), server)
-        except ssl.SSLCertVerificationError:
-            pass
+        except ssl.SSLCertVerificationError as system_exc:
+            if system_exc.verify_code not in CHAIN_CODES:
+                # The system store vouches for the chain: the name or dates are wrong.
+                trust = "the system trust store"
+                raise TLSRefused(_explain(target, system_exc, [], trust)) from None
         else:
             log.info("the server's certificate is from a CA the system trusts (PKI mode)")
             return conn, "system"

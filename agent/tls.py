@@ -251,7 +251,8 @@ def check_tls(
             f"name: the server's certificate does not carry '{host}' (the host in --server); "
             f"it carries {listed}. Dial one of those names, or add this one on the server: "
             f"`fleet server --san {host.strip('[]')} ...` (repeat --san for every name), then "
-            "restart it; the CA and every agent's pin stay the same"
+            "restart it; the CA and every agent's pin stay the same (a certificate from "
+            "your PKI, --tls-cert, must be re-issued with that name)"
         )
 
     if not failed and exc is not None:

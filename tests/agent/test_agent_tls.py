@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf
 from tests.helpers.forward import forward
-from tests.helpers.server import RunningServer, wait_for
+from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -122,7 +124,7 @@ def test_a_name_not_in_the_certificate_then_added_with_san_keeps_the_ca_and_its_
         wait_connected(server, agent_id(tmp_path / "new"))
 
 
-def test_company_pki_certificate_is_verified_with_ca_file_or_the_system_store_and_the_pin_still_decides(
+def test_company_pki_cert_verified_with_ca_file_or_system_store_and_the_pin_still_decides(
     tmp_path, running
 ):
     company_ca, leaf = ca_and_leaf("Example Corp Issuing CA")
@@ -137,6 +139,20 @@ def test_company_pki_certificate_is_verified_with_ca_file_or_the_system_store_an
     assert "issuer CN=Example Corp Issuing CA" in banner(server)
     assert f"TLS cert:    from {cert}" in banner(server)
 
+    # The README's admin command on the server host, verifying with the company CA.
+    created = subprocess.run(
+        [
+            *(sys.executable, "-m", "fleet", "token", "create"),
+            *("--data-dir", str(server.data_dir), "--pool", "default", "--ca-file", str(ca_file)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert server.ca_pin in created.stdout  # the fleet CA's pin, not the company's
+
     token = server.enrollment_token(uses=2)
     wrong = "sha256:" + hashlib.sha256(b"not this control plane").hexdigest()
     refused = enroll(
@@ -144,7 +160,7 @@ def test_company_pki_certificate_is_verified_with_ca_file_or_the_system_store_an
     )
     assert refused.returncode == 1
     assert "token was NOT sent" in refused.stderr and wrong in refused.stderr
-    assert uses_left(server) == [2]
+    assert sorted(uses_left(server)) == [1, 2]  # the CLI's token, and this one unused
     assert not (tmp_path / "w" / "key.pem").exists()
 
     # --ca-file: TLS verified with the company's CA; our CA still checked against the pin.
@@ -176,6 +192,17 @@ def test_company_pki_certificate_is_verified_with_ca_file_or_the_system_store_an
     wait_for(lambda: "chain:" in bare.output(), 20, 0.1, "chain refusal")
     assert "issued by 'CN=Example Corp Issuing CA'" in bare.output()
     assert "trusted: the system trust store" in bare.output()
+
+    # The system store vouches for the chain but the name dialled is not in it.
+    with forward(ALIAS, [server.port, server.agent_port], "127.0.0.1"):
+        alias_url = f"https://{ALIAS}:{server.port}"
+        misnamed = enroll(server, tmp_path / "m", url=alias_url, env=system_env)
+    assert misnamed.returncode == 1
+    assert (
+        f"does not carry '{ALIAS}' (the host in --server); it carries localhost, 127.0.0.1."
+        in misnamed.stderr
+    )
+    assert "chain:" not in misnamed.stderr and "--tls-cert" in misnamed.stderr
 
 
 def test_an_inspecting_issuer_is_named_and_extra_ca_file_lets_enrollment_through(tmp_path, running):
