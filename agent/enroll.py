@@ -232,8 +232,10 @@ def _read_cas(path: Path | None, flag: str) -> list[str]:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise EnrollError(f"cannot read {flag} {path}: {exc}") from None
-    if "BEGIN CERTIFICATE" not in text:
-        raise EnrollError(f"{flag} {path} holds no PEM certificate")
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError):
+        raise EnrollError(f"{flag} {path} holds no usable PEM CA certificate") from None
     return [text]
 
 
