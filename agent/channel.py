@@ -19,6 +19,7 @@ import ssl
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -35,6 +36,7 @@ from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
 from agent.state import Identity, channel_url, write_public
+from agent.tls import client_context, explain_isolated
 from agent.wire import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -146,12 +148,50 @@ class Agent:
         """Ask the agent to close its channel and return from :meth:`run`."""
         self._stop.set()
 
+    def _trust_file(self) -> Path | None:
+        """The CA bundle the server's certificate is checked against (None: the system's)."""
+        return {
+            "pinned": self.identity.ca_path,
+            "ca-file": self.identity.server_ca_path,
+            "system": None,
+        }[self.identity.tls_trust]
+
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.identity.ca_path))
-        if self.config.extra_ca_file:
-            context.load_verify_locations(cafile=self.config.extra_ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
+        return client_context(
+            self.identity.tls_trust,
+            ca_file=self._trust_file(),
+            extra_ca_file=self.config.extra_ca_file,
+        )
+
+    def _trusted_pems(self) -> list[str]:
+        paths = (self._trust_file(), self.config.extra_ca_file)
+        return [Path(p).read_text(encoding="ascii", errors="replace") for p in paths if p]
+
+    async def _explain_tls(self, exc: ssl.SSLCertVerificationError) -> str:
+        """Which TLS check failed, from the certificate the server presents (read again).
+
+        The same analysis as enrollment (:func:`agent.tls.explain_tls_failure`), in a
+        child process: one more handshake and one short process per failed attempt.
+        """
+        # http.client only on this path: the channel itself never needs it.
+        from agent.https import ProxyError, Target, peer_certificate
+
+        url = channel_url(self.server, self.identity.channel_port)
+        try:
+            target = Target.of(url, self.config.proxy)
+            async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
+                leaf = await asyncio.to_thread(peer_certificate, target)
+            trust = {
+                "pinned": "the pinned fleet CA",
+                "ca-file": f"the CA bundle given at enrollment ({self._trust_file()})",
+                "system": "the system trust store",
+            }[self.identity.tls_trust]
+            extra = " and --extra-ca-file" if self.config.extra_ca_file else ""
+            return await explain_isolated(
+                leaf, target.host, self._trusted_pems(), exc, trust=trust + extra
+            )
+        except (OSError, ProxyError, TimeoutError):
+            return _explain(exc)
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Keep the channel open until stopped.
@@ -186,6 +226,8 @@ class Agent:
                     raise
                 except _Stop:
                     break
+                except ssl.SSLCertVerificationError as exc:
+                    log.warning("channel failed: %s", await self._explain_tls(exc))
                 except Exception as exc:  # every other failure is retried
                     log.warning("channel failed: %s", _explain(exc))
                 if self._stop.is_set():
@@ -414,7 +456,9 @@ class Agent:
             else:
                 log.warning("ignored an unexpected %s message", type(message).__name__)
         # The iterator ends on a normal close; report it like any other close.
-        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+        raise ConnectionClosed(
+            ws.protocol.close_rcvd, ws.protocol.close_sent, ws.protocol.close_rcvd_then_sent
+        )
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
         log.info("command %s: %s", req.request_id, _describe(req.command))
@@ -503,6 +547,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
+        # Only when the certificate could not be read again for a full explanation.
         return (
             f"TLS verification failed ({exc.verify_message}); if the certificate is "
             "'not yet valid' or 'expired', check this host's clock; behind an "

@@ -56,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--name", help="agent name (default: host name)")
     enroll.add_argument("--force", action="store_true", help="replace an existing identity")
     enroll.add_argument(
+        "--ca-file",
+        type=Path,
+        help="the server presents a certificate from your PKI: verify it with this CA "
+        "bundle (default: the pinned CA, else the system trust store); the control "
+        "plane's own CA is still checked against --ca-pin",
+    )
+    enroll.add_argument(
+        "--extra-ca-file",
+        type=Path,
+        help="extra PEM CA bundle to trust for TLS (an SSL-inspecting proxy)",
+    )
+    enroll.add_argument(
         "--if-needed",
         action="store_true",
         help="do nothing if STATE_DIR already holds an identity (for service units)",
@@ -140,11 +152,20 @@ def _enroll(args: argparse.Namespace) -> int:
             state_dir=args.state_dir,
             name=args.name,
             force=args.force,
+            ca_file=args.ca_file,
+            extra_ca_file=args.extra_ca_file,
         )
     )
+    trust = {
+        "pinned": "the pinned fleet CA",
+        "ca-file": f"{args.ca_file} (kept as {identity.server_ca_path})",
+        "system": "the system trust store",
+    }[identity.tls_trust]
+    extra = " --extra-ca-file FILE" if args.extra_ca_file else ""
     print(
         f"enrolled {identity.name} as {identity.agent_id} in pool {identity.pool}.\n"
-        f"start it with: fleet agent run --state-dir {identity.state_dir}"
+        f"the server's TLS is verified with {trust}.\n"
+        f"start it with: fleet agent run --state-dir {identity.state_dir}{extra}"
     )
     return EXIT_OK
 

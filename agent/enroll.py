@@ -1,15 +1,21 @@
 """``fleet agent enroll``: trade a one-time token for a certificate.
 
-Order matters: the server's CA is fetched without verification and checked
-against the pin the operator was given; only then is the token sent, over TLS
-verified against that CA.  The key is made here and never leaves the host; the
-control plane signs a CSR.
+Order matters.  By default the server's CA is fetched without verification and
+checked against the pin the operator was given; then a connection is opened
+whose TLS that CA verifies.  If that CA did not sign the server's certificate
+(the server presents one from the company's PKI), the system trust store may
+verify it instead; with ``--ca-file`` that bundle does, from the start.  Over the
+verified connection the control plane's own CA is fetched again and checked
+against the pin, and only then is the token sent.  The trust mode is recorded so
+that ``fleet agent run`` verifies the channel the same way (:mod:`agent.tls`).
+The key is made here and never leaves the host; the control plane signs a CSR.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import http.client
 import logging
 import os
 import re
@@ -19,9 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import EnrollError, PinMismatch, ServerUnreachable, TokenRejected
+from agent.errors import (
+    EnrollError,
+    PinMismatch,
+    ServerUnreachable,
+    TLSRefused,
+    TokenRejected,
+)
+from agent.https import Connection, ProxyError, Response, Target, peer_certificate, unverified
 from agent.keys import csr_pem, generate_key_pem, spki_pin
 from agent.state import Identity, save_identity, write_private, write_public
+from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failure
 from fleet import __version__
 
 __all__ = ["EnrollRequest", "enroll", "read_token"]
@@ -30,7 +44,6 @@ log = logging.getLogger("agent.enroll")
 
 _PIN_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TOKEN_ENV = "FLEET_ENROLL_TOKEN"  # noqa: S105 - a variable name, not a secret
-_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,10 @@ class EnrollRequest:
     state_dir: Path
     name: str | None = None
     force: bool = False
+    ca_file: Path | None = None
+    """Verify the server's TLS with this CA bundle (the company's PKI), not the pinned CA."""
+    extra_ca_file: Path | None = None
+    """More CAs to trust for TLS (an SSL-inspecting proxy the security team allows)."""
 
 
 def read_token(token_file: Path | None, env: dict[str, str] | os._Environ[str]) -> str:
@@ -75,18 +92,81 @@ def _unreachable(server: str, exc: Exception) -> ServerUnreachable:
     )
 
 
-def _fetch_ca(server: str) -> str:
-    import httpx
-
-    # Unverified on purpose: the pin, not the TLS chain, decides whether to trust it.
+def _explain(target: Target, exc: ssl.SSLCertVerificationError, cas: list[str], trust: str) -> str:
+    """Why the handshake was refused, from the certificate read again unverified."""
     try:
-        with httpx.Client(verify=False, timeout=_TIMEOUT_S) as client:  # noqa: S501
-            response = client.get(f"{server}/v1/ca")
-    except httpx.HTTPError as exc:
-        raise _unreachable(server, exc) from None
-    if response.status_code != 200 or "BEGIN CERTIFICATE" not in response.text:
+        leaf = peer_certificate(target)
+    except OSError:
+        text = f"TLS verification of {target.host} failed ({exc.verify_message or exc})"
+    else:
+        text = explain_tls_failure(leaf, target.host, cas, exc, trust=trust)
+    return f"{text} The token was NOT sent."
+
+
+def _open(target: Target, context: ssl.SSLContext, server: str) -> Connection:
+    """A connection whose handshake completed; TLS verification errors pass through."""
+    conn = Connection(target, context)
+    try:
+        conn.open()
+    except ssl.SSLCertVerificationError:
+        conn.close()
+        raise
+    except ssl.SSLError as exc:
+        conn.close()
         raise EnrollError(
-            f"{server}/v1/ca answered {response.status_code} without a CA certificate; "
+            f"the TLS handshake with {target.describe()} failed ({exc.reason or exc}); "
+            f"is {server} the control plane's https:// URL (not a plain-HTTP port)?"
+        ) from None
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise _unreachable(server, exc) from None
+    return conn
+
+
+def _verified(
+    target: Target, context: ssl.SSLContext, server: str, cas: list[str], trust: str
+) -> Connection:
+    try:
+        return _open(target, context, server)
+    except ssl.SSLCertVerificationError as exc:
+        raise TLSRefused(_explain(target, exc, cas, trust)) from None
+
+
+def _pinned_or_system(
+    target: Target, server: str, ca_pem: str, extra: list[str], extra_file: Path | None
+) -> tuple[Connection, TrustMode]:
+    """TLS verified by the pinned CA; else, when it did not sign the chain, the system store."""
+    try:
+        return _open(
+            target, client_context("pinned", ca_pem=ca_pem, extra_ca_file=extra_file), server
+        ), "pinned"
+    except ssl.SSLCertVerificationError as exc:
+        pinned_exc = exc
+    if pinned_exc.verify_code in CHAIN_CODES:
+        try:
+            conn = _open(target, client_context("system", extra_ca_file=extra_file), server)
+        except ssl.SSLCertVerificationError as system_exc:
+            if system_exc.verify_code not in CHAIN_CODES:
+                # The system store vouches for the chain: the name or dates are wrong.
+                trust = "the system trust store"
+                raise TLSRefused(_explain(target, system_exc, [], trust)) from None
+        else:
+            log.info("the server's certificate is from a CA the system trusts (PKI mode)")
+            return conn, "system"
+    trust = "the pinned fleet CA, the system trust store"
+    if extra_file is not None:
+        trust += f", --extra-ca-file {extra_file}"
+    raise TLSRefused(_explain(target, pinned_exc, [ca_pem, *extra], trust))
+
+
+def _get_ca(conn: Connection, server: str) -> str:
+    try:
+        response = conn.request("GET", "/v1/ca")
+    except (OSError, http.client.HTTPException) as exc:
+        raise _unreachable(server, exc) from None
+    if response.status != 200 or "BEGIN CERTIFICATE" not in response.text:
+        raise EnrollError(
+            f"{server}/v1/ca answered {response.status} without a CA certificate; "
             "is this a fleet control plane URL?"
         )
     return response.text
@@ -106,34 +186,25 @@ def _check_pin(ca_pem: str, pin: str) -> None:
         )
 
 
-def _post_enroll(req: EnrollRequest, ca_pem: str, csr: str, name: str) -> dict[str, Any]:
-    import httpx
-
-    context = ssl.create_default_context(cadata=ca_pem)
+def _post_enroll(conn: Connection, req: EnrollRequest, csr: str, name: str) -> dict[str, Any]:
     body = {"token": req.token, "csr_pem": csr, "name": name, "version": __version__}
     try:
-        with httpx.Client(verify=context, timeout=_TIMEOUT_S) as client:
-            response = client.post(f"{req.server}/v1/enroll", json=body)
-    except httpx.ConnectError as exc:
-        if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
-            raise EnrollError(
-                f"the server's TLS certificate is not signed by the pinned CA ({exc}). "
-                "The token was not accepted by anyone; check the server URL."
-            ) from None
-        raise _unreachable(req.server, exc) from None
-    except httpx.HTTPError as exc:
+        response = conn.request("POST", "/v1/enroll", body)
+    except (OSError, http.client.HTTPException) as exc:
         raise _unreachable(req.server, exc) from None
     detail = _detail(response)
-    if response.status_code == 401:
+    if response.status == 401:
         raise TokenRejected(
             f"the control plane refused the token: {detail}. "
             "Ask an admin for a new enrollment token (`fleet token create --pool POOL`); "
             "tokens expire (30 min by default) and are single-use unless made otherwise."
         )
-    if response.status_code != 201:
-        raise EnrollError(f"enrollment failed ({response.status_code}): {detail}")
+    if response.status != 201:
+        raise EnrollError(f"enrollment failed ({response.status}): {detail}")
     try:
         doc = response.json()
+        if not isinstance(doc, dict):
+            raise ValueError("not an object")
         for key in ("agent_id", "name", "pool", "certificate_pem", "ca_pem"):
             if not isinstance(doc.get(key), str):
                 raise ValueError(key)
@@ -145,12 +216,58 @@ def _post_enroll(req: EnrollRequest, ca_pem: str, csr: str, name: str) -> dict[s
     return dict(doc)
 
 
-def _detail(response: Any) -> str:
+def _detail(response: Response) -> str:
     try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
+        doc = response.json()
+        detail = doc.get("detail") if isinstance(doc, dict) else None
+    except ValueError:
         detail = None
-    return str(detail) if detail else response.text[:200] or response.reason_phrase
+    return str(detail) if detail else response.text[:200] or response.reason
+
+
+def _read_cas(path: Path | None, flag: str) -> list[str]:
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnrollError(f"cannot read {flag} {path}: {exc}") from None
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError):
+        raise EnrollError(f"{flag} {path} holds no usable PEM CA certificate") from None
+    return [text]
+
+
+def _connect(req: EnrollRequest, server: str) -> tuple[Connection, TrustMode, str | None]:
+    """A TLS-verified connection to the server, its trust mode and (ca-file) the bundle."""
+    try:
+        target = Target.of(server)
+    except ProxyError as exc:
+        raise EnrollError(str(exc)) from None
+    extra = _read_cas(req.extra_ca_file, "--extra-ca-file")
+    if req.ca_file is not None:
+        [bundle] = _read_cas(req.ca_file, "--ca-file")
+        try:
+            context = client_context(
+                "ca-file", ca_file=req.ca_file, extra_ca_file=req.extra_ca_file
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise EnrollError(f"cannot use --ca-file {req.ca_file}: {exc}") from None
+        trust = f"--ca-file {req.ca_file}"
+        if req.extra_ca_file is not None:
+            trust += f", --extra-ca-file {req.extra_ca_file}"
+        return _verified(target, context, server, [bundle, *extra], trust), "ca-file", bundle
+    # Unverified on purpose: the pin, not the TLS chain, decides whether to trust it.
+    with _unverified_open(target, server) as probe:
+        ca_pem = _get_ca(probe, server)
+    _check_pin(ca_pem, req.ca_pin)
+    conn, mode = _pinned_or_system(target, server, ca_pem, extra, req.extra_ca_file)
+    return conn, mode, None
+
+
+def _unverified_open(target: Target, server: str) -> Connection:
+    return _open(target, unverified(), server)
 
 
 def enroll(req: EnrollRequest) -> Identity:
@@ -172,20 +289,24 @@ def enroll(req: EnrollRequest) -> Identity:
         )
     name = req.name or socket.gethostname()
 
-    ca_pem = _fetch_ca(server)
-    _check_pin(ca_pem, req.ca_pin)
-    log.info("the server's CA matches the pin %s", req.ca_pin)
-
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key_pem = generate_key_pem()
-    csr = csr_pem(key_pem, name)
-    doc = _post_enroll(dataclasses.replace(req, server=server), ca_pem, csr, name)
+    conn, mode, bundle = _connect(req, server)
+    with conn:
+        # Over the verified connection, whatever verified it: the control plane's own
+        # CA must match the pin before the token goes (as Teleport does).
+        _check_pin(_get_ca(conn, server), req.ca_pin)
+        log.info("the server's CA matches the pin %s (TLS trust: %s)", req.ca_pin, mode)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key_pem = generate_key_pem()
+        csr = csr_pem(key_pem, name)
+        doc = _post_enroll(conn, dataclasses.replace(req, server=server), csr, name)
     _check_pin(doc["ca_pem"], req.ca_pin)
     # The key is written only once the control plane accepted its CSR, so a failed
     # enrollment leaves no orphan key behind.
     write_private(state_dir / "key.pem", key_pem)
     write_public(state_dir / "cert.pem", doc["certificate_pem"].encode("ascii"))
     write_public(state_dir / "ca.pem", doc["ca_pem"].encode("ascii"))
+    if bundle is not None:
+        write_public(state_dir / "server-ca.pem", bundle.encode("ascii"))
     identity = Identity(
         state_dir=state_dir,
         agent_id=doc["agent_id"],
@@ -193,6 +314,7 @@ def enroll(req: EnrollRequest) -> Identity:
         pool=doc["pool"],
         server=server,
         channel_port=doc.get("channel_port"),
+        tls_trust=mode,
     )
     save_identity(identity)
     return identity

@@ -9,6 +9,7 @@ Every message says what happened and what to do about it::
     ├── EnrollError              enrollment did not complete
     │   ├── PinMismatch          the server's CA does not match the pin (token not sent)
     │   ├── TokenRejected        unknown, used or expired enrollment token
+    │   ├── TLSRefused           the server's certificate failed a TLS check (token not sent)
     │   └── ServerUnreachable    no answer from the server
     └── ChannelClosed            the control plane closed the channel with a code
         ├── Revoked              the agent's identity was revoked: stop
@@ -28,6 +29,7 @@ __all__ = [
     "Revoked",
     "ServerUnreachable",
     "StateError",
+    "TLSRefused",
     "TokenRejected",
 ]
 
@@ -58,6 +60,10 @@ class PinMismatch(EnrollError):
 
 class TokenRejected(EnrollError):
     """The control plane refused the enrollment token (unknown, used or expired)."""
+
+
+class TLSRefused(EnrollError):
+    """The server's TLS certificate failed a check (chain, dates or name); no token sent."""
 
 
 class ServerUnreachable(EnrollError):

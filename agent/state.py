@@ -6,7 +6,9 @@ Layout::
       key.pem             0600  the agent's private key; never leaves the host
       cert.pem                  the certificate the control plane signed
       ca.pem                    the control plane's CA (checked against the pin)
-      agent.json                {agent_id, name, pool, server, channel_port}
+      server-ca.pem             the company CA bundle the server's TLS is checked
+                                against (trust mode ca-file only)
+      agent.json                {agent_id, name, pool, server, channel_port, tls_trust}
       agent.toml                optional configuration file
       logs/agent.log            rotating log
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.errors import StateError
+from agent.tls import TRUST_MODES, TrustMode
 from agent.wire import AGENT_CHANNEL_PATH
 
 __all__ = [
@@ -60,6 +63,8 @@ class Identity:
     server: str
     channel_port: int | None = None
     """The control plane's port for agent channels (None: the API port's route)."""
+    tls_trust: TrustMode = "pinned"
+    """How the server's TLS certificate is verified (:mod:`agent.tls`)."""
 
     @property
     def key_path(self) -> Path:
@@ -72,6 +77,11 @@ class Identity:
     @property
     def ca_path(self) -> Path:
         return self.state_dir / "ca.pem"
+
+    @property
+    def server_ca_path(self) -> Path:
+        """The CA bundle for the server's certificate in trust mode ``ca-file``."""
+        return self.state_dir / "server-ca.pem"
 
     @property
     def log_dir(self) -> Path:
@@ -109,6 +119,7 @@ def save_identity(identity: Identity) -> None:
         "pool": identity.pool,
         "server": identity.server,
         "channel_port": identity.channel_port,
+        "tls_trust": identity.tls_trust,
     }
     write_public(identity.state_dir / "agent.json", (json.dumps(doc, indent=2) + "\n").encode())
 
@@ -119,6 +130,15 @@ def _port(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
         return value
     raise TypeError(f"channel_port {value!r} is not a port")
+
+
+def _trust(value: object) -> TrustMode:
+    if value is None:
+        return "pinned"  # state directories from before trust modes
+    for mode in TRUST_MODES:
+        if value == mode:
+            return mode
+    raise TypeError(f"tls_trust {value!r} is not one of {', '.join(TRUST_MODES)}")
 
 
 def load_identity(state_dir: Path) -> Identity:
@@ -145,10 +165,14 @@ def load_identity(state_dir: Path) -> Identity:
             pool=str(doc["pool"]),
             server=str(doc["server"]),
             channel_port=_port(doc.get("channel_port")),
+            tls_trust=_trust(doc.get("tls_trust")),
         )
     except (KeyError, TypeError):
         raise StateError(f"{doc_path} is incomplete; enroll again") from None
-    for path in (identity.key_path, identity.cert_path, identity.ca_path):
+    needed = [identity.key_path, identity.cert_path, identity.ca_path]
+    if identity.tls_trust == "ca-file":
+        needed.append(identity.server_ca_path)
+    for path in needed:
         if not path.is_file():
             raise StateError(f"{path} is missing; enroll again")
     mode = stat.S_IMODE(identity.key_path.stat().st_mode)

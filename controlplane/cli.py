@@ -29,6 +29,15 @@ def _duration(text: str) -> float:
     return value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+def _san(text: str) -> str:
+    from .server_cert import check_san
+
+    try:
+        return check_san(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def server_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fleet server", description="Run the control plane.")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -45,6 +54,26 @@ def server_main(argv: list[str]) -> int:
         default=None,
         help="the agents' channel port (default: the one recorded in the data dir, "
         "else --port + 1, else a free one)",
+    )
+    parser.add_argument(
+        "--san",
+        action="append",
+        type=_san,
+        default=None,
+        metavar="NAME",
+        help="a DNS name or IP address agents dial, for the server's certificate "
+        "(repeatable; remembered in the data dir; localhost, 127.0.0.1, ::1 and --host "
+        "are always included)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve this PEM certificate chain (your PKI's) instead of the fleet CA's own",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, default=None, metavar="FILE", help="the key of --tls-cert"
     )
     parser.add_argument("--heartbeat-interval", type=_duration, default=None)
     parser.add_argument(
@@ -84,6 +113,9 @@ def server_main(argv: list[str]) -> int:
             settings,
             args.log_level,
             agent_port=args.agent_port,
+            sans=args.san,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except OSError as exc:
         print(f"fleet server: cannot start: {exc}", file=sys.stderr)

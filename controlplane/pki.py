@@ -75,8 +75,12 @@ class CertificateAuthority:
         self.pin = spki_pin(cert)
 
     @classmethod
-    def load_or_create(cls, directory: Path, hosts: list[str]) -> CertificateAuthority:
-        """Load the CA from ``directory`` or make a new one; always (re)issue a server cert."""
+    def load_or_create(cls, directory: Path) -> CertificateAuthority:
+        """Load the CA from ``directory`` or make a new one (its key 0600).
+
+        The server certificate is not touched here: :mod:`controlplane.server_cert`
+        decides whether it must be (re)issued.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
         ca_pem, ca_key = directory / "ca.pem", directory / "ca.key"
@@ -127,14 +131,19 @@ class CertificateAuthority:
             )
             ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         ca = cls(directory, cert, key)
-        ca._issue_server_cert(hosts)
         (directory / "ca.pin").write_text(ca.pin + "\n")
         return ca
 
-    def _issue_server_cert(self, hosts: list[str]) -> None:
+    def issue_server_cert(self, names: list[str]) -> x509.Certificate:
+        """Issue a new server certificate (and key) for ``names``, signed by this CA.
+
+        Args:
+            names: DNS names and IP addresses, already checked
+                (:func:`controlplane.server_cert.check_san`).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
-        for host in dict.fromkeys([*hosts, "localhost", "127.0.0.1", "::1"]):
+        for host in dict.fromkeys(names):
             try:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
@@ -166,6 +175,7 @@ class CertificateAuthority:
         (self.directory / "server.pem").write_bytes(
             cert.public_bytes(serialization.Encoding.PEM) + self.pem.encode()
         )
+        return cert
 
     @property
     def server_cert_file(self) -> Path:

@@ -8,7 +8,6 @@ import logging
 import os
 import resource
 import socket
-import ssl
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -21,6 +20,13 @@ from fleet.protocol import MAX_FRAME_BYTES
 from .app import create_app
 from .config import Settings
 from .pki import CertificateAuthority
+from .server_cert import (
+    DEFAULT_NAMES,
+    ServerCertError,
+    ServerTLS,
+    external_server_tls,
+    own_server_tls,
+)
 from .state import ControlPlane
 from .store.sqlite import SQLiteStore
 
@@ -85,15 +91,42 @@ def _bind_agents(host: str, port: int, data_dir: Path) -> socket.socket:
         ) from None
 
 
-def _server_tls(ca: CertificateAuthority) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(ca.server_cert_file, ca.server_key_file)
-    # Agents never resume TLS sessions (each channel is one long connection), so
-    # the two TLS 1.3 session tickets OpenSSL would mint per handshake are work
-    # wasted, 20,000 of them in a restart storm of 10,000 agents.
-    ctx.num_tickets = 0
-    return ctx
+def _server_identity(
+    ca: CertificateAuthority,
+    host: str,
+    tls: bool,
+    sans: list[str] | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> ServerTLS | None:
+    if (tls_cert is None) != (tls_key is None):
+        raise ServerCertError("--tls-cert and --tls-key go together: give both, or neither")
+    if tls_cert is not None and tls_key is not None:
+        if not tls:
+            raise ServerCertError("--tls-cert does not mix with --no-tls; drop one of them")
+        if sans:
+            raise ServerCertError(
+                "--san names the control plane's own certificate; with --tls-cert the "
+                f"names are those {tls_cert} carries: drop --san, or drop --tls-cert"
+            )
+        return external_server_tls(tls_cert, tls_key)
+    server_tls = own_server_tls(ca, host, sans)
+    return server_tls if tls else None
+
+
+def _tls_banner(server_tls: ServerTLS | None) -> str:
+    if server_tls is None:
+        return "  TLS:         off (--no-tls)\n"
+    hint = (
+        "               (another name: fleet server --san NAME ..., then restart)\n"
+        if server_tls.own
+        else ""
+    )
+    return (
+        f"  TLS names:   {', '.join(server_tls.names) or '(none)'}\n"
+        f"  TLS cert:    {server_tls.how}; issuer {server_tls.issuer}; "
+        f"valid until {server_tls.not_after:%Y-%m-%d}\n{hint}"
+    )
 
 
 def serve(
@@ -104,19 +137,34 @@ def serve(
     settings: Settings | None = None,
     log_level: str = "warning",
     agent_port: int | None = None,
+    *,
+    sans: list[str] | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     """Run the control plane until interrupted.
 
     Agents get a listener of their own (:mod:`controlplane.agent_listener`) on
     ``agent_port``: by default the one recorded in the data directory, else
     ``port + 1``, else (with ``port`` 0) any free port, then recorded.
+
+    Args:
+        sans: extra names for the own server certificate (``--san``); None keeps
+            the ones remembered in the data directory.
+        tls_cert: present this certificate (the company's PKI) instead of our own,
+            with ``tls_key``.
+
+    Raises:
+        OSError: cannot listen, or the TLS certificate is unusable
+            (:class:`~controlplane.server_cert.ServerCertError`).
     """
     settings = settings or Settings()
     _raise_fd_limit()
     _shrink_tls_read_buffers()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    ca = CertificateAuthority.load_or_create(data_dir / "pki", [host])
+    ca = CertificateAuthority.load_or_create(data_dir / "pki")
+    server_tls = _server_identity(ca, host, tls, sans, tls_cert, tls_key)
     for name in ("ca.pem", "ca.pin"):
         (data_dir / name).write_bytes((data_dir / "pki" / name).read_bytes())
     store = SQLiteStore(data_dir / "fleet.db")
@@ -128,6 +176,11 @@ def serve(
     (data_dir / AGENT_PORT_FILE).write_text(f"{cp.channel_port}\n")
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
+    if host.strip("[]") in ("0.0.0.0", "::") and server_tls is not None:  # noqa: S104
+        # Agents cannot dial a wildcard address: advertise the first name of ours.
+        named = [n for n in server_tls.names if n not in DEFAULT_NAMES and "*" not in n]
+        if named:
+            shown_host = f"[{named[0]}]" if ":" in named[0] else named[0]
     cp.endpoint = f"{scheme}://{shown_host}:{bound_port}"
 
     def ready() -> None:
@@ -137,6 +190,7 @@ def serve(
             f"  agents:      port {cp.channel_port} (the agent channel)\n"
             f"  CA pin:      {ca.pin}\n"
             f"  CA file:     {data_dir / 'ca.pem'}\n"
+            f"{_tls_banner(server_tls)}"
             f"  admin token: {data_dir / 'admin.token'} (0600; written once)\n"
             f"  data:        {data_dir / 'fleet.db'} (SQLite, WAL)",
             flush=True,
@@ -151,10 +205,10 @@ def serve(
         create_app(
             cp,
             on_ready=ready,
-            agent_listener=(agent_sock, _server_tls(ca) if tls else None),
+            agent_listener=(agent_sock, server_tls.context() if server_tls else None),
         ),
-        ssl_certfile=str(ca.server_cert_file) if tls else None,
-        ssl_keyfile=str(ca.server_key_file) if tls else None,
+        ssl_certfile=str(server_tls.cert_file) if server_tls else None,
+        ssl_keyfile=str(server_tls.key_file) if server_tls else None,
         # The sans-io implementation of websockets: one less task per connection.
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_BYTES,

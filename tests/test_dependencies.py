@@ -38,7 +38,6 @@ DISPATCHERS = {"fleet/cli.py"}
 """Import each role's package lazily, after fleet.extras.require_extra checked the extra."""
 
 KNOWN_UNDECLARED = {
-    ("agent/enroll.py", "httpx"),  # removed by the tls branch
 }
 """(file, distribution) imports not yet declared for the file's roles."""
 

@@ -14,7 +14,7 @@ from tests.helpers.server import REPO, RunningServer
 
 def agent_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["NO_PROXY"] = "127.0.0.1,127.0.0.2,127.0.0.3,localhost"
     env.update(extra)
     return env
 
@@ -29,11 +29,13 @@ def enroll(
     url: str | None = None,
     via_env: bool = False,
     env: dict[str, str] | None = None,
+    args: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m agent enroll`` and return the finished process."""
     token = token if token is not None else server.enrollment_token()
+    extra = list(args or [])
     args = [sys.executable, "-m", "agent", "enroll", "--server", url or server.url]
-    args += ["--ca-pin", pin or server.ca_pin, "--state-dir", str(state_dir)]
+    args += ["--ca-pin", pin or server.ca_pin, "--state-dir", str(state_dir), *extra]
     if name:
         args += ["--name", name]
     env = dict(env) if env is not None else agent_env()

@@ -41,3 +41,20 @@ def test_running_agent_modules_do_not_load_cryptography_pydantic_or_httpx():
     loaded = _modules(PROBE.replace("agent.enroll, ", ""))
     heavy = sorted({m.split(".")[0] for m in loaded} & {"cryptography", "pydantic", "httpx"})
     assert heavy == []
+
+
+def test_fleet_agent_never_imports_httpx():
+    # The base install on agent hosts has no httpx: enrollment speaks http.client.
+    loaded = _modules(
+        "import json, sys\n"
+        "import fleet.cli, agent.cli, agent.enroll, agent.https, agent.tls, agent.channel\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    assert "httpx" not in {m.split(".")[0] for m in loaded}
+
+
+def test_the_tls_explanation_loads_cryptography_only_when_called():
+    loaded = _modules(
+        "import json, sys\nimport agent.tls, agent.https\nprint(json.dumps(sorted(sys.modules)))\n"
+    )
+    assert "cryptography" not in {m.split(".")[0] for m in loaded}

@@ -90,8 +90,14 @@ def test_impostor_serving_the_real_ca_but_its_own_tls_gets_no_token(tmp_path):
             timeout=60,
         )
     assert done.returncode == 1
-    assert "not signed by the pinned CA" in done.stderr
-    assert seen == ["GET /v1/ca"]  # the token was never sent
+    print(done.stderr)
+    # Which check failed, and the issuer that was presented instead of the pinned CA.
+    assert "chain: the server's certificate was issued by 'CN=Impostor CA'" in done.stderr
+    assert "--extra-ca-file" in done.stderr and "--ca-file" in done.stderr
+    assert "token was NOT sent" in done.stderr
+    # The CA fetched once unverified (for the pin), then the certificate read again
+    # to explain the refusal: the token was never sent.
+    assert seen == ["GET /v1/ca"]
     assert not (tmp_path / "state" / "key.pem").exists()
 
 
@@ -156,8 +162,11 @@ def test_clock_skew_tls_errors_are_explained_and_retried(tmp_path):
         try:
             wait_for(lambda: agent.output().count("reconnecting in") >= 2, 20, 0.1, "retries")
             output = agent.output()
-            assert "certificate is not yet valid" in output
-            assert "check this host's clock" in output
+            print(output)
+            assert "validity: the server's certificate is not yet valid" in output
+            assert f"valid from {leaf.not_before:%Y-%m-%d %H:%M}" in output
+            assert "Check this host's clock" in output
+            assert "chain:" not in output and "name:" not in output  # only the dates
             assert agent.proc is not None and agent.proc.poll() is None
         finally:
             assert agent.stop() == 0

@@ -39,6 +39,12 @@ class RunningServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
+    host: str = "127.0.0.1"
+    """The address to bind (``--host``): loopback only, e.g. 127.0.0.2."""
+    extra_args: list[str] = field(default_factory=list)
+    """More ``fleet server`` flags, e.g. ``["--san", "127.0.0.2"]``."""
+    client_ca: Path | None = None
+    """The CA the test's own clients verify the server with (default: the fleet CA)."""
 
     @property
     def ca_file(self) -> Path:
@@ -60,10 +66,10 @@ class RunningServer:
         endpoint = self.data_dir / "endpoint"
         endpoint.unlink(missing_ok=True)
         args = [sys.executable, "-m", "fleet", "server", "--data-dir", str(self.data_dir)]
-        args += ["--port", str(self.port)]
+        args += ["--port", str(self.port), "--host", self.host, *self.extra_args]
         for key, value in self.settings.items():
             args += ["--set", f"{key}={value}"]
-        log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        log_path = self.log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 args, cwd=REPO, stdout=log, stderr=log, preexec_fn=_die_with_parent
@@ -98,9 +104,18 @@ class RunningServer:
         self.stop()
         return self.start()
 
+    @property
+    def agent_port(self) -> int:
+        """The agents' channel port, as the data directory records it."""
+        return int((self.data_dir / "agent.port").read_text().strip())
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
     def ssl_context(self) -> ssl.SSLContext:
-        """Trusts this server's CA and nothing else."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
+        """Trusts this server's CA (or ``client_ca``) and nothing else."""
+        return ssl.create_default_context(cafile=str(self.client_ca or self.ca_file))
 
     def api(self, token: str | None = None) -> httpx.Client:
         """An HTTP client with the admin token (or ``token``) that trusts the server's CA."""
@@ -150,4 +165,4 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ.setdefault("NO_PROXY", "127.0.0.1,127.0.0.2,127.0.0.3,localhost")

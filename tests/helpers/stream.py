@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ async def subscribe(
 ) -> websockets.ClientConnection:
     ws = await websockets.connect(
         server.ws_url + "/v1/events",
-        ssl=ssl.create_default_context(cafile=str(server.ca_file)),
+        ssl=server.ssl_context(),
         additional_headers={"Authorization": f"Bearer {token or server.admin_token}"},
         max_size=MAX_STREAM_FRAME_BYTES,
     )
