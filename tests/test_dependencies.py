@@ -37,8 +37,7 @@ ROLES: dict[str, tuple[str, ...]] = {
 DISPATCHERS = {"fleet/cli.py"}
 """Import each role's package lazily, after fleet.extras.require_extra checked the extra."""
 
-KNOWN_UNDECLARED = {
-}
+KNOWN_UNDECLARED: set[tuple[str, str]] = set()
 """(file, distribution) imports not yet declared for the file's roles."""
 
 KNOWN_UNUSED = {
