@@ -61,7 +61,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="override a setting of controlplane/config.py, e.g. --set skew_warn_ms=500; "
-        "repeatable",
+        "repeatable (default: none)",
     )
     parser.add_argument(
         "--log-level",

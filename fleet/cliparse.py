@@ -58,7 +58,9 @@ class FleetParser(argparse.ArgumentParser):
         super().error(message)
 
 
-_INVALID_CHOICE = re.compile(r"argument (COMMAND|VERB): invalid choice: '(.*)' \(choose from (.*)\)")
+_INVALID_CHOICE = re.compile(
+    r"argument (COMMAND|VERB): invalid choice: '(.*)' \(choose from (.*)\)"
+)
 
 
 def duration(text: str) -> float:

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from ..cliparse import duration, name_of
+from ..cliparse import duration
 from .client import ApiClient
 from .common import Subparsers, verb
 from .output import Column, ago, emit, print_table, stamp
@@ -74,6 +74,9 @@ def register(sub: Subparsers) -> None:
         help="only entries newer than this, e.g. 1h or 7d (default: all)",
     )
     audit.add_argument(
-        "--actor", type=name_of("user"), help="only this operator's actions (default: everyone's)"
+        "--actor",
+        metavar="NAME",
+        help="only this actor's entries: an operator, an agent id, token:ID, system "
+        "(default: everyone's)",
     )
     audit.add_argument("--limit", type=int, default=100, help="at most this many entries")

@@ -205,7 +205,7 @@ def register(sub: Subparsers) -> None:
     policy.add_argument(
         "--file",
         metavar="JSON",
-        help="the policy as a JSON file ('-' for stdin), as in docs/api.md",
+        help="the policy as a JSON file ('-' for stdin), as in docs/api.md (default: the flags)",
     )
     policy.add_argument(
         "--clear", action="store_true", help="remove the policy: the pool may probe nothing"

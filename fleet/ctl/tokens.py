@@ -101,7 +101,7 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a label the agents get, repeatable",
+        help="a label the agents get; repeatable (default: none)",
     )
     create.add_argument("--json", action="store_true", help="the same as --output json")
     revoke = verb(
