@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agent.errors import AgentError, CertificateExpired, ConfigError, Revoked, StateError
 from fleet import __version__
@@ -50,7 +49,7 @@ exit codes:
   4  the certificate expired: enroll again"""
 
 
-def add_agent_commands(sub: Any) -> None:
+def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
     """Add ``enroll`` and ``run`` to ``sub``, the subcommands of a ``fleet agent`` parser.
 
     Run the parsed arguments with :func:`run_agent`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import textwrap
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -17,12 +18,26 @@ from .units import check_name, parse_duration
 __all__ = ["FleetParser", "HelpFormatter", "duration", "name_of"]
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps epilogs as written and shows each option's default after its help.
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose, keeps laid-out text, shows each option's default after its help.
+
+    A paragraph of a description or epilog that spans several lines (a table of
+    exit codes, an example) is printed as written; a one-line paragraph is wrapped.
 
     Flags (``store_true``) and options whose default is "not given" show nothing:
     their help says what happens without them.  Required options say so.
     """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = text.split("\n\n")
+        return "\n\n".join(
+            p
+            if "\n" in p.strip("\n")
+            else textwrap.fill(
+                " ".join(p.split()), width, initial_indent=indent, subsequent_indent=indent
+            )
+            for p in paragraphs
+        )
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

@@ -50,7 +50,7 @@ def test_good_names(name: str) -> None:
     "name", ["", "x" * 65, "a b", "a\r\nb", 'a"b', "../etc", "a;b", "-lead", "a\x00b", "a/b"]
 )
 def test_bad_names(name: str) -> None:
-    with pytest.raises(ValueError, match="pool name .* is not allowed"):
+    with pytest.raises(ValueError, match=r"pool name .* is not allowed"):
         check_name("pool", name)
 
 

@@ -39,10 +39,14 @@ def find_agent(api: ApiClient, ref: str) -> dict[str, Any]:
         NotFoundError: none has it.
         UsageError: several agents have that name; the message lists their ids.
     """
+    try:
+        found: dict[str, Any] = api.call("GET", path("/v1/agents/{}", ref))["agent"]
+    except NotFoundError:
+        raise NotFoundError(f"no agent with id or name {ref!r}; see 'fleet agents list'") from None
+    if found["id"] == ref:
+        return found
+    # The server matched a name: make sure it is the only agent with it.
     agents: list[dict[str, Any]] = api.call("GET", "/v1/agents")
-    by_id = [a for a in agents if a["id"] == ref]
-    if by_id:
-        return by_id[0]
     named = [a for a in agents if a["name"] == ref]
     if not named:
         raise NotFoundError(f"no agent with id or name {ref!r}; see 'fleet agents list'")

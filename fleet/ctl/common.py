@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from ..cliparse import FleetParser
 from .client import ApiClient
@@ -21,7 +21,8 @@ from .profile import Target, resolve
 __all__ = ["Verb", "confirm", "connection_options", "target_of", "verb"]
 
 Verb = Callable[[argparse.Namespace, ApiClient], int]
-Subparsers = Any  # argparse._SubParsersAction[FleetParser]: private in typeshed
+Subparsers: TypeAlias = "argparse._SubParsersAction[FleetParser]"
+"""What ``add_subparsers`` returns (generic only in typeshed, hence the string)."""
 
 
 def connection_options() -> FleetParser:
@@ -108,7 +109,15 @@ def target_of(args: argparse.Namespace) -> Target:
 def run(func: Verb, args: argparse.Namespace) -> int:
     """Resolve the control plane, call ``func`` with a client, return its exit code."""
     with ApiClient(target_of(args)) as api:
-        return func(args, api)
+        try:
+            return func(args, api)
+        except (KeyError, TypeError, AttributeError) as exc:
+            # The answer lacks what this CLI reads: a server of another version.
+            raise CtlError(
+                f"the control plane answered in a shape this CLI does not know "
+                f"({type(exc).__name__}: {exc}); compare 'fleet --version' with the "
+                "server's (GET /healthz) and upgrade the older one"
+            ) from None
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:

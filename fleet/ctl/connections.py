@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 COLUMNS: list[Column] = [
     ("NAME", lambda c: c["name"]),
-    ("ADDRESS", lambda c: f"{c['host']}:{c['port']}"),
+    ("ADDRESS", lambda c: f"{c.get('host')}:{c.get('port')}"),
     ("POOLS", lambda c: c.get("pools")),
     ("ROUTABLE", lambda c: c.get("routable")),
     ("VIA", lambda c: f"{c.get('via_pool')}/{c.get('via_agent')}" if c.get("via_agent") else None),

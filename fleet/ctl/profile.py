@@ -24,7 +24,15 @@ from pathlib import Path
 from ..files import write_private
 from .errors import UsageError
 
-__all__ = ["Profile", "Target", "config_dir", "load_profile", "resolve", "save_profile"]
+__all__ = [
+    "Profile",
+    "Target",
+    "config_dir",
+    "load_profile",
+    "replace_profile_token",
+    "resolve",
+    "save_profile",
+]
 
 PROFILE_KEYS = ("server", "ca_file", "token_file", "user", "role")
 
@@ -114,6 +122,23 @@ def save_profile(
     path = directory / "config.toml"
     write_private(path, ("\n".join(lines) + "\n").encode())
     return path
+
+
+def replace_profile_token(env: Mapping[str, str], old: str, new: str) -> Path | None:
+    """Put ``new`` in the profile's token file if it holds ``old``; the file, or None.
+
+    For ``fleet users rotate`` of one's own user: the profile keeps working.
+    """
+    profile = load_profile(config_dir(env) / "config.toml")
+    if profile is None:
+        return None
+    try:
+        if profile.token_file.read_text().strip() != old:
+            return None
+    except OSError:
+        return None
+    write_private(profile.token_file, new.encode() + b"\n")
+    return profile.token_file
 
 
 def _read_secret(path: Path, what: str, how: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from ..cliparse import duration, name_of
@@ -36,10 +37,18 @@ def _labels(items: list[str]) -> dict[str, str]:
     return labels
 
 
+def _usable(token: dict[str, Any], now: float) -> bool:
+    return (
+        token.get("revoked_at") is None
+        and (token.get("uses_left") or 0) > 0
+        and (token.get("expires_at") or 0) > now
+    )
+
+
 def _list(args: argparse.Namespace, api: ApiClient) -> int:
     tokens: list[dict[str, Any]] = api.call("GET", "/v1/tokens")
     if not args.all:
-        tokens = [t for t in tokens if t.get("state", "active") == "active"]
+        tokens = [t for t in tokens if _usable(t, time.time())]
     emit(tokens, args.output, lambda: print_table(tokens, COLUMNS, "no enrollment tokens"))
     return 0
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..cliparse import FleetParser, name_of
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .output import Column, ago, emit, print_table
+from .profile import replace_profile_token
 
 __all__ = ["register"]
 
@@ -51,8 +53,20 @@ def _revoke(args: argparse.Namespace, api: ApiClient) -> int:
 
 
 def _rotate(args: argparse.Namespace, api: ApiClient) -> int:
+    me = api.call("GET", "/v1/whoami")["name"]
     out = api.call("POST", path("/v1/users/{}/rotate", args.name))
-    emit(out, args.output, lambda: _show_token(out, "New token for user"))
+    saved = None
+    if me == args.name:  # our own token: keep the profile working
+        saved = replace_profile_token(os.environ, api.target.token, out["token"])
+
+    def human() -> None:
+        _show_token(out, "New token for user")
+        if saved is not None:
+            print(f"\nYour profile now uses it ({saved}).")
+        elif me == args.name:
+            print("\nThis was your own token: update the file or variable it came from.")
+
+    emit(out, args.output, human)
     return 0
 
 

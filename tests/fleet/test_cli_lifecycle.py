@@ -121,3 +121,25 @@ def test_audit_since_and_actor(shared_cp, env):
     assert _json("audit", "--since", "1h", "--actor", "auditee", env=env) == mine
     # The entry was written before this process started, more than 1 ms ago.
     assert _json("audit", "--since", "1ms", "--actor", "auditee", env=env) == []
+
+
+def test_rotating_ones_own_token_keeps_the_profile_working(shared_cp, env, tmp_path):
+    token_file = tmp_path / "me.token"
+    token_file.write_text(shared_cp.user("selfie", "admin"))
+    out = fleet(
+        "login",
+        "--server",
+        shared_cp.url,
+        "--ca-file",
+        str(shared_cp.ca_file),
+        "--token-file",
+        str(token_file),
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    out = fleet("users", "rotate", "selfie", env=env)
+    assert out.returncode == 0 and "Your profile now uses it" in out.stdout, out.stderr
+    out = fleet("whoami", env=env)
+    assert out.returncode == 0 and out.stdout.startswith("selfie (admin)")
+    with shared_cp.api(token_file.read_text().strip()) as api:
+        assert api.get("/v1/whoami").status_code == 401  # the old token
