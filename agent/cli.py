@@ -20,7 +20,7 @@ from pathlib import Path
 
 from agent.errors import AgentError, CertificateExpired, ConfigError, Revoked, StateError
 from fleet import __version__
-from fleet.cliparse import FleetParser, duration
+from fleet.cliparse import FleetParser, duration, name_of
 
 __all__ = [
     "EXIT_CERT_EXPIRED",
@@ -68,7 +68,7 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
         help="file holding the enrollment token (default: FLEET_ENROLL_TOKEN)",
     )
     enroll.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
-    enroll.add_argument("--name", help="agent name (default: host name)")
+    enroll.add_argument("--name", type=name_of("agent"), help="agent name (default: host name)")
     enroll.add_argument("--force", action="store_true", help="replace an existing identity")
     enroll.add_argument(
         "--if-needed",

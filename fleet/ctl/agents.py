@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cliparse import FleetParser
+from ..cliparse import FleetParser, name_of
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import NotFoundError, UsageError
@@ -133,7 +133,9 @@ def _decommission(args: argparse.Namespace, api: ApiClient) -> int:
 
 
 def _agent_arg(parser: FleetParser) -> None:
-    parser.add_argument("agent", metavar="AGENT", help="the agent's id or name")
+    parser.add_argument(
+        "agent", metavar="AGENT", type=name_of("agent"), help="the agent's id or name"
+    )
 
 
 def register(sub: Subparsers) -> None:

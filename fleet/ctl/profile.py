@@ -14,7 +14,10 @@ Each of the server URL, the CA file and the API token is taken from the first of
 
 from __future__ import annotations
 
+import contextlib
 import json
+import stat
+import sys
 import time
 import tomllib
 from collections.abc import Mapping
@@ -102,6 +105,7 @@ def save_profile(
         The profile's path.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)  # it may exist already (the dashboard's keymap lives there)
     token_file = directory / "token"
     write_private(token_file, token.encode() + b"\n")
     ca_file = None
@@ -149,6 +153,19 @@ def _read_secret(path: Path, what: str, how: str) -> str:
     if not text:
         raise UsageError(f"{path} ({how}) is empty; it should hold {what}")
     return text
+
+
+def _read_token(path: Path, how: str) -> str:
+    token = _read_secret(path, "an API token", how)
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            print(
+                f"fleet: warning: the token file {path} may be read by other users "
+                f"(mode {mode:04o}); chmod 600 {path}",
+                file=sys.stderr,
+            )
+    return token
 
 
 def _from_data_dir(data_dir: Path, name: str) -> Path | None:
@@ -202,15 +219,15 @@ def resolve(
         ),
     ):
         if path is not None:
-            token, origin["token"] = _read_secret(path, "an API token", where), where
+            token, origin["token"] = _read_token(path, where), where
             break
     if token is None and env.get("FLEET_TOKEN", "").strip():
         token, origin["token"] = env["FLEET_TOKEN"].strip(), "FLEET_TOKEN"
     if token is None and profile is not None:
         where = f"the profile {profile_path}"
-        token, origin["token"] = _read_secret(profile.token_file, "an API token", where), where
+        token, origin["token"] = _read_token(profile.token_file, where), where
     if token is None and (admin := _from_data_dir(data, "admin.token")):
-        token, origin["token"] = _read_secret(admin, "an API token", "--data-dir"), str(admin)
+        token, origin["token"] = _read_token(admin, "--data-dir"), str(admin)
 
     ca: Path | None = None
     for path, where in (

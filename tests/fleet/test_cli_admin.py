@@ -226,3 +226,16 @@ def test_logout_removes_the_profile(shared_cp, env, home):
     assert out.returncode == 0 and "config.toml" in out.stdout
     assert not (home / "config" / "fleet" / "token").exists()
     assert fleet("agents", "list", env=env).returncode == 2
+
+
+def test_a_token_file_others_can_read_is_used_with_a_warning(shared_cp, env, tmp_path):
+    token_file = tmp_path / "loose.token"
+    token_file.write_text(shared_cp.admin_token)
+    base = ("whoami", "--server", shared_cp.url, "--ca-file", str(shared_cp.ca_file))
+    token_file.chmod(0o644)
+    out = fleet(*base, "--token-file", str(token_file), env=env)
+    assert out.returncode == 0
+    assert f"may be read by other users (mode 0644); chmod 600 {token_file}" in out.stderr
+    token_file.chmod(0o600)
+    out = fleet(*base, "--token-file", str(token_file), env=env)
+    assert out.returncode == 0 and out.stderr == ""
