@@ -12,7 +12,7 @@ from fleet.cliparse import FleetParser, duration
 
 from .errors import ConfigError
 
-__all__ = ["add_tui_arguments", "build_parser", "load_keymap", "main", "run_tui"]
+__all__ = ["add_tui_arguments", "apply_profile", "build_parser", "load_keymap", "main", "run_tui"]
 
 DEFAULT_KEYMAP = Path.home() / ".config" / "fleet" / "keymap.toml"
 """Read when it exists and ``--keymap`` is not given."""
@@ -88,8 +88,11 @@ def load_keymap(path: Path) -> dict[str, str]:
     return dict(table)
 
 
-def _with_profile(args: argparse.Namespace) -> None:
-    # Flags, then the environment, then what 'fleet login' wrote.
+def apply_profile(args: argparse.Namespace) -> None:
+    """Fill what the flags did not give from the environment, then the profile.
+
+    The profile is the one ``fleet login`` writes (server, token file, CA file).
+    """
     args.server = args.server or os.environ.get("FLEET_SERVER")
     from fleet.ctl.errors import UsageError
     from fleet.ctl.profile import config_dir, load_profile
@@ -131,7 +134,7 @@ def main(argv: list[str]) -> int:
 def run_tui(args: argparse.Namespace) -> int:
     """Run the dashboard with the options of :func:`add_tui_arguments`."""
     try:
-        _with_profile(args)
+        apply_profile(args)
         if not args.server:
             raise ConfigError(
                 "no server: pass --server URL or set FLEET_SERVER, or run 'fleet login'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from typing import Any
@@ -52,7 +53,10 @@ def _login(args: argparse.Namespace) -> int:
     path = save_profile(
         config_dir(os.environ), target.server, target.token, ca_pem, who["name"], who["role"]
     )
-    print(f"logged in to {target.server} as {who['name']} ({who['role']}); profile {path}")
+    if args.output == "json":
+        print(json.dumps(who, indent=2))
+    else:
+        print(f"logged in to {target.server} as {who['name']} ({who['role']}); profile {path}")
     return 0
 
 
@@ -82,8 +86,6 @@ def _whoami(args: argparse.Namespace) -> int:
     with ApiClient(target) as api:
         who: dict[str, Any] = api.call("GET", "/v1/whoami")
     if args.output == "json":
-        import json
-
         print(json.dumps(who, indent=2))
     else:
         origin = target.origin
