@@ -131,9 +131,8 @@ def confirm(args: argparse.Namespace, question: str) -> None:
         return
     if not sys.stdin.isatty():
         raise UsageError(f"refusing to {question} without confirmation: pass --yes")
-    try:
-        answer = input(f"{question[:1].upper()}{question[1:]}? [y/N] ")
-    except EOFError:
-        answer = ""
+    # The question goes to stderr: stdout may be a pipe (-o json | jq).
+    print(f"{question[:1].upper()}{question[1:]}? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
     if answer.strip().lower() not in ("y", "yes"):
         raise CtlError("cancelled; nothing was changed")

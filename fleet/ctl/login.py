@@ -26,17 +26,24 @@ def _target(args: argparse.Namespace) -> Target:
             token_file=args.token_file,
             data_dir=args.data_dir,
             env=env,
+            use_profile=False,
         )
     except UsageError:
-        if not sys.stdin.isatty():
+        # With a server but no token, on a terminal: ask rather than have it in argv.
+        given = args.token_file is not None
+        if given or not (sys.stdin.isatty() and (args.server or env.get("FLEET_SERVER"))):
             raise
-    # On a terminal, ask for the token rather than have it typed into argv.
     token = getpass.getpass("API token (flta_...): ").strip()
     if not token:
         raise UsageError("no token given; nothing was written")
     env["FLEET_TOKEN"] = token
     return resolve(
-        server=args.server, ca_file=args.ca_file, token_file=None, data_dir=args.data_dir, env=env
+        server=args.server,
+        ca_file=args.ca_file,
+        token_file=None,
+        data_dir=args.data_dir,
+        env=env,
+        use_profile=False,
     )
 
 

@@ -180,17 +180,19 @@ def resolve(
     token_file: Path | None,
     data_dir: Path | None,
     env: Mapping[str, str],
+    use_profile: bool = True,
 ) -> Target:
     """The control plane to use, from flags, ``env``, the profile, then the data dir.
 
-    ``data_dir`` is the ``--data-dir`` flag (None when not given).
+    ``data_dir`` is the ``--data-dir`` flag (None when not given).  ``fleet login``
+    passes ``use_profile=False``: it writes the profile, it does not read it.
 
     Raises:
         UsageError: nothing says which server or token to use; the message says how
             to log in.
     """
     profile_path = config_dir(env) / "config.toml"
-    profile = load_profile(profile_path)
+    profile = load_profile(profile_path) if use_profile else None
     explicit_dir = data_dir is not None
     data = data_dir or Path(env.get("FLEET_DATA_DIR") or "./fleet-data")
     origin: dict[str, str] = {}
