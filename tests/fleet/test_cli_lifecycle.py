@@ -45,12 +45,15 @@ def test_tokens_list_shows_state_and_revoke_withdraws_one(shared_cp, env):
     _login(shared_cp, env)
     created = _json("tokens", "create", "--pool", "lc", "--ttl", "1h", env=env)
     listed = _json("tokens", "list", env=env)
-    assert next(t for t in listed if t["id"] == created["id"])["state"] == "active"
+    mine = next(t for t in listed if t["id"] == created["id"])
+    assert mine["revoked_at"] is None and mine["state"]
     out = fleet("tokens", "revoke", created["id"], "--yes", env=env)
     assert out.returncode == 0 and f"revoked enrollment token {created['id']}" in out.stdout
     assert created["id"] not in [t["id"] for t in _json("tokens", "list", env=env)]
     everything = _json("tokens", "list", "--all", env=env)
-    assert next(t for t in everything if t["id"] == created["id"])["state"] == "revoked"
+    mine = next(t for t in everything if t["id"] == created["id"])
+    assert mine["revoked_at"] is not None
+    assert created["id"] in fleet("tokens", "list", "--all", env=env).stdout
     out = fleet("tokens", "revoke", "no-such-id", "--yes", env=env)
     assert out.returncode == 3
 
