@@ -15,18 +15,23 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import AgentError, CertificateExpired, ConfigError, Revoked, StateError
 from fleet import __version__
+from fleet.cliparse import FleetParser, duration, name_of
 
 __all__ = [
     "EXIT_CERT_EXPIRED",
+    "EXIT_CODES_HELP",
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_REVOKED",
     "EXIT_USAGE",
+    "add_agent_commands",
     "main",
+    "run_agent",
 ]
 
 EXIT_OK = 0
@@ -35,14 +40,20 @@ EXIT_USAGE = 2
 EXIT_REVOKED = 3
 EXIT_CERT_EXPIRED = 4
 
+EXIT_CODES_HELP = """\
+exit codes:
+  0  stopped on request (SIGTERM, SIGINT) or enrolled
+  1  failed (enrollment refused, server unreachable, ...)
+  2  bad usage, configuration or state directory
+  3  the control plane revoked this agent: do not restart it
+  4  the certificate expired: enroll again"""
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fleet agent", description="The fleet agent: enroll once, then run."
-    )
-    parser.add_argument("--version", action="version", version=f"fleet agent {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
 
+def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
+    """Add ``enroll`` and ``run`` to ``sub``, the subcommands of a ``fleet agent`` parser.
+
+    Run the parsed arguments with :func:`run_agent`.
+    """
     enroll = sub.add_parser(
         "enroll",
         help="enroll this host with a control plane",
@@ -51,9 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     enroll.add_argument("--server", required=True, help="control plane URL, https://HOST:PORT")
     enroll.add_argument("--ca-pin", required=True, help="sha256:... printed with the token")
-    enroll.add_argument("--token-file", type=Path, help="file holding the enrollment token")
+    enroll.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the enrollment token (default: FLEET_ENROLL_TOKEN)",
+    )
     enroll.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
-    enroll.add_argument("--name", help="agent name (default: host name)")
+    enroll.add_argument("--name", type=name_of("agent"), help="agent name (default: host name)")
     enroll.add_argument("--force", action="store_true", help="replace an existing identity")
     enroll.add_argument(
         "--ca-file",
@@ -72,30 +87,81 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do nothing if STATE_DIR already holds an identity (for service units)",
     )
+    enroll.set_defaults(agent_action=_enroll)
 
     run = sub.add_parser(
         "run",
         help="keep the channel to the control plane open",
         description="Settings come from --config (default STATE_DIR/agent.toml if it "
-        "exists), then FLEET_AGENT_* variables, then these flags.",
+        "exists), then FLEET_AGENT_* variables, then these flags. Each flag's default is "
+        "the config's value (docs/agent.md lists them).",
     )
-    run.add_argument("--state-dir", type=Path, required=True)
-    run.add_argument("--config", type=Path, help="TOML configuration file")
-    run.add_argument("--server", help="override the enrolled control plane URL")
-    run.add_argument("--extra-ca-file", help="extra PEM CA bundle (SSL-inspecting networks)")
+    run.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration file (default: FLEET_AGENT_CONFIG, else STATE_DIR/agent.toml)",
+    )
+    run.add_argument("--server", help="control plane URL (default: the enrolled one)")
+    run.add_argument(
+        "--extra-ca-file", help="extra PEM CA bundle, for SSL-inspecting networks (default: none)"
+    )
     run.add_argument("--proxy", help="proxy URL (default: HTTPS_PROXY/NO_PROXY)")
     run.add_argument(
-        "--samples", dest="samples", action="store_const", const=True, help="report CPU/memory"
+        "--samples",
+        dest="samples",
+        action="store_const",
+        const=True,
+        help="report CPU and memory (the default)",
     )
-    run.add_argument("--no-samples", dest="samples", action="store_const", const=False)
-    run.add_argument("--max-concurrency", type=int)
-    run.add_argument("--max-queue", type=int)
-    run.add_argument("--command-timeout-s", type=float)
-    run.add_argument("--allow-host", dest="allow_hosts", action="append", metavar="GLOB")
-    run.add_argument("--allow-cidr", dest="allow_cidrs", action="append", metavar="CIDR")
-    run.add_argument("--allow-port", dest="allow_ports", action="append", metavar="PORT[-PORT]")
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--no-samples",
+        dest="samples",
+        action="store_const",
+        const=False,
+        help="do not report CPU and memory",
+    )
+    run.add_argument(
+        "--max-concurrency", type=int, help="commands run at once (default: config, else 2)"
+    )
+    run.add_argument(
+        "--max-queue", type=int, help="commands waiting at most (default: config, else 16)"
+    )
+    run.add_argument(
+        "--command-timeout",
+        dest="command_timeout_s",
+        type=duration,
+        metavar="DURATION",
+        help="longest a command may run, e.g. 60s (default: config, else 60s)",
+    )
+    run.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        metavar="GLOB",
+        help="host glob this agent may probe; repeatable (default: config, else none)",
+    )
+    run.add_argument(
+        "--allow-cidr",
+        dest="allow_cidrs",
+        action="append",
+        metavar="CIDR",
+        help="network this agent may probe; repeatable (default: config, else none)",
+    )
+    run.add_argument(
+        "--allow-port",
+        dest="allow_ports",
+        action="append",
+        metavar="PORT[-PORT]",
+        help="port or range this agent may probe; repeatable (default: config, else none)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: config, else info)",
+    )
     run.add_argument("--print-config", action="store_true", help="print the config and exit")
+    run.set_defaults(agent_action=_run)
 
     service = sub.add_parser(
         "install-service",
@@ -134,6 +200,17 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument(
         "--dry-run", action="store_true", help="print what would be written; touch nothing"
     )
+    service.set_defaults(agent_action=_install_service)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = FleetParser(
+        prog="fleet agent",
+        description="The fleet agent: enroll once, then run.",
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("--version", action="version", version=f"fleet agent {__version__}")
+    add_agent_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
 
 
@@ -249,14 +326,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Run ``fleet agent ARGV`` and return the exit code."""
-    args = _parser().parse_args(argv)
+    """Run ``fleet agent ARGV`` (also ``python -m agent``) and return the exit code."""
+    return run_agent(_parser().parse_args(argv))
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """Run the ``fleet agent`` command parsed by :func:`add_agent_commands`."""
     try:
-        if args.command == "enroll":
-            return _enroll(args)
-        if args.command == "install-service":
-            return _install_service(args)
-        return _run(args)
+        action: Callable[[argparse.Namespace], int] = args.agent_action
+        return action(args)
     except (ConfigError, StateError) as exc:
         print(f"fleet agent: {exc}", file=sys.stderr)
         return EXIT_USAGE

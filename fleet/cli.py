@@ -1,55 +1,114 @@
-"""The ``fleet`` command: one entry point, each subcommand in its own package.
+"""The ``fleet`` command: one argparse tree for every part.
 
-Imports are lazy so that ``fleet agent`` loads neither the server nor the dashboard.
+``fleet server`` runs the control plane, ``fleet agent`` the agent, ``fleet tui``
+the dashboard, ``fleet demo`` all of them; the nouns (``fleet agents``, ``users``,
+``tokens``, ``pools``, ``connections``, ``alerts``, ``audit``) administer a running
+control plane over its REST API (``fleet/ctl/``).
+
+Building the tree imports only the standard library and each part's small CLI
+module; the part itself (uvicorn, Textual, httpx, ...) is imported when its
+command runs, so ``fleet agent`` loads neither the server nor the dashboard.
 """
 
 from __future__ import annotations
 
 import sys
 
-__all__ = ["main"]
+from . import __version__
+from .cliparse import FleetParser
+from .ctl.errors import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CtlError,
+)
 
-USAGE = """usage: fleet COMMAND [ARGS]
+__all__ = ["build_parser", "main"]
 
-commands:
-  server   run the control plane
-  agent    enroll, run or install an agent (fleet agent enroll|run|install-service --help)
-  tui      the dashboard
-  demo     control plane + agents + simulated fleet + dashboard, one command
-  token    create enrollment tokens (admin)
-  user     create operators' API tokens (admin)
-"""
+EPILOG = f"""\
+the control plane to administer comes from, first to last: --server, --ca-file and
+--token-file; FLEET_SERVER, FLEET_CA_FILE, FLEET_TOKEN_FILE (or FLEET_TOKEN); the
+profile written by 'fleet login' ($XDG_CONFIG_HOME/fleet/config.toml); on the
+server host, --data-dir (DIR/endpoint, DIR/admin.token, DIR/ca.pem).
+
+exit codes of the admin commands:
+  {EXIT_OK}  done
+  {EXIT_ERROR}  failed: refused by the server, unreachable, or cancelled
+  {EXIT_USAGE}  bad usage, nothing configured, or confirmation needed (--yes)
+  {EXIT_NOT_FOUND}  not found (404)
+  {EXIT_CONFLICT}  conflict (409): exists already, or not possible now
+  {EXIT_AUTH}  unauthenticated or forbidden (401, 403): log in, or ask an admin
+('fleet agent' has exit codes of its own: fleet agent --help.)
+
+docs/cli.md describes every command."""
+
+
+def build_parser() -> FleetParser:
+    """The whole ``fleet`` command line; each leaf sets ``run(args) -> int``."""
+    from agent.cli import EXIT_CODES_HELP, add_agent_commands, run_agent
+    from controlplane.cli import add_server_arguments, run_server
+    from fleet_tui.cli import DESCRIPTION as TUI_DESCRIPTION
+    from fleet_tui.cli import add_tui_arguments, run_tui
+
+    from . import ctl
+    from .demo import add_demo_arguments, run_demo
+
+    parser = FleetParser(
+        prog="fleet",
+        description="Fleet health: an outbound-only agent, its control plane, a "
+        "dashboard, and the commands to administer them.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"fleet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    server = sub.add_parser(
+        "server", help="run the control plane", description="Run the control plane."
+    )
+    add_server_arguments(server)
+    server.set_defaults(run=run_server)
+
+    agent = sub.add_parser(
+        "agent",
+        help="enroll or run an agent on this host",
+        description="The fleet agent: enroll once, then run.",
+        epilog=EXIT_CODES_HELP,
+    )
+    agent.add_argument("--version", action="version", version=f"fleet agent {__version__}")
+    add_agent_commands(agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND"))
+    agent.set_defaults(run=run_agent)
+
+    tui = sub.add_parser("tui", help="the dashboard", description=TUI_DESCRIPTION)
+    add_tui_arguments(tui)
+    tui.set_defaults(run=run_tui)
+
+    demo = sub.add_parser(
+        "demo",
+        help="control plane + agents + simulated fleet + dashboard, one command",
+        description="The whole system on a temporary data directory, in one command.",
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(run=run_demo)
+
+    ctl.register(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    _require_extra_for(command)
-    if command == "server":
-        from controlplane.cli import server_main
-
-        return server_main(rest)
-    if command in ("token", "user"):
-        from controlplane.cli import admin_main
-
-        return admin_main(args)
-    if command == "agent":
-        from agent.cli import main as agent_main
-
-        return agent_main(rest)
-    if command == "tui":
-        from fleet_tui.cli import main as tui_main
-
-        return tui_main(rest)
-    if command == "demo":
-        from fleet.demo import main as demo_main
-
-        return demo_main(rest)
-    print(f"fleet: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-    return 2
+    """Run ``fleet ARGV`` and return the exit code."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    _require_extra_for(args.command)
+    try:
+        code: int = args.run(args)
+    except CtlError as exc:
+        print(f"{getattr(args, 'prog', 'fleet')}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    return code
 
 
 def _require_extra_for(command: str) -> None:
@@ -68,7 +127,8 @@ def _require_extra_for(command: str) -> None:
         require_extra("tui", TUI_MODULES, command="fleet tui")
     elif command == "demo":
         require_extra("all", ALL_MODULES, command="fleet demo")
-    elif command in ("token", "user"):
+    elif command != "agent":
+        # The admin commands speak to the API with httpx.
         require_extra("tui", ADMIN_MODULES, command=f"fleet {command}")
 
 

@@ -24,13 +24,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .cliparse import FleetParser
 
-__all__ = ["DemoBackend", "main", "running_demo"]
+if TYPE_CHECKING:
+    import httpx  # imported where used: building the 'fleet' parser must stay light
+
+__all__ = ["DemoBackend", "add_demo_arguments", "main", "run_demo", "running_demo"]
 
 REAL_AGENTS = 3
 
@@ -106,6 +108,8 @@ class DemoBackend:
         self.url = endpoint.read_text().strip()
 
     def api(self) -> httpx.Client:
+        import httpx
+
         return httpx.Client(
             base_url=self.url,
             verify=ssl.create_default_context(cafile=str(self.ca_file)),
@@ -257,15 +261,25 @@ def running_demo(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fleet demo", description=__doc__)
-    parser.add_argument("--agents", type=int, default=50, help="simulated agents (default 50)")
-    parser.add_argument("--real-agents", type=int, default=REAL_AGENTS)
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``fleet demo`` to ``parser``; run them with :func:`run_demo`."""
+    parser.add_argument("--agents", type=int, default=50, help="simulated agents")
+    parser.add_argument("--real-agents", type=int, default=REAL_AGENTS, help="real agent processes")
     parser.add_argument(
         "--no-tui", action="store_true", help="run the back end only, until interrupted"
     )
     parser.add_argument("--wall", action="store_true", help="open the dashboard in wall mode")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    """``fleet demo ARGV``: parse, then run."""
+    parser = FleetParser(prog="fleet demo", description=__doc__)
+    add_demo_arguments(parser)
+    return run_demo(parser.parse_args(argv))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo with the options of :func:`add_demo_arguments`."""
     try:
         with running_demo(sim_count=args.agents, real_agents=args.real_agents) as demo:
             say(f"ready: {demo.url} (CA {demo.ca_file})")

@@ -12,6 +12,7 @@ __all__ = [
     "NAME_MAX",
     "NAME_PATTERN",
     "check_name",
+    "format_ago",
     "format_duration",
     "parse_duration",
 ]
@@ -58,6 +59,32 @@ def format_duration(seconds: float) -> str:
         if rest >= size:
             parts.append(f"{rest // size}{unit}")
             rest %= size
+    return "".join(parts)
+
+
+def format_ago(at: float | None, now: float) -> str:
+    """``at`` (epoch seconds) relative to ``now``, to two units: ``3m20s ago``, ``in 2h``.
+
+    ``-`` when ``at`` is None (never happened); ``now`` within a second is ``just now``.
+    """
+    if at is None:
+        return "-"
+    delta = now - at
+    if abs(delta) < 1:
+        return "just now"
+    text = _two_units(abs(delta))
+    return f"{text} ago" if delta > 0 else f"in {text}"
+
+
+def _two_units(seconds: float) -> str:
+    rest = round(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size and len(parts) < 2:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+        elif parts:
+            break
     return "".join(parts)
 
 

@@ -8,49 +8,70 @@ import sys
 import tomllib
 from pathlib import Path
 
+from fleet.cliparse import FleetParser, duration
+
 from .errors import ConfigError
 
-__all__ = ["build_parser", "load_keymap", "main"]
+__all__ = ["add_tui_arguments", "apply_profile", "build_parser", "load_keymap", "main", "run_tui"]
 
 DEFAULT_KEYMAP = Path.home() / ".config" / "fleet" / "keymap.toml"
 """Read when it exists and ``--keymap`` is not given."""
 
 
+DESCRIPTION = "Watch the fleet live and act on it: a terminal dashboard."
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fleet tui`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="fleet tui",
-        description="Watch the fleet live and act on it: a terminal dashboard.",
-    )
+    parser = FleetParser(prog="fleet tui", description=DESCRIPTION)
+    add_tui_arguments(parser)
+    return parser
+
+
+def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``fleet tui`` to ``parser``; run them with :func:`run_tui`."""
     parser.add_argument(
         "--server",
-        default=os.environ.get("FLEET_SERVER"),
-        help="control plane URL, e.g. https://127.0.0.1:8443 (or FLEET_SERVER)",
+        help="control plane URL, e.g. https://127.0.0.1:8443 (default: FLEET_SERVER, "
+        "else the profile written by 'fleet login')",
     )
     parser.add_argument(
         "--token-file",
         type=Path,
-        help="file holding the API token (or set FLEET_TOKEN); never pass it in argv",
+        help="file holding the API token, never the token in argv (default: FLEET_TOKEN, "
+        "else the profile)",
     )
     trust = parser.add_mutually_exclusive_group()
-    trust.add_argument("--ca-file", type=Path, help="the control plane's CA certificate (PEM)")
-    trust.add_argument("--ca-pin", help="the CA's pin, sha256:…, checked against /v1/ca")
+    trust.add_argument(
+        "--ca-file",
+        type=Path,
+        help="the control plane's CA certificate, PEM (default: the profile's, else the "
+        "system trust store)",
+    )
+    trust.add_argument(
+        "--ca-pin", help="the CA's pin, sha256:…, checked against /v1/ca (default: none)"
+    )
     parser.add_argument(
         "--wall", action="store_true", help="wall display: big counters, pages turn, input locked"
     )
     parser.add_argument(
-        "--tick", type=float, default=1.0, help="seconds between redraws (default 1.0)"
+        "--tick", type=duration, default="1s", metavar="DURATION", help="time between redraws"
     )
     parser.add_argument(
-        "--theme", help="Textual theme, e.g. ansi-dark or ansi-light for 16-colour terminals"
+        "--theme",
+        help="Textual theme, e.g. ansi-dark or ansi-light for 16-colour terminals "
+        "(default: Textual's)",
     )
     parser.add_argument(
         "--keymap",
         type=Path,
-        help=f"TOML file mapping binding ids to keys (default {DEFAULT_KEYMAP} if present)",
+        help=f"TOML file mapping binding ids to keys (default: {DEFAULT_KEYMAP} if present)",
     )
-    parser.add_argument("--logs-dir", type=Path, help="where fetched logs are saved")
-    return parser
+    parser.add_argument(
+        "--logs-dir",
+        type=Path,
+        help="where fetched logs are saved (default: $XDG_STATE_HOME/fleet/logs)",
+    )
 
 
 def load_keymap(path: Path) -> dict[str, str]:
@@ -67,6 +88,29 @@ def load_keymap(path: Path) -> dict[str, str]:
     return dict(table)
 
 
+def apply_profile(args: argparse.Namespace) -> None:
+    """Fill what the flags did not give from the environment, then the profile.
+
+    The profile is the one ``fleet login`` writes (server, token file, CA file).
+    """
+    args.server = args.server or os.environ.get("FLEET_SERVER")
+    from fleet.ctl.errors import UsageError
+    from fleet.ctl.profile import config_dir, load_profile
+
+    try:
+        profile = load_profile(config_dir(os.environ) / "config.toml")
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from None
+    if profile is None:
+        return
+    if not args.server:
+        args.server = profile.server
+    if args.token_file is None and not os.environ.get("FLEET_TOKEN", "").strip():
+        args.token_file = profile.token_file
+    if args.ca_file is None and args.ca_pin is None:
+        args.ca_file = profile.ca_file
+
+
 def _token(args: argparse.Namespace) -> str:
     if args.token_file is not None:
         try:
@@ -76,16 +120,25 @@ def _token(args: argparse.Namespace) -> str:
     else:
         token = os.environ.get("FLEET_TOKEN", "").strip()
     if not token:
-        raise ConfigError("no token: pass --token-file PATH or set FLEET_TOKEN")
+        raise ConfigError(
+            "no token: pass --token-file PATH or set FLEET_TOKEN, or run 'fleet login'"
+        )
     return token
 
 
 def main(argv: list[str]) -> int:
     """Run ``fleet tui`` with ``argv`` (without the program name); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    return run_tui(build_parser().parse_args(argv))
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Run the dashboard with the options of :func:`add_tui_arguments`."""
     try:
+        apply_profile(args)
         if not args.server:
-            raise ConfigError("no server: pass --server URL or set FLEET_SERVER")
+            raise ConfigError(
+                "no server: pass --server URL or set FLEET_SERVER, or run 'fleet login'"
+            )
         if args.tick <= 0:
             raise ConfigError("--tick must be above 0")
         token = _token(args)

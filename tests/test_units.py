@@ -52,3 +52,13 @@ def test_good_names(name: str) -> None:
 def test_bad_names(name: str) -> None:
     with pytest.raises(ValueError, match=r"pool name .* is not allowed"):
         check_name("pool", name)
+
+
+def test_format_ago_says_past_future_and_never() -> None:
+    from fleet.units import format_ago
+
+    assert format_ago(None, 100.0) == "-"
+    assert format_ago(99.6, 100.0) == "just now"
+    assert format_ago(0.0, 200.0) == "3m20s ago"
+    assert format_ago(0.0, 90061.0) == "1d1h ago"  # two units at most
+    assert format_ago(1000.0, 0.0) == "in 16m40s"

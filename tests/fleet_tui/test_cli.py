@@ -7,8 +7,16 @@ import sys
 
 import pytest
 
+from fleet.ctl.profile import save_profile
 from fleet_tui import cli
 from fleet_tui.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def no_profile(tmp_path, monkeypatch):
+    """No profile of the machine's user leaks into these tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("FLEET_SERVER", raising=False)
 
 
 def test_missing_token_is_a_clear_error(monkeypatch, capsys):
@@ -52,3 +60,20 @@ def test_the_dashboard_imports_no_server_code():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_profile_written_by_fleet_login_fills_what_flags_do_not_give(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLEET_TOKEN", raising=False)
+    directory = tmp_path / "config" / "fleet"
+    save_profile(directory, "https://127.0.0.1:7", "flta_p", b"PEM", "alice", "operator")
+    args = cli.build_parser().parse_args([])
+    cli.apply_profile(args)
+    assert args.server == "https://127.0.0.1:7"
+    assert args.token_file == directory / "token" and cli._token(args) == "flta_p"
+    assert args.ca_file == directory / "ca.pem"
+    # Flags and the environment win over it.
+    monkeypatch.setenv("FLEET_TOKEN", "flta_env")
+    args = cli.build_parser().parse_args(["--server", "https://127.0.0.2:8", "--ca-pin", "x"])
+    cli.apply_profile(args)
+    assert args.server == "https://127.0.0.2:8" and cli._token(args) == "flta_env"
+    assert args.ca_file is None

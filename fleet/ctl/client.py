@@ -1,0 +1,155 @@
+"""A small synchronous client of the control plane's REST API, for the admin CLI.
+
+httpx is imported when the first request is made, so building the ``fleet``
+parser stays cheap.  Errors become :mod:`fleet.ctl.errors` with the server's own
+words (``{"detail": ...}``) and the exit code that matches the status.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .errors import AuthError, ConflictError, CtlError, NotFoundError, UsageError
+from .profile import Target
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["ApiClient", "path"]
+
+
+def path(template: str, *parts: str) -> str:
+    """``template`` with each ``{}`` replaced by a part, percent-encoded (no ``/``)."""
+    return template.format(*(quote(p, safe="") for p in parts))
+
+
+class ApiClient:
+    """Calls ``target.server`` with its bearer token; trusts ``target.ca_file`` if set.
+
+    Use as a context manager; :meth:`call` returns the decoded JSON answer.
+    """
+
+    def __init__(self, target: Target, timeout: float = 30.0) -> None:
+        self.target = target
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            verify: ssl.SSLContext | bool = True
+            ca = self.target.ca_file
+            if ca is not None:
+                try:
+                    verify = ssl.create_default_context(cafile=str(ca))
+                except (OSError, ssl.SSLError) as exc:
+                    where = self.target.origin.get("ca", "")
+                    raise UsageError(f"cannot load the CA file {ca} ({where}): {exc}") from None
+            self._client = httpx.Client(
+                base_url=self.target.server,
+                verify=verify,
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {self.target.token}"},
+            )
+        return self._client
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        params: Mapping[str, str | int | float] | None = None,
+    ) -> Any:
+        """``method url`` with a JSON ``body``; the JSON answer (None when empty).
+
+        Raises:
+            CtlError: or a subclass chosen by the status; the message is the server's.
+        """
+        import httpx
+
+        client = self._http()
+        try:
+            response = client.request(method, url, json=body, params=params)
+        except httpx.ConnectError as exc:
+            raise CtlError(self._unreachable(exc)) from None
+        except httpx.TimeoutException:
+            raise CtlError(
+                f"{self.target.server} did not answer {method} {url} within "
+                f"{self._timeout:.0f} s; is the control plane overloaded?"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise CtlError(f"{method} {self.target.server}{url} failed: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def _unreachable(self, exc: Exception) -> str:
+        text = str(exc)
+        server, where = self.target.server, self.target.origin.get("server", "?")
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            ca = self.target.ca_file
+            trust = f"the CA in {ca}" if ca else "the system's trust store"
+            return (
+                f"{server} (from {where}) presented a certificate not trusted by {trust}: "
+                f"{text}. Pass the control plane's CA with --ca-file (DATA_DIR/ca.pem) "
+                "or log in again with it"
+            )
+        return (
+            f"cannot reach {server} (from {where}): {text}. Is 'fleet server' running "
+            "there? Check --server, FLEET_SERVER or the profile ('fleet login')"
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        return response.text.strip() or response.reason_phrase
+    if isinstance(detail, list):  # a validation error: say which field and why
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", [])[1:]) or "body"
+                parts.append(f"{loc}: {item.get('msg', item)}")
+        return "; ".join(parts) or str(detail)
+    return str(detail)
+
+
+def _error(response: httpx.Response) -> CtlError:
+    status, detail = response.status_code, _detail(response)
+    message = f"refused ({status}): {detail}"
+    if (status, detail) in ((404, "Not Found"), (405, "Method Not Allowed")):
+        # FastAPI's own answer for a route it does not have, not one of ours.
+        request = response.request
+        return CtlError(
+            f"the control plane has no {request.method} {request.url.path}: it is older "
+            "than this CLI; upgrade it (compare 'fleet --version' on both hosts)"
+        )
+    if status in (401, 403):
+        if status == 401:
+            message += ". Log in again ('fleet login') or check --token-file / FLEET_TOKEN_FILE"
+        return AuthError(message)
+    if status == 404:
+        return NotFoundError(f"not found: {detail}")
+    if status == 409:
+        return ConflictError(f"conflict: {detail}")
+    return CtlError(message)
