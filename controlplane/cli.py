@@ -10,87 +10,249 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["admin_main", "server_main"]
+from fleet.units import format_duration, parse_duration
 
-DEFAULT_DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", "./fleet-data"))
+from .defaults import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_HOST,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_PORT,
+    LOG_LEVELS,
+)
+
+__all__ = ["add_server_arguments", "admin_main", "run_server", "server_main"]
+
+FALLBACK_DATA_DIR = Path("./fleet-data")
+DEFAULT_DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", str(FALLBACK_DATA_DIR)))
 
 
 def _duration(text: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 2h or 90s")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def server_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fleet server", description="Run the control plane.")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+SERVER_EPILOG = """\
+Settings come from the config file, then FLEET_SERVER_<NAME> environment variables,
+then these flags (each overrides the one before). Every setting has a name, listed
+by --print-config and in docs/server.md: the key in the file, the variable's suffix,
+and NAME in --set NAME=VALUE.
+
+exit codes: 0 stopped, or --print-config; 1 cannot start (address in use, database
+newer than this fleet or a failed migration); 2 bad usage or configuration.
+"""
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``fleet server`` to ``parser`` (which :func:`run_server` runs).
+
+    Standard library only: building the parser loads neither pydantic nor the server.
+    """
+    parser.description = parser.description or "Run the control plane."
+    parser.epilog = SERVER_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "--no-tls",
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the CA, the database and the endpoint live; also holds server.toml "
+        "(default: $FLEET_DATA_DIR, else ./fleet-data)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML settings file (default: DATA_DIR/server.toml when it exists)",
+    )
+    parser.add_argument(
+        "--print-config",
         action="store_true",
-        help="plain HTTP, only behind a TLS-terminating proxy you control",
+        help="print the effective settings and where each came from, then exit",
+    )
+    parser.add_argument("--host", help=f"address to listen on (default: {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, help=f"API port; 0 picks a free one (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--agent-port",
         type=int,
-        default=None,
+        metavar="PORT",
         help="the agents' channel port (default: the one recorded in the data dir, "
         "else --port + 1, else a free one)",
     )
-    parser.add_argument("--heartbeat-interval", type=_duration, default=None)
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--no-tls",
+        dest="tls",
+        action="store_const",
+        const=False,
+        help="plain HTTP, only behind a TLS-terminating proxy you control (default: TLS on)",
+    )
+    tls.add_argument(
+        "--tls", dest="tls", action="store_const", const=True, help="TLS on (the default)"
+    )
+    parser.add_argument(
+        "--san",
+        action="append",
+        metavar="NAME",
+        help="a DNS name or IP address the server's certificate also carries; repeatable "
+        "(default: none besides --host, localhost, 127.0.0.1 and ::1)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="serve this PEM certificate from your PKI instead of the CA's (default: none)",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (default: none)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (default: {DEFAULT_LOG_LEVEL})",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        dest="heartbeat_interval_s",
+        type=_duration,
+        metavar="DURATION",
+        help="how often agents send a heartbeat, e.g. 5s "
+        f"(default: {format_duration(DEFAULT_HEARTBEAT_INTERVAL_S)})",
+    )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a setting of controlplane/config.py, e.g. --set skew_warn_ms=500",
+        help="set any setting, e.g. --set skew_warn_ms=500 or --set restart_grace_s=1m; "
+        "repeatable (names: --print-config)",
     )
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
-    import dataclasses
 
-    from .config import Settings
-    from .server import serve
 
-    overrides: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "agent_port": "--agent-port",
+    "tls": "--tls",
+    "san": "--san",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "log_level": "--log-level",
+    "heartbeat_interval_s": "--heartbeat-interval",
+}
+"""Settings with a flag of their own, and that flag."""
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
+    """Setting name to (flag, raw value), for every setting given on the command line."""
+    out: dict[str, tuple[str, Any]] = {}
     for item in args.set:
         name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            parser.error(f"--set {item!r}: known settings are {', '.join(fields)}")
-        kind = type(getattr(Settings(), name))
-        try:
-            overrides[name] = kind(value)
-        except ValueError:
-            parser.error(f"--set {item!r}: {value!r} is not a {kind.__name__}")
-    if args.heartbeat_interval:
-        overrides["heartbeat_interval_s"] = args.heartbeat_interval
-    settings = Settings(**overrides)
+        if not sep or not name.strip():
+            raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. --set skew_warn_ms=500")
+        out[name.strip()] = (f"--set {name.strip()}", value)
+    for name, flag in _FLAGS.items():
+        value = getattr(args, name)
+        if value is not None:
+            if name == "tls" and value is False:
+                flag = "--no-tls"
+            out[name] = (flag, value)
+    return out
+
+
+def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
+    if args.data_dir is not None:
+        return args.data_dir, "flag --data-dir"
+    if os.environ.get("FLEET_DATA_DIR"):
+        return Path(os.environ["FLEET_DATA_DIR"]), "env FLEET_DATA_DIR"
+    return FALLBACK_DATA_DIR, "default"
+
+
+def _upgrade_store(path: Path) -> list[str]:
+    """Open the database once before serving: migrations run (or refuse) here, with
+    a clear message instead of a failed start-up deep in the web server."""
+    import asyncio
+
+    from .store.sqlite import SQLiteStore
+
+    async def upgrade() -> list[str]:
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+        return [f"version {s.version} ({s.description})" for s in store.applied]
+
+    return asyncio.run(upgrade())
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Run ``fleet server`` with ``args`` from a parser given :func:`add_server_arguments`.
+
+    Returns:
+        The exit code (see ``SERVER_EPILOG``).
+    """
+    from .config_load import ServerConfigError, load_settings, render_settings
+    from .errors import StoreError
+
+    data_dir, data_origin = _data_dir(args)
+    config_file = args.config if args.config is not None else data_dir / "server.toml"
     try:
-        serve(
-            args.data_dir,
-            args.host,
-            args.port,
-            not args.no_tls,
-            settings,
-            args.log_level,
-            agent_port=args.agent_port,
+        loaded = load_settings(config_file, _flag_values(args), required=args.config is not None)
+    except (ServerConfigError, ValueError) as exc:
+        for line in str(exc).splitlines():
+            print(f"fleet server: {line}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        read = f"{loaded.config_file} (read)" if loaded.config_file else f"none ({config_file} "
+        read += "" if loaded.config_file else "does not exist)"
+        print(
+            "# fleet server: effective settings; precedence: flag > env > file > default\n"
+            f"# data dir:    {data_dir} ({data_origin})\n"
+            f"# config file: {read}\n" + render_settings(loaded)
         )
+        return 0
+    s = loaded.settings
+    from .server import serve
+
+    try:
+        if (data_dir / "fleet.db").exists():
+            for step in _upgrade_store(data_dir / "fleet.db"):
+                print(f"fleet server: {data_dir / 'fleet.db'}: schema upgraded to {step}")
+        serve(
+            data_dir,
+            s.host,
+            s.port,
+            s.tls,
+            s,
+            s.log_level,
+            agent_port=s.agent_port,
+            sans=s.san,
+            tls_cert=s.tls_cert,
+            tls_key=s.tls_key,
+        )
+    except StoreError as exc:
+        print(f"fleet server: cannot start: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"fleet server: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def server_main(argv: list[str]) -> int:
+    """``fleet server ARGS``: parse ``argv`` and run the control plane."""
+    parser = argparse.ArgumentParser(prog="fleet server", description="Run the control plane.")
+    add_server_arguments(parser)
+    return run_server(parser.parse_args(argv))
 
 
 def _client_args(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import resource
 import socket
 import ssl
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +104,28 @@ def serve(
     settings: Settings | None = None,
     log_level: str = "warning",
     agent_port: int | None = None,
+    sans: Sequence[str] = (),
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     """Run the control plane until interrupted.
 
     Agents get a listener of their own (:mod:`controlplane.agent_listener`) on
     ``agent_port``: by default the one recorded in the data directory, else
     ``port + 1``, else (with ``port`` 0) any free port, then recorded.
+
+    ``sans`` are names the server's certificate carries besides ``host``;
+    ``tls_cert`` and ``tls_key`` a certificate of the company's PKI to serve instead.
     """
+    if tls_cert is not None or tls_key is not None:
+        # TODO(issue 7, point 1): implemented on the server-identity branch.
+        raise OSError("tls_cert and tls_key are not supported by this build yet")
     settings = settings or Settings()
     _raise_fd_limit()
     _shrink_tls_read_buffers()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    ca = CertificateAuthority.load_or_create(data_dir / "pki", [host])
+    ca = CertificateAuthority.load_or_create(data_dir / "pki", [host, *sans])
     for name in ("ca.pem", "ca.pin"):
         (data_dir / name).write_bytes((data_dir / "pki" / name).read_bytes())
     store = SQLiteStore(data_dir / "fleet.db")
