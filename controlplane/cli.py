@@ -133,7 +133,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="set any setting, e.g. --set skew_warn_ms=500 or --set restart_grace_s=1m; "
-        "repeatable (names: --print-config)",
+        "repeatable; --print-config lists the names (default: none)",
     )
 
 

@@ -69,8 +69,11 @@ class Origin:
         if self.kind == "env":
             return f"environment variable {self.name}={self.raw}"
         if self.kind == "flag":
-            sep = "=" if self.name.startswith("--set ") else " "
-            return f"{self.name}{sep}{self.raw}"
+            if self.name.startswith("--set "):
+                return f"{self.name}={self.raw}"
+            if isinstance(self.raw, list):  # a repeated flag: --san a --san b
+                return " ".join(f"{self.name} {item}" for item in self.raw)
+            return f"{self.name} {self.raw}"
         return f"{key} = {toml_value(self.raw)} (the default)"
 
 
