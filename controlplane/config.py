@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     """Every setting of ``fleet server`` (docs/server.md lists them)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
     )
 
     # listener ----------------------------------------------------------------
@@ -160,6 +164,13 @@ class Settings(BaseSettings):
     @classmethod
     def _durations(cls, value: Any, info: ValidationInfo) -> Any:
         name = str(info.field_name)
+        if isinstance(value, bool) and cls.model_fields[name].annotation in (
+            int,
+            float,
+            int | None,
+        ):
+            # pydantic would read true as 1: in a config file that is a mistake.
+            raise ValueError(f"must be a number, not {str(value).lower()}")
         if isinstance(value, str) and name.endswith(("_s", "_ms")):
             text = value.strip()
             try:

@@ -15,8 +15,11 @@ import tomllib
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
 from controlplane.cli import add_server_arguments
+from controlplane.config import Settings
 from controlplane.config_load import settings_table
 from controlplane.store.migrations import latest_version
 from controlplane.store.sqlite import MIGRATIONS
@@ -216,3 +219,42 @@ def test_a_real_server_refuses_a_database_newer_than_itself(tmp_path):
     assert f"knows versions up to {latest_version(MIGRATIONS)}" in out.stderr
     assert "Upgrade fleet" in out.stderr
     assert not (tmp_path / "endpoint").exists()
+
+
+def test_the_timers_keep_their_names_and_defaults():
+    # The fields and defaults of the frozen dataclass this model replaced.
+    before = {
+        "heartbeat_interval_s": 5.0,
+        "stale_after_intervals": 3.0,
+        "offline_after_stale_s": 60.0,
+        "restart_grace_s": 30.0,
+        "skew_warn_ms": 1_000.0,
+        "skew_critical_ms": 30_000.0,
+        "cert_warn_s": 6 * 3600.0,
+        "queue_warn": 100,
+        "cert_lifetime_s": 24 * 3600.0,
+        "time_probe_interval_s": 30.0,
+        "heap_trim_s": 30.0,
+        "auth_timeout_s": 10.0,
+        "command_timeout_s": 15.0,
+        "history_len": 60,
+        "flush_interval_s": 10.0,
+        "tick_s": 1.0,
+        "subscriber_buffer": 2_000,
+        "replay_len": 10_000,
+    }
+    assert Settings().model_dump(include=set(before)) == before
+
+
+def test_numbers_are_numbers():
+    for bad in ({"tick_s": True}, {"tick_s": "inf"}, {"queue_warn": 1.5}, {"port": -1}):
+        with pytest.raises(ValidationError):
+            Settings(**bad)
+    with pytest.raises(ValidationError, match="at least skew_warn_ms"):
+        Settings(skew_warn_ms=5000, skew_critical_ms=1000)
+    with pytest.raises(ValidationError, match="tls_cert and tls_key go together"):
+        Settings(tls_key=__file__)
+    assert Settings(san=["CP.Example.com.", "::1", "cp.example.com"]).san == [
+        "cp.example.com",
+        "::1",
+    ]
