@@ -204,19 +204,20 @@ def run_server(args: argparse.Namespace) -> int:
     data_dir, data_origin = _data_dir(args)
     config_file = args.config if args.config is not None else data_dir / "server.toml"
     try:
-        loaded = load_settings(config_file, _flag_values(args), required=args.config is not None)
+        flags = _flag_values(args)
+        loaded = load_settings(config_file, flags, required=args.config is not None)
     except (ServerConfigError, ValueError) as exc:
         for line in str(exc).splitlines():
             print(f"fleet server: {line}", file=sys.stderr)
         return 2
     if args.print_config:
-        read = f"{loaded.config_file} (read)" if loaded.config_file else f"none ({config_file} "
-        read += "" if loaded.config_file else "does not exist)"
+        read = loaded.config_file
         print(
             "# fleet server: effective settings; precedence: flag > env > file > default\n"
             f"# data dir:    {data_dir} ({data_origin})\n"
-            f"# config file: {read}\n" + render_settings(loaded)
+            f"# config file: {f'{read} (read)' if read else f'none ({config_file} is absent)'}"
         )
+        print(render_settings(loaded))
         return 0
     s = loaded.settings
     from .server import serve

@@ -25,8 +25,10 @@ TABLES = (
     "alerts",
     "audit",
 )
-ADD_NOTE = Migration(2, "agents.note", ("ALTER TABLE agents ADD COLUMN note TEXT",))
-"""A test-only step 2: the kind of change the next real step makes."""
+LATEST = latest_version(MIGRATIONS)
+NEXT = LATEST + 1
+ADD_NOTE = Migration(NEXT, "agents.test_note", ("ALTER TABLE agents ADD COLUMN test_note TEXT",))
+"""A test-only step after the real ones: the kind of change a next step makes."""
 
 
 def user_version(path: Path) -> int:
@@ -72,7 +74,8 @@ async def test_a_database_from_before_versions_is_upgraded_with_nothing_lost(old
     store = SQLiteStore(old_db, migrations=(*MIGRATIONS, ADD_NOTE))
     await store.open()
     try:
-        assert [s.version for s in store.applied] == [2]  # adopted as 1, then step 2
+        # Adopted as version 1, then every later step.
+        assert [s.version for s in store.applied] == list(range(2, NEXT + 1))
         agents = {a.name: a for a in await store.list_agents()}
         assert sorted(agents) == ["db-1", "web-1"]
         web, db = agents["web-1"], agents["db-1"]
@@ -101,8 +104,8 @@ async def test_a_database_from_before_versions_is_upgraded_with_nothing_lost(old
     finally:
         await store.close()
     assert counts(old_db) == before
-    assert user_version(old_db) == 2
-    assert "note" in columns(old_db, "agents")
+    assert user_version(old_db) == NEXT
+    assert "test_note" in columns(old_db, "agents")
 
 
 async def test_the_real_steps_upgrade_the_old_database(old_db):
@@ -134,41 +137,43 @@ async def test_a_database_newer_than_the_code_is_refused_and_left_alone(tmp_path
 async def test_a_failing_step_is_rolled_back_and_the_version_unchanged(old_db):
     before = counts(old_db)
     broken = Migration(
-        2,
+        NEXT,
         "add a column, then fail",
-        ("ALTER TABLE agents ADD COLUMN note TEXT", "UPDATE no_such_table SET x = 1"),
+        ("ALTER TABLE agents ADD COLUMN test_note TEXT", "UPDATE no_such_table SET x = 1"),
     )
     with pytest.raises(SchemaError) as err:
         await SQLiteStore(old_db, migrations=(*MIGRATIONS, broken)).open()
     message = str(err.value)
-    assert "step 2 (add a column, then fail) failed" in message
+    assert f"step {NEXT} (add a column, then fail) failed" in message
     assert "no such table: no_such_table" in message
-    assert "unchanged at version 1" in message
-    assert user_version(old_db) == 1  # adopted, and step 2 left no trace
-    assert "note" not in columns(old_db, "agents")
+    assert f"unchanged at version {LATEST}" in message
+    assert user_version(old_db) == LATEST  # the real steps ran; the broken one left no trace
+    assert "test_note" not in columns(old_db, "agents")
     assert counts(old_db) == before
     # Fixed, the same step applies.
     store = SQLiteStore(old_db, migrations=(*MIGRATIONS, ADD_NOTE))
     await store.open()
     await store.close()
-    assert user_version(old_db) == 2 and "note" in columns(old_db, "agents")
+    assert user_version(old_db) == NEXT and "test_note" in columns(old_db, "agents")
 
 
 async def test_a_step_may_be_a_function(old_db):
     async def note_pools(db: MigrationContext) -> None:
         for agent_id, pool in await db.fetchall("SELECT id, pool FROM agents"):
-            await db.execute("UPDATE agents SET note = ? WHERE id = ?", (f"in {pool}", agent_id))
+            await db.execute(
+                "UPDATE agents SET test_note = ? WHERE id = ?", (f"in {pool}", agent_id)
+            )
 
-    step = Migration(2, "agents.note from pool", ADD_NOTE.statements, run=note_pools)
+    step = Migration(NEXT, "agents.test_note from pool", ADD_NOTE.statements, run=note_pools)
     store = SQLiteStore(old_db, migrations=(*MIGRATIONS, step))
     await store.open()
     await store.close()
     with sqlite3.connect(old_db) as db:
-        notes = dict(db.execute("SELECT name, note FROM agents"))
+        notes = dict(db.execute("SELECT name, test_note FROM agents"))
     assert notes == {"web-1": "in web", "db-1": "in db"}
 
 
 async def test_steps_must_be_numbered_without_gaps(tmp_path):
-    gap = Migration(3, "three", ("SELECT 1",))
-    with pytest.raises(ValueError, match="expected 2"):
+    gap = Migration(NEXT + 1, "a gap", ("SELECT 1",))
+    with pytest.raises(ValueError, match=f"expected {NEXT}"):
         await SQLiteStore(tmp_path / "fleet.db", migrations=(*MIGRATIONS, gap)).open()
