@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from fleet.cliparse import FleetParser, duration
+from fleet.units import format_duration
+
+from .defaults import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_HOST,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_PORT,
+    LOG_LEVELS,
+)
 
 __all__ = ["DEFAULT_DATA_DIR", "add_server_arguments", "run_server", "server_main"]
 
-DEFAULT_DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", "./fleet-data"))
+FALLBACK_DATA_DIR = Path("./fleet-data")
+DEFAULT_DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", str(FALLBACK_DATA_DIR)))
 
 
 def _san(text: str) -> str:
@@ -31,116 +41,213 @@ def _san(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+SERVER_EPILOG = """\
+Settings come from the config file, then FLEET_SERVER_<NAME> environment variables,
+then these flags (each overrides the one before). Every setting has a name, listed
+by --print-config and in docs/server.md: the key in the file, the variable's suffix,
+and NAME in --set NAME=VALUE.
+
+exit codes: 0 stopped, or --print-config; 1 cannot start (address in use, database
+newer than this fleet or a failed migration); 2 bad usage or configuration.
+"""
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``fleet server`` to ``parser``."""
+    """Add the options of ``fleet server`` to ``parser`` (which :func:`run_server` runs).
+
+    Standard library only: building the parser loads neither pydantic nor the server.
+    """
+    parser.description = parser.description or "Run the control plane."
+    parser.epilog = SERVER_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=DEFAULT_DATA_DIR,
-        help="where the CA, the SQLite store, the endpoint and the first admin token are "
-        "kept (FLEET_DATA_DIR)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument(
-        "--port", type=int, default=8443, help="the API's port; 0 picks a free port"
+        metavar="DIR",
+        help="where the CA, the database and the endpoint live; also holds server.toml "
+        "(default: $FLEET_DATA_DIR, else ./fleet-data)",
     )
     parser.add_argument(
-        "--no-tls",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML settings file (default: DATA_DIR/server.toml when it exists)",
+    )
+    parser.add_argument(
+        "--print-config",
         action="store_true",
-        help="plain HTTP, only behind a TLS-terminating proxy you control",
+        help="print the effective settings and where each came from, then exit",
+    )
+    parser.add_argument("--host", help=f"address to listen on (default: {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, help=f"API port; 0 picks a free one (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--agent-port",
         type=int,
-        default=None,
+        metavar="PORT",
         help="the agents' channel port (default: the one recorded in the data dir, "
         "else --port + 1, else a free one)",
+    )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--no-tls",
+        dest="tls",
+        action="store_const",
+        const=False,
+        help="plain HTTP, only behind a TLS-terminating proxy you control (default: TLS on)",
+    )
+    tls.add_argument(
+        "--tls", dest="tls", action="store_const", const=True, help="TLS on (the default)"
     )
     parser.add_argument(
         "--san",
         action="append",
         type=_san,
-        default=None,
         metavar="NAME",
-        help="a DNS name or IP address agents dial, for the server's certificate "
-        "(repeatable; remembered in the data dir; localhost, 127.0.0.1, ::1 and --host "
-        "are always included)",
+        help="a DNS name or IP address agents dial, for the server's certificate; "
+        "repeatable; remembered in the data dir, so a later start without --san keeps "
+        "them (default: the remembered names; --host, localhost, 127.0.0.1 and ::1 "
+        "always)",
     )
     parser.add_argument(
         "--tls-cert",
         type=Path,
-        default=None,
         metavar="FILE",
-        help="serve this PEM certificate chain (your PKI's) instead of the fleet CA's own",
+        help="serve this PEM certificate from your PKI instead of the CA's (default: none)",
     )
     parser.add_argument(
-        "--tls-key", type=Path, default=None, metavar="FILE", help="the key of --tls-cert"
+        "--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (default: none)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (default: {DEFAULT_LOG_LEVEL})",
     )
     parser.add_argument(
         "--heartbeat-interval",
+        dest="heartbeat_interval_s",
         type=duration,
-        default=None,
         metavar="DURATION",
-        help="how often agents send a heartbeat, e.g. 5s (default: the setting "
-        "heartbeat_interval_s)",
+        help="how often agents send a heartbeat, e.g. 5s "
+        f"(default: {format_duration(DEFAULT_HEARTBEAT_INTERVAL_S)})",
     )
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a setting of controlplane/config.py, e.g. --set skew_warn_ms=500; "
-        "repeatable (default: none)",
+        help="set any setting, e.g. --set skew_warn_ms=500 or --set restart_grace_s=1m; "
+        "repeatable; --print-config lists the names (default: none)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="warning",
-        choices=["debug", "info", "warning", "error"],
-        help="server log level",
-    )
+
+
+_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "agent_port": "--agent-port",
+    "tls": "--tls",
+    "san": "--san",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "log_level": "--log-level",
+    "heartbeat_interval_s": "--heartbeat-interval",
+}
+"""Settings with a flag of their own, and that flag."""
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
+    """Setting name to (flag, raw value), for every setting given on the command line."""
+    out: dict[str, tuple[str, Any]] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. --set skew_warn_ms=500")
+        out[name.strip()] = (f"--set {name.strip()}", value)
+    for name, flag in _FLAGS.items():
+        value = getattr(args, name)
+        if value is not None:
+            if name == "tls" and value is False:
+                flag = "--no-tls"
+            out[name] = (flag, value)
+    return out
+
+
+def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
+    if args.data_dir is not None:
+        return args.data_dir, "flag --data-dir"
+    if os.environ.get("FLEET_DATA_DIR"):
+        return Path(os.environ["FLEET_DATA_DIR"]), "env FLEET_DATA_DIR"
+    return FALLBACK_DATA_DIR, "default"
+
+
+def _upgrade_store(path: Path) -> list[str]:
+    """Open the database once before serving: migrations run (or refuse) here, with
+    a clear message instead of a failed start-up deep in the web server."""
+    import asyncio
+
+    from .store.sqlite import SQLiteStore
+
+    async def upgrade() -> list[str]:
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+        return [f"version {s.version} ({s.description})" for s in store.applied]
+
+    return asyncio.run(upgrade())
 
 
 def run_server(args: argparse.Namespace) -> int:
-    """Run the control plane with the options of :func:`add_server_arguments`."""
-    import dataclasses
+    """Run ``fleet server`` with ``args`` from a parser given :func:`add_server_arguments`.
 
-    from .config import Settings
+    Returns:
+        The exit code (see ``SERVER_EPILOG``).
+    """
+    from .config_load import ServerConfigError, load_settings, render_settings
+    from .errors import StoreError
+
+    data_dir, data_origin = _data_dir(args)
+    config_file = args.config if args.config is not None else data_dir / "server.toml"
+    try:
+        flags = _flag_values(args)
+        loaded = load_settings(config_file, flags, required=args.config is not None)
+    except (ServerConfigError, ValueError) as exc:
+        for line in str(exc).splitlines():
+            print(f"fleet server: {line}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        read = loaded.config_file
+        print(
+            "# fleet server: effective settings; precedence: flag > env > file > default\n"
+            f"# data dir:    {data_dir} ({data_origin})\n"
+            f"# config file: {f'{read} (read)' if read else f'none ({config_file} is absent)'}"
+        )
+        print(render_settings(loaded))
+        return 0
+    s = loaded.settings
     from .server import serve
 
-    overrides: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            print(
-                f"fleet server: --set {item!r}: known settings are {', '.join(fields)}",
-                file=sys.stderr,
-            )
-            return 2
-        kind = type(getattr(Settings(), name))
-        try:
-            overrides[name] = kind(value)
-        except ValueError:
-            print(
-                f"fleet server: --set {item!r}: {value!r} is not a {kind.__name__}", file=sys.stderr
-            )
-            return 2
-    if args.heartbeat_interval:
-        overrides["heartbeat_interval_s"] = args.heartbeat_interval
-    settings = Settings(**overrides)
     try:
+        if (data_dir / "fleet.db").exists():
+            for step in _upgrade_store(data_dir / "fleet.db"):
+                print(f"fleet server: {data_dir / 'fleet.db'}: schema upgraded to {step}")
         serve(
-            args.data_dir,
-            args.host,
-            args.port,
-            not args.no_tls,
-            settings,
-            args.log_level,
-            agent_port=args.agent_port,
-            sans=args.san,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
+            data_dir,
+            s.host,
+            s.port,
+            s.tls,
+            s,
+            s.log_level,
+            agent_port=s.agent_port,
+            # None keeps the names remembered in the data dir.
+            sans=s.san if loaded.origins["san"].kind != "default" else None,
+            tls_cert=s.tls_cert,
+            tls_key=s.tls_key,
         )
+    except StoreError as exc:
+        print(f"fleet server: cannot start: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"fleet server: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -150,7 +257,7 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def server_main(argv: list[str]) -> int:
-    """``fleet server ARGV``: parse, then run."""
+    """``fleet server ARGS``: parse ``argv`` and run the control plane."""
     parser = FleetParser(prog="fleet server", description="Run the control plane.")
     add_server_arguments(parser)
     return run_server(parser.parse_args(argv))

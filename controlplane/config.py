@@ -1,42 +1,213 @@
-"""Control-plane settings: thresholds and timers, all with defaults that match DESIGN.md."""
+"""The control plane's settings: listener, thresholds and timers, validated.
+
+Defaults match DESIGN.md.  One name per setting, used as the key in
+``server.toml``, as ``FLEET_SERVER_<NAME>`` in the environment and in
+``fleet server --set NAME=VALUE``; :mod:`controlplane.config_load` reads those
+sources, in that order of precedence (flags > environment > file > defaults).
+
+Timers (``*_s``) are seconds: a number, or a duration with a unit (``"30s"``,
+``"5m"``, ``"500ms"``); ``*_ms`` settings are milliseconds, or a duration.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import Annotated, Any, Self
+
+from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from fleet.units import parse_duration
+
+from .defaults import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_HOST,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_PORT,
+    ENV_PREFIX,
+    LOG_LEVELS,
+)
 
 __all__ = ["Settings"]
 
+_DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"(?:\*\.)?{_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 
-@dataclass(frozen=True)
-class Settings:
-    heartbeat_interval_s: float = 5.0
-    stale_after_intervals: float = 3.0
-    """An agent is stale when no heartbeat came for this many intervals."""
-    offline_after_stale_s: float = 60.0
-    """A stale agent becomes offline after this long."""
-    restart_grace_s: float = 30.0
-    """After a restart, agents are not alerted as stale before this."""
-    skew_warn_ms: float = 1_000.0
-    skew_critical_ms: float = 30_000.0
-    cert_warn_s: float = 6 * 3600.0
-    """Warn when a certificate expires within this window (renewal is overdue)."""
-    queue_warn: int = 100
-    cert_lifetime_s: float = 24 * 3600.0
-    time_probe_interval_s: float = 30.0
-    heap_trim_s: float = 30.0
-    """Seconds between returns of freed heap memory to the system (glibc)."""
-    auth_timeout_s: float = 10.0
-    command_timeout_s: float = 15.0
-    history_len: int = 60
-    """Samples per agent kept in memory for sparklines."""
-    flush_interval_s: float = 10.0
-    """Write-behind: how often changed agents and alerts are flushed to the store, in
-    one batch.  Profiled at 2 s, serialising every agent's status took 40 % of the
-    control plane's busy time; what is lost on a crash is at most this many seconds
-    of samples (alerts and presence are recomputed from live data)."""
-    tick_s: float = 1.0
-    """How often presence timers are evaluated."""
-    subscriber_buffer: int = 2_000
-    """Deltas a subscriber may have pending before it gets a fresh snapshot."""
-    replay_len: int = 10_000
-    """Deltas kept for ``since=SEQ`` resumption."""
+
+def _san(name: str) -> str:
+    """``name`` if it can go in a certificate: an IP address or a DNS name (one rule,
+    :func:`controlplane.server_cert.check_san`, for the flag, the file and the env)."""
+    from .server_cert import check_san
+
+    return check_san(name)
+
+
+class Settings(BaseSettings):
+    """Every setting of ``fleet server`` (docs/server.md lists them)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
+    )
+
+    # listener ----------------------------------------------------------------
+    host: str = Field(
+        DEFAULT_HOST, min_length=1, description="Address to listen on (0.0.0.0 or :: for all)."
+    )
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="API port; 0 picks a free one.")
+    agent_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="The agents' channel port; unset: the one recorded in the data dir, "
+        "else port + 1 (with port 0, a free one).",
+    )
+    tls: bool = Field(
+        True, description="Serve TLS; false only behind a TLS-terminating proxy you control."
+    )
+    san: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra names (DNS names, IP addresses) for the server's certificate, "
+        "besides host, localhost, 127.0.0.1 and ::1. A list; comma-separated in the "
+        "environment and in --set.",
+    )
+    tls_cert: FilePath | None = Field(
+        None, description="Serve this PEM certificate (chain) from your PKI instead of the CA's."
+    )
+    tls_key: FilePath | None = Field(None, description="The private key of tls_cert (PEM).")
+    log_level: str = Field(DEFAULT_LOG_LEVEL, description=f"One of {', '.join(LOG_LEVELS)}.")
+
+    # presence ----------------------------------------------------------------
+    heartbeat_interval_s: float = Field(
+        DEFAULT_HEARTBEAT_INTERVAL_S, gt=0, description="Agents send a heartbeat this often."
+    )
+    stale_after_intervals: float = Field(
+        3.0, gt=0, description="An agent is stale when no heartbeat came for this many intervals."
+    )
+    offline_after_stale_s: float = Field(
+        60.0, ge=0, description="A stale agent becomes offline after this long."
+    )
+    restart_grace_s: float = Field(
+        30.0, ge=0, description="After a restart, agents are not alerted as stale before this."
+    )
+    tick_s: float = Field(1.0, gt=0, description="How often presence timers are evaluated.")
+
+    # alert thresholds --------------------------------------------------------
+    skew_warn_ms: float = Field(1_000.0, gt=0, description="Clock skew that raises a warning.")
+    skew_critical_ms: float = Field(
+        30_000.0, gt=0, description="Clock skew that is critical (at least skew_warn_ms)."
+    )
+    cert_warn_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Warn when a certificate expires within this window (renewal is overdue).",
+    )
+    queue_warn: int = Field(100, ge=1, description="An agent's command queue this long warns.")
+
+    # certificates, commands ---------------------------------------------------
+    cert_lifetime_s: float = Field(
+        24 * 3600.0, gt=0, description="Lifetime of the agents' certificates."
+    )
+    time_probe_interval_s: float = Field(
+        30.0, gt=0, description="How often each agent's clock is compared with the server's."
+    )
+    auth_timeout_s: float = Field(
+        10.0, gt=0, description="An agent must authenticate within this after connecting."
+    )
+    command_timeout_s: float = Field(
+        15.0, gt=0, description="How long the API waits for an agent's command reply."
+    )
+
+    # memory and storage -------------------------------------------------------
+    heap_trim_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between returns of freed heap memory to the system (glibc).",
+    )
+    history_len: int = Field(60, ge=1, description="Samples per agent kept for sparklines.")
+    flush_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Write-behind: how often changed agents and alerts are flushed to the "
+        "store, in one batch (what a crash can lose).",
+    )
+    subscriber_buffer: int = Field(
+        2_000, ge=1, description="Deltas a subscriber may have pending before a fresh snapshot."
+    )
+    replay_len: int = Field(10_000, ge=1, description="Deltas kept for since=SEQ resumption.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``Settings(...)`` validates exactly what it is given: the file and the
+        # environment are read by config_load, which records where each value
+        # came from (for --print-config and for error messages).
+        return (init_settings,)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value: Any, info: ValidationInfo) -> Any:
+        name = str(info.field_name)
+        if isinstance(value, bool) and cls.model_fields[name].annotation in (
+            int,
+            float,
+            int | None,
+        ):
+            # pydantic would read true as 1: in a config file that is a mistake.
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        if isinstance(value, str) and name.endswith(("_s", "_ms")):
+            text = value.strip()
+            try:
+                return float(text)
+            except ValueError:
+                seconds = parse_duration(text)
+                return seconds * 1000 if name.endswith("_ms") else seconds
+        return value
+
+    @field_validator("san", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("san")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_san(name.strip()) for name in value))
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("agent_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in LOG_LEVELS:
+            return value.strip().lower()
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both, or neither")
+        if self.tls_cert is not None and not self.tls:
+            raise ValueError("tls_cert is set but tls is false: drop one of them")
+        if self.skew_critical_ms < self.skew_warn_ms:
+            raise ValueError("skew_critical_ms must be at least skew_warn_ms")
+        return self

@@ -11,6 +11,7 @@ Each maps to one HTTP status; the message says what happened and what to do::
     ├── PolicyDenied        403  (a probe outside the pool's policy)
     ├── CommandTimeout      504
     └── StoreError          503  (the store could not write: e.g. a full disk)
+        └── SchemaError          (the database's schema: newer than the code, a failed migration)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "PolicyDenied",
+    "SchemaError",
     "StoreError",
     "Unauthenticated",
 ]
@@ -70,3 +72,7 @@ class CommandTimeout(FleetError):
 
 class StoreError(FleetError):
     status = 503
+
+
+class SchemaError(StoreError):
+    """The database cannot be used at this schema version; nothing was changed."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,49 +26,72 @@ from .base import (
     PoolRecord,
     TokenRecord,
 )
+from .migrations import Migration, migrate
 
-__all__ = ["SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStore"]
 
-SCHEMA = """
+SCHEMA_1 = (
+    """
 CREATE TABLE IF NOT EXISTS agents (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, pool TEXT NOT NULL, labels TEXT NOT NULL,
     enrolled_at REAL NOT NULL, cert_serial TEXT NOT NULL, cert_not_after REAL NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0, revoked_at REAL, status TEXT NOT NULL DEFAULT '{}'
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY, agent_id TEXT NOT NULL, not_after REAL NOT NULL,
     revoked_at REAL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, pool TEXT NOT NULL,
     labels TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
     uses_total INTEGER NOT NULL, uses_left INTEGER NOT NULL, created_by TEXT NOT NULL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS operators (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
     created_at REAL NOT NULL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS pins (
     scope TEXT NOT NULL, name TEXT NOT NULL, version TEXT, config TEXT,
     set_at REAL NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (scope, name)
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS pools (
     name TEXT PRIMARY KEY, policy TEXT NOT NULL, min_healthy INTEGER NOT NULL DEFAULT 0
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS connections (
     name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, pools TEXT NOT NULL,
     created_at REAL NOT NULL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, target TEXT NOT NULL,
     message TEXT NOT NULL, raised_at REAL NOT NULL, cleared_at REAL
-);
+)
+""",
+    """
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-"""
+)
+""",
+    """
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at)
+""",
+)
+"""Version 1: the schema from before versions were recorded.  Frozen: a change to the
+schema is a new step in :data:`MIGRATIONS`, never an edit here."""
 
 MIGRATION_2: tuple[str, ...] = (
     "ALTER TABLE operators ADD COLUMN created_by TEXT NOT NULL DEFAULT ''",
@@ -79,27 +102,24 @@ MIGRATION_2: tuple[str, ...] = (
 )
 """Issue 7 (lifecycle of every object): who created an operator, when its token was
 last used, revocations of operators and enrollment tokens; an index for the audit's
-actor filter.  Applied by :func:`_apply_migration_2_if_needed` until the numbered
-migrations take it over."""
+actor filter.  Step 2 of :data:`MIGRATIONS`."""
 
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "agents, certificates, tokens, operators, pins, pools, connections, alerts, audit",
+        SCHEMA_1,
+    ),
+    Migration(
+        2,
+        "operators' creator, last use and revocation; enrollment tokens' revocation",
+        MIGRATION_2,
+    ),
+)
+"""The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
-async def _apply_migration_2_if_needed(db: aiosqlite.Connection) -> None:
-    """Apply :data:`MIGRATION_2` once: skipped when ``operators.revoked_at`` exists.
-
-    Temporary: the schema-migration framework replaces this check.
-    """
-    async with db.execute("PRAGMA table_info(operators)") as cur:
-        columns = {row[1] for row in await cur.fetchall()}
-    if "revoked_at" in columns:
-        return
-    try:
-        await db.execute("BEGIN")  # one transaction: all of the step or none of it
-        for statement in MIGRATION_2:
-            await db.execute(statement)
-        await db.commit()
-    except sqlite3.Error:
-        await db.rollback()
-        raise
+LEGACY_TABLE = "agents"
+"""Its presence in a database at version 0 means the database predates versions."""
 
 
 def _store_error(exc: sqlite3.Error) -> StoreError:
@@ -112,11 +132,61 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"the store failed: {text}; retry, and check the data directory")
 
 
-class SQLiteStore:
-    """The :class:`~controlplane.store.base.Store` on one SQLite file."""
+class _SQLiteSchema:
+    """:class:`~controlplane.store.migrations.SchemaRunner` on ``PRAGMA user_version``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.where = str(path)
+
+    async def read_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def has_table(self, name: str) -> bool:
+        rows = await self.fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return bool(rows)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.db.execute(sql, tuple(params))
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
+
+    async def apply(self, step: Migration | None, version: int) -> None:
+        # SQLite's DDL is transactional, and so is user_version: a failed step
+        # leaves neither its tables nor its version number behind.
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if step is not None:
+                for sql in step.statements:
+                    await self.db.execute(sql)
+                if step.run is not None:
+                    await step.run(self)
+            await self.db.execute(f"PRAGMA user_version = {int(version)}")
+        except BaseException:
+            await self.db.rollback()
+            raise
+        await self.db.commit()
+
+
+class SQLiteStore:
+    """The :class:`~controlplane.store.base.Store` on one SQLite file.
+
+    Args:
+        path: the database file (created if missing).
+        migrations: the schema steps; tests give their own.
+    """
+
+    def __init__(self, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.path = path
+        self.migrations = tuple(migrations)
+        self.applied: list[Migration] = []
+        """The schema steps the last :meth:`open` applied."""
         self._db: aiosqlite.Connection | None = None
 
     @property
@@ -130,9 +200,15 @@ class SQLiteStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
-        await _apply_migration_2_if_needed(self._db)
+        try:
+            schema = _SQLiteSchema(self._db, self.path)
+            self.applied = await migrate(schema, self.migrations, legacy_table=LEGACY_TABLE)
+        except sqlite3.Error as exc:
+            await self.close()
+            raise _store_error(exc) from None
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
