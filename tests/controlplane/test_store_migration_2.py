@@ -1,4 +1,4 @@
-"""MIGRATION_2 upgrades a database written by the first schema, once, losing nothing."""
+"""Step 2 (lifecycle columns) upgrades a version-1 database, once, losing nothing."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import sqlite3
 import time
 
 from controlplane.store.base import OperatorRecord
-from controlplane.store.sqlite import SCHEMA, SQLiteStore
+from controlplane.store.sqlite import SCHEMA_1, SQLiteStore
 
 
 def first_schema_db(path) -> float:
     created = time.time() - 100
     with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
+        for statement in SCHEMA_1:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
         db.execute(
             "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
             ("admin", "admin", "h1", created),
@@ -33,6 +35,7 @@ async def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
     created = first_schema_db(path)
     store = SQLiteStore(path)
     await store.open()
+    assert [step.version for step in store.applied] == [2]
     [admin] = await store.list_operators()
     assert admin == OperatorRecord("admin", "admin", "h1", created, "", None, None)
     [token] = await store.list_tokens()
@@ -44,6 +47,7 @@ async def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
 
     again = SQLiteStore(path)  # a second open must not apply the step twice
     await again.open()
+    assert again.applied == []
     [admin] = await again.list_operators()
     assert admin.last_used_at == 7.0
     assert (await again.list_tokens())[0].revoked_at == 5.0
