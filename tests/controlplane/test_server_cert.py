@@ -73,8 +73,9 @@ def test_tls_cert_that_does_not_match_its_key_or_comes_alone_is_refused(tmp_path
     assert mismatched.returncode == 1
     assert f"--tls-key {wrong_key} does not match --tls-cert {cert}" in mismatched.stderr
 
+    # A configuration error (exit 2), named by the settings before anything starts.
     alone = server("--data-dir", data, "--tls-cert", str(cert))
-    assert alone.returncode == 1 and "go together" in alone.stderr
+    assert alone.returncode == 2 and "go together" in alone.stderr
 
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
