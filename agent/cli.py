@@ -1,9 +1,9 @@
-"""``fleet agent enroll`` and ``fleet agent run`` (also ``python -m agent``).
+"""``fleet agent enroll``, ``run`` and ``doctor`` (also ``python -m agent``).
 
 Exit codes:
 
 * 0: stopped on request (SIGTERM, SIGINT) or enrolled;
-* 1: failed (enrollment refused, server unreachable, ...);
+* 1: failed (enrollment refused, server unreachable, a doctor check failed, ...);
 * 2: bad usage, configuration or state directory;
 * 3: the control plane revoked this agent: do not restart it;
 * 4: the certificate expired: enroll again.
@@ -84,7 +84,63 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-port", dest="allow_ports", action="append", metavar="PORT[-PORT]")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--print-config", action="store_true", help="print the config and exit")
+    _doctor_parser(sub)
     return parser
+
+
+def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this host's path to the control plane, step by step",
+        description="Walk the troubleshooting table (docs/troubleshooting.md): file modes, "
+        "config, DNS, TCP (through the proxy), TLS and the CA pin, the certificate, "
+        "the websocket upgrade, authentication, clock skew and, with --probe, a probe "
+        "under the agent's policy. Exit 0 when every check passes, 1 when one fails.",
+    )
+    doctor.add_argument("--state-dir", type=Path, required=True, help="the agent's state dir")
+    doctor.add_argument(
+        "--config", type=Path, help="TOML configuration file (default: as `run` finds it)"
+    )
+    doctor.add_argument("--probe", metavar="HOST:PORT", help="also probe HOST:PORT")
+    doctor.add_argument(
+        "--no-auth",
+        dest="authenticate",
+        action="store_false",
+        help="do not authenticate on the channel (authenticating takes the channel over "
+        "from a running agent for a moment; it reconnects by itself)",
+    )
+    doctor.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for each network step (default: 5)"
+    )
+    doctor.add_argument(
+        "--output", choices=["text", "json"], default="text", help="output format (default: text)"
+    )
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import DoctorOptions, parse_target, render_json, render_text, run_doctor
+
+    try:
+        probe = parse_target(args.probe) if args.probe else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not 0 < args.timeout <= 60:
+        raise ConfigError("--timeout must be between 0 and 60 seconds")
+    report = run_doctor(
+        DoctorOptions(
+            state_dir=args.state_dir,
+            env=os.environ,
+            config_file=args.config,
+            probe=probe,
+            authenticate=args.authenticate,
+            timeout_s=args.timeout,
+        )
+    )
+    if args.output == "json":
+        sys.stdout.write(render_json(report))
+    else:
+        sys.stdout.write(render_text(report, env=os.environ, tty=sys.stdout.isatty()))
+    return EXIT_OK if report.passed else EXIT_ERROR
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -174,6 +230,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "enroll":
             return _enroll(args)
+        if args.command == "doctor":
+            return _doctor(args)
         return _run(args)
     except (ConfigError, StateError) as exc:
         print(f"fleet agent: {exc}", file=sys.stderr)

@@ -27,6 +27,7 @@ __all__ = [
     "Identity",
     "channel_url",
     "load_identity",
+    "read_identity",
     "save_identity",
     "write_private",
     "write_public",
@@ -121,11 +122,13 @@ def _port(value: object) -> int | None:
     raise TypeError(f"channel_port {value!r} is not a port")
 
 
-def load_identity(state_dir: Path) -> Identity:
-    """Read and check the state directory of an enrolled agent.
+def read_identity(state_dir: Path) -> Identity:
+    """Read ``agent.json`` alone, without checking the other files.
+
+    ``fleet agent doctor`` uses it to report on a damaged state directory.
 
     Raises:
-        StateError: not enrolled, files missing, or a key others may read.
+        StateError: not enrolled, or ``agent.json`` unreadable or incomplete.
     """
     doc_path = state_dir / "agent.json"
     try:
@@ -148,6 +151,16 @@ def load_identity(state_dir: Path) -> Identity:
         )
     except (KeyError, TypeError):
         raise StateError(f"{doc_path} is incomplete; enroll again") from None
+    return identity
+
+
+def load_identity(state_dir: Path) -> Identity:
+    """Read and check the state directory of an enrolled agent.
+
+    Raises:
+        StateError: not enrolled, files missing, or a key others may read.
+    """
+    identity = read_identity(state_dir)
     for path in (identity.key_path, identity.cert_path, identity.ca_path):
         if not path.is_file():
             raise StateError(f"{path} is missing; enroll again")

@@ -1,0 +1,121 @@
+"""The order of the steps, and what a failed step makes impossible."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from agent.config import AgentConfig
+from agent.errors import StateError
+from agent.state import Identity, read_identity
+
+from ._channel import check_channel
+from ._files import check_config, check_files, config_file_for
+from ._identity import check_certificate, check_clock
+from ._net import Endpoint, check_dns, check_tcp, endpoint
+from ._probe import check_probe
+from ._report import Report
+from ._tls import HttpDate, agent_ssl_context, check_pin, check_tls
+
+__all__ = ["DoctorOptions", "run_doctor"]
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What ``fleet agent doctor`` was asked to do.
+
+    Attributes:
+        state_dir: the agent's state directory.
+        config_file: ``--config``; by default as ``fleet agent run`` finds it.
+        probe: ``--probe HOST:PORT``, parsed.
+        authenticate: prove the identity on the channel (off with ``--no-auth``).
+        timeout_s: the limit on each network step.
+        env: the environment (``FLEET_AGENT_*``, ``FLEET_AGENT_CONFIG``).
+    """
+
+    state_dir: Path
+    env: Mapping[str, str]
+    config_file: Path | None = None
+    probe: tuple[str, int] | None = None
+    authenticate: bool = True
+    timeout_s: float = 5.0
+
+
+def run_doctor(options: DoctorOptions) -> Report:
+    """Run every step and return the report.
+
+    Raises:
+        StateError: the state directory holds no readable ``agent.json``.
+    """
+    identity = read_identity(options.state_dir)
+    report = Report()
+    config_file = config_file_for(options.config_file, options.state_dir, options.env)
+    check_files(report, identity, config_file)
+    config = check_config(report, config_file, options.env)
+    server = (config.server or identity.server).rstrip("/")
+    parts = urlsplit(server)
+    host = parts.hostname
+    if parts.scheme != "https" or host is None:
+        raise StateError(f"the server {server!r} is not an https://HOST:PORT URL; enroll again")
+    api = endpoint("api", host, parts.port or 443, config.proxy)
+    channel = endpoint("channel", host, identity.channel_port or api.port, config.proxy)
+    report.header.append(
+        f"fleet agent doctor: {identity.name} ({identity.agent_id}), pool {identity.pool}"
+    )
+    proxy = f", proxy {api.proxy}" if api.proxy else ""
+    report.header.append(f"server {server}, channel port {channel.port}{proxy}")
+    report.header.append("")
+    report.facts.update(
+        agent={"id": identity.agent_id, "name": identity.name, "pool": identity.pool},
+        server=server,
+        channel_port=channel.port,
+        proxy=api.proxy,
+    )
+
+    check_dns(report, host, api.proxy is not None, options.timeout_s)
+    endpoints = [api] if channel.port == api.port else [api, channel]
+    reachable = [ep for ep in endpoints if check_tcp(report, ep, options.timeout_s)]
+    secure = _check_tls(report, endpoints, reachable, identity, config, options.timeout_s)
+    date: HttpDate | None = None
+    if api in reachable:
+        date = check_pin(report, api, identity, options.timeout_s)
+    else:
+        report.skip("pin", f"needs a connection to the API port {api.where}")
+    check_certificate(report, identity)
+    clock = None
+    if channel in secure:
+        clock = check_channel(
+            report,
+            channel,
+            identity,
+            agent_ssl_context(identity, config),
+            authenticate=options.authenticate,
+            timeout_s=options.timeout_s,
+        )
+    else:
+        report.skip("upgrade", f"needs TLS to the channel port {channel.where}")
+        report.skip("auth", "needs the websocket upgrade")
+    check_clock(report, clock, date)
+    if options.probe is not None:
+        check_probe(report, options.probe, config, options.timeout_s)
+    return report
+
+
+def _check_tls(
+    report: Report,
+    endpoints: list[Endpoint],
+    reachable: list[Endpoint],
+    identity: Identity,
+    config: AgentConfig,
+    timeout_s: float,
+) -> list[Endpoint]:
+    """TLS to each reachable endpoint; returns those that passed."""
+    secure = []
+    for ep in endpoints:
+        if ep not in reachable:
+            report.skip("tls", f"needs a connection to {ep.where} ({ep.label} port)")
+        elif check_tls(report, ep, identity, config, timeout_s):
+            secure.append(ep)
+    return secure
