@@ -103,11 +103,20 @@ def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     doctor.add_argument("--probe", metavar="HOST:PORT", help="also probe HOST:PORT")
     doctor.add_argument(
+        "--auth",
+        dest="authenticate",
+        action="store_const",
+        const=True,
+        help="authenticate on the channel even if `fleet agent run` of this state dir runs "
+        "here (it takes the channel over and shows offline until it reconnects); by "
+        "default doctor then reads the running agent's log instead",
+    )
+    doctor.add_argument(
         "--no-auth",
         dest="authenticate",
-        action="store_false",
-        help="do not authenticate on the channel (authenticating takes the channel over "
-        "from a running agent for a moment; it reconnects by itself)",
+        action="store_const",
+        const=False,
+        help="do not authenticate on the channel",
     )
     doctor.add_argument(
         "--timeout", type=float, default=5.0, help="seconds for each network step (default: 5)"

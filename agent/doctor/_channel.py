@@ -9,8 +9,9 @@ proves the identity is accepted, and answers the control plane's first clock
 probe, which measures the clock offset.
 
 Authenticating takes the channel over from a running agent of the same
-identity for a moment (close code 4007 on its side); that agent reconnects by
-itself within seconds.
+identity for a moment (close code 4007 on its side, then "offline" until it
+reconnects by itself), so :mod:`._run` authenticates only when no agent of the
+state directory runs here, or when told to (``--auth``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from fleet import __version__
 from ._net import DialError, Endpoint, dial
 from ._report import Report
 
-__all__ = ["ChannelClock", "check_channel"]
+__all__ = ["CLOSE_FIXES", "ChannelClock", "check_channel"]
 
 _UPGRADE_FIX = (
     "let websockets through whatever sits in front of the channel port: nginx needs "
@@ -51,7 +52,7 @@ _UPGRADE_FIX = (
     "proxy_set_header Connection upgrade;`, other load balancers a websocket or TCP "
     "mode; or point the agent straight at the channel port"
 )
-_CLOSE_FIXES = {
+CLOSE_FIXES: dict[int, tuple[str, str]] = {
     4001: (
         "the control plane does not accept this identity (unknown agent: decommissioned, "
         "or its store was reset)",
@@ -94,7 +95,7 @@ def _recv(ws: ClientConnection, timeout_s: float) -> ServerMessage:
 def _closed(report: Report, exc: ConnectionClosed, said: str | None) -> None:
     code = exc.rcvd.code if exc.rcvd is not None else 1006
     reason = said or (exc.rcvd.reason if exc.rcvd is not None else "") or "no reason given"
-    meaning, fix = _CLOSE_FIXES.get(
+    meaning, fix = CLOSE_FIXES.get(
         code,
         (
             "the control plane closed the channel",
@@ -185,7 +186,6 @@ def _after_upgrade(
         f"protocol {hello.protocol_version}{version}",
     )
     if not authenticate:
-        report.skip("auth", "not asked to authenticate (--no-auth)")
         return None
     return _authenticate(report, ws, identity, hello, timeout_s)
 

@@ -168,12 +168,18 @@ def _tunnel(sock: socket.socket, proxy: Proxy, ep: Endpoint) -> str:
     if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].startswith("2"):
         return status_line
     shown = status_line or "(the proxy closed the connection without an answer)"
+    if len(parts) >= 2 and parts[1] == "407":
+        fix = (
+            "the proxy wants credentials: give them in the proxy URL "
+            "(http://USER:PASSWORD@HOST:PORT, in the proxy setting or HTTPS_PROXY)"
+        )
+    else:
+        fix = (
+            f"ask the proxy's administrators to allow CONNECT to {ep.where} (many "
+            "allow port 443 only), or add the host to NO_PROXY if it is reachable directly"
+        )
     raise DialError(
-        "connect",
-        f"proxy {proxy.host}:{proxy.port} refused CONNECT {ep.where}: {shown}",
-        f"ask the proxy's administrators to allow CONNECT to {ep.where} "
-        "(port and host allow-lists, authentication), or add the host to NO_PROXY "
-        "if it is reachable directly",
+        "connect", f"proxy {proxy.host}:{proxy.port} refused CONNECT {ep.where}: {shown}", fix
     )
 
 

@@ -115,6 +115,7 @@ def render_text(report: Report, *, env: Mapping[str, str], tty: bool) -> str:
     """The report as aligned lines of at most 80 columns (longer words excepted)."""
     colour = _colour_wanted(env, tty)
     lines = list(report.header)
+    last_fix: str | None = None
     for check in report.checks:
         status = str(check.status)
         shown = f"{status:<{_STATUS_W}}"
@@ -125,7 +126,10 @@ def render_text(report: Report, *, env: Mapping[str, str], tty: bool) -> str:
         lines.append(prefix + wrapped[0][len(_INDENT) :])
         lines.extend(wrapped[1:])
         if check.fix:
-            lines.extend(_wrap(f"fix: {check.fix}", _INDENT))
+            # The same fix twice in a row (both ports, say) is said once.
+            shown_fix = "as above" if check.fix == last_fix else check.fix
+            lines.extend(_wrap(f"fix: {shown_fix}", _INDENT))
+        last_fix = check.fix
     failed = sum(c.status is Status.FAIL for c in report.checks)
     lines.append("")
     lines.append("all checks passed" if not failed else f"{failed} check(s) failed")

@@ -17,6 +17,7 @@ from ._identity import check_certificate, check_clock
 from ._net import Endpoint, check_dns, check_tcp, endpoint
 from ._probe import check_probe
 from ._report import Report
+from ._running import report_running_agent, running_agent
 from ._tls import HttpDate, agent_ssl_context, check_pin, check_tls
 
 __all__ = ["DoctorOptions", "run_doctor"]
@@ -30,7 +31,9 @@ class DoctorOptions:
         state_dir: the agent's state directory.
         config_file: ``--config``; by default as ``fleet agent run`` finds it.
         probe: ``--probe HOST:PORT``, parsed.
-        authenticate: prove the identity on the channel (off with ``--no-auth``).
+        authenticate: prove the identity on the channel: ``True`` (``--auth``),
+            ``False`` (``--no-auth``) or ``None``: unless ``fleet agent run`` of
+            this state directory runs here (then its log is read instead).
         timeout_s: the limit on each network step.
         env: the environment (``FLEET_AGENT_*``, ``FLEET_AGENT_CONFIG``).
     """
@@ -39,7 +42,7 @@ class DoctorOptions:
     env: Mapping[str, str]
     config_file: Path | None = None
     probe: tuple[str, int] | None = None
-    authenticate: bool = True
+    authenticate: bool | None = None
     timeout_s: float = 5.0
 
 
@@ -85,15 +88,21 @@ def run_doctor(options: DoctorOptions) -> Report:
         report.skip("pin", f"needs a connection to the API port {api.where}")
     check_certificate(report, identity)
     clock = None
+    pid = running_agent(options.state_dir) if options.authenticate is None else None
+    authenticate = options.authenticate is not False and pid is None
     if channel in secure:
         clock = check_channel(
             report,
             channel,
             identity,
             agent_ssl_context(identity, config),
-            authenticate=options.authenticate,
+            authenticate=authenticate,
             timeout_s=options.timeout_s,
         )
+        if pid is not None:
+            report_running_agent(report, pid, identity.log_dir / "agent.log")
+        elif not authenticate:
+            report.skip("auth", "not asked to authenticate (--no-auth)")
     else:
         report.skip("upgrade", f"needs TLS to the channel port {channel.where}")
         report.skip("auth", "needs the websocket upgrade")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import socket
 import ssl
 import subprocess
@@ -17,7 +18,9 @@ import pytest
 from agent.doctor import Report, Status, explain_tls_failure, render_text
 from agent.doctor._channel import ChannelClock
 from agent.doctor._identity import check_clock
+from agent.doctor._running import report_running_agent
 from agent.doctor._tls import HttpDate
+from agent.logs import LogBook
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
 from tests.agent.proxies import ConnectProxy, Relay, TlsFront, strip_upgrade
@@ -128,8 +131,10 @@ def test_colour_only_on_a_terminal_without_no_color():
     assert "\033[" in render_text(report, env={}, tty=True)
     assert "\033[" not in render_text(report, env={"NO_COLOR": "1"}, tty=True)
     assert "\033[" not in render_text(report, env={}, tty=False)
+    report.fail("tls", "bad again", "do this")
     text = render_text(report, env={}, tty=False)
-    assert "fix: do this" in text and text.rstrip().endswith("1 check(s) failed")
+    assert "fix: do this" in text and "fix: as above" in text
+    assert text.rstrip().endswith("2 check(s) failed")
 
 
 # --------------------------------------------------------------------------
@@ -231,6 +236,15 @@ def test_proxy_that_refuses_connect_is_reported_with_its_status(
     )
     assert "NO_PROXY" in bad[0]["fix"]
     assert proxy.requests[0].startswith(f"CONNECT 127.0.0.1:{control_plane.port} ")
+
+
+def test_proxy_asking_for_credentials_says_where_they_go(agent_dir, middlemen):
+    proxy = ConnectProxy(refuse="407 Proxy Authentication Required")
+    middlemen.append(proxy)
+    doc = report_of(doctor(agent_dir, env=doctor_env(HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}")))
+    bad = checks(doc, "proxy", "FAIL")
+    assert "407 Proxy Authentication Required" in bad[0]["detail"]
+    assert "http://USER:PASSWORD@HOST:PORT" in bad[0]["fix"]
 
 
 def test_every_check_passes_through_a_proxy_that_allows_connect(agent_dir, middlemen):
@@ -350,30 +364,63 @@ def test_control_plane_with_another_ca_fails_the_pin(control_plane, agent_dir, t
     assert any("issued by" in c["detail"] for c in checks(doc, "tls", "FAIL"))
 
 
-def test_doctor_beside_a_running_agent_which_then_reconnects(control_plane, agent_dir):
+def test_beside_a_running_agent_doctor_reads_its_log_or_takes_over_with_auth(
+    control_plane, agent_dir
+):
     agent = AgentProcess(agent_dir).start()
     try:
         agent_id = agent.agent_id
 
         def connections() -> int:
-            return agent.output().count("connected to ")
+            return agent.output().count("agent.channel: connected to ")
 
         wait_for(lambda: connections() >= 1, 15, 0.1, "the agent connected")
         done = doctor(agent_dir)
         assert done.returncode == 0, done.stdout
+        [auth] = checks(report_of(done), "auth", "ok")
+        assert f"(pid {agent.proc.pid}) holds this identity's channel" in auth["detail"]
+        assert "its log says it connected at" in auth["detail"]
+        assert connections() == 1 and "4007" not in agent.output()  # left alone
+
+        done = doctor(agent_dir, "--auth")
+        assert done.returncode == 0, done.stdout
+        assert "identity accepted" in checks(report_of(done), "auth", "ok")[0]["detail"]
         # Doctor took the channel over for a moment; the agent came back by itself.
+        wait_for(lambda: "4007" in agent.output(), 15, 0.1, "the agent saw the takeover")
         wait_for(lambda: connections() >= 2, 15, 0.1, "the agent reconnected")
         with control_plane.api() as api:
-            state = wait_for(
+            wait_for(
                 lambda: api.get(f"/v1/agents/{agent_id}").json()["agent"]["state"] == "connected",
                 15,
                 0.1,
                 "connected again",
             )
-        assert state
-        assert "4007" in agent.output() or "replaced" in agent.output()
     finally:
         agent.stop()
+
+
+def test_a_running_agent_whose_channel_fails_is_reported_from_its_log(tmp_path):
+    # The agent's own log format, written by its LogBook.
+    book = LogBook(tmp_path / "logs", max_bytes=1 << 20, backups=1, ring_lines=100)
+    logger = book.install("info", stderr=False)
+    try:
+        log = logging.getLogger("agent.channel")
+        log.info("connected to https://127.0.0.1:1 as ag_1; heartbeat every 5 s")
+        log.warning(
+            "channel failed: control plane closed the channel (4001 unauthenticated "
+            "(unknown agent or bad signature)): unknown agent 'ag_1': enroll again"
+        )
+        log.info("reconnecting in 0.52 s")
+    finally:
+        book.close()
+        logger.propagate = True
+    report = Report()
+    report_running_agent(report, 4242, tmp_path / "logs" / "agent.log")
+    [check] = report.checks
+    assert check.status is Status.FAIL
+    assert "(pid 4242)" in check.detail and "unknown agent 'ag_1'" in check.detail
+    assert "does not accept this identity" in check.detail
+    assert "fleet agent enroll --force" in (check.fix or "")
 
 
 def test_no_auth_leaves_the_channel_alone(agent_dir):
