@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from websockets.exceptions import InvalidProxy
@@ -101,9 +102,13 @@ def check_dns(report: Report, host: str, proxied: bool, timeout_s: float) -> Non
         report.skip("dns", f"{host} is an IP literal")
         return
     start = time.perf_counter()
+    # getaddrinfo has no timeout of its own; a resolver that does not answer is a finding.
+    pool = ThreadPoolExecutor(max_workers=1)
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        infos = pool.submit(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM).result(
+            timeout_s
+        )
+    except (socket.gaierror, UnicodeError, TimeoutError) as exc:
         if proxied:
             report.skip("dns", f"{host} does not resolve here ({_why(exc)}); the proxy resolves it")
             return
@@ -115,6 +120,8 @@ def check_dns(report: Report, host: str, proxied: bool, timeout_s: float) -> Non
             "on this host",
         )
         return
+    finally:
+        pool.shutdown(wait=False)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     report.ok("dns", f"{host} resolves to {', '.join(addresses[:4])} in {_ms(start)}")
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
 from agent.errors import StateError
+from agent.redaction import redact
 from agent.state import Identity, read_identity
 
 from ._channel import check_channel
@@ -63,22 +64,25 @@ def run_doctor(options: DoctorOptions) -> Report:
     if parts.scheme != "https" or host is None:
         raise StateError(f"the server {server!r} is not an https://HOST:PORT URL; enroll again")
     api = endpoint("api", host, parts.port or 443, config.proxy)
-    channel = endpoint("channel", host, identity.channel_port or api.port, config.proxy)
+    channel = api
+    if identity.channel_port and identity.channel_port != api.port:
+        channel = endpoint("channel", host, identity.channel_port, config.proxy)
     report.header.append(
         f"fleet agent doctor: {identity.name} ({identity.agent_id}), pool {identity.pool}"
     )
-    proxy = f", proxy {api.proxy}" if api.proxy else ""
+    shown_proxy = redact(api.proxy) if api.proxy else None  # a password in its URL
+    proxy = f", proxy {shown_proxy}" if shown_proxy else ""
     report.header.append(f"server {server}, channel port {channel.port}{proxy}")
     report.header.append("")
     report.facts.update(
         agent={"id": identity.agent_id, "name": identity.name, "pool": identity.pool},
         server=server,
         channel_port=channel.port,
-        proxy=api.proxy,
+        proxy=shown_proxy,
     )
 
     check_dns(report, host, api.proxy is not None, options.timeout_s)
-    endpoints = [api] if channel.port == api.port else [api, channel]
+    endpoints = [api] if channel is api else [api, channel]
     reachable = [ep for ep in endpoints if check_tcp(report, ep, options.timeout_s)]
     secure = _check_tls(report, endpoints, reachable, identity, config, options.timeout_s)
     date: HttpDate | None = None

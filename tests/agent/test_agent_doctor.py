@@ -110,6 +110,20 @@ def test_healthy_enrolled_agent_passes_every_check(control_plane, agent_dir):
     assert "clock probe" in checks(doc, "clock")[0]["detail"]
 
 
+def test_a_host_name_resolves_and_the_api_port_route_serves_the_channel(control_plane, agent_dir):
+    # localhost is among the certificate's names; without channel_port the agent
+    # uses the API port's /v1/agent/connect.
+    edit_identity(agent_dir, server=f"https://localhost:{control_plane.port}", channel_port=None)
+    done = doctor(agent_dir)
+    doc = report_of(done)
+    assert done.returncode == 0, done.stdout
+    assert "localhost resolves to 127.0.0.1" in checks(doc, "dns", "ok")[0]["detail"]
+    assert len(checks(doc, "tcp", "ok")) == 1
+    [upgrade] = checks(doc, "upgrade", "ok")
+    assert f"wss://localhost:{control_plane.port}/v1/agent/connect" in upgrade["detail"]
+    assert checks(doc, "auth", "ok")
+
+
 def test_text_output_is_aligned_uncoloured_and_fits_80_columns(agent_dir):
     done = doctor(agent_dir, json_out=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -223,11 +237,12 @@ def test_proxy_that_refuses_connect_is_reported_with_its_status(
 ):
     proxy = ConnectProxy(refuse="403 Forbidden")
     middlemen.append(proxy)
-    env = doctor_env(HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}")
+    env = doctor_env(HTTPS_PROXY=f"http://bob:s3cret@127.0.0.1:{proxy.port}")
     done = doctor(agent_dir, env=env)
     doc = report_of(done)
     assert done.returncode == 1
-    assert doc["proxy"] == f"http://127.0.0.1:{proxy.port}"
+    assert "s3cret" not in done.stdout  # the proxy's password is not printed
+    assert doc["proxy"] == f"http://bob:[REDACTED]@127.0.0.1:{proxy.port}"
     assert checks(doc, "proxy", "ok")  # reachable
     bad = checks(doc, "proxy", "FAIL")
     assert (
