@@ -200,7 +200,7 @@ def _authenticate(
     except (OSError, ValueError) as exc:
         report.fail(
             "auth",
-            f"cannot sign with {identity.key_path}: {exc}",
+            f"cannot prove the identity with key.pem and cert.pem: {exc}",
             "run doctor as the agent's user; if the key is damaged, enroll again",
         )
         return None

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from agent._der import cert_info, pem_to_der
 from agent.config import AgentConfig, find_config_file, load_config
 from agent.errors import ConfigError
 from agent.state import Identity
@@ -38,8 +39,12 @@ def _owner_fix(path: Path, uid: int) -> str | None:
     )
 
 
-def check_files(report: Report, identity: Identity, config_file: Path | None) -> None:
-    """Check the state directory, key, certificates, config and token files."""
+def check_files(report: Report, identity: Identity, config_file: Path | None) -> bool:
+    """Check the state directory, key, certificates, config and token files.
+
+    Returns:
+        Whether ``ca.pem`` holds a certificate (the TLS checks need it).
+    """
     state_dir = identity.state_dir
     # The agent's user owns its state directory; doctor may run as root.
     uid = state_dir.stat().st_uid if os.geteuid() == 0 else os.geteuid()
@@ -52,21 +57,32 @@ def check_files(report: Report, identity: Identity, config_file: Path | None) ->
         )
     else:
         report.ok(_STEP, f"state dir {state_dir} mode {mode:04o}")
-    missing = [
-        p for p in (identity.key_path, identity.cert_path, identity.ca_path) if not p.is_file()
-    ]
-    for path in missing:
-        report.fail(
-            _STEP,
-            f"{path.name} is missing from {state_dir}",
-            "enroll again: `fleet agent enroll --force --state-dir DIR ...` with a new token",
-        )
+    if not identity.key_path.is_file():
+        report.fail(_STEP, f"key.pem is missing from {state_dir}", _ENROLL_AGAIN)
+    certs_ok = [_check_certificate_file(report, p) for p in (identity.cert_path, identity.ca_path)]
     if identity.key_path.is_file():
         _check_key(report, identity.key_path, uid)
     if config_file is not None and config_file.is_file():
         _check_not_world_writable(report, config_file, "config")
     for token in sorted(state_dir.glob("*token*")):
         _check_secret(report, token, uid, "token file")
+    return certs_ok[1]
+
+
+_ENROLL_AGAIN = "enroll again: `fleet agent enroll --force --state-dir DIR ...` with a new token"
+
+
+def _check_certificate_file(report: Report, path: Path) -> bool:
+    """Whether ``path`` holds a readable certificate; a FAIL if not."""
+    try:
+        cert_info(pem_to_der(path.read_text(encoding="ascii")))
+    except FileNotFoundError:
+        report.fail(_STEP, f"{path.name} is missing from {path.parent}", _ENROLL_AGAIN)
+        return False
+    except (OSError, ValueError) as exc:
+        report.fail(_STEP, f"{path.name} is not a readable certificate ({exc})", _ENROLL_AGAIN)
+        return False
+    return True
 
 
 def _check_key(report: Report, key: Path, uid: int) -> None:

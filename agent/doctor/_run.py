@@ -12,7 +12,7 @@ from agent.errors import StateError
 from agent.redaction import redact
 from agent.state import Identity, read_identity
 
-from ._channel import check_channel
+from ._channel import ChannelClock, check_channel
 from ._files import check_config, check_files, config_file_for
 from ._identity import check_certificate, check_clock
 from ._net import Endpoint, check_dns, check_tcp, endpoint
@@ -51,62 +51,34 @@ def run_doctor(options: DoctorOptions) -> Report:
     """Run every step and return the report.
 
     Raises:
-        StateError: the state directory holds no readable ``agent.json``.
+        StateError: the state directory holds no readable ``agent.json``, or its
+            server is not an ``https://`` URL.
     """
     identity = read_identity(options.state_dir)
     report = Report()
     config_file = config_file_for(options.config_file, options.state_dir, options.env)
-    check_files(report, identity, config_file)
+    ca_ok = check_files(report, identity, config_file)
     config = check_config(report, config_file, options.env)
-    server = (config.server or identity.server).rstrip("/")
-    parts = urlsplit(server)
-    host = parts.hostname
-    if parts.scheme != "https" or host is None:
-        raise StateError(f"the server {server!r} is not an https://HOST:PORT URL; enroll again")
-    api = endpoint("api", host, parts.port or 443, config.proxy)
-    channel = api
-    if identity.channel_port and identity.channel_port != api.port:
-        channel = endpoint("channel", host, identity.channel_port, config.proxy)
-    report.header.append(
-        f"fleet agent doctor: {identity.name} ({identity.agent_id}), pool {identity.pool}"
-    )
-    shown_proxy = redact(api.proxy) if api.proxy else None  # a password in its URL
-    proxy = f", proxy {shown_proxy}" if shown_proxy else ""
-    report.header.append(f"server {server}, channel port {channel.port}{proxy}")
-    report.header.append("")
-    report.facts.update(
-        agent={"id": identity.agent_id, "name": identity.name, "pool": identity.pool},
-        server=server,
-        channel_port=channel.port,
-        proxy=shown_proxy,
-    )
+    api, channel = _endpoints(report, identity, config)
 
-    check_dns(report, host, api.proxy is not None, options.timeout_s)
+    check_dns(report, api.host, api.proxy is not None, options.timeout_s)
     endpoints = [api] if channel is api else [api, channel]
     reachable = [ep for ep in endpoints if check_tcp(report, ep, options.timeout_s)]
-    secure = _check_tls(report, endpoints, reachable, identity, config, options.timeout_s)
     date: HttpDate | None = None
-    if api in reachable:
-        date = check_pin(report, api, identity, options.timeout_s)
+    if not ca_ok:
+        secure: list[Endpoint] = []
+        for step in ("tls", "pin"):
+            report.skip(step, "needs the enrolled CA (ca.pem)")
     else:
-        report.skip("pin", f"needs a connection to the API port {api.where}")
+        secure = _check_tls(report, endpoints, reachable, identity, config, options.timeout_s)
+        if api in reachable:
+            date = check_pin(report, api, identity, options.timeout_s)
+        else:
+            report.skip("pin", f"needs a connection to the API port {api.where}")
     check_certificate(report, identity)
     clock = None
-    pid = running_agent(options.state_dir) if options.authenticate is None else None
-    authenticate = options.authenticate is not False and pid is None
     if channel in secure:
-        clock = check_channel(
-            report,
-            channel,
-            identity,
-            agent_ssl_context(identity, config),
-            authenticate=authenticate,
-            timeout_s=options.timeout_s,
-        )
-        if pid is not None:
-            report_running_agent(report, pid, identity.log_dir / "agent.log")
-        elif not authenticate:
-            report.skip("auth", "not asked to authenticate (--no-auth)")
+        clock = _check_channel(report, channel, identity, config, options)
     else:
         report.skip("upgrade", f"needs TLS to the channel port {channel.where}")
         report.skip("auth", "needs the websocket upgrade")
@@ -114,6 +86,62 @@ def run_doctor(options: DoctorOptions) -> Report:
     if options.probe is not None:
         check_probe(report, options.probe, config, options.timeout_s)
     return report
+
+
+def _endpoints(
+    report: Report, identity: Identity, config: AgentConfig
+) -> tuple[Endpoint, Endpoint]:
+    """The API and channel endpoints as ``fleet agent run`` reaches them; the header."""
+    server = (config.server or identity.server).rstrip("/")
+    parts = urlsplit(server)
+    if parts.scheme != "https" or parts.hostname is None:
+        raise StateError(f"the server {server!r} is not an https://HOST:PORT URL; enroll again")
+    api = endpoint("api", parts.hostname, parts.port or 443, config.proxy)
+    channel = api  # without a channel port, the API port's route serves the channel
+    if identity.channel_port and identity.channel_port != api.port:
+        channel = endpoint("channel", api.host, identity.channel_port, config.proxy)
+    shown_proxy = redact(api.proxy) if api.proxy else None  # a password in its URL
+    via = f", proxy {shown_proxy}" if shown_proxy else ""
+    report.header += [
+        f"fleet agent doctor: {identity.name} ({identity.agent_id}), pool {identity.pool}",
+        f"server {server}, channel port {channel.port}{via}",
+        "",
+    ]
+    report.facts.update(
+        agent={"id": identity.agent_id, "name": identity.name, "pool": identity.pool},
+        server=server,
+        channel_port=channel.port,
+        proxy=shown_proxy,
+    )
+    return api, channel
+
+
+def _check_channel(
+    report: Report,
+    channel: Endpoint,
+    identity: Identity,
+    config: AgentConfig,
+    options: DoctorOptions,
+) -> ChannelClock | None:
+    """The upgrade, then authentication: doctor's own, or the running agent's log."""
+    pid = running_agent(options.state_dir) if options.authenticate is None else None
+    authenticate = options.authenticate is not False and pid is None
+    before = len(report.checks)
+    clock = check_channel(
+        report,
+        channel,
+        identity,
+        agent_ssl_context(identity, config),
+        authenticate=authenticate,
+        timeout_s=options.timeout_s,
+    )
+    if pid is not None:
+        report_running_agent(report, pid, identity.log_dir / "agent.log")
+    elif not authenticate:
+        report.skip("auth", "not asked to authenticate (--no-auth)")
+    elif not any(c.step == "auth" for c in report.checks[before:]):
+        report.skip("auth", "needs the websocket upgrade")
+    return clock
 
 
 def _check_tls(

@@ -186,6 +186,19 @@ def test_config_that_does_not_parse_fails_the_config_step(agent_dir):
     assert "allow_ports" in bad["detail"] and "70000" in bad["detail"]
 
 
+def test_damaged_certificates_are_reported_not_a_traceback(agent_dir):
+    (agent_dir / "ca.pem").write_text("not a certificate\n")
+    (agent_dir / "cert.pem").unlink()
+    done = doctor(agent_dir)
+    doc = report_of(done)  # nothing on stderr
+    assert done.returncode == 1
+    details = [c["detail"] for c in checks(doc, "files", "FAIL")]
+    assert any(d.startswith("cert.pem is missing") for d in details)
+    assert any(d.startswith("ca.pem is not a readable certificate") for d in details)
+    assert checks(doc, "tls", "skip") and checks(doc, "pin", "skip")
+    assert checks(doc, "cert", "FAIL")
+
+
 def test_not_enrolled_or_bad_usage_exits_2(tmp_path, agent_dir):
     done = doctor(tmp_path / "nothing")
     assert done.returncode == 2
@@ -304,6 +317,7 @@ def test_proxy_that_strips_upgrade_fails_the_upgrade_step(
     doc = report_of(done)
     assert done.returncode == 1
     assert failed_steps(doc) == ["upgrade"]
+    assert checks(doc, "auth", "skip")[0]["detail"] == "needs the websocket upgrade"
     [bad] = checks(doc, "upgrade", "FAIL")
     assert "instead of 101 Switching Protocols" in bad["detail"]
     assert "Upgrade" in bad["detail"] and "proxy_set_header Upgrade" in bad["fix"]
