@@ -28,6 +28,7 @@ MAX_SKEW_S = 1.0
 """A clock further than this from the control plane's fails the check."""
 
 _RENEW_GRACE_S = 300.0
+"""Renewal may lag its due time this much (or a twentieth of a short life) before it fails."""
 _CLOCK_FIX = (
     "synchronise this host's clock: `timedatectl status` should say 'System clock "
     "synchronized: yes'; enable chrony or ntpd (`systemctl enable --now chronyd`), and "
@@ -76,7 +77,7 @@ def check_certificate(report: Report, identity: Identity, *, now: float | None =
             "enroll again with a new token (`fleet agent enroll --force ...`); then read the "
             "agent's log for 'certificate renewal failed'",
         )
-    elif left < life / 3 - _RENEW_GRACE_S:
+    elif left < life / 3 - min(_RENEW_GRACE_S, life / 20):
         report.fail(
             "cert",
             f"the agent's certificate has {_span(left)} left of {_span(life)}: renewal "

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from agent._der import cert_info, pem_to_der
 from agent.doctor import Report, Status, explain_tls_failure, render_text
 from agent.doctor._channel import ChannelClock
-from agent.doctor._identity import check_clock
+from agent.doctor._identity import check_certificate, check_clock
 from agent.doctor._running import report_running_agent
 from agent.doctor._tls import HttpDate
 from agent.logs import LogBook
+from agent.state import read_identity
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
 from tests.agent.proxies import ConnectProxy, Relay, TlsFront, strip_upgrade
@@ -559,6 +561,26 @@ def test_explain_a_chain_from_an_unknown_issuer(tmp_path):
     assert "issued by 'CN=Some Other CA'" in finding.problems[0].detail
     assert "'The Enrolled CA'" in finding.problems[0].detail
     assert finding.names == ("localhost", "127.0.0.1")
+
+
+def test_certificate_judgement_on_the_enrolled_certificate(agent_dir):
+    identity = read_identity(agent_dir)
+    info = cert_info(pem_to_der(identity.cert_path.read_text()))
+    life = info.not_after - info.not_before
+    report = Report()
+    for now in (
+        info.not_before + life / 2,  # before renewal is due
+        info.not_after - life / 4,  # renewal overdue
+        info.not_after + 60,  # expired
+        info.not_before - 60,  # the clock is behind
+    ):
+        check_certificate(report, identity, now=now)
+    statuses = [c.status for c in report.checks]
+    assert statuses == [Status.OK, Status.FAIL, Status.FAIL, Status.FAIL]
+    assert "seems stuck" in report.checks[1].detail
+    assert "certificate renewal failed" in (report.checks[1].fix or "")
+    assert "expired" in report.checks[2].detail and "enroll again" in (report.checks[2].fix or "")
+    assert "not valid yet" in report.checks[3].detail and "clock" in (report.checks[3].fix or "")
 
 
 def test_clock_judgement_from_the_channel_and_from_http_date():
