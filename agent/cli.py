@@ -95,14 +95,16 @@ def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         description="Walk the troubleshooting table (docs/troubleshooting.md): file modes, "
         "config, DNS, TCP (through the proxy), TLS and the CA pin, the certificate, "
         "the websocket upgrade, authentication, clock skew and, with --probe, a probe "
-        "under the agent's policy. Exit 0 when every check passes, 1 when one fails.",
+        "under the agent's policy. Exit 0 when every check passes, 1 when one fails, 2 when "
+        "the state dir holds no readable agent.json.",
     )
     doctor.add_argument("--state-dir", type=Path, required=True, help="the agent's state dir")
     doctor.add_argument(
         "--config", type=Path, help="TOML configuration file (default: as `run` finds it)"
     )
     doctor.add_argument("--probe", metavar="HOST:PORT", help="also probe HOST:PORT")
-    doctor.add_argument(
+    auth = doctor.add_mutually_exclusive_group()
+    auth.add_argument(
         "--auth",
         dest="authenticate",
         action="store_const",
@@ -111,7 +113,7 @@ def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "here (it takes the channel over and shows offline until it reconnects); by "
         "default doctor then reads the running agent's log instead",
     )
-    doctor.add_argument(
+    auth.add_argument(
         "--no-auth",
         dest="authenticate",
         action="store_const",
@@ -119,11 +121,24 @@ def _doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="do not authenticate on the channel",
     )
     doctor.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds for each network step (default: 5)"
+        "--timeout",
+        type=_duration,
+        default="5s",
+        metavar="DURATION",
+        help="limit on each network step, e.g. 5s or 500ms (default: 5s)",
     )
     doctor.add_argument(
         "--output", choices=["text", "json"], default="text", help="output format (default: text)"
     )
+
+
+def _duration(text: str) -> float:
+    from fleet.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -134,7 +149,7 @@ def _doctor(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if not 0 < args.timeout <= 60:
-        raise ConfigError("--timeout must be between 0 and 60 seconds")
+        raise ConfigError("--timeout must lie between 0 and 60s")
     report = run_doctor(
         DoctorOptions(
             state_dir=args.state_dir,
