@@ -66,7 +66,20 @@ def check_files(report: Report, identity: Identity, config_file: Path | None) ->
         _check_not_world_writable(report, config_file, "config")
     for token in sorted(state_dir.glob("*token*")):
         _check_secret(report, token, uid, "token file")
+    _check_logs(report, identity.log_dir)
     return certs_ok[1]
+
+
+def _check_logs(report: Report, log_dir: Path) -> None:
+    """The agent's own logs are 0600: they are redacted only when they leave the host."""
+    readable = [p for p in sorted(log_dir.glob("agent.log*")) if _mode(p) & 0o077]
+    if readable:
+        names = ", ".join(f"{p.name} ({_mode(p):04o})" for p in readable)
+        report.fail(
+            _STEP,
+            f"logs others may read: {names}",
+            f"`chmod 600 {log_dir}/agent.log*`; the agent writes new ones 0600",
+        )
 
 
 _ENROLL_AGAIN = "enroll again: `fleet agent enroll --force --state-dir DIR ...` with a new token"

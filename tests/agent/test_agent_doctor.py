@@ -173,10 +173,14 @@ def test_world_writable_config_and_open_state_dir_fail(agent_dir):
     toml.write_text("samples = false\n")
     toml.chmod(0o666)
     agent_dir.chmod(0o755)
+    (agent_dir / "logs").mkdir()
+    (agent_dir / "logs" / "agent.log").write_text("")
+    (agent_dir / "logs" / "agent.log").chmod(0o644)
     doc = report_of(doctor(agent_dir))
     details = " | ".join(c["detail"] for c in checks(doc, "files", "FAIL"))
     assert "state dir" in details and "mode 0755" in details
     assert "agent.toml has mode 0666" in details
+    assert "logs others may read: agent.log (0644)" in details
 
 
 def test_config_that_does_not_parse_fails_the_config_step(agent_dir):
