@@ -201,7 +201,10 @@ def explain_tls_failure(
         return TlsFinding(issuer, names, not_after, trusted_issuer)
     code = exc.verify_code if isinstance(exc, ssl.SSLCertVerificationError) else None
     problems: list[TlsProblem] = []
-    if code in _CHAIN_CODES or not trusted_issuer:
+    # OpenSSL builds the chain before it checks dates and names: an error about those
+    # means the chain was good, even when its intermediates were not shown to us.
+    chain_verified = code in _NAME_CODES or code in (_NOT_YET_VALID, _EXPIRED)
+    if code in _CHAIN_CODES or (not chain_verified and not trusted_issuer):
         problems.append(_chain_problem(host, issuer, cas))
     if code in _NAME_CODES or not _name_matches(host, names):
         problems.append(_name_problem(host, names))
