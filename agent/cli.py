@@ -1,9 +1,9 @@
-"""``fleet agent enroll|run|install-service`` (also ``python -m agent``).
+"""``fleet agent enroll|run|doctor|install-service`` (also ``python -m agent``).
 
 Exit codes:
 
 * 0: stopped on request (SIGTERM, SIGINT) or enrolled;
-* 1: failed (enrollment refused, server unreachable, ...);
+* 1: failed (enrollment refused, server unreachable, a doctor check failed, ...);
 * 2: bad usage, configuration or state directory;
 * 3: the control plane revoked this agent: do not restart it;
 * 4: the certificate expired: enroll again.
@@ -201,6 +201,7 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
         "--dry-run", action="store_true", help="print what would be written; touch nothing"
     )
     service.set_defaults(agent_action=_install_service)
+    _doctor_parser(sub)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -212,6 +213,75 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fleet agent {__version__}")
     add_agent_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
+
+
+def _doctor_parser(sub: argparse._SubParsersAction[FleetParser]) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this host's path to the control plane, step by step",
+        description="Walk the troubleshooting table (docs/troubleshooting.md): file modes, "
+        "config, DNS, TCP (through the proxy), TLS and the CA pin, the certificate, "
+        "the websocket upgrade, authentication, clock skew and, with --probe, a probe "
+        "under the agent's policy. Exit 0 when every check passes, 1 when one fails, 2 when "
+        "the state dir holds no readable agent.json.",
+    )
+    doctor.add_argument("--state-dir", type=Path, required=True, help="the agent's state dir")
+    doctor.add_argument(
+        "--config", type=Path, help="TOML configuration file (default: as `run` finds it)"
+    )
+    doctor.add_argument("--probe", metavar="HOST:PORT", help="also probe HOST:PORT")
+    auth = doctor.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--auth",
+        dest="authenticate",
+        action="store_const",
+        const=True,
+        help="authenticate on the channel even if `fleet agent run` of this state dir runs "
+        "here (it takes the channel over and shows offline until it reconnects); by "
+        "default doctor then reads the running agent's log instead",
+    )
+    auth.add_argument(
+        "--no-auth",
+        dest="authenticate",
+        action="store_const",
+        const=False,
+        help="do not authenticate on the channel",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=duration,
+        default="5s",
+        metavar="DURATION",
+        help="limit on each network step, e.g. 5s or 500ms",
+    )
+    doctor.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+    doctor.set_defaults(agent_action=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import DoctorOptions, parse_target, render_json, render_text, run_doctor
+
+    try:
+        probe = parse_target(args.probe) if args.probe else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not 0 < args.timeout <= 60:
+        raise ConfigError("--timeout must lie between 0 and 60s")
+    report = run_doctor(
+        DoctorOptions(
+            state_dir=args.state_dir,
+            env=os.environ,
+            config_file=args.config,
+            probe=probe,
+            authenticate=args.authenticate,
+            timeout_s=args.timeout,
+        )
+    )
+    if args.output == "json":
+        sys.stdout.write(render_json(report))
+    else:
+        sys.stdout.write(render_text(report, env=os.environ, tty=sys.stdout.isatty()))
+    return EXIT_OK if report.passed else EXIT_ERROR
 
 
 def _enroll(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "ENV_PREFIX",
     "AgentConfig",
     "config_hash",
+    "find_config_file",
     "load_config",
     "parse_port_ranges",
 ]
@@ -213,6 +214,17 @@ def _flag_name(name: str) -> str:
     if name in _LIST_FIELDS:
         name = name.removesuffix("s")
     return "--" + name.replace("_", "-")
+
+
+def find_config_file(explicit: Path | None, state_dir: Path, env: Mapping[str, str]) -> Path | None:
+    """The TOML file ``fleet agent run`` reads: ``--config``, else ``FLEET_AGENT_CONFIG``,
+    else ``STATE_DIR/agent.toml`` if it exists, else none."""
+    if explicit is not None:
+        return explicit
+    if env.get("FLEET_AGENT_CONFIG"):
+        return Path(env["FLEET_AGENT_CONFIG"])
+    default = state_dir / "agent.toml"
+    return default if default.is_file() else None
 
 
 def load_config(

@@ -30,6 +30,7 @@ __all__ = [
     "Identity",
     "channel_url",
     "load_identity",
+    "read_identity",
     "save_identity",
     "write_private",
     "write_public",
@@ -141,11 +142,13 @@ def _trust(value: object) -> TrustMode:
     raise TypeError(f"tls_trust {value!r} is not one of {', '.join(TRUST_MODES)}")
 
 
-def load_identity(state_dir: Path) -> Identity:
-    """Read and check the state directory of an enrolled agent.
+def read_identity(state_dir: Path) -> Identity:
+    """Read ``agent.json`` alone, without checking the other files.
+
+    ``fleet agent doctor`` uses it to report on a damaged state directory.
 
     Raises:
-        StateError: not enrolled, files missing, or a key others may read.
+        StateError: not enrolled, or ``agent.json`` unreadable or incomplete.
     """
     doc_path = state_dir / "agent.json"
     try:
@@ -169,6 +172,16 @@ def load_identity(state_dir: Path) -> Identity:
         )
     except (KeyError, TypeError):
         raise StateError(f"{doc_path} is incomplete; enroll again") from None
+    return identity
+
+
+def load_identity(state_dir: Path) -> Identity:
+    """Read and check the state directory of an enrolled agent.
+
+    Raises:
+        StateError: not enrolled, files missing, or a key others may read.
+    """
+    identity = read_identity(state_dir)
     needed = [identity.key_path, identity.cert_path, identity.ca_path]
     if identity.tls_trust == "ca-file":
         needed.append(identity.server_ca_path)

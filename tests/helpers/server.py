@@ -75,7 +75,8 @@ class RunningServer:
                 args, cwd=REPO, stdout=log, stderr=log, preexec_fn=_die_with_parent
             )
         deadline = time.monotonic() + timeout
-        while not endpoint.exists():
+        # The server writes the file in one call, not atomically: wait for its newline.
+        while not (endpoint.exists() and endpoint.read_text().endswith("\n")):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {log_path}")
             if time.monotonic() > deadline:

@@ -1,0 +1,172 @@
+"""Small network middlemen on loopback, with real sockets, for doctor's tests.
+
+* :class:`Relay`: a TCP relay (a load balancer under another address);
+* :class:`ConnectProxy`: an HTTP forward proxy that allows or refuses ``CONNECT``;
+* :class:`TlsFront`: a TLS-terminating reverse proxy with its own certificate,
+  passing the request on over TLS, optionally dropping ``Upgrade``/``Connection``
+  as a proxy not set up for websockets does.
+
+Each serves in daemon threads until :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+
+def splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways in one thread (an SSL socket must not be read and written from
+    two threads at once) until one side closes, then close both."""
+    peers = {a: b, b: a}
+    try:
+        while True:
+            ready = [s for s in peers if isinstance(s, ssl.SSLSocket) and s.pending()]
+            if not ready:
+                ready, _, _ = select.select(list(peers), [], [], 30)
+                if not ready:
+                    return
+            for src in ready:
+                chunk = src.recv(65536)
+                if not chunk:
+                    return
+                peers[src].sendall(chunk)
+    except (OSError, ssl.SSLError):
+        return
+    finally:
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class _Listener:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_server((host, 0))
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.handled = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.handled += 1
+            threading.Thread(target=self._guarded, args=(conn,), daemon=True).start()
+
+    def _guarded(self, conn: socket.socket) -> None:
+        try:
+            self.handle(conn)
+        except OSError:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Relay(_Listener):
+    """Listens on ``host`` and relays every connection to ``target``."""
+
+    def __init__(self, host: str, target: tuple[str, int]) -> None:
+        self.target = target
+        super().__init__(host)
+
+    def handle(self, conn: socket.socket) -> None:
+        upstream = socket.create_connection(self.target, timeout=5)
+        upstream.settimeout(None)
+        splice(conn, upstream)
+
+
+class ConnectProxy(_Listener):
+    """An HTTP proxy: ``CONNECT`` is tunnelled, or refused with ``refuse`` as status."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.refuse = refuse
+        self.requests: list[str] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        head = read_head(conn).decode("latin-1")
+        line = head.split("\r\n", 1)[0]
+        self.requests.append(line)
+        method, target, _ = [*line.split(" ", 2), "", ""][:3]
+        if method != "CONNECT" or self.refuse is not None:
+            status = self.refuse or "405 Method Not Allowed"
+            conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
+            conn.close()
+            return
+        host, _, port = target.rpartition(":")
+        upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+        upstream.settimeout(None)
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        splice(conn, upstream)
+
+
+class TlsFront(_Listener):
+    """A TLS-terminating reverse proxy in front of ``target`` (also TLS).
+
+    Args:
+        cert_file: its certificate chain (PEM).
+        key_file: its key.
+        target: the upstream address.
+        upstream_ca: the CA file the upstream's certificate is checked against.
+        rewrite: changes the request head before it goes upstream.
+    """
+
+    def __init__(
+        self,
+        cert_file: Path,
+        key_file: Path,
+        target: tuple[str, int],
+        upstream_ca: Path,
+        rewrite: Callable[[bytes], bytes] = lambda head: head,
+    ) -> None:
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(cert_file, key_file)
+        self.client_ctx = ssl.create_default_context(cafile=str(upstream_ca))
+        self.target = target
+        self.rewrite = rewrite
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        tls = self.server_ctx.wrap_socket(conn, server_side=True)
+        head = read_head(tls)
+        if not head:
+            tls.close()
+            return
+        raw = socket.create_connection(self.target, timeout=5)
+        upstream = self.client_ctx.wrap_socket(raw, server_hostname=self.target[0])
+        upstream.sendall(self.rewrite(head))
+        tls.settimeout(None)
+        upstream.settimeout(None)
+        splice(tls, upstream)
+
+
+def strip_upgrade(head: bytes) -> bytes:
+    """Drop ``Upgrade`` and ``Connection``, as a proxy without websocket support does."""
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith((b"upgrade:", b"connection:"))]
+    return b"\r\n".join(kept)
