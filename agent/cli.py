@@ -80,7 +80,8 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
     enroll.add_argument(
         "--extra-ca-file",
         type=Path,
-        help="extra PEM CA bundle to trust for TLS (an SSL-inspecting proxy)",
+        help="extra PEM CA bundle to trust for TLS, for an SSL-inspecting proxy your security "
+        "team allows (default: none)",
     )
     enroll.add_argument(
         "--if-needed",
@@ -192,10 +193,18 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
         default=Path("/etc/systemd/system"),
         help="where the unit goes (default: %(default)s)",
     )
-    service.add_argument("--server", help="control plane URL, https://HOST:PORT")
-    service.add_argument("--ca-pin", help="sha256:... printed with the token")
     service.add_argument(
-        "--token-file", type=Path, help="file holding the enrollment token (copied, 0600)"
+        "--server",
+        help="control plane URL, https://HOST:PORT (default: keep the one in CONFIG_DIR/agent.env)",
+    )
+    service.add_argument(
+        "--ca-pin", help="sha256:... printed with the token (default: keep the one in agent.env)"
+    )
+    service.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the enrollment token, copied 0600 "
+        "(default: keep CONFIG_DIR/enroll-token)",
     )
     service.add_argument(
         "--dry-run", action="store_true", help="print what would be written; touch nothing"
@@ -229,7 +238,11 @@ def _doctor_parser(sub: argparse._SubParsersAction[FleetParser]) -> None:
     doctor.add_argument(
         "--config", type=Path, help="TOML configuration file (default: as `run` finds it)"
     )
-    doctor.add_argument("--probe", metavar="HOST:PORT", help="also probe HOST:PORT")
+    doctor.add_argument(
+        "--probe",
+        metavar="HOST:PORT",
+        help="also probe HOST:PORT under the agent's own policy (default: no probe)",
+    )
     auth = doctor.add_mutually_exclusive_group()
     auth.add_argument(
         "--auth",

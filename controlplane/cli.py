@@ -32,15 +32,6 @@ FALLBACK_DATA_DIR = Path("./fleet-data")
 DEFAULT_DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", str(FALLBACK_DATA_DIR)))
 
 
-def _san(text: str) -> str:
-    from .server_cert import check_san
-
-    try:
-        return check_san(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 SERVER_EPILOG = """\
 Settings come from the config file, then FLEET_SERVER_<NAME> environment variables,
 then these flags (each overrides the one before). Every setting has a name, listed
@@ -103,7 +94,6 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--san",
         action="append",
-        type=_san,
         metavar="NAME",
         help="a DNS name or IP address agents dial, for the server's certificate; "
         "repeatable; remembered in the data dir, so a later start without --san keeps "

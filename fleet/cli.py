@@ -99,8 +99,13 @@ def build_parser() -> FleetParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``fleet ARGV`` and return the exit code."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    _require_extra_for(args.command)
+    argv = sys.argv[1:] if argv is None else argv
+    # Before parsing, so that a command this install cannot run says what to
+    # install whatever its arguments (its parser may not even be complete here).
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is not None:
+        _require_extra_for(command)
+    args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
     except CtlError as exc:
@@ -109,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_ERROR
     return code
+
+
+ADMIN_COMMANDS = frozenset(
+    {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
+    | {"connections", "alerts", "audit"}
+)
+"""The commands of :mod:`fleet.ctl`, which need httpx."""
 
 
 def _require_extra_for(command: str) -> None:
@@ -127,7 +139,7 @@ def _require_extra_for(command: str) -> None:
         require_extra("tui", TUI_MODULES, command="fleet tui")
     elif command == "demo":
         require_extra("all", ALL_MODULES, command="fleet demo")
-    elif command != "agent":
+    elif command in ADMIN_COMMANDS:
         # The admin commands speak to the API with httpx.
         require_extra("tui", ADMIN_MODULES, command=f"fleet {command}")
 

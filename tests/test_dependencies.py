@@ -26,6 +26,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "agent/": ("base",),
     "controlplane/": ("server",),
     "fleet_tui/": ("tui",),
+    "fleet/ctl/": ("tui",),  # the admin CLI: httpx, which the server extra has too
     "fleet/protocol.py": ("server", "tui"),
     "fleet/demo.py": ("all",),
     "fleet/simagent.py": ("all",),

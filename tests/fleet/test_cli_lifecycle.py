@@ -95,7 +95,7 @@ def test_pools_show_policy_clear_and_unpin(shared_cp, env):
             "policy",
             "lc-pool",
             "--allow-cidr",
-            "10.0.0.0/8",
+            "127.0.0.0/8",
             "--allow-port",
             "443",
             env=env,
@@ -104,13 +104,14 @@ def test_pools_show_policy_clear_and_unpin(shared_cp, env):
     )
     assert fleet("pools", "pin", "lc-pool", "--version", "2.0.0", env=env).returncode == 0
     shown = _json("pools", "show", "lc-pool", env=env)
-    assert shown["pin"]["version"] == "2.0.0" and shown["policy"]["allow_cidrs"] == ["10.0.0.0/8"]
+    assert shown["pin"]["version"] == "2.0.0" and shown["policy"]["allow_cidrs"] == ["127.0.0.0/8"]
     out = fleet("pools", "policy", "lc-pool", env=env)
-    assert out.returncode == 0 and "cidrs=10.0.0.0/8 ports=443" in out.stdout
+    assert out.returncode == 0 and "cidrs=127.0.0.0/8 ports=443" in out.stdout
     assert fleet("pools", "unpin", "lc-pool", env=env).returncode == 0
     assert fleet("pools", "policy", "lc-pool", "--clear", env=env).returncode == 0
-    shown = _json("pools", "show", "lc-pool", env=env)
-    assert shown["pin"] is None and shown["policy"] is None
+    # With no agent, pin or policy left, nothing names the pool any more.
+    gone = fleet("pools", "show", "lc-pool", env=env)
+    assert gone.returncode == 3 and "no pool 'lc-pool'" in gone.stderr
     assert fleet("pools", "show", "no-such-pool", env=env).returncode == 3
 
 

@@ -78,8 +78,8 @@ def test_every_option_has_help_and_says_its_default():
 def test_server_data_dir_has_help_and_its_default(env):
     out = fleet("server", "--help", env=env)
     text = " ".join(out.stdout.split())
-    assert "--data-dir DATA_DIR where the CA, the SQLite store" in text
-    assert "(FLEET_DATA_DIR) (default: fleet-data)" in text
+    assert "--data-dir DIR where the CA, the database and the endpoint live" in text
+    assert "(default: $FLEET_DATA_DIR, else ./fleet-data)" in text
 
 
 @pytest.mark.parametrize(
@@ -162,3 +162,11 @@ def test_building_the_tree_for_the_agent_loads_no_server_dashboard_or_http_libra
         "websockets",
     }
     assert sorted(loaded & heavy) == []
+
+
+def test_every_admin_command_is_checked_for_its_extra():
+    from fleet.cli import ADMIN_COMMANDS
+
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    roles = {"server", "agent", "tui", "demo"}
+    assert set(commands.choices) - roles == ADMIN_COMMANDS
