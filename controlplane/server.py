@@ -173,6 +173,7 @@ def serve(
     bound_port = sock.getsockname()[1]
     agent_sock = _bind_agents(host, _agent_port(data_dir, port, agent_port), data_dir)
     cp.channel_port = agent_sock.getsockname()[1]
+    cp.server_tls = "off" if server_tls is None else "fleet-ca" if server_tls.own else "external"
     (data_dir / AGENT_PORT_FILE).write_text(f"{cp.channel_port}\n")
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host

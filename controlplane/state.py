@@ -51,6 +51,10 @@ class ControlPlane:
         self.endpoint = ""
         self.channel_port: int | None = None
         """The agents' own listener's port (None: agents use the API port's route)."""
+        self.server_tls = "fleet-ca"
+        """Who signed the certificate the server presents: ``fleet-ca`` (its own CA,
+        which the pin covers), ``external`` (``--tls-cert``: agents verify it with
+        ``--ca-file`` or the system store) or ``off`` (``--no-tls``)."""
         self._timers: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None

@@ -59,9 +59,17 @@ def test_running_it_for_real_on_a_name_that_is_not_a_default(tmp_path):
         banner = server.log_path.read_text()
         assert re.search(r"TLS names: .*127\.0\.0\.2", banner), banner
 
-        # fleet token create --data-dir /var/lib/fleet --pool db-east --ttl 30m --uses 1
+        # fleet login --data-dir /var/lib/fleet  (the profile, 0600)
+        admin_env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        admin_env.pop("FLEET_SERVER", None)
+        logged_in = fleet("login", "--data-dir", str(data), env=admin_env)
+        assert logged_in.returncode == 0, logged_in.stderr
+        profile = tmp_path / "config" / "fleet" / "config.toml"
+        assert profile.stat().st_mode & 0o777 == 0o600
+
+        # fleet tokens create --pool db-east --ttl 30m --uses 1
         created = fleet(
-            "token", "create", "--data-dir", str(data), "--pool", "db-east", "--ttl", "30m"
+            "tokens", "create", "--pool", "db-east", "--ttl", "30m", "--uses", "1", env=admin_env
         )
         assert created.returncode == 0, created.stderr
         token = re.search(r"flte_\S+", created.stdout)
@@ -118,6 +126,15 @@ def test_running_it_for_real_on_a_name_that_is_not_a_default(tmp_path):
                 return event
             finally:
                 await ws.close()
+
+        # fleet agents list, and the audit of what was done
+        listed = fleet("agents", "list", "-o", "json", env=admin_env)
+        assert listed.returncode == 0, listed.stderr
+        assert [(a["name"], a["state"]) for a in json.loads(listed.stdout)] == [
+            ("db-east-1", "connected")
+        ]
+        audit = fleet("audit", "--since", "24h", env=admin_env)
+        assert audit.returncode == 0 and "token.create" in audit.stdout, audit.stderr
 
         snap = asyncio.run(snapshot())
         [row] = [a for a in snap.agents if a.name == "db-east-1"]

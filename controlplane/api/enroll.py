@@ -46,6 +46,7 @@ async def create_token(body: TokenCreate, cp: CP, who: Admin) -> TokenCreated:
         labels=rec.labels,
         ca_pin=cp.ca.pin,
         endpoint=cp.endpoint,
+        server_tls=cp.server_tls,
     )
 
 

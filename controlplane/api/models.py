@@ -104,6 +104,8 @@ class TokenCreated(BaseModel):
     labels: dict[str, str]
     ca_pin: str
     endpoint: str
+    server_tls: str = "fleet-ca"
+    """``fleet-ca``, ``external`` (agents enroll with ``--ca-file``) or ``off``."""
 
 
 class TokenRevoked(BaseModel):

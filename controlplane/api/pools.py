@@ -19,7 +19,8 @@ router = APIRouter()
 
 def _pool_names(fleet: Fleet) -> set[str]:
     pinned = {name for scope, name in fleet.pins if scope == "pool"}
-    return set(fleet.members) | set(fleet.pools) | pinned
+    routed = {pool for conn in fleet.connections.values() for pool in conn.pools}
+    return set(fleet.members) | set(fleet.pools) | pinned | routed
 
 
 def _info(fleet: Fleet, name: str) -> PoolInfo:
@@ -44,7 +45,7 @@ async def list_pools(cp: CP, who: Viewer) -> list[PoolInfo]:
 async def show_pool(pool: str, cp: CP, who: Viewer) -> PoolInfo:
     if pool not in _pool_names(cp.fleet):
         raise NotFound(
-            f"no pool {pool!r}: no agent, policy or pin names it; "
+            f"no pool {pool!r}: no agent, connection, policy or pin names it; "
             "list pools with GET /v1/pools (fleet pools list)"
         )
     return _info(cp.fleet, pool)

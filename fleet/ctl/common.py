@@ -130,7 +130,10 @@ def confirm(args: argparse.Namespace, question: str) -> None:
     if getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {question} without confirmation: pass --yes")
+        raise UsageError(
+            f"not asked to confirm (no terminal), so nothing was done; to {question}, "
+            "run it again with --yes"
+        )
     # The question goes to stderr: stdout may be a pipe (-o json | jq).
     print(f"{question[:1].upper()}{question[1:]}? [y/N] ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()

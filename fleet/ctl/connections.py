@@ -8,7 +8,7 @@ from typing import Any
 from ..cliparse import FleetParser, duration, name_of
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
-from .errors import ConflictError, UsageError
+from .errors import UsageError
 from .output import Column, emit, print_fields, print_table
 
 __all__ = ["register"]
@@ -37,10 +37,7 @@ def _list(args: argparse.Namespace, api: ApiClient) -> int:
 
 def _add(args: argparse.Namespace, api: ApiClient) -> int:
     body = {"name": args.name, "host": args.host, "port": args.port, "pools": args.pool}
-    try:
-        out = api.call("POST", "/v1/connections", body)
-    except ConflictError as exc:
-        raise ConflictError(f"{exc}; to change it: fleet connections update {args.name}") from None
+    out = api.call("POST", "/v1/connections", body)  # a duplicate: 409 says to update
     emit(out, args.output, lambda: print_table([out], COLUMNS, ""))
     return 0
 

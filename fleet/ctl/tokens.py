@@ -58,13 +58,22 @@ def _create(args: argparse.Namespace, api: ApiClient) -> int:
     out = api.call("POST", "/v1/tokens", body)
 
     def human() -> None:
+        # A company certificate is verified with the company's CA: say so in the recipe.
+        pki = out.get("server_tls") == "external"
         print(
             f"Enrollment token {out['id']} for pool {out['pool']} ({out['uses']} use(s), "
             f"expires in {format_duration(args.ttl)}). Shown once:\n\n  {out['token']}\n\n"
             f"Endpoint: {out['endpoint']}\nCA pin:   {out['ca_pin']}\n\n"
             "On the agent host, put the token in a file readable only by the agent, then:\n"
             f"  fleet agent enroll --server {out['endpoint']} --ca-pin {out['ca_pin']} "
-            "--token-file TOKEN_FILE --state-dir /var/lib/fleet-agent"
+            + ("--ca-file COMPANY_CA.pem " if pki else "")
+            + "--token-file TOKEN_FILE --state-dir /var/lib/fleet-agent"
+            + (
+                "\n(the server presents a certificate from your PKI: COMPANY_CA.pem is the CA "
+                "that issued it, or leave --ca-file out to use the system trust store)"
+                if pki
+                else ""
+            )
         )
 
     emit(out, "json" if args.json else args.output, human)

@@ -152,6 +152,7 @@ def test_company_pki_cert_verified_with_ca_file_or_system_store_and_the_pin_stil
     )
     assert created.returncode == 0, created.stderr
     assert server.ca_pin in created.stdout  # the fleet CA's pin, not the company's
+    assert "--ca-file COMPANY_CA.pem" in created.stdout  # the recipe says how to verify it
 
     token = server.enrollment_token(uses=2)
     wrong = "sha256:" + hashlib.sha256(b"not this control plane").hexdigest()

@@ -155,6 +155,11 @@ def test_pool_pin_and_policy_show_and_clear(control_plane):
         assert api.get("/v1/pools/web/pin").status_code == 404
         assert api.delete("/v1/pools/web/pin").status_code == 404
         assert api.get("/v1/pools/web").status_code == 404  # nothing names it any more
+        # A connection that routes through a pool names it too.
+        conn = {"name": "orders", "host": "127.0.0.1", "port": 5432, "pools": ["web"]}
+        assert api.post("/v1/connections", json=conn).status_code == 201
+        assert api.get("/v1/pools/web").json()["agents"] == 0
+        assert "web" in [p["name"] for p in api.get("/v1/pools").json()]
         audit = [(r["action"], r["result"]) for r in api.get("/v1/audit").json()]
     for step in [
         ("pool.pin", "ok"),
