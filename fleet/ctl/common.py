@@ -131,8 +131,7 @@ def confirm(args: argparse.Namespace, question: str) -> None:
         return
     if not sys.stdin.isatty():
         raise UsageError(
-            f"not asked to confirm (no terminal), so nothing was done; to {question}, "
-            "run it again with --yes"
+            f"nothing was done: there is no terminal to confirm on; pass --yes to {question}"
         )
     # The question goes to stderr: stdout may be a pipe (-o json | jq).
     print(f"{question[:1].upper()}{question[1:]}? [y/N] ", end="", file=sys.stderr, flush=True)

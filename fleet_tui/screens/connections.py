@@ -54,6 +54,8 @@ class ConnectionsScreen(Screen[None]):
         if key == self._shown:
             return
         table = self.query_one(DataTable)
+        if not table.columns:
+            return  # the app's tick came between compose and on_mount (seen under load)
         table.clear()
         for c in conns:
             via = f"{c.via_agent} ({c.via_pool})" if c.via_agent else (c.via_pool or "-")

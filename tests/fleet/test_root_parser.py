@@ -131,7 +131,7 @@ def test_destructive_verbs_refuse_without_a_terminal_or_yes(env):
     ):
         out = fleet(*args, env=env)
         assert out.returncode == 2, out.stderr
-        assert "nothing was done" in out.stderr and "again with --yes" in out.stderr
+        assert "nothing was done" in out.stderr and "pass --yes to " in out.stderr
 
 
 def test_building_the_tree_for_the_agent_loads_no_server_dashboard_or_http_library():
