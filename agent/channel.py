@@ -35,7 +35,7 @@ from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
-from agent.state import Identity, channel_url, write_public
+from agent.state import Identity, channel_url
 from agent.tls import client_context, explain_isolated
 from agent.wire import (
     MAX_FRAME_BYTES,
@@ -62,6 +62,7 @@ from agent.wire import (
 )
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
+from fleet.files import write_public
 
 __all__ = ["Agent"]
 

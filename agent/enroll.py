@@ -34,9 +34,10 @@ from agent.errors import (
 )
 from agent.https import Connection, ProxyError, Response, Target, peer_certificate, unverified
 from agent.keys import csr_pem, generate_key_pem, spki_pin
-from agent.state import Identity, save_identity, write_private, write_public
+from agent.state import Identity, save_identity
 from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failure
 from fleet import __version__
+from fleet.files import write_private, write_public
 
 __all__ = ["EnrollRequest", "enroll", "read_token"]
 

@@ -22,13 +22,13 @@ import pwd
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from agent.errors import ConfigError, InstallError
 from fleet import __version__
+from fleet.files import write_atomic
 
 __all__ = [
     "UNIT_NAME",
@@ -307,16 +307,6 @@ def apply(plan: ServicePlan) -> list[str]:
 
 
 def _write(path: Path, content: str, mode: int) -> None:
-    """Write atomically; the temporary file has ``mode`` before any byte is in it."""
+    """Write atomically (:func:`fleet.files.write_atomic`), making the directory first."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, content.encode("utf-8"), mode)

@@ -27,7 +27,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-from .pki import CertificateAuthority, write_private
+from fleet.files import write_private
+
+from .pki import CertificateAuthority
 
 __all__ = [
     "DEFAULT_NAMES",
