@@ -1,4 +1,6 @@
-"""The agent's key operations: key, CSR, proof-of-possession signature, CA pin.
+"""The agent's key operations: key, CSR, proof-of-possession signature.
+
+The CA pin is :func:`fleet.pins.spki_pin`, the one definition every side uses.
 
 ``cryptography`` is imported inside each function, never at module level.  The
 long-running agent does not call these functions in its own process: it runs
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,6 @@ __all__ = [
     "generate_key_pem",
     "sign_isolated",
     "sign_nonce",
-    "spki_pin",
 ]
 
 AUTH_PREFIX = "fleet-agent-auth:"
@@ -82,19 +82,6 @@ def sign_nonce(key_pem: bytes, nonce: str) -> str:
     key = _load_key(key_pem)
     signature: bytes = key.sign((AUTH_PREFIX + nonce).encode("utf-8"), ec.ECDSA(hashes.SHA256()))
     return base64.b64encode(signature).decode("ascii")
-
-
-def spki_pin(cert_pem: str | bytes) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo DER."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    data = cert_pem.encode("ascii") if isinstance(cert_pem, str) else cert_pem
-    cert = x509.load_pem_x509_certificate(data)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
 async def _child(*args: str, stdin: str = "") -> str:

@@ -9,7 +9,6 @@ refused on the channel.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleet.files import write_private, write_public
+from fleet.pins import spki_pin
 
 from .errors import BadRequest, Unauthenticated
 
-__all__ = ["CertificateAuthority", "IssuedCert", "spki_pin"]
+__all__ = ["CertificateAuthority", "IssuedCert"]
 
 BACKDATE = dt.timedelta(minutes=5)
 """NotBefore is set this far in the past so that an agent whose clock runs a little
 behind can still use a certificate it was just given."""
 
 AUTH_CONTEXT = b"fleet-agent-auth:"
-
-
-def spki_pin(cert: x509.Certificate) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo (DER)."""
-    der = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class CertificateAuthority:
         self.cert = cert
         self._key = key
         self.pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.pin = spki_pin(cert)
+        self.pin = spki_pin(cert.public_bytes(serialization.Encoding.DER))
 
     @classmethod
     def load_or_create(cls, directory: Path) -> CertificateAuthority:

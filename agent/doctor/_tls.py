@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.keys import spki_pin
 from agent.state import Identity
+from fleet.pins import spki_pin
 
 from ._net import DialError, Endpoint, dial
 from ._report import Report

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fleet.pins import pins_equal, spki_pin
+
 from ..errors import ConfigError, TlsPinMismatch
 
-__all__ = ["ca_pin_of", "fetch_pinned_ca", "make_ssl_context"]
-
-
-def ca_pin_of(pem: str) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo DER."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+__all__ = ["fetch_pinned_ca", "make_ssl_context"]
 
 
 def fetch_pinned_ca(server_url: str, pin: str, timeout: float = 10.0) -> str:
@@ -36,8 +27,11 @@ def fetch_pinned_ca(server_url: str, pin: str, timeout: float = 10.0) -> str:
     except httpx.HTTPError as exc:
         raise ConfigError(f"could not fetch the CA from {server_url}: {exc}") from None
     pem = resp.text
-    got = ca_pin_of(pem)
-    if got.lower() != pin.strip().lower():
+    try:
+        got = spki_pin(pem)
+    except ValueError as exc:
+        raise ConfigError(f"{server_url}/v1/ca sent no readable CA certificate: {exc}") from None
+    if not pins_equal(got, pin):
         raise TlsPinMismatch(
             f"the server's CA has pin {got}, not {pin}: check the pin, or you may be "
             "talking to the wrong server"
