@@ -36,6 +36,7 @@ __all__ = [
     "CHAIN_CODES",
     "TRUST_MODES",
     "TLSCheck",
+    "TLSProblem",
     "TrustMode",
     "check_tls",
     "client_context",
@@ -85,13 +86,37 @@ def client_context(
 
 
 @dataclass(frozen=True)
+class TLSProblem:
+    """One check that failed.
+
+    Attributes:
+        check: ``chain``, ``validity``, ``name`` or ``other``.
+        detail: what was seen.
+        fix: what to do.
+    """
+
+    check: str
+    detail: str
+    fix: str
+
+    @property
+    def text(self) -> str:
+        """The problem as one sentence of :attr:`TLSCheck.message`."""
+        head = self.detail if self.check == "other" else f"{self.check}: {self.detail}"
+        return f"{head}. {self.fix}"
+
+
+@dataclass(frozen=True)
 class TLSCheck:
     """What the certificate a server presented says, check by check.
 
+    Enrollment and ``fleet agent run`` print :attr:`message`; ``fleet agent doctor``
+    prints each of :attr:`problems` with its fix.
+
     Attributes:
-        failed: the checks that failed, among ``chain``, ``validity``, ``name``
+        host: the name the agent dialled.
+        problems: the checks that failed, in the order chain, validity, name
             (empty: all passed).
-        message: one paragraph saying what failed and what to do.
         subject: the certificate's subject (RFC 4514).
         issuer: who issued it (RFC 4514); an inspecting proxy shows up here.
         names: the DNS names and IP addresses it carries.
@@ -99,8 +124,8 @@ class TLSCheck:
         not_after: end of validity (UTC).
     """
 
-    failed: tuple[str, ...]
-    message: str
+    host: str
+    problems: tuple[TLSProblem, ...]
     subject: str
     issuer: str
     names: tuple[str, ...]
@@ -109,7 +134,21 @@ class TLSCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """No check failed."""
+        return not self.problems
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The names of the checks that failed."""
+        return tuple(p.check for p in self.problems)
+
+    @property
+    def message(self) -> str:
+        """One paragraph saying what failed and what to do."""
+        if not self.problems:
+            return "the TLS checks passed"
+        said = "; ".join(p.text for p in self.problems)
+        return f"TLS verification of {self.host} failed. {said}."
 
 
 def _names(cert: object) -> list[str]:
@@ -182,13 +221,65 @@ def _fmt(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _trusted_names(ca_pems: list[str]) -> str:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    names: list[str] = []
+    for pem in ca_pems:
+        try:
+            cas = x509.load_pem_x509_certificates(pem.encode("ascii"))
+        except ValueError:
+            continue
+        for ca in cas:
+            cns = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            names.append(f"'{cns[0].value!s}'" if cns else f"'{ca.subject.rfc4514_string()}'")
+    return ", ".join(names) or "none"
+
+
+def _chain_problem(issuer: str, trust: str) -> TLSProblem:
+    return TLSProblem(
+        "chain",
+        f"the server's certificate was issued by '{issuer}', which is not "
+        f"trusted here (trusted: {trust})",
+        "If a proxy on this network inspects TLS, that issuer is the proxy's: where the "
+        "security team allows it, add its CA with --extra-ca-file FILE (extra_ca_file in "
+        "agent.toml). If the server presents a certificate from your company's PKI, enroll "
+        "with --ca-file FILE (that PKI's CA bundle)",
+    )
+
+
+def _validity_problem(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> TLSProblem:
+    state = "is not yet valid" if now < start else "has expired"
+    return TLSProblem(
+        "validity",
+        f"the server's certificate {state}: it is valid from {_fmt(start)} "
+        f"to {_fmt(end)}, and this host's clock says {_fmt(now)}",
+        "Check this host's clock (timedatectl; NTP) and the server's; if both are right, "
+        "the server needs a new certificate",
+    )
+
+
+def _name_problem(host: str, names: list[str]) -> TLSProblem:
+    listed = ", ".join(names) or "no names at all"
+    return TLSProblem(
+        "name",
+        f"the server's certificate does not carry '{host}' (the host in --server); "
+        f"it carries {listed}",
+        "Dial one of those names, or add this one on the server: "
+        f"`fleet server --san {host.strip('[]')} ...` (repeat --san for every name), then "
+        "restart it; the CA and every agent's pin stay the same (a certificate from "
+        "your PKI, --tls-cert, must be re-issued with that name)",
+    )
+
+
 def check_tls(
     leaf_der: bytes,
     host: str,
     trusted_ca_pems: list[str],
-    exc: ssl.SSLError | None = None,
+    exc: BaseException | None = None,
     *,
-    trust: str = "the pinned fleet CA",
+    trust: str | None = None,
     now: dt.datetime | None = None,
 ) -> TLSCheck:
     """Check the certificate a server presented against a host name and CAs.
@@ -198,9 +289,10 @@ def check_tls(
         host: the name the agent dialled (the host of ``--server``).
         trusted_ca_pems: PEM CAs the agent trusts; empty means the system store,
             whose verdict comes from ``exc`` alone.
-        exc: the verification error of the handshake, when there was one: its
-            OpenSSL code decides the chain check (it also sees intermediates).
-        trust: how the trusted CAs are named in the message.
+        exc: the error of the handshake, when there was one: the OpenSSL code of
+            an ``ssl.SSLCertVerificationError`` decides the chain check (it also
+            sees intermediates).
+        trust: how the trusted CAs are named in the message (default: their names).
         now: the time to check validity at (default: this host's clock).
 
     Raises:
@@ -213,8 +305,7 @@ def check_tls(
     names = _names(leaf)
     subject, issuer = leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string()
     code = getattr(exc, "verify_code", None) if exc is not None else None
-    failed: list[str] = []
-    said: list[str] = []
+    problems: list[TLSProblem] = []
 
     if code is not None and code in CHAIN_CODES:
         chain_ok = False
@@ -223,53 +314,26 @@ def check_tls(
     else:
         chain_ok = _issued_by_any(leaf, trusted_ca_pems)
     if not chain_ok:
-        failed.append("chain")
-        said.append(
-            f"chain: the server's certificate was issued by '{issuer}', which is not "
-            f"trusted here (trusted: {trust}). If a proxy on this network inspects TLS, "
-            "that issuer is the "
-            "proxy's: where the security team allows it, add its CA with --extra-ca-file "
-            "FILE (extra_ca_file in agent.toml). If the server presents a certificate from "
-            "your company's PKI, enroll with --ca-file FILE (that PKI's CA bundle)"
-        )
-
+        problems.append(_chain_problem(issuer, trust or _trusted_names(trusted_ca_pems)))
     start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if now < start or now > end:
-        failed.append("validity")
-        state = "is not yet valid" if now < start else "has expired"
-        said.append(
-            f"validity: the server's certificate {state}: it is valid from {_fmt(start)} "
-            f"to {_fmt(end)}, and this host's clock says {_fmt(now)}. Check this host's "
-            "clock (timedatectl; NTP) and the server's; if both are right, the server needs "
-            "a new certificate"
-        )
-
+        problems.append(_validity_problem(start, end, now))
     if not _name_matches(host, names):
-        failed.append("name")
-        listed = ", ".join(names) or "no names at all"
-        said.append(
-            f"name: the server's certificate does not carry '{host}' (the host in --server); "
-            f"it carries {listed}. Dial one of those names, or add this one on the server: "
-            f"`fleet server --san {host.strip('[]')} ...` (repeat --san for every name), then "
-            "restart it; the CA and every agent's pin stay the same (a certificate from "
-            "your PKI, --tls-cert, must be re-issued with that name)"
+        problems.append(_name_problem(host, names))
+    if not problems and exc is not None:
+        problems.append(
+            TLSProblem(
+                "other",
+                f"TLS verification failed ({getattr(exc, 'verify_message', None) or exc}) "
+                f"although the certificate's chain, dates and names look right; issuer "
+                f"'{issuer}', names {', '.join(names) or 'none'}",
+                "Check that this port serves the control plane's TLS and that nothing on "
+                "the path (proxy, load balancer) ends or alters it",
+            )
         )
-
-    if not failed and exc is not None:
-        failed.append("other")
-        said.append(
-            f"TLS verification failed ({getattr(exc, 'verify_message', None) or exc}) "
-            f"although the certificate's chain, dates and names look right; issuer "
-            f"'{issuer}', names {', '.join(names) or 'none'}"
-        )
-    message = (
-        "the TLS checks passed"
-        if not failed
-        else f"TLS verification of {host} failed. " + "; ".join(said) + "."
-    )
     return TLSCheck(
-        failed=tuple(failed),
-        message=message,
+        host=host,
+        problems=tuple(problems),
         subject=subject,
         issuer=issuer,
         names=tuple(names),

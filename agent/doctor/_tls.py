@@ -3,7 +3,8 @@
 The chain is checked as ``fleet agent run`` checks it: against the agent's
 ``ca.pem`` and ``extra_ca_file``, with the host name of the server URL.  On a
 failure the presented certificate is fetched again without verification, to say
-which check failed (:func:`~agent.doctor._tls_analysis.explain_tls_failure`).
+which check failed (:func:`agent.tls.check_tls`, the analysis enrollment and
+``fleet agent run`` give too).
 
 The pin: the control plane serves its CA at ``GET /v1/ca``; its public key must
 be the one the agent enrolled with (the SPKI pin of ``STATE/ca.pem``, which
@@ -22,11 +23,11 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.state import Identity
+from agent.tls import check_tls as analyse
 from fleet.pins import spki_pin
 
 from ._net import DialError, Endpoint, dial
 from ._report import Report
-from ._tls_analysis import explain_tls_failure
 
 __all__ = ["HttpDate", "agent_ssl_context", "check_pin", "check_tls", "trusted_ca_pems"]
 
@@ -110,8 +111,16 @@ def check_tls(
             "the path (proxy, load balancer) ends or alters TLS",
         )
         return False
-    finding = explain_tls_failure(leaf, ep.host, trusted_ca_pems(identity, config), error)
-    if finding.ok:
+    try:
+        finding = analyse(leaf, ep.host, trusted_ca_pems(identity, config), error)
+    except ValueError as exc:
+        report.fail(
+            "tls",
+            f"{ep.where} ({ep.label} port): the certificate presented is unreadable ({exc})",
+            "check that this port serves the control plane over TLS",
+        )
+        return False
+    if error is None:  # OpenSSL verified chain, dates and name (intermediates included)
         via = "" if _issued_by_enrolled(finding.issuer, identity) else " through extra_ca_file"
         report.ok(
             "tls",
