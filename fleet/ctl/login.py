@@ -81,10 +81,9 @@ def _login(args: argparse.Namespace) -> int:
     pin = _pin_of(args)
     target = _target(args)
     if pin is not None:
-        who, ca_pem = _whoami_pinned(target, pin)
-        return _saved(args, target, who, ca_pem)
+        return _saved(args, target, *_whoami_pinned(target, pin))
     with ApiClient(target) as api:
-        who = api.call("GET", "/v1/whoami")
+        who: dict[str, Any] = api.call("GET", "/v1/whoami")
     ca_pem = None
     if target.ca_file is not None:
         try:
