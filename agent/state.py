@@ -66,6 +66,13 @@ class Identity:
     """How the server's TLS certificate is verified (:mod:`agent.tls`)."""
 
     @property
+    def trust_file(self) -> Path | None:
+        """The CA bundle the server's certificate is checked against (None: the system's)."""
+        return {"pinned": self.ca_path, "ca-file": self.server_ca_path, "system": None}[
+            self.tls_trust
+        ]
+
+    @property
     def key_path(self) -> Path:
         return self.state_dir / "key.pem"
 

@@ -40,8 +40,10 @@ __all__ = [
     "TrustMode",
     "check_tls",
     "client_context",
+    "describe_trust",
     "explain_isolated",
     "explain_tls_failure",
+    "trusted_pems",
 ]
 
 TrustMode = Literal["pinned", "ca-file", "system"]
@@ -83,6 +85,26 @@ def client_context(
         context.load_verify_locations(cafile=str(extra_ca_file))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def trusted_pems(ca_file: Path | None, extra_ca_file: Path | str | None) -> list[str]:
+    """The PEM texts a client context of :func:`client_context` trusts (empty: the system's).
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    paths = (ca_file, extra_ca_file)
+    return [Path(p).read_text(encoding="ascii", errors="replace") for p in paths if p]
+
+
+def describe_trust(mode: TrustMode, ca_file: Path | None, extra_ca_file: object) -> str:
+    """How the trusted CAs are named in a message: ``trust=`` of :func:`check_tls`."""
+    trust = {
+        "pinned": "the pinned fleet CA",
+        "ca-file": f"the CA bundle given at enrollment ({ca_file})",
+        "system": "the system trust store",
+    }[mode]
+    return trust + (" and --extra-ca-file" if extra_ca_file else "")
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ import http.client
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.state import Identity
 from agent.tls import check_tls as analyse
+from agent.tls import client_context, trusted_pems
 from fleet.pins import spki_pin
 
 from ._net import DialError, Endpoint, dial
@@ -48,20 +48,15 @@ class HttpDate:
 
 
 def trusted_ca_pems(identity: Identity, config: AgentConfig) -> list[str]:
-    """The PEM texts the agent trusts: ``ca.pem``, then ``extra_ca_file``."""
-    pems = [identity.ca_path.read_text(encoding="ascii", errors="replace")]
-    if config.extra_ca_file:
-        pems.append(Path(config.extra_ca_file).read_text(encoding="ascii", errors="replace"))
-    return pems
+    """The PEM texts the agent trusts, as ``fleet agent run`` does (its trust mode)."""
+    return trusted_pems(identity.trust_file, config.extra_ca_file)
 
 
 def agent_ssl_context(identity: Identity, config: AgentConfig) -> ssl.SSLContext:
-    """The TLS settings of ``fleet agent run`` (``Agent._ssl_context``)."""
-    context = ssl.create_default_context(cafile=str(identity.ca_path))
-    if config.extra_ca_file:
-        context.load_verify_locations(cafile=config.extra_ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """The TLS settings of ``fleet agent run``: :func:`agent.tls.client_context`."""
+    return client_context(
+        identity.tls_trust, ca_file=identity.trust_file, extra_ca_file=config.extra_ca_file
+    )
 
 
 def _unverified_context() -> ssl.SSLContext:
@@ -134,10 +129,13 @@ def check_tls(
 
 
 def _issued_by_enrolled(issuer: str, identity: Identity) -> bool:
+    """Whether the CAs of the agent's trust mode (not extra_ca_file) issued the certificate."""
     from cryptography import x509
 
-    ca = x509.load_pem_x509_certificate(identity.ca_path.read_bytes())
-    return ca.subject.rfc4514_string() == issuer
+    if identity.trust_file is None:
+        return True  # the system trust store: OpenSSL's verdict is all there is
+    cas = x509.load_pem_x509_certificates(identity.trust_file.read_bytes())
+    return any(ca.subject.rfc4514_string() == issuer for ca in cas)
 
 
 def _get_ca(ep: Endpoint, timeout_s: float) -> tuple[int, str, HttpDate | None]:

@@ -387,6 +387,20 @@ def test_revoked_identity_fails_auth_with_what_to_do(control_plane, agent_dir):
     assert checks(doc, "upgrade", "ok")
 
 
+def test_tls_is_checked_in_the_agents_trust_mode(control_plane, agent_dir):
+    # Trust mode ca-file: run checks the server against server-ca.pem, not ca.pem;
+    # so does doctor.  A bundle that did not issue the server's certificate fails.
+    other, _ = ca_and_leaf("Company Issuing CA")
+    (agent_dir / "server-ca.pem").write_bytes(other.cert_pem)
+    edit_identity(agent_dir, tls_trust="ca-file")
+    doc = report_of(doctor(agent_dir))
+    bad = checks(doc, "tls", "FAIL")
+    assert bad and "trusted: 'Company Issuing CA'" in bad[0]["detail"]
+    assert checks(doc, "pin", "ok")  # the control plane's own CA is still the enrolled one
+    (agent_dir / "server-ca.pem").write_bytes(control_plane.ca_file.read_bytes())
+    assert checks(report_of(doctor(agent_dir)), "tls", "ok")
+
+
 def test_control_plane_with_another_ca_fails_the_pin(control_plane, agent_dir, tmp_path):
     other = RunningServer(tmp_path / "other").start()
     try:
