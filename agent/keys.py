@@ -12,11 +12,12 @@ them directly.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from agent._child import run_module
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -85,25 +86,13 @@ def sign_nonce(key_pem: bytes, nonce: str) -> str:
 
 
 async def _child(*args: str, stdin: str = "") -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.keys",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        async with asyncio.timeout(_CHILD_TIMEOUT_S):
-            out, err = await proc.communicate(stdin.encode("utf-8"))
+        code, out, err = await run_module(
+            "agent.keys", *args, stdin=stdin.encode("utf-8"), timeout_s=_CHILD_TIMEOUT_S
+        )
     except TimeoutError:
         raise RuntimeError(f"key operation {args[0]} timed out") from None
-    finally:
-        if proc.returncode is None:  # timed out or cancelled: leave no child behind
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
+    if code != 0:
         detail = err.decode("utf-8", errors="replace").strip().splitlines()
         raise RuntimeError(f"key operation {args[0]} failed: {detail[-1] if detail else '?'}")
     return out.decode("ascii").strip()

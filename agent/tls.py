@@ -21,7 +21,6 @@ it in a short-lived child (:func:`explain_isolated`) to keep its memory small.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import ipaddress
@@ -30,7 +29,10 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "CHAIN_CODES",
@@ -218,24 +220,32 @@ def _name_matches(host: str, names: list[str]) -> bool:
     return False
 
 
+def _load_cas(ca_pems: list[str]) -> list[x509.Certificate]:
+    """Every certificate in the PEM texts; a text that holds none is passed over."""
+    from cryptography import x509
+
+    cas: list[x509.Certificate] = []
+    for pem in ca_pems:
+        try:
+            cas.extend(x509.load_pem_x509_certificates(pem.encode("ascii")))
+        except ValueError:
+            continue
+    return cas
+
+
 def _issued_by_any(leaf: object, ca_pems: list[str]) -> bool:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
 
     assert isinstance(leaf, x509.Certificate)
-    for pem in ca_pems:
-        try:
-            cas = x509.load_pem_x509_certificates(pem.encode("ascii"))
-        except ValueError:
+    for ca in _load_cas(ca_pems):
+        if ca.subject != leaf.issuer:
             continue
-        for ca in cas:
-            if ca.subject != leaf.issuer:
-                continue
-            try:
-                leaf.verify_directly_issued_by(ca)
-            except (InvalidSignature, ValueError, TypeError):
-                continue
-            return True
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        return True
     return False
 
 
@@ -244,18 +254,12 @@ def _fmt(moment: dt.datetime) -> str:
 
 
 def _trusted_names(ca_pems: list[str]) -> str:
-    from cryptography import x509
     from cryptography.x509.oid import NameOID
 
     names: list[str] = []
-    for pem in ca_pems:
-        try:
-            cas = x509.load_pem_x509_certificates(pem.encode("ascii"))
-        except ValueError:
-            continue
-        for ca in cas:
-            cns = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            names.append(f"'{cns[0].value!s}'" if cns else f"'{ca.subject.rfc4514_string()}'")
+    for ca in _load_cas(ca_pems):
+        cns = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names.append(f"'{cns[0].value!s}'" if cns else f"'{ca.subject.rfc4514_string()}'")
     return ", ".join(names) or "none"
 
 
@@ -404,25 +408,16 @@ async def explain_isolated(
         "trust": trust,
     }
     fallback = f"TLS verification of {host} failed ({exc.verify_message or exc})"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.tls",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    from agent._child import run_module
+
     try:
-        async with asyncio.timeout(_CHILD_TIMEOUT_S):
-            out, _ = await proc.communicate(json.dumps(request).encode("utf-8"))
-    except TimeoutError:
+        code, out, _ = await run_module(
+            "agent.tls", stdin=json.dumps(request).encode("utf-8"), timeout_s=_CHILD_TIMEOUT_S
+        )
+    except (TimeoutError, OSError):
         return fallback
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     text = out.decode("utf-8", errors="replace").strip()
-    return text if proc.returncode == 0 and text else fallback
+    return text if code == 0 and text else fallback
 
 
 def _main() -> int:
