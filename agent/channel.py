@@ -19,7 +19,6 @@ import ssl
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -35,8 +34,8 @@ from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
-from agent.state import Identity, channel_url, write_public
-from agent.tls import client_context, explain_isolated
+from agent.state import Identity, channel_url
+from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
 from agent.wire import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -62,6 +61,7 @@ from agent.wire import (
 )
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
+from fleet.files import write_public
 
 __all__ = ["Agent"]
 
@@ -148,24 +148,12 @@ class Agent:
         """Ask the agent to close its channel and return from :meth:`run`."""
         self._stop.set()
 
-    def _trust_file(self) -> Path | None:
-        """The CA bundle the server's certificate is checked against (None: the system's)."""
-        return {
-            "pinned": self.identity.ca_path,
-            "ca-file": self.identity.server_ca_path,
-            "system": None,
-        }[self.identity.tls_trust]
-
     def _ssl_context(self) -> ssl.SSLContext:
         return client_context(
             self.identity.tls_trust,
-            ca_file=self._trust_file(),
+            ca_file=self.identity.trust_file,
             extra_ca_file=self.config.extra_ca_file,
         )
-
-    def _trusted_pems(self) -> list[str]:
-        paths = (self._trust_file(), self.config.extra_ca_file)
-        return [Path(p).read_text(encoding="ascii", errors="replace") for p in paths if p]
 
     async def _explain_tls(self, exc: ssl.SSLCertVerificationError) -> str:
         """Which TLS check failed, from the certificate the server presents (read again).
@@ -181,14 +169,13 @@ class Agent:
             target = Target.of(url, self.config.proxy)
             async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
                 leaf = await asyncio.to_thread(peer_certificate, target)
-            trust = {
-                "pinned": "the pinned fleet CA",
-                "ca-file": f"the CA bundle given at enrollment ({self._trust_file()})",
-                "system": "the system trust store",
-            }[self.identity.tls_trust]
-            extra = " and --extra-ca-file" if self.config.extra_ca_file else ""
+            trust_file, extra = self.identity.trust_file, self.config.extra_ca_file
             return await explain_isolated(
-                leaf, target.host, self._trusted_pems(), exc, trust=trust + extra
+                leaf,
+                target.host,
+                trusted_pems(trust_file, extra),
+                exc,
+                trust=describe_trust(self.identity.tls_trust, trust_file, extra),
             )
         except (OSError, ProxyError, TimeoutError):
             return _explain(exc)

@@ -18,7 +18,6 @@ import hmac
 import http.client
 import logging
 import os
-import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -33,16 +32,17 @@ from agent.errors import (
     TokenRejected,
 )
 from agent.https import Connection, ProxyError, Response, Target, peer_certificate, unverified
-from agent.keys import csr_pem, generate_key_pem, spki_pin
-from agent.state import Identity, save_identity, write_private, write_public
+from agent.keys import csr_pem, generate_key_pem
+from agent.state import Identity, save_identity
 from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failure
 from fleet import __version__
+from fleet.files import write_private, write_public
+from fleet.pins import check_pin_text, spki_pin
 
 __all__ = ["EnrollRequest", "enroll", "read_token"]
 
 log = logging.getLogger("agent.enroll")
 
-_PIN_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TOKEN_ENV = "FLEET_ENROLL_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
@@ -276,8 +276,10 @@ def enroll(req: EnrollRequest) -> Identity:
     Raises:
         EnrollError: with what happened and what to do.
     """
-    if not _PIN_RE.match(req.ca_pin):
-        raise EnrollError(f"--ca-pin must look like sha256:<64 hex digits>, not {req.ca_pin!r}")
+    try:
+        req = dataclasses.replace(req, ca_pin=check_pin_text(req.ca_pin))
+    except ValueError as exc:
+        raise EnrollError(str(exc)) from None
     server = req.server.rstrip("/")
     if not server.startswith("https://"):
         raise EnrollError(f"--server must be an https:// URL, not {req.server!r}")

@@ -1,4 +1,6 @@
-"""The agent's key operations: key, CSR, proof-of-possession signature, CA pin.
+"""The agent's key operations: key, CSR, proof-of-possession signature.
+
+The CA pin is :func:`fleet.pins.spki_pin`, the one definition every side uses.
 
 ``cryptography`` is imported inside each function, never at module level.  The
 long-running agent does not call these functions in its own process: it runs
@@ -10,12 +12,12 @@ them directly.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import hashlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from agent._child import run_module
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -27,7 +29,6 @@ __all__ = [
     "generate_key_pem",
     "sign_isolated",
     "sign_nonce",
-    "spki_pin",
 ]
 
 AUTH_PREFIX = "fleet-agent-auth:"
@@ -84,39 +85,14 @@ def sign_nonce(key_pem: bytes, nonce: str) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
-def spki_pin(cert_pem: str | bytes) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo DER."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    data = cert_pem.encode("ascii") if isinstance(cert_pem, str) else cert_pem
-    cert = x509.load_pem_x509_certificate(data)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
-
-
 async def _child(*args: str, stdin: str = "") -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.keys",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        async with asyncio.timeout(_CHILD_TIMEOUT_S):
-            out, err = await proc.communicate(stdin.encode("utf-8"))
+        code, out, err = await run_module(
+            "agent.keys", *args, stdin=stdin.encode("utf-8"), timeout_s=_CHILD_TIMEOUT_S
+        )
     except TimeoutError:
         raise RuntimeError(f"key operation {args[0]} timed out") from None
-    finally:
-        if proc.returncode is None:  # timed out or cancelled: leave no child behind
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
+    if code != 0:
         detail = err.decode("utf-8", errors="replace").strip().splitlines()
         raise RuntimeError(f"key operation {args[0]} failed: {detail[-1] if detail else '?'}")
     return out.decode("ascii").strip()

@@ -22,13 +22,14 @@ import pwd
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from agent.errors import ConfigError, InstallError
 from fleet import __version__
+from fleet.files import write_atomic
+from fleet.pins import check_pin_text
 
 __all__ = [
     "UNIT_NAME",
@@ -51,7 +52,6 @@ _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 _SAFE_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _SAFE_URL = re.compile(r"^https://[^\s\"'\\$`%]+$")
-_PIN = re.compile(r"^sha256:[0-9a-f]{64}$")
 _STATE_ROOT = Path("/var/lib")
 
 
@@ -239,8 +239,10 @@ def _group_of(user: str) -> str:
 def _env_file(server: str, ca_pin: str) -> str:
     if not _SAFE_URL.match(server):
         raise ConfigError(f"--server must be an https:// URL, not {server!r}")
-    if not _PIN.match(ca_pin):
-        raise ConfigError(f"--ca-pin must look like sha256:<64 hex digits>, not {ca_pin!r}")
+    try:
+        ca_pin = check_pin_text(ca_pin)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return (
         f"# Where {UNIT_NAME} enrolls (not secrets). FLEET_AGENT_* settings may follow.\n"
         f"FLEET_SERVER={server}\n"
@@ -307,16 +309,6 @@ def apply(plan: ServicePlan) -> list[str]:
 
 
 def _write(path: Path, content: str, mode: int) -> None:
-    """Write atomically; the temporary file has ``mode`` before any byte is in it."""
+    """Write atomically (:func:`fleet.files.write_atomic`), making the directory first."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, content.encode("utf-8"), mode)

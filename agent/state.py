@@ -16,7 +16,6 @@ Layout::
 from __future__ import annotations
 
 import json
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 from agent.errors import StateError
 from agent.tls import TRUST_MODES, TrustMode
 from agent.wire import AGENT_CHANNEL_PATH
+from fleet.files import write_public
 
 __all__ = [
     "Identity",
@@ -32,8 +32,6 @@ __all__ = [
     "load_identity",
     "read_identity",
     "save_identity",
-    "write_private",
-    "write_public",
 ]
 
 
@@ -68,6 +66,13 @@ class Identity:
     """How the server's TLS certificate is verified (:mod:`agent.tls`)."""
 
     @property
+    def trust_file(self) -> Path | None:
+        """The CA bundle the server's certificate is checked against (None: the system's)."""
+        return {"pinned": self.ca_path, "ca-file": self.server_ca_path, "system": None}[
+            self.tls_trust
+        ]
+
+    @property
     def key_path(self) -> Path:
         return self.state_dir / "key.pem"
 
@@ -87,29 +92,6 @@ class Identity:
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` atomically: a temporary file in the same directory, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file only the agent's user may read (0600)."""
-    _write(path, data, 0o600)
-
-
-def write_public(path: Path, data: bytes) -> None:
-    """Write a non-secret file (0644)."""
-    _write(path, data, 0o644)
 
 
 def save_identity(identity: Identity) -> None:

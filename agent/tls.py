@@ -21,7 +21,6 @@ it in a short-lived child (:func:`explain_isolated`) to keep its memory small.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import ipaddress
@@ -30,17 +29,23 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "CHAIN_CODES",
     "TRUST_MODES",
     "TLSCheck",
+    "TLSProblem",
     "TrustMode",
     "check_tls",
     "client_context",
+    "describe_trust",
     "explain_isolated",
     "explain_tls_failure",
+    "trusted_pems",
 ]
 
 TrustMode = Literal["pinned", "ca-file", "system"]
@@ -84,14 +89,58 @@ def client_context(
     return context
 
 
+def trusted_pems(ca_file: Path | None, extra_ca_file: Path | str | None) -> list[str]:
+    """The PEM texts a client context of :func:`client_context` trusts (empty: the system's).
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    paths = (ca_file, extra_ca_file)
+    return [Path(p).read_text(encoding="ascii", errors="replace") for p in paths if p]
+
+
+def describe_trust(mode: TrustMode, ca_file: Path | None, extra_ca_file: object) -> str:
+    """How the trusted CAs are named in a message: ``trust=`` of :func:`check_tls`."""
+    trust = {
+        "pinned": "the pinned fleet CA",
+        "ca-file": f"the CA bundle given at enrollment ({ca_file})",
+        "system": "the system trust store",
+    }[mode]
+    return trust + (" and --extra-ca-file" if extra_ca_file else "")
+
+
+@dataclass(frozen=True)
+class TLSProblem:
+    """One check that failed.
+
+    Attributes:
+        check: ``chain``, ``validity``, ``name`` or ``other``.
+        detail: what was seen.
+        fix: what to do.
+    """
+
+    check: str
+    detail: str
+    fix: str
+
+    @property
+    def text(self) -> str:
+        """The problem as one sentence of :attr:`TLSCheck.message`."""
+        head = self.detail if self.check == "other" else f"{self.check}: {self.detail}"
+        return f"{head}. {self.fix}"
+
+
 @dataclass(frozen=True)
 class TLSCheck:
     """What the certificate a server presented says, check by check.
 
+    Enrollment and ``fleet agent run`` print :attr:`message`; ``fleet agent doctor``
+    prints each of :attr:`problems` with its fix.
+
     Attributes:
-        failed: the checks that failed, among ``chain``, ``validity``, ``name``
+        host: the name the agent dialled.
+        problems: the checks that failed, in the order chain, validity, name
             (empty: all passed).
-        message: one paragraph saying what failed and what to do.
         subject: the certificate's subject (RFC 4514).
         issuer: who issued it (RFC 4514); an inspecting proxy shows up here.
         names: the DNS names and IP addresses it carries.
@@ -99,8 +148,8 @@ class TLSCheck:
         not_after: end of validity (UTC).
     """
 
-    failed: tuple[str, ...]
-    message: str
+    host: str
+    problems: tuple[TLSProblem, ...]
     subject: str
     issuer: str
     names: tuple[str, ...]
@@ -109,7 +158,21 @@ class TLSCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """No check failed."""
+        return not self.problems
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The names of the checks that failed."""
+        return tuple(p.check for p in self.problems)
+
+    @property
+    def message(self) -> str:
+        """One paragraph saying what failed and what to do."""
+        if not self.problems:
+            return "the TLS checks passed"
+        said = "; ".join(p.text for p in self.problems)
+        return f"TLS verification of {self.host} failed. {said}."
 
 
 def _names(cert: object) -> list[str]:
@@ -157,24 +220,32 @@ def _name_matches(host: str, names: list[str]) -> bool:
     return False
 
 
+def _load_cas(ca_pems: list[str]) -> list[x509.Certificate]:
+    """Every certificate in the PEM texts; a text that holds none is passed over."""
+    from cryptography import x509
+
+    cas: list[x509.Certificate] = []
+    for pem in ca_pems:
+        try:
+            cas.extend(x509.load_pem_x509_certificates(pem.encode("ascii")))
+        except ValueError:
+            continue
+    return cas
+
+
 def _issued_by_any(leaf: object, ca_pems: list[str]) -> bool:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
 
     assert isinstance(leaf, x509.Certificate)
-    for pem in ca_pems:
-        try:
-            cas = x509.load_pem_x509_certificates(pem.encode("ascii"))
-        except ValueError:
+    for ca in _load_cas(ca_pems):
+        if ca.subject != leaf.issuer:
             continue
-        for ca in cas:
-            if ca.subject != leaf.issuer:
-                continue
-            try:
-                leaf.verify_directly_issued_by(ca)
-            except (InvalidSignature, ValueError, TypeError):
-                continue
-            return True
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        return True
     return False
 
 
@@ -182,13 +253,59 @@ def _fmt(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _trusted_names(ca_pems: list[str]) -> str:
+    from cryptography.x509.oid import NameOID
+
+    names: list[str] = []
+    for ca in _load_cas(ca_pems):
+        cns = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names.append(f"'{cns[0].value!s}'" if cns else f"'{ca.subject.rfc4514_string()}'")
+    return ", ".join(names) or "none"
+
+
+def _chain_problem(issuer: str, trust: str) -> TLSProblem:
+    return TLSProblem(
+        "chain",
+        f"the server's certificate was issued by '{issuer}', which is not "
+        f"trusted here (trusted: {trust})",
+        "If a proxy on this network inspects TLS, that issuer is the proxy's: where the "
+        "security team allows it, add its CA with --extra-ca-file FILE (extra_ca_file in "
+        "agent.toml). If the server presents a certificate from your company's PKI, enroll "
+        "with --ca-file FILE (that PKI's CA bundle)",
+    )
+
+
+def _validity_problem(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> TLSProblem:
+    state = "is not yet valid" if now < start else "has expired"
+    return TLSProblem(
+        "validity",
+        f"the server's certificate {state}: it is valid from {_fmt(start)} "
+        f"to {_fmt(end)}, and this host's clock says {_fmt(now)}",
+        "Check this host's clock (timedatectl; NTP) and the server's; if both are right, "
+        "the server needs a new certificate",
+    )
+
+
+def _name_problem(host: str, names: list[str]) -> TLSProblem:
+    listed = ", ".join(names) or "no names at all"
+    return TLSProblem(
+        "name",
+        f"the server's certificate does not carry '{host}' (the host in --server); "
+        f"it carries {listed}",
+        "Dial one of those names, or add this one on the server: "
+        f"`fleet server --san {host.strip('[]')} ...` (repeat --san for every name), then "
+        "restart it; the CA and every agent's pin stay the same (a certificate from "
+        "your PKI, --tls-cert, must be re-issued with that name)",
+    )
+
+
 def check_tls(
     leaf_der: bytes,
     host: str,
     trusted_ca_pems: list[str],
-    exc: ssl.SSLError | None = None,
+    exc: BaseException | None = None,
     *,
-    trust: str = "the pinned fleet CA",
+    trust: str | None = None,
     now: dt.datetime | None = None,
 ) -> TLSCheck:
     """Check the certificate a server presented against a host name and CAs.
@@ -198,9 +315,10 @@ def check_tls(
         host: the name the agent dialled (the host of ``--server``).
         trusted_ca_pems: PEM CAs the agent trusts; empty means the system store,
             whose verdict comes from ``exc`` alone.
-        exc: the verification error of the handshake, when there was one: its
-            OpenSSL code decides the chain check (it also sees intermediates).
-        trust: how the trusted CAs are named in the message.
+        exc: the error of the handshake, when there was one: the OpenSSL code of
+            an ``ssl.SSLCertVerificationError`` decides the chain check (it also
+            sees intermediates).
+        trust: how the trusted CAs are named in the message (default: their names).
         now: the time to check validity at (default: this host's clock).
 
     Raises:
@@ -213,8 +331,7 @@ def check_tls(
     names = _names(leaf)
     subject, issuer = leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string()
     code = getattr(exc, "verify_code", None) if exc is not None else None
-    failed: list[str] = []
-    said: list[str] = []
+    problems: list[TLSProblem] = []
 
     if code is not None and code in CHAIN_CODES:
         chain_ok = False
@@ -223,53 +340,26 @@ def check_tls(
     else:
         chain_ok = _issued_by_any(leaf, trusted_ca_pems)
     if not chain_ok:
-        failed.append("chain")
-        said.append(
-            f"chain: the server's certificate was issued by '{issuer}', which is not "
-            f"trusted here (trusted: {trust}). If a proxy on this network inspects TLS, "
-            "that issuer is the "
-            "proxy's: where the security team allows it, add its CA with --extra-ca-file "
-            "FILE (extra_ca_file in agent.toml). If the server presents a certificate from "
-            "your company's PKI, enroll with --ca-file FILE (that PKI's CA bundle)"
-        )
-
+        problems.append(_chain_problem(issuer, trust or _trusted_names(trusted_ca_pems)))
     start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if now < start or now > end:
-        failed.append("validity")
-        state = "is not yet valid" if now < start else "has expired"
-        said.append(
-            f"validity: the server's certificate {state}: it is valid from {_fmt(start)} "
-            f"to {_fmt(end)}, and this host's clock says {_fmt(now)}. Check this host's "
-            "clock (timedatectl; NTP) and the server's; if both are right, the server needs "
-            "a new certificate"
-        )
-
+        problems.append(_validity_problem(start, end, now))
     if not _name_matches(host, names):
-        failed.append("name")
-        listed = ", ".join(names) or "no names at all"
-        said.append(
-            f"name: the server's certificate does not carry '{host}' (the host in --server); "
-            f"it carries {listed}. Dial one of those names, or add this one on the server: "
-            f"`fleet server --san {host.strip('[]')} ...` (repeat --san for every name), then "
-            "restart it; the CA and every agent's pin stay the same (a certificate from "
-            "your PKI, --tls-cert, must be re-issued with that name)"
+        problems.append(_name_problem(host, names))
+    if not problems and exc is not None:
+        problems.append(
+            TLSProblem(
+                "other",
+                f"TLS verification failed ({getattr(exc, 'verify_message', None) or exc}) "
+                f"although the certificate's chain, dates and names look right; issuer "
+                f"'{issuer}', names {', '.join(names) or 'none'}",
+                "Check that this port serves the control plane's TLS and that nothing on "
+                "the path (proxy, load balancer) ends or alters it",
+            )
         )
-
-    if not failed and exc is not None:
-        failed.append("other")
-        said.append(
-            f"TLS verification failed ({getattr(exc, 'verify_message', None) or exc}) "
-            f"although the certificate's chain, dates and names look right; issuer "
-            f"'{issuer}', names {', '.join(names) or 'none'}"
-        )
-    message = (
-        "the TLS checks passed"
-        if not failed
-        else f"TLS verification of {host} failed. " + "; ".join(said) + "."
-    )
     return TLSCheck(
-        failed=tuple(failed),
-        message=message,
+        host=host,
+        problems=tuple(problems),
         subject=subject,
         issuer=issuer,
         names=tuple(names),
@@ -318,25 +408,16 @@ async def explain_isolated(
         "trust": trust,
     }
     fallback = f"TLS verification of {host} failed ({exc.verify_message or exc})"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.tls",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    from agent._child import run_module
+
     try:
-        async with asyncio.timeout(_CHILD_TIMEOUT_S):
-            out, _ = await proc.communicate(json.dumps(request).encode("utf-8"))
-    except TimeoutError:
+        code, out, _ = await run_module(
+            "agent.tls", stdin=json.dumps(request).encode("utf-8"), timeout_s=_CHILD_TIMEOUT_S
+        )
+    except (TimeoutError, OSError):
         return fallback
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     text = out.decode("utf-8", errors="replace").strip()
-    return text if proc.returncode == 0 and text else fallback
+    return text if code == 0 and text else fallback
 
 
 def _main() -> int:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from fleet.files import write_private
+
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
-from .pki import write_private
 from .secrets import API_PREFIX, hash_token, looks_like, new_token
 from .store.base import OperatorRecord, Store
 

@@ -9,9 +9,7 @@ refused on the channel.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,36 +19,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fleet.files import write_private, write_public
+from fleet.pins import spki_pin
+
 from .errors import BadRequest, Unauthenticated
 
-__all__ = ["CertificateAuthority", "IssuedCert", "spki_pin", "write_private"]
+__all__ = ["CertificateAuthority", "IssuedCert"]
 
 BACKDATE = dt.timedelta(minutes=5)
 """NotBefore is set this far in the past so that an agent whose clock runs a little
 behind can still use a certificate it was just given."""
 
 AUTH_CONTEXT = b"fleet-agent-auth:"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file that only its owner may read (0600), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def spki_pin(cert: x509.Certificate) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo (DER)."""
-    der = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -72,7 +52,7 @@ class CertificateAuthority:
         self.cert = cert
         self._key = key
         self.pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.pin = spki_pin(cert)
+        self.pin = spki_pin(cert.public_bytes(serialization.Encoding.DER))
 
     @classmethod
     def load_or_create(cls, directory: Path) -> CertificateAuthority:
@@ -131,7 +111,7 @@ class CertificateAuthority:
             )
             ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         ca = cls(directory, cert, key)
-        (directory / "ca.pin").write_text(ca.pin + "\n")
+        write_public(directory / "ca.pin", (ca.pin + "\n").encode())
         return ca
 
     def issue_server_cert(self, names: list[str]) -> x509.Certificate:

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from fleet.files import write_public
 from fleet.protocol import MAX_FRAME_BYTES
 
 from .app import create_app
@@ -174,7 +175,7 @@ def serve(
     agent_sock = _bind_agents(host, _agent_port(data_dir, port, agent_port), data_dir)
     cp.channel_port = agent_sock.getsockname()[1]
     cp.server_tls = "off" if server_tls is None else "fleet-ca" if server_tls.own else "external"
-    (data_dir / AGENT_PORT_FILE).write_text(f"{cp.channel_port}\n")
+    write_public(data_dir / AGENT_PORT_FILE, f"{cp.channel_port}\n".encode())
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
     if host.strip("[]") in ("0.0.0.0", "::") and server_tls is not None:  # noqa: S104
@@ -185,7 +186,8 @@ def serve(
     cp.endpoint = f"{scheme}://{shown_host}:{bound_port}"
 
     def ready() -> None:
-        (data_dir / "endpoint").write_text(cp.endpoint + "\n")
+        # Atomic: a client that reads it while it is written sees all of it or none.
+        write_public(data_dir / "endpoint", (cp.endpoint + "\n").encode())
         print(
             f"fleet control plane listening on {cp.endpoint}\n"
             f"  agents:      port {cp.channel_port} (the agent channel)\n"

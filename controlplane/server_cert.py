@@ -25,9 +25,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from .pki import CertificateAuthority, write_private
+from fleet.files import write_private
+from fleet.pins import spki_der
+
+from .pki import CertificateAuthority
 
 __all__ = [
     "DEFAULT_NAMES",
@@ -176,7 +179,7 @@ def _usable(ca: CertificateAuthority, names: list[str]) -> x509.Certificate | No
         cert.verify_directly_issued_by(ca.cert)
     except (OSError, ValueError, TypeError, InvalidSignature):
         return None
-    if _spki(cert.public_key()) != _spki(key.public_key()):
+    if spki_der(cert.public_key()) != spki_der(key.public_key()):
         return None
     now = dt.datetime.now(dt.UTC)
     if cert.not_valid_after_utc - now < RENEW_BEFORE or cert.not_valid_before_utc > now:
@@ -219,12 +222,6 @@ def own_server_tls(ca: CertificateAuthority, host: str, sans: list[str] | None) 
     )
 
 
-def _spki(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def _load_key(path: Path) -> PrivateKeyTypes:
     try:
         data = path.read_bytes()
@@ -263,7 +260,7 @@ def external_server_tls(cert_file: Path, key_file: Path) -> ServerTLS:
         ) from None
     leaf = chain[0]
     key = _load_key(key_file)
-    if _spki(leaf.public_key()) != _spki(key.public_key()):
+    if spki_der(leaf.public_key()) != spki_der(key.public_key()):
         raise ServerCertError(
             f"--tls-key {key_file} does not match --tls-cert {cert_file} (the first "
             "certificate in the file must be the one issued for this key)"

@@ -1,29 +1,44 @@
-"""Writing secret files: one rule, 0600 and atomic (a temporary file, then rename).
+"""Writing files atomically, with their mode set before the first byte: the one rule.
 
-Standard library only.  ``agent/state.py`` and ``controlplane/pki.py`` hold older
-copies of the same rule; new code uses this one.
+Standard library only, so that the agent, the control plane and the admin CLI
+all use it.  A reader sees the old content or the new one, never a part (a
+temporary file in the same directory, fsync, then rename), and a secret is never
+readable by others, not even for a moment.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["write_private"]
+__all__ = ["write_atomic", "write_private", "write_public"]
 
 
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` readable by its owner only, atomically.
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode``, atomically.
 
-    A reader sees the old content or the new one, never a part, and never a moment
-    where the file is readable by others (the mode is set before the first byte).
+    Raises:
+        OSError: the directory cannot be written; no temporary file is left behind.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask; an old tmp kept its own
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # mkstemp makes it 0600; the umask plays no part
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (0600): keys, tokens."""
+    write_atomic(path, data, 0o600)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """Write a file anyone may read (0644): certificates, ``agent.json``, ``endpoint``."""
+    write_atomic(path, data, 0o644)

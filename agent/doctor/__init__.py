@@ -25,16 +25,12 @@ from __future__ import annotations
 from ._probe import parse_target
 from ._report import Check, Report, Status, render_json, render_text
 from ._run import DoctorOptions, run_doctor
-from ._tls_analysis import TlsFinding, TlsProblem, explain_tls_failure
 
 __all__ = [
     "Check",
     "DoctorOptions",
     "Report",
     "Status",
-    "TlsFinding",
-    "TlsProblem",
-    "explain_tls_failure",
     "parse_target",
     "render_json",
     "render_text",

@@ -3,7 +3,8 @@
 The chain is checked as ``fleet agent run`` checks it: against the agent's
 ``ca.pem`` and ``extra_ca_file``, with the host name of the server URL.  On a
 failure the presented certificate is fetched again without verification, to say
-which check failed (:func:`~agent.doctor._tls_analysis.explain_tls_failure`).
+which check failed (:func:`agent.tls.check_tls`, the analysis enrollment and
+``fleet agent run`` give too).
 
 The pin: the control plane serves its CA at ``GET /v1/ca``; its public key must
 be the one the agent enrolled with (the SPKI pin of ``STATE/ca.pem``, which
@@ -18,15 +19,15 @@ import http.client
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.keys import spki_pin
 from agent.state import Identity
+from agent.tls import check_tls as analyse
+from agent.tls import client_context, trusted_pems
+from fleet.pins import spki_pin
 
 from ._net import DialError, Endpoint, dial
 from ._report import Report
-from ._tls_analysis import explain_tls_failure
 
 __all__ = ["HttpDate", "agent_ssl_context", "check_pin", "check_tls", "trusted_ca_pems"]
 
@@ -47,20 +48,15 @@ class HttpDate:
 
 
 def trusted_ca_pems(identity: Identity, config: AgentConfig) -> list[str]:
-    """The PEM texts the agent trusts: ``ca.pem``, then ``extra_ca_file``."""
-    pems = [identity.ca_path.read_text(encoding="ascii", errors="replace")]
-    if config.extra_ca_file:
-        pems.append(Path(config.extra_ca_file).read_text(encoding="ascii", errors="replace"))
-    return pems
+    """The PEM texts the agent trusts, as ``fleet agent run`` does (its trust mode)."""
+    return trusted_pems(identity.trust_file, config.extra_ca_file)
 
 
 def agent_ssl_context(identity: Identity, config: AgentConfig) -> ssl.SSLContext:
-    """The TLS settings of ``fleet agent run`` (``Agent._ssl_context``)."""
-    context = ssl.create_default_context(cafile=str(identity.ca_path))
-    if config.extra_ca_file:
-        context.load_verify_locations(cafile=config.extra_ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """The TLS settings of ``fleet agent run``: :func:`agent.tls.client_context`."""
+    return client_context(
+        identity.tls_trust, ca_file=identity.trust_file, extra_ca_file=config.extra_ca_file
+    )
 
 
 def _unverified_context() -> ssl.SSLContext:
@@ -110,8 +106,16 @@ def check_tls(
             "the path (proxy, load balancer) ends or alters TLS",
         )
         return False
-    finding = explain_tls_failure(leaf, ep.host, trusted_ca_pems(identity, config), error)
-    if finding.ok:
+    try:
+        finding = analyse(leaf, ep.host, trusted_ca_pems(identity, config), error)
+    except ValueError as exc:
+        report.fail(
+            "tls",
+            f"{ep.where} ({ep.label} port): the certificate presented is unreadable ({exc})",
+            "check that this port serves the control plane over TLS",
+        )
+        return False
+    if error is None:  # OpenSSL verified chain, dates and name (intermediates included)
         via = "" if _issued_by_enrolled(finding.issuer, identity) else " through extra_ca_file"
         report.ok(
             "tls",
@@ -125,10 +129,13 @@ def check_tls(
 
 
 def _issued_by_enrolled(issuer: str, identity: Identity) -> bool:
+    """Whether the CAs of the agent's trust mode (not extra_ca_file) issued the certificate."""
     from cryptography import x509
 
-    ca = x509.load_pem_x509_certificate(identity.ca_path.read_bytes())
-    return ca.subject.rfc4514_string() == issuer
+    if identity.trust_file is None:
+        return True  # the system trust store: OpenSSL's verdict is all there is
+    cas = x509.load_pem_x509_certificates(identity.trust_file.read_bytes())
+    return any(ca.subject.rfc4514_string() == issuer for ca in cas)
 
 
 def _get_ca(ep: Endpoint, timeout_s: float) -> tuple[int, str, HttpDate | None]:

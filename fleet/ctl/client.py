@@ -105,6 +105,13 @@ class ApiClient:
     def _unreachable(self, exc: Exception) -> str:
         text = str(exc)
         server, where = self.target.server, self.target.origin.get("server", "?")
+        if "CERTIFICATE_VERIFY_FAILED" in text and self.target.origin.get("ca") == "--ca-pin":
+            return (
+                f"{server} serves the CA the pin names, but its TLS certificate is not "
+                f"signed by that CA: {text}. If it presents a certificate from your PKI "
+                "(fleet server --tls-cert), log in with --ca-file (that PKI's CA bundle) or "
+                "without a CA (the system trust store)"
+            )
         if "CERTIFICATE_VERIFY_FAILED" in text:
             ca = self.target.ca_file
             trust = f"the CA in {ca}" if ca else "the system's trust store"

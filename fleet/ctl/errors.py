@@ -1,6 +1,7 @@
 """Every error of the admin CLI, in one tree; each carries its exit code.
 
 CtlError                 1  the server refused, or could not be reached
+│   └── PinMismatchError 1  the server's CA is not the one --ca-pin names
 ├── UsageError           2  bad arguments, nothing configured, confirmation missing
 ├── NotFoundError        3  404: no such agent, user, token, pool or connection
 ├── ConflictError        4  409: already exists, or not possible in this state
@@ -20,6 +21,7 @@ __all__ = [
     "ConflictError",
     "CtlError",
     "NotFoundError",
+    "PinMismatchError",
     "UsageError",
 ]
 
@@ -59,3 +61,7 @@ class AuthError(CtlError):
     """The server does not know the token, or its role is too low (HTTP 401, 403)."""
 
     exit_code = EXIT_AUTH
+
+
+class PinMismatchError(CtlError):
+    """The CA the server serves at ``/v1/ca`` does not have the pin given."""

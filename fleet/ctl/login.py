@@ -7,12 +7,19 @@ import getpass
 import json
 import os
 import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+from fleet.files import write_private
+from fleet.pins import check_pin_text
 
 from .client import ApiClient
 from .common import Subparsers, connection_options
 from .errors import CtlError, UsageError
 from .profile import Target, config_dir, resolve, save_profile
+from .trust import fetch_pinned_ca
 
 __all__ = ["register"]
 
@@ -47,8 +54,34 @@ def _target(args: argparse.Namespace) -> Target:
     )
 
 
+def _pin_of(args: argparse.Namespace) -> str | None:
+    if args.ca_pin is None:
+        return None
+    if args.ca_file is not None:
+        raise UsageError("give --ca-file or --ca-pin, not both; nothing was written")
+    try:
+        return check_pin_text(args.ca_pin)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; nothing was written") from None
+
+
+def _whoami_pinned(target: Target, pin: str) -> tuple[dict[str, Any], bytes]:
+    """Trust the CA served at /v1/ca if it has ``pin``, then ask who the token is with it."""
+    ca_pem = fetch_pinned_ca(target.server, pin).encode("ascii")  # no token sent yet
+    with tempfile.TemporaryDirectory(prefix="fleet-login-") as tmp:
+        ca_file = Path(tmp) / "ca.pem"
+        write_private(ca_file, ca_pem)
+        pinned = replace(target, ca_file=ca_file, origin={**target.origin, "ca": "--ca-pin"})
+        with ApiClient(pinned) as api:
+            who: dict[str, Any] = api.call("GET", "/v1/whoami")
+    return who, ca_pem
+
+
 def _login(args: argparse.Namespace) -> int:
+    pin = _pin_of(args)
     target = _target(args)
+    if pin is not None:
+        return _saved(args, target, *_whoami_pinned(target, pin))
     with ApiClient(target) as api:
         who: dict[str, Any] = api.call("GET", "/v1/whoami")
     ca_pem = None
@@ -57,6 +90,12 @@ def _login(args: argparse.Namespace) -> int:
             ca_pem = target.ca_file.read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read the CA file {target.ca_file}: {exc.strerror}") from None
+    return _saved(args, target, who, ca_pem)
+
+
+def _saved(
+    args: argparse.Namespace, target: Target, who: dict[str, Any], ca_pem: bytes | None
+) -> int:
     path = save_profile(
         config_dir(os.environ), target.server, target.token, ca_pem, who["name"], who["role"]
     )
@@ -113,7 +152,15 @@ def register(sub: Subparsers) -> None:
         description="Check the control plane, its CA and your token (asked for on a "
         "terminal if no --token-file, FLEET_TOKEN_FILE or FLEET_TOKEN gives it), then write "
         "$XDG_CONFIG_HOME/fleet/config.toml (~/.config/fleet/config.toml), with the token "
-        "and a copy of the CA beside it; all 0600. Later commands need no flags.",
+        "and a copy of the CA beside it; all 0600. Later commands need no flags. "
+        "--ca-pin instead of --ca-file fetches the CA from GET /v1/ca, checks it against the "
+        "pin before the token is sent, then verifies the server with it.",
+    )
+    login.add_argument(
+        "--ca-pin",
+        metavar="sha256:HEX",
+        help="trust the control plane's CA by its pin, as 'fleet agent enroll' does "
+        "(printed by 'fleet server', DATA_DIR/ca.pin); instead of --ca-file (default: none)",
     )
     login.set_defaults(run=_login, prog=login.prog)
     logout = sub.add_parser(

@@ -2,47 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TlsPinMismatch
 
-__all__ = ["ca_pin_of", "fetch_pinned_ca", "make_ssl_context"]
-
-
-def ca_pin_of(pem: str) -> str:
-    """``sha256:`` + hex SHA-256 of the certificate's SubjectPublicKeyInfo DER."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+__all__ = ["fetch_pinned_ca", "make_ssl_context"]
 
 
 def fetch_pinned_ca(server_url: str, pin: str, timeout: float = 10.0) -> str:
-    """Fetch ``/v1/ca`` without verification and return its PEM if it matches ``pin``."""
-    import httpx
+    """Fetch ``/v1/ca`` without verification and return its PEM if it matches ``pin``.
+
+    :func:`fleet.ctl.trust.fetch_pinned_ca`, with the dashboard's errors.
+    """
+    from fleet.ctl.errors import CtlError, PinMismatchError
+    from fleet.ctl.trust import fetch_pinned_ca as fetch
 
     try:
-        resp = httpx.get(
-            server_url.rstrip("/") + "/v1/ca",
-            verify=False,  # noqa: S501 - checked against the pin below
-            timeout=timeout,
-        )
-        resp.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"could not fetch the CA from {server_url}: {exc}") from None
-    pem = resp.text
-    got = ca_pin_of(pem)
-    if got.lower() != pin.strip().lower():
-        raise TlsPinMismatch(
-            f"the server's CA has pin {got}, not {pin}: check the pin, or you may be "
-            "talking to the wrong server"
-        )
-    return pem
+        return fetch(server_url, pin, timeout)
+    except PinMismatchError as exc:
+        raise TlsPinMismatch(str(exc)) from None
+    except CtlError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def make_ssl_context(

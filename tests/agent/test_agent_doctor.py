@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from agent._der import cert_info, pem_to_der
-from agent.doctor import Report, Status, explain_tls_failure, render_text
+from agent.doctor import Report, Status, render_text
 from agent.doctor._channel import ChannelClock
 from agent.doctor._identity import check_certificate, check_clock
 from agent.doctor._running import report_running_agent
 from agent.doctor._tls import HttpDate
 from agent.logs import LogBook
 from agent.state import read_identity
+from agent.tls import check_tls
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
 from tests.agent.proxies import ConnectProxy, Relay, TlsFront, strip_upgrade
@@ -243,7 +244,7 @@ def test_name_not_in_the_certificate_lists_its_names_and_the_san_flag(
     assert done.returncode == 1
     bad = checks(doc, "tls", "FAIL")
     assert len(bad) == 2  # both ports
-    assert "127.0.0.2 is not a name in the server's certificate" in bad[0]["detail"]
+    assert "the server's certificate does not carry '127.0.0.2'" in bad[0]["detail"]
     assert "localhost, 127.0.0.1, ::1" in bad[0]["detail"]
     assert "fleet server --san 127.0.0.2" in bad[0]["fix"]
     assert not any("issued by" in c["detail"] for c in bad)  # the chain is fine
@@ -345,7 +346,7 @@ def test_inspecting_proxy_is_named_by_the_issuer_it_presents(
     doc = report_of(doctor(agent_dir))
     [bad] = checks(doc, "tls", "FAIL")
     assert "issued by 'CN=Zscaler Intermediate Root CA'" in bad["detail"]
-    assert "SSL-inspecting proxy" in bad["detail"] and "extra_ca_file" in bad["fix"]
+    assert "inspects TLS" in bad["fix"] and "extra_ca_file" in bad["fix"]
     assert checks(doc, "upgrade", "skip")
 
 
@@ -384,6 +385,20 @@ def test_revoked_identity_fails_auth_with_what_to_do(control_plane, agent_dir):
     assert "revoked" in bad["detail"] and "4004" in bad["detail"]
     assert "enroll" in bad["fix"]
     assert checks(doc, "upgrade", "ok")
+
+
+def test_tls_is_checked_in_the_agents_trust_mode(control_plane, agent_dir):
+    # Trust mode ca-file: run checks the server against server-ca.pem, not ca.pem;
+    # so does doctor.  A bundle that did not issue the server's certificate fails.
+    other, _ = ca_and_leaf("Company Issuing CA")
+    (agent_dir / "server-ca.pem").write_bytes(other.cert_pem)
+    edit_identity(agent_dir, tls_trust="ca-file")
+    doc = report_of(doctor(agent_dir))
+    bad = checks(doc, "tls", "FAIL")
+    assert bad and "trusted: 'Company Issuing CA'" in bad[0]["detail"]
+    assert checks(doc, "pin", "ok")  # the control plane's own CA is still the enrolled one
+    (agent_dir / "server-ca.pem").write_bytes(control_plane.ca_file.read_bytes())
+    assert checks(report_of(doctor(agent_dir)), "tls", "ok")
 
 
 def test_control_plane_with_another_ca_fails_the_pin(control_plane, agent_dir, tmp_path):
@@ -550,9 +565,9 @@ def test_explain_an_expired_server_certificate(tmp_path):
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
     old = self_signed("127.0.0.1", not_before=start, lifetime=dt.timedelta(hours=1))
     der, error = _handshake_error(old.cert_pem, old.key_pem, tmp_path, old.cert_pem)
-    finding = explain_tls_failure(der, "127.0.0.1", [old.cert_pem.decode()], error)
+    finding = check_tls(der, "127.0.0.1", [old.cert_pem.decode()], error)
     assert [p.check for p in finding.problems] == ["validity"]
-    assert "expired at" in finding.problems[0].detail
+    assert "has expired" in finding.problems[0].detail
     assert "clock" in finding.problems[0].fix
 
 
@@ -560,7 +575,7 @@ def test_explain_a_chain_from_an_unknown_issuer(tmp_path):
     _, leaf = ca_and_leaf("Some Other CA")
     trusted, _ = ca_and_leaf("The Enrolled CA")
     der, error = _handshake_error(leaf.cert_pem, leaf.key_pem, tmp_path, trusted.cert_pem)
-    finding = explain_tls_failure(der, "127.0.0.1", [trusted.cert_pem.decode()], error)
+    finding = check_tls(der, "127.0.0.1", [trusted.cert_pem.decode()], error)
     assert [p.check for p in finding.problems] == ["chain"]
     assert "issued by 'CN=Some Other CA'" in finding.problems[0].detail
     assert "'The Enrolled CA'" in finding.problems[0].detail

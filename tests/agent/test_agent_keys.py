@@ -18,8 +18,8 @@ from agent.keys import (
     generate_key_pem,
     sign_isolated,
     sign_nonce,
-    spki_pin,
 )
+from fleet.pins import spki_pin
 from tests.agent.certs import self_signed
 
 

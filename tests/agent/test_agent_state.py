@@ -8,7 +8,8 @@ import pytest
 
 from agent.errors import StateError
 from agent.keys import generate_key_pem
-from agent.state import Identity, channel_url, load_identity, save_identity, write_private
+from agent.state import Identity, channel_url, load_identity, save_identity
+from fleet.files import write_private
 
 
 def test_channel_url_uses_the_agents_port_on_the_enrolled_host():

@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from agent.keys import spki_pin
+from fleet.pins import spki_pin
 from tests.agent.agents import AgentProcess, agent_env
 from tests.agent.certs import Issued, ca_and_leaf, self_signed
 from tests.helpers.server import REPO, wait_for
