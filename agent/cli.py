@@ -298,11 +298,13 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from agent.enroll import EnrollRequest, enroll, read_token
+    from agent.enroll import EnrollRequest, agent_name, enroll, read_token
 
     if args.if_needed and (args.state_dir / "agent.json").exists():
         print(f"{args.state_dir} already holds an enrolled agent; nothing to do")
         return EXIT_OK
+    # Before anything else: the host name may not be a valid agent name.
+    name = agent_name(args.name)
     token = read_token(args.token_file, os.environ)
     identity = enroll(
         EnrollRequest(
@@ -310,7 +312,7 @@ def _enroll(args: argparse.Namespace) -> int:
             ca_pin=args.ca_pin,
             token=token,
             state_dir=args.state_dir,
-            name=args.name,
+            name=name,
             force=args.force,
             ca_file=args.ca_file,
             extra_ca_file=args.extra_ca_file,

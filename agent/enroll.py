@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import (
+    ConfigError,
     EnrollError,
     PinMismatch,
     ServerUnreachable,
@@ -38,8 +39,9 @@ from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failur
 from fleet import __version__
 from fleet.files import write_private, write_public
 from fleet.pins import check_pin_text, spki_pin
+from fleet.units import check_name
 
-__all__ = ["EnrollRequest", "enroll", "read_token"]
+__all__ = ["EnrollRequest", "agent_name", "enroll", "read_token"]
 
 log = logging.getLogger("agent.enroll")
 
@@ -60,6 +62,25 @@ class EnrollRequest:
     """Verify the server's TLS with this CA bundle (the company's PKI), not the pinned CA."""
     extra_ca_file: Path | None = None
     """More CAs to trust for TLS (an SSL-inspecting proxy the security team allows)."""
+
+
+def agent_name(given: str | None, host_name: str | None = None) -> str:
+    """The name to enroll with: ``given`` (``--name``), else this host's name.
+
+    Raises:
+        ConfigError: the host name breaks the name rule (:func:`fleet.units.check_name`);
+            the message says to pass ``--name NAME``.
+    """
+    if given is not None:
+        return check_name("agent", given)
+    host = host_name if host_name is not None else socket.gethostname()
+    try:
+        return check_name("agent", host)
+    except ValueError as exc:
+        raise ConfigError(
+            f"this host's name cannot be the agent's name ({exc}); "
+            "pass --name NAME with a name that follows that rule"
+        ) from None
 
 
 def read_token(token_file: Path | None, env: dict[str, str] | os._Environ[str]) -> str:
@@ -289,7 +310,7 @@ def enroll(req: EnrollRequest) -> Identity:
             f"{state_dir} already holds an enrolled agent; use another --state-dir, "
             "or --force to replace its identity"
         )
-    name = req.name or socket.gethostname()
+    name = agent_name(req.name)
 
     conn, mode, bundle = _connect(req, server)
     with conn:

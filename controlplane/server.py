@@ -23,6 +23,7 @@ from .config import Settings
 from .pki import CertificateAuthority
 from .server_cert import (
     DEFAULT_NAMES,
+    TLS12_CIPHERS,
     ServerCertError,
     ServerTLS,
     external_server_tls,
@@ -212,6 +213,7 @@ def serve(
         ),
         ssl_certfile=str(server_tls.cert_file) if server_tls else None,
         ssl_keyfile=str(server_tls.key_file) if server_tls else None,
+        ssl_ciphers=TLS12_CIPHERS,
         # The sans-io implementation of websockets: one less task per connection.
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_BYTES,

@@ -34,6 +34,7 @@ from .pki import CertificateAuthority
 
 __all__ = [
     "DEFAULT_NAMES",
+    "TLS12_CIPHERS",
     "ServerCertError",
     "ServerTLS",
     "certificate_names",
@@ -133,15 +134,24 @@ class ServerTLS:
     own: bool = True
 
     def context(self) -> ssl.SSLContext:
-        """A server-side TLS context presenting this certificate."""
+        """A server-side TLS context presenting this certificate.
+
+        TLS 1.2 and 1.3 only; on TLS 1.2 only the AEAD suites (:data:`TLS12_CIPHERS`).
+        """
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS12_CIPHERS)
         ctx.load_cert_chain(self.cert_file, self.key_file)
         # Agents never resume TLS sessions (each channel is one long connection), so
         # the two TLS 1.3 session tickets OpenSSL would mint per handshake are work
         # wasted, 20,000 of them in a restart storm of 10,000 agents.
         ctx.num_tickets = 0
         return ctx
+
+
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+"""The TLS 1.2 suites both ports accept: forward-secret AEAD only (no CBC, no RSA key
+exchange).  TLS 1.3 suites are all AEAD and are not affected by this string."""
 
 
 def _wanted(host: str, sans: list[str]) -> list[str]:

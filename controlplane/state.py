@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet.protocol import CloseCode, Command, CommandEvent, CommandFinished, Presence
+from fleet.units import NAME_MAX
 
 from .channel import AgentChannel, clock_sweeper
 from .config import Settings
@@ -175,7 +176,8 @@ class ControlPlane:
             )
         name = (name or "").strip() or agent_id
         if any(a.record.name == name for a in self.fleet.agents.values()):
-            name = f"{name}-{agent_id[3:9]}"
+            # Still a valid name: at most NAME_MAX characters with the suffix.
+            name = f"{name[: NAME_MAX - 7]}-{agent_id[3:9]}"
         record = AgentRecord(
             id=agent_id,
             name=name,

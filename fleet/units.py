@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "LABEL_VALUE_MAX",
     "NAME_MAX",
     "NAME_PATTERN",
+    "NAME_RULE",
+    "check_label_value",
     "check_name",
     "format_ago",
     "format_duration",
@@ -22,10 +25,16 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 NAME_MAX = 64
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
-"""Names of agents, pools, operators and connections: letters, digits and ``._@-``,
-starting with a letter or digit, at most 64 characters.  Nothing that a header, a
-file name, a log line or a shell could misread (no spaces, quotes, CR/LF, ``/``)."""
+"""Names of agents, pools, operators, connections and label keys: letters, digits and
+``._@-``, starting with a letter or digit, at most 64 characters.  Nothing that a
+header, a file name, a log line or a shell could misread (no spaces, quotes, CR/LF,
+``/``, ``;``)."""
+NAME_RULE = f"1 to {NAME_MAX} letters, digits and . _ @ -, starting with a letter or digit"
+""":data:`NAME_PATTERN` in words, for error messages and the API schema."""
 _NAME = re.compile(NAME_PATTERN)
+
+LABEL_VALUE_MAX = 256
+"""Label values: at most this many printable characters (see :func:`check_label_value`)."""
 
 
 def parse_duration(text: str) -> float:
@@ -96,8 +105,25 @@ def check_name(kind: str, name: str) -> str:
     """
     if not _NAME.fullmatch(name):
         shown = name if len(name) <= 70 else name[:67] + "..."
-        raise ValueError(
-            f"{kind} name {shown!r} is not allowed: use 1 to {NAME_MAX} letters, digits "
-            "and . _ @ -, starting with a letter or digit"
-        )
+        raise ValueError(f"{kind} name {shown!r} is not allowed: use {NAME_RULE}")
     return name
+
+
+def check_label_value(key: str, value: str) -> str:
+    """``value`` if it may be the value of label ``key``.
+
+    A label value is 0 to :data:`LABEL_VALUE_MAX` printable characters
+    (:meth:`str.isprintable`): spaces and any letter are fine; control characters
+    (CR, LF, NUL, ESC...), format characters and line separators are not.
+
+    Raises:
+        ValueError: saying what is allowed.
+    """
+    if len(value) > LABEL_VALUE_MAX or not value.isprintable():
+        shown = value if len(value) <= 70 else value[:67] + "..."
+        what = f"label {key!r} value" if key else "label value"
+        raise ValueError(
+            f"{what} {shown!r} is not allowed: use at most {LABEL_VALUE_MAX} "
+            "printable characters (no control characters such as CR, LF or NUL)"
+        )
+    return value

@@ -28,7 +28,9 @@ from ..fleet import config_hash
 from ..pool_edits import clear_pin
 from ..state import ControlPlane, Principal
 from .deps import CP, Admin, Operator, Viewer
+from .headers import attachment
 from .models import AgentRemovedInfo, PinInfo
+from .names import AgentRef
 from .pins import PinBody, set_pin
 
 router = APIRouter()
@@ -52,7 +54,7 @@ async def list_agents(cp: CP, who: Viewer) -> list[AgentState]:
 
 
 @router.get("/v1/agents/{agent_id}")
-async def get_agent(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
+async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     agent = cp.agent(agent_id)
     events = [
         e.model_dump()
@@ -67,7 +69,7 @@ async def get_agent(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
 
 
 @router.post("/v1/agents/{agent_id}/revoke", response_model=AgentState)
-async def revoke(agent_id: str, cp: CP, who: Admin) -> AgentState:
+async def revoke(agent_id: AgentRef, cp: CP, who: Admin) -> AgentState:
     return (await cp.revoke(who, agent_id)).to_state()
 
 
@@ -98,12 +100,12 @@ async def probe_agent(
 
 
 @router.post("/v1/agents/{agent_id}/probe")
-async def probe(agent_id: str, body: ProbeBody, cp: CP, who: Operator) -> ProbeResult:
+async def probe(agent_id: AgentRef, body: ProbeBody, cp: CP, who: Operator) -> ProbeResult:
     return await probe_agent(cp, who, agent_id, body, "agent.probe")
 
 
 @router.post("/v1/agents/{agent_id}/logs")
-async def logs(agent_id: str, body: LogsBody, cp: CP, who: Operator) -> Response:
+async def logs(agent_id: AgentRef, body: LogsBody, cp: CP, who: Operator) -> Response:
     agent = cp.agent(agent_id)
     result = await cp.command(
         who, agent, LogsCommand(lines=body.lines, since=body.since), "agent.logs", agent.id
@@ -117,7 +119,7 @@ async def logs(agent_id: str, body: LogsBody, cp: CP, who: Operator) -> Response
         content=text,
         media_type="text/plain; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="{agent.record.name}-{stamp}.log"',
+            "Content-Disposition": attachment(f"{agent.record.name}-{stamp}.log"),
             "X-Fleet-Truncated": "1" if result.result.truncated else "0",
         },
     )
@@ -130,7 +132,7 @@ def _lines(config: dict[str, Any] | None) -> list[str]:
 
 
 @router.get("/v1/agents/{agent_id}/config")
-async def config(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
+async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     agent = cp.agent(agent_id)
     pin = cp.fleet.pin_for(agent)
     effective: dict[str, Any] | None = None
@@ -170,20 +172,20 @@ async def config(agent_id: str, cp: CP, who: Viewer) -> dict[str, Any]:
 
 
 @router.delete("/v1/agents/{agent_id}", response_model=AgentRemovedInfo)
-async def decommission_agent(agent_id: str, cp: CP, who: Admin) -> AgentRemovedInfo:
+async def decommission_agent(agent_id: AgentRef, cp: CP, who: Admin) -> AgentRemovedInfo:
     """Decommission (or, never connected, forget) an agent: revoke, then remove it."""
     removal = await decommission(cp, who, agent_id)
     return AgentRemovedInfo(id=removal.id, name=removal.name, action=removal.action)
 
 
 @router.put("/v1/agents/{agent_id}/pin", response_model=PinInfo)
-async def pin_agent(agent_id: str, body: PinBody, cp: CP, who: Admin) -> PinInfo:
+async def pin_agent(agent_id: AgentRef, body: PinBody, cp: CP, who: Admin) -> PinInfo:
     agent = cp.agent(agent_id)
     return PinInfo.of(await set_pin(cp, who, "agent", agent.id, body))
 
 
 @router.get("/v1/agents/{agent_id}/pin", response_model=PinInfo)
-async def show_agent_pin(agent_id: str, cp: CP, who: Viewer) -> PinInfo:
+async def show_agent_pin(agent_id: AgentRef, cp: CP, who: Viewer) -> PinInfo:
     """The pin set on this agent itself; a 404 names its pool's pin when that applies."""
     agent = cp.agent(agent_id)
     pin = cp.fleet.pins.get(("agent", agent.id))
@@ -202,7 +204,7 @@ async def show_agent_pin(agent_id: str, cp: CP, who: Viewer) -> PinInfo:
 
 
 @router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo)
-async def unpin_agent(agent_id: str, cp: CP, who: Admin) -> PinInfo:
+async def unpin_agent(agent_id: AgentRef, cp: CP, who: Admin) -> PinInfo:
     """Clears the agent's own pin (its pool's pin applies again); answers with it."""
     agent = cp.agent(agent_id)
     return PinInfo.of(await clear_pin(cp.fleet, who, "agent", agent.id))

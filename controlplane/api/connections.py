@@ -21,15 +21,16 @@ from ..store.base import ConnectionRecord
 from .agents import ProbeBody, probe_agent
 from .deps import CP, Admin, Operator, Viewer
 from .models import ConnectionDeleted
+from .names import ConnectionName, PoolName
 
 router = APIRouter()
 
 
 class ConnectionCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: ConnectionName
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
-    pools: list[str] = Field(min_length=1)
+    pools: list[PoolName] = Field(min_length=1)
 
 
 class ConnectionProbe(BaseModel):
@@ -44,7 +45,7 @@ class ConnectionPatch(BaseModel):
 
     host: str | None = Field(default=None, min_length=1, max_length=253)
     port: int | None = Field(default=None, ge=1, le=65535)
-    pools: list[str] | None = Field(default=None, min_length=1)
+    pools: list[PoolName] | None = Field(default=None, min_length=1)
 
 
 @router.post("/v1/connections", status_code=201, response_model=ConnectionInfo)
@@ -60,18 +61,20 @@ async def list_connections(cp: CP, who: Viewer) -> list[ConnectionInfo]:
 
 
 @router.patch("/v1/connections/{name}", response_model=ConnectionInfo)
-async def update(name: str, body: ConnectionPatch, cp: CP, who: Admin) -> ConnectionInfo:
+async def update(name: ConnectionName, body: ConnectionPatch, cp: CP, who: Admin) -> ConnectionInfo:
     return await update_connection(cp.fleet, who, name, body.host, body.port, body.pools)
 
 
 @router.delete("/v1/connections/{name}", response_model=ConnectionDeleted)
-async def delete(name: str, cp: CP, who: Admin) -> ConnectionDeleted:
+async def delete(name: ConnectionName, cp: CP, who: Admin) -> ConnectionDeleted:
     rec = await delete_connection(cp.fleet, who, name)
     return ConnectionDeleted(name=rec.name)
 
 
 @router.post("/v1/connections/{name}/probe")
-async def probe(name: str, body: ConnectionProbe, cp: CP, who: Operator) -> dict[str, Any]:
+async def probe(
+    name: ConnectionName, body: ConnectionProbe, cp: CP, who: Operator
+) -> dict[str, Any]:
     rec = get_connection(cp.fleet, name)
     route = cp.fleet.route(rec)
     if route is None:

@@ -10,21 +10,23 @@ from pydantic import BaseModel, Field
 
 from .deps import CP, Admin
 from .models import TokenCreated, TokenInfo, TokenRevoked
+from .names import AgentName, Labels, PoolName
 
 router = APIRouter()
 
 
 class TokenCreate(BaseModel):
-    pool: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    pool: PoolName
     ttl_s: float = Field(default=1800.0, gt=0, le=30 * 86400)
     uses: int = Field(default=1, ge=1, le=100_000)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
 
 
 class EnrollRequest(BaseModel):
     token: str = Field(max_length=256)
     csr_pem: str = Field(max_length=16_384)
-    name: str | None = Field(default=None, max_length=128)
+    name: AgentName | None = None
+    """The agent's name (refused, not changed, when it breaks the name rule)."""
     version: str | None = Field(default=None, max_length=64)
 
 

@@ -12,6 +12,7 @@ from ..policy import ProbePolicy
 from ..pool_edits import clear_pin, clear_policy, get_pin, get_policy
 from .deps import CP, Admin, Viewer
 from .models import PinInfo, PolicyCleared, PoolInfo
+from .names import PoolName
 from .pins import PinBody, set_pin
 
 router = APIRouter()
@@ -42,7 +43,7 @@ async def list_pools(cp: CP, who: Viewer) -> list[PoolInfo]:
 
 
 @router.get("/v1/pools/{pool}", response_model=PoolInfo)
-async def show_pool(pool: str, cp: CP, who: Viewer) -> PoolInfo:
+async def show_pool(pool: PoolName, cp: CP, who: Viewer) -> PoolInfo:
     if pool not in _pool_names(cp.fleet):
         raise NotFound(
             f"no pool {pool!r}: no agent, connection, policy or pin names it; "
@@ -52,34 +53,34 @@ async def show_pool(pool: str, cp: CP, who: Viewer) -> PoolInfo:
 
 
 @router.put("/v1/pools/{pool}/policy", response_model=ProbePolicy)
-async def set_policy(pool: str, body: ProbePolicy, cp: CP, who: Admin) -> dict[str, Any]:
+async def set_policy(pool: PoolName, body: ProbePolicy, cp: CP, who: Admin) -> dict[str, Any]:
     await cp.fleet.set_policy(pool, body)
     await cp.fleet.audit(who.name, "pool.policy", f"pool:{pool}", "ok", str(body.as_dict()))
     return body.as_dict()
 
 
 @router.get("/v1/pools/{pool}/policy", response_model=ProbePolicy)
-async def show_policy(pool: str, cp: CP, who: Viewer) -> dict[str, Any]:
+async def show_policy(pool: PoolName, cp: CP, who: Viewer) -> dict[str, Any]:
     return get_policy(cp.fleet, pool).as_dict()
 
 
 @router.delete("/v1/pools/{pool}/policy", response_model=PolicyCleared)
-async def delete_policy(pool: str, cp: CP, who: Admin) -> PolicyCleared:
+async def delete_policy(pool: PoolName, cp: CP, who: Admin) -> PolicyCleared:
     policy = await clear_policy(cp.fleet, who, pool)
     return PolicyCleared(pool=pool, policy=policy.as_dict())
 
 
 @router.put("/v1/pools/{pool}/pin", response_model=PinInfo)
-async def pin_pool(pool: str, body: PinBody, cp: CP, who: Admin) -> PinInfo:
+async def pin_pool(pool: PoolName, body: PinBody, cp: CP, who: Admin) -> PinInfo:
     return PinInfo.of(await set_pin(cp, who, "pool", pool, body))
 
 
 @router.get("/v1/pools/{pool}/pin", response_model=PinInfo)
-async def show_pool_pin(pool: str, cp: CP, who: Viewer) -> PinInfo:
+async def show_pool_pin(pool: PoolName, cp: CP, who: Viewer) -> PinInfo:
     return PinInfo.of(get_pin(cp.fleet, "pool", pool))
 
 
 @router.delete("/v1/pools/{pool}/pin", response_model=PinInfo)
-async def unpin_pool(pool: str, cp: CP, who: Admin) -> PinInfo:
+async def unpin_pool(pool: PoolName, cp: CP, who: Admin) -> PinInfo:
     """Clears the pin; answers with the pin that was cleared."""
     return PinInfo.of(await clear_pin(cp.fleet, who, "pool", pool))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from .deps import CP, Admin
 from .models import UserInfo, UserRevoked, UserToken
+from .names import UserName
 
 router = APIRouter()
 
 
 class UserCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    name: UserName
     role: str
 
 
@@ -29,13 +30,13 @@ async def list_users(cp: CP, who: Admin, all: bool = False) -> list[UserInfo]:
 
 
 @router.delete("/v1/users/{name}", response_model=UserRevoked)
-async def revoke_user(name: str, cp: CP, who: Admin) -> UserRevoked:
+async def revoke_user(name: UserName, cp: CP, who: Admin) -> UserRevoked:
     op = await cp.operators.revoke(who, name)
     assert op.revoked_at is not None
     return UserRevoked(name=op.name, role=op.role, revoked_at=op.revoked_at)
 
 
 @router.post("/v1/users/{name}/rotate", response_model=UserToken)
-async def rotate_user(name: str, cp: CP, who: Admin) -> UserToken:
+async def rotate_user(name: UserName, cp: CP, who: Admin) -> UserToken:
     op, token = await cp.operators.rotate(who, name)
     return UserToken(name=op.name, role=op.role, token=token)

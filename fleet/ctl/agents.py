@@ -147,7 +147,9 @@ def register(sub: Subparsers) -> None:
     )
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
     listing = verb(verbs, "list", _list, "list agents, by pool and name", aliases=("ls",))
-    listing.add_argument("--pool", help="only this pool's agents (default: every pool)")
+    listing.add_argument(
+        "--pool", type=name_of("pool"), help="only this pool's agents (default: every pool)"
+    )
     listing.add_argument("--state", choices=STATES, help="only agents in this state (default: any)")
     _agent_arg(verb(verbs, "show", _show, "one agent's state, certificate and versions"))
     _agent_arg(

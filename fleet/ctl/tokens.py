@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ..cliparse import duration, name_of
-from ..units import format_duration
+from ..units import check_label_value, check_name, format_duration
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import UsageError
@@ -33,7 +33,10 @@ def _labels(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--label {item!r} must look like key=value")
-        labels[key] = value
+        try:
+            labels[check_name("label", key)] = check_label_value(key, value)
+        except ValueError as exc:
+            raise UsageError(f"--label: {exc}") from None
     return labels
 
 
