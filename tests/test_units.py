@@ -62,3 +62,13 @@ def test_format_ago_says_past_future_and_never() -> None:
     assert format_ago(0.0, 200.0) == "3m20s ago"
     assert format_ago(0.0, 90061.0) == "1d1h ago"  # two units at most
     assert format_ago(1000.0, 0.0) == "in 16m40s"
+
+
+def test_label_values_are_printable_and_bounded():
+    from fleet.units import LABEL_VALUE_MAX, check_label_value
+
+    for value in ["", "prod", "eu west 1", "Données & co", "x" * LABEL_VALUE_MAX]:
+        assert check_label_value("env", value) == value
+    for value in ["a\r\nb", "a\x00", "\x1b[31m", "a\u2028b", "x" * (LABEL_VALUE_MAX + 1)]:
+        with pytest.raises(ValueError, match="printable characters"):
+            check_label_value("env", value)

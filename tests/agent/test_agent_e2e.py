@@ -314,6 +314,9 @@ def test_logs_are_fetched_redacted(control_plane, tmp_path, agents):
     with control_plane.api() as api:
         response = api.post(f"/v1/agents/{agent.agent_id}/logs", json={"lines": 50})
     assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="logger-')
+    assert "filename*=UTF-8''logger-" in disposition
     text = response.text
     assert "warehouse.internal:5432" in text  # diagnostic value kept
     assert "Hunter2-Secret" not in text and "Q" * 40 not in text
