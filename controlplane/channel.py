@@ -218,7 +218,9 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
     except (binascii.Error, ValueError):
         raise _Close(CloseCode.UNAUTHENTICATED, "signature is not base64") from None
     try:
-        agent_id, serial, not_after = cp.ca.verify_agent(msg.certificate_pem, nonce, signature)
+        agent_id, serial, not_after, key_der = cp.ca.verify_agent(
+            msg.certificate_pem, nonce, signature
+        )
     except Unauthenticated as exc:
         code = CloseCode.CERT_EXPIRED if exc.expired else CloseCode.UNAUTHENTICATED
         raise _Close(code, exc.message) from None
@@ -231,12 +233,21 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
         )
     if agent_id != msg.agent_id or agent is None:
         raise _Close(CloseCode.UNAUTHENTICATED, f"unknown agent {msg.agent_id!r}: enroll again")
-    if agent.record.revoked or serial in cp.fleet.revoked_serials:
+    if agent.record.revoked:
         raise _Close(
             CloseCode.REVOKED,
             f"agent {agent.record.name} was revoked by an administrator; it must not reconnect",
         )
+    if serial in cp.fleet.revoked_serials:
+        # The agent is not revoked, this certificate is: a renewal with a new key
+        # superseded it, so whoever holds the old key may no longer connect.
+        raise _Close(
+            CloseCode.UNAUTHENTICATED,
+            f"certificate {serial} of agent {agent.record.name} was superseded by a renewal "
+            "with a new key; the agent must use its renewed certificate, or enroll again",
+        )
     agent.cert_not_after = not_after
+    agent.key_der = key_der
     agent.version = msg.version
     return agent
 
@@ -354,6 +365,28 @@ async def _renew(channel: AgentChannel, cp: ControlPlane, msg: RenewRequest) -> 
     agent.record.cert_serial = issued.serial
     agent.record.cert_not_after = issued.not_after
     agent.cert_not_after = issued.not_after
+    if issued.key_der != agent.key_der:
+        await _supersede(cp, agent, issued.serial)
+        agent.key_der = issued.key_der
     await channel.send(dump(RenewResponse(certificate_pem=issued.pem, ca_pem=cp.ca.pem)))
     await cp.fleet.audit(agent.id, "cert.renew", agent.id, "ok", f"serial {issued.serial}")
     cp.fleet.refresh(agent)
+
+
+async def _supersede(cp: ControlPlane, agent: LiveAgent, serial: str) -> None:
+    """A renewal with a new key: every older certificate (and so the old key) is refused.
+
+    A renewal with the same key supersedes nothing: whoever holds that key could use
+    the new certificate as well, and an agent that never got the answer (the
+    connection dropped) can still reconnect with the certificate it has.
+    """
+    old = await cp.fleet.store.supersede_certificates(agent.id, serial, time.time())
+    cp.fleet.revoked_serials.update(old)
+    if old:
+        await cp.fleet.audit(
+            agent.id,
+            "cert.supersede",
+            agent.id,
+            "ok",
+            f"renewed with a new key (serial {serial}); refused from now on: {', '.join(old)}",
+        )

@@ -37,6 +37,8 @@ class LiveAgent:
     mem_host_percent: float | None = None
     queue_depth: int | None = None
     cert_not_after: float | None = None
+    key_der: bytes = b""
+    """The key the agent proved on its current channel (a renewal compares to it)."""
     config_hash: str | None = None
     skew_ms: float | None = None
     rtt_ms: float | None = None

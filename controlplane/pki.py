@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleet.files import write_private, write_public
-from fleet.pins import spki_pin
+from fleet.pins import spki_der, spki_pin
 
 from .errors import BadRequest, Unauthenticated
 
@@ -38,6 +39,19 @@ class IssuedCert:
     serial: str
     pem: str
     not_after: float
+    key_der: bytes = b""
+    """The certified public key (DER SubjectPublicKeyInfo)."""
+
+
+class AgentProof(NamedTuple):
+    """What an agent's certificate and proof of possession established."""
+
+    agent_id: str
+    serial: str
+    """The certificate's serial, in hex."""
+    not_after: float
+    key_der: bytes
+    """The key that signed the nonce (DER SubjectPublicKeyInfo)."""
 
 
 def _now() -> dt.datetime:
@@ -197,13 +211,14 @@ class CertificateAuthority:
             serial=format(serial, "x"),
             pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
             not_after=cert.not_valid_after_utc.timestamp(),
+            key_der=spki_der(public_key),
         )
 
-    def verify_agent(self, cert_pem: str, nonce: str, signature: bytes) -> tuple[str, str, float]:
+    def verify_agent(self, cert_pem: str, nonce: str, signature: bytes) -> AgentProof:
         """Check an agent's certificate and its proof of possession.
 
         Returns:
-            (agent id from the CN, serial in hex, not-after epoch seconds).
+            the agent id from the CN, the serial, the expiry and the agent's key.
 
         Raises:
             Unauthenticated: with ``expired=True`` when only the expiry is wrong.
@@ -243,4 +258,9 @@ class CertificateAuthority:
                 f"{cert.not_valid_after_utc.isoformat()}: enroll the agent again",
                 expired=True,
             )
-        return agent_id, format(cert.serial_number, "x"), cert.not_valid_after_utc.timestamp()
+        return AgentProof(
+            agent_id,
+            format(cert.serial_number, "x"),
+            cert.not_valid_after_utc.timestamp(),
+            spki_der(agent_key),
+        )

@@ -259,9 +259,10 @@ class SimAgent:
         assert self._ws is not None
         await self._ws.send(data)
 
-    async def renew(self) -> None:
+    async def renew(self, new_key: bool = True) -> None:
+        """Ask for a new certificate, for a new key (or, ``new_key=False``, the same)."""
         assert self._ws is not None
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = ec.generate_private_key(ec.SECP256R1()) if new_key else self.identity.key
         self.identity.key = key
         await self._ws.send(dump(RenewRequest(csr_pem=make_csr(key, self.identity.name))))
 

@@ -312,6 +312,23 @@ class SQLiteStore:
                 (serial, agent_id, not_after),
             )
 
+    async def supersede_certificates(self, agent_id: str, keep: str, at: float) -> list[str]:
+        # Recorded as revoked_at: refused from now on, as a revocation is; the
+        # channel tells the two apart (the agent itself is not revoked).
+        async with self._write() as db:
+            async with db.execute(
+                "SELECT serial FROM certificates "
+                "WHERE agent_id = ? AND serial != ? AND revoked_at IS NULL",
+                (agent_id, keep),
+            ) as cur:
+                serials = [str(r[0]) for r in await cur.fetchall()]
+            await db.execute(
+                "UPDATE certificates SET revoked_at = ? "
+                "WHERE agent_id = ? AND serial != ? AND revoked_at IS NULL",
+                (at, agent_id, keep),
+            )
+        return serials
+
     async def revoked_serials(self) -> set[str]:
         rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
         return {r[0] for r in rows}
