@@ -16,7 +16,6 @@ Layout::
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 from agent.errors import StateError
 from agent.tls import TRUST_MODES, TrustMode
 from agent.wire import AGENT_CHANNEL_PATH
-from fleet.files import write_public
+from fleet.files import check_private, write_public
 
 __all__ = [
     "Identity",
@@ -170,10 +169,8 @@ def load_identity(state_dir: Path) -> Identity:
     for path in needed:
         if not path.is_file():
             raise StateError(f"{path} is missing; enroll again")
-    mode = stat.S_IMODE(identity.key_path.stat().st_mode)
-    if mode & 0o077:
-        raise StateError(
-            f"{identity.key_path} may be read by other users (mode {mode:04o}); "
-            f"run `chmod 600 {identity.key_path}`"
-        )
+    try:
+        check_private(identity.key_path)
+    except OSError as exc:
+        raise StateError(str(exc)) from None
     return identity

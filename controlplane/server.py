@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from fleet.files import write_public
+from fleet.files import check_private, write_public
 from fleet.protocol import MAX_FRAME_BYTES
 
 from .app import create_app
@@ -116,6 +116,17 @@ def _server_identity(
     return server_tls if tls else None
 
 
+def _check_keys(ca: CertificateAuthority, tls_key: Path | None) -> None:
+    """Refuse to start on a private key that its group or others may read.
+
+    Raises:
+        PermissionError: naming the key and the ``chmod`` to run.
+    """
+    keys = [key for key in (ca.directory / "ca.key", ca.server_key_file) if key.exists()]
+    for key in [*keys, *([tls_key] if tls_key is not None else [])]:
+        check_private(key)
+
+
 def _tls_banner(server_tls: ServerTLS | None) -> str:
     if server_tls is None:
         return "  TLS:         off (--no-tls)\n"
@@ -167,6 +178,7 @@ def serve(
     data_dir.chmod(0o700)
     ca = CertificateAuthority.load_or_create(data_dir / "pki")
     server_tls = _server_identity(ca, host, tls, sans, tls_cert, tls_key)
+    _check_keys(ca, tls_key)
     for name in ("ca.pem", "ca.pin"):
         (data_dir / name).write_bytes((data_dir / "pki" / name).read_bytes())
     store = SQLiteStore(data_dir / "fleet.db")

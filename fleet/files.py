@@ -9,10 +9,11 @@ readable by others, not even for a moment.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_private", "write_public"]
+__all__ = ["check_private", "write_atomic", "write_private", "write_public"]
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -32,6 +33,21 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_private(path: Path) -> None:
+    """Refuse a secret (a private key) that its group or others may read.
+
+    Raises:
+        PermissionError: the mode lets others read or write it; the message gives
+            the ``chmod`` to run.
+        OSError: ``path`` cannot be examined.
+    """
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise PermissionError(
+            f"{path} may be read by other users (mode {mode:04o}); run `chmod 600 {path}`"
+        )
 
 
 def write_private(path: Path, data: bytes) -> None:

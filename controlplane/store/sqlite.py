@@ -6,7 +6,9 @@ types) so that a PostgreSQL backend can share it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -122,6 +124,17 @@ LEGACY_TABLE = "agents"
 """Its presence in a database at version 0 means the database predates versions."""
 
 
+def _restrict(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` readable by its owner only (0600), creating it empty if asked.
+
+    The store holds token hashes and the audit: no other user may read it.
+    """
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    with contextlib.suppress(FileNotFoundError):
+        path.chmod(0o600)
+
+
 def _store_error(exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "full" in text:
@@ -196,8 +209,19 @@ class SQLiteStore:
         return self._db
 
     async def open(self) -> None:
+        try:
+            _restrict(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the store {self.path}: {exc.strerror or exc}; check that the "
+                "data directory exists and belongs to the user running the server"
+            ) from None
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
+        # SQLite gives -wal and -shm the database's mode; older installs may
+        # still have looser ones.
+        for suffix in ("-wal", "-shm"):
+            _restrict(self.path.with_name(self.path.name + suffix), create=False)
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         try:

@@ -24,6 +24,7 @@ class Issued:
         cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
         cert.write_bytes(self.cert_pem)
         key.write_bytes(self.key_pem)
+        key.chmod(0o600)  # as a server refuses a key others may read
         return cert, key
 
 
