@@ -8,6 +8,8 @@ end sees only silence.  :meth:`BlackHoleRelay.heal` lets new connections through
 again and resets the connections that lived through the hole, as a real path
 does once it heals: their next segment reaches a peer that has given up (the
 bytes in between are gone, so the stream could not resume anyway).
+:meth:`BlackHoleRelay.refuse` resets every new connection instead, as a path
+that is down, until :meth:`BlackHoleRelay.heal`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class BlackHoleRelay:
     dropped_bytes: int = 0
     """Bytes swallowed while black-holed, in both directions."""
     _holed: bool = False
+    _refusing: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pairs: list[_Pair] = field(default_factory=list)
@@ -43,7 +46,7 @@ class BlackHoleRelay:
 
     def __enter__(self) -> BlackHoleRelay:
         self._listener = socket.create_server((self.listen_host, self.port))
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(0.05)
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
         return self
@@ -67,10 +70,16 @@ class BlackHoleRelay:
             for pair in self._pairs:
                 pair.holed = True
 
+    def refuse(self) -> None:
+        """Reset every new connection at once (a path that refuses), until :meth:`heal`."""
+        with self._lock:
+            self._refusing = True
+
     def heal(self) -> None:
         """Pass bytes again; connections that lived through the hole are reset."""
         with self._lock:
             self._holed = False
+            self._refusing = False
             holed = [p for p in self._pairs if p.holed]
             self._pairs = [p for p in self._pairs if not p.holed]
         for pair in holed:
@@ -92,6 +101,11 @@ class BlackHoleRelay:
                 continue
             except OSError:
                 return
+            with self._lock:
+                refusing = self._refusing
+            if refusing:
+                _reset(client)
+                continue
             client.settimeout(None)
             try:
                 upstream = socket.create_connection((self.target_host, self.port), timeout=5)
