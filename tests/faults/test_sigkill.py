@@ -180,7 +180,7 @@ async def test_a_dashboard_back_after_a_sigkill_gets_a_fresh_snapshot(tmp_path, 
                 return None
 
             await asyncio.to_thread(
-                wait_for, fresh_snapshot, DASHBOARD_BACK_S, 0.05, "a snapshot after the restart"
+                wait_for, fresh_snapshot, 10, 0.05, "a snapshot after the restart"
             )
         finally:
             await dashboard.stop()
