@@ -26,7 +26,9 @@ def get_cp(request: Request) -> ControlPlane:
     return cp
 
 
-def _role(role: Role) -> Callable[[Request], Awaitable[Principal]]:
+def _role(
+    role: Role,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
     async def dependency(
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
