@@ -10,13 +10,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
 from .agent_listener import start_agent_listener
 from .api import admin, agents, connections, enroll, pools, streams, users
+from .api.models import Health
+from .api.responses import add_error_schema, errors
 from .errors import FleetError
 from .state import ControlPlane
 
@@ -51,10 +57,28 @@ def create_app(
 
     app = FastAPI(title="Fleet control plane", version=__version__, lifespan=lifespan)
     app.state.cp = cp
+    generate_openapi = app.openapi
+    app.openapi = lambda: add_error_schema(generate_openapi())  # type: ignore[method-assign]
 
     @app.exception_handler(FleetError)
     async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # FastAPI's own refusals (404 no route, 405, 400 a body that is not JSON), as
+        # {"detail": "<string>"} like ours; a 405's Allow names every method of the path.
+        headers = dict(exc.headers or {})
+        detail = exc.detail
+        if exc.status_code == 405:
+            allowed = _allowed_methods(app.router.routes, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed on {request.url.path}; use " + (
+                " or ".join(allowed)
+            )
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": str(detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -64,7 +88,7 @@ def create_app(
             parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
         return JSONResponse({"detail": "invalid request: " + "; ".join(parts)}, status_code=422)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, responses=errors(auth=False))
     async def healthz() -> dict[str, object]:
         return {
             "status": "ok",
@@ -79,3 +103,12 @@ def create_app(
     for module in (enroll, agents, admin, users, pools, connections, streams):
         app.include_router(module.router)
     return app
+
+
+def _allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method the routes of this request's path answer (for a 405's Allow)."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)

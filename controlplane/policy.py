@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from .body_types import JsonInt, Port
 
 __all__ = ["ProbePolicy"]
 
 
+PortRange = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}(-[0-9]{1,5})?$")]
+"""``"5432"`` or ``"8000-8100"``; the bounds are checked too (1-65535, low <= high)."""
+
+
 class ProbePolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: ``true`` is not a port, ``"0"`` is not a count (the schema says so too).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     allow_hosts: list[str] = Field(default_factory=list)
     """Host name globs, e.g. ``*.db.internal``."""
     allow_cidrs: list[str] = Field(default_factory=list)
-    allow_ports: list[int | str] = Field(default_factory=list)
+    allow_ports: list[Port | PortRange] = Field(default_factory=list)
     """Ports or ranges ``"8000-8100"``."""
-    min_healthy: int = Field(default=0, ge=0)
+    min_healthy: JsonInt = Field(default=0, ge=0)
 
     @field_validator("allow_cidrs")
     @classmethod

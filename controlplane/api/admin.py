@@ -8,17 +8,18 @@ from fleet.protocol import AlertInfo
 
 from ..alerts import to_info
 from .deps import CP, Operator, Viewer
-from .models import AuditEntry
+from .models import AuditEntry, WhoAmI
+from .responses import errors
 
 router = APIRouter()
 
 
-@router.get("/v1/whoami")
+@router.get("/v1/whoami", response_model=WhoAmI, responses=errors())
 async def whoami(who: Viewer) -> dict[str, str]:
     return {"name": who.name, "role": who.role}
 
 
-@router.get("/v1/audit", response_model=list[AuditEntry])
+@router.get("/v1/audit", response_model=list[AuditEntry], responses=errors(403))
 async def audit(
     cp: CP,
     who: Operator,
@@ -30,7 +31,7 @@ async def audit(
     return [AuditEntry.of(e) for e in await cp.store.list_audit(limit, since, actor)]
 
 
-@router.get("/v1/alerts", response_model=list[AlertInfo])
+@router.get("/v1/alerts", response_model=list[AlertInfo], responses=errors(503))
 async def alerts(cp: CP, who: Viewer, all: bool = False) -> list[AlertInfo]:
     if not all:
         return cp.fleet.alerts.infos()

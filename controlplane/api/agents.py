@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.protocol import (
     AgentState,
@@ -22,6 +22,7 @@ from fleet.protocol import (
     ProbeResult,
 )
 
+from ..body_types import JsonInt, Port
 from ..decommission import decommission
 from ..errors import Conflict, NotFound
 from ..fleet import config_hash
@@ -29,31 +30,38 @@ from ..pool_edits import clear_pin
 from ..state import ControlPlane, Principal
 from .deps import CP, Admin, Operator, Viewer
 from .headers import attachment
-from .models import AgentRemovedInfo, PinInfo
+from .models import AgentConfigView, AgentDetail, AgentRemovedInfo, PinInfo
 from .names import AgentRef
 from .pins import PinBody, set_pin
+from .responses import LOGS_RESPONSES, errors
 
 router = APIRouter()
 
 
 class ProbeBody(BaseModel):
+    # Strict: the schema says integer, so ``true`` or ``"80"`` is refused (422).
+    model_config = ConfigDict(strict=True)
+
     host: str = Field(min_length=1, max_length=253)
-    port: int = Field(ge=1, le=65535)
+    port: Port
     tls: bool = False
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
 class LogsBody(BaseModel):
-    lines: int = Field(default=500, ge=1, le=10_000)
+    # Strict: the schema says integer, so ``true`` or ``"80"`` is refused (422).
+    model_config = ConfigDict(strict=True)
+
+    lines: JsonInt = Field(default=500, ge=1, le=10_000)
     since: float | None = None
 
 
-@router.get("/v1/agents", response_model=list[AgentState])
+@router.get("/v1/agents", response_model=list[AgentState], responses=errors())
 async def list_agents(cp: CP, who: Viewer) -> list[AgentState]:
     return [a.to_state() for a in cp.fleet.agents.values()]
 
 
-@router.get("/v1/agents/{agent_id}")
+@router.get("/v1/agents/{agent_id}", response_model=AgentDetail, responses=errors(404))
 async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     agent = cp.agent(agent_id)
     events = [
@@ -68,7 +76,7 @@ async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/agents/{agent_id}/revoke", response_model=AgentState)
+@router.post("/v1/agents/{agent_id}/revoke", response_model=AgentState, responses=errors(403, 404))
 async def revoke(agent_id: AgentRef, cp: CP, who: Admin) -> AgentState:
     return (await cp.revoke(who, agent_id)).to_state()
 
@@ -99,12 +107,20 @@ async def probe_agent(
     return result.result
 
 
-@router.post("/v1/agents/{agent_id}/probe")
+@router.post(
+    "/v1/agents/{agent_id}/probe",
+    response_model=ProbeResult,
+    responses=errors(400, 403, 404, 409, 504),
+)
 async def probe(agent_id: AgentRef, body: ProbeBody, cp: CP, who: Operator) -> ProbeResult:
     return await probe_agent(cp, who, agent_id, body, "agent.probe")
 
 
-@router.post("/v1/agents/{agent_id}/logs")
+@router.post(
+    "/v1/agents/{agent_id}/logs",
+    response_class=PlainTextResponse,
+    responses={**LOGS_RESPONSES, **errors(400, 403, 404, 409, 504)},
+)
 async def logs(agent_id: AgentRef, body: LogsBody, cp: CP, who: Operator) -> Response:
     agent = cp.agent(agent_id)
     result = await cp.command(
@@ -131,7 +147,11 @@ def _lines(config: dict[str, Any] | None) -> list[str]:
     return json.dumps(config, indent=2, sort_keys=True).splitlines()
 
 
-@router.get("/v1/agents/{agent_id}/config")
+@router.get(
+    "/v1/agents/{agent_id}/config",
+    response_model=AgentConfigView,
+    responses=errors(404, 409, 503, 504),
+)
 async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     agent = cp.agent(agent_id)
     pin = cp.fleet.pin_for(agent)
@@ -171,20 +191,20 @@ async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     }
 
 
-@router.delete("/v1/agents/{agent_id}", response_model=AgentRemovedInfo)
+@router.delete("/v1/agents/{agent_id}", response_model=AgentRemovedInfo, responses=errors(403, 404))
 async def decommission_agent(agent_id: AgentRef, cp: CP, who: Admin) -> AgentRemovedInfo:
     """Decommission (or, never connected, forget) an agent: revoke, then remove it."""
     removal = await decommission(cp, who, agent_id)
     return AgentRemovedInfo(id=removal.id, name=removal.name, action=removal.action)
 
 
-@router.put("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+@router.put("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(400, 403, 404))
 async def pin_agent(agent_id: AgentRef, body: PinBody, cp: CP, who: Admin) -> PinInfo:
     agent = cp.agent(agent_id)
     return PinInfo.of(await set_pin(cp, who, "agent", agent.id, body))
 
 
-@router.get("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+@router.get("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(404))
 async def show_agent_pin(agent_id: AgentRef, cp: CP, who: Viewer) -> PinInfo:
     """The pin set on this agent itself; a 404 names its pool's pin when that applies."""
     agent = cp.agent(agent_id)
@@ -203,7 +223,7 @@ async def show_agent_pin(agent_id: AgentRef, cp: CP, who: Viewer) -> PinInfo:
     return PinInfo.of(pin)
 
 
-@router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo)
+@router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(403, 404))
 async def unpin_agent(agent_id: AgentRef, cp: CP, who: Admin) -> PinInfo:
     """Clears the agent's own pin (its pool's pin applies again); answers with it."""
     agent = cp.agent(agent_id)

@@ -6,11 +6,19 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import Forbidden
 from ..state import ControlPlane, Principal, Role
 
-__all__ = ["CP", "Admin", "Operator", "Viewer", "get_cp"]
+__all__ = ["CP", "Admin", "Operator", "Viewer", "bearer", "get_cp"]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API token (`flta_...`): `Authorization: Bearer <token>`",
+)
+"""The security scheme in the OpenAPI document; the token is checked by the role."""
 
 
 def get_cp(request: Request) -> ControlPlane:
@@ -18,8 +26,15 @@ def get_cp(request: Request) -> ControlPlane:
     return cp
 
 
-def _role(role: Role) -> Callable[[Request], Awaitable[Principal]]:
-    async def dependency(request: Request) -> Principal:
+def _role(
+    role: Role,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
+    async def dependency(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        # ``bearer`` only declares the scheme (it refuses nothing): the header is
+        # checked here, so every refusal says what happened in our words.
         cp = get_cp(request)
         principal = cp.authenticate(request.headers.get("authorization"))
         try:

@@ -6,13 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from fleet.protocol import AgentHistory, AgentState, CommandEvent, ProbeResult
+
 from ..decommission import RemovalAction
 from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
 
 __all__ = [
+    "AgentConfigView",
+    "AgentDetail",
     "AgentRemovedInfo",
     "AuditEntry",
     "ConnectionDeleted",
+    "ConnectionProbeAnswer",
+    "Enrolled",
+    "ErrorBody",
+    "Health",
     "PinInfo",
     "PolicyCleared",
     "PoolInfo",
@@ -22,7 +30,79 @@ __all__ = [
     "UserInfo",
     "UserRevoked",
     "UserToken",
+    "WhoAmI",
 ]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (4xx, 5xx), as the app's handlers send it."""
+
+    detail: str
+    """What happened and what to do."""
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the server is up, and a few counters."""
+
+    status: Literal["ok"]
+    version: str
+    protocol_version: int
+    agents: int
+    connected: int
+    heartbeats: int
+    subscribers: int
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+
+
+class AgentDetail(BaseModel):
+    """One agent, its recent samples and its last (up to 50) command events."""
+
+    agent: AgentState
+    history: AgentHistory
+    events: list[CommandEvent]
+
+
+class AgentConfigView(BaseModel):
+    """The config an agent runs against the pin that applies to it."""
+
+    effective: dict[str, Any] | None
+    """The agent's config, asked for now (null when it is not connected)."""
+    effective_hash: str | None
+    pinned: dict[str, Any] | None
+    pinned_hash: str | None
+    version: str | None
+    pinned_version: str | None
+    diff: list[str]
+    """Unified diff lines, pinned -> effective."""
+    in_sync: bool
+    error: str | None
+    """Why ``effective`` is missing, if it is."""
+
+
+class ConnectionProbeAnswer(BaseModel):
+    """A connection probed through the agent its route chose."""
+
+    connection: str
+    pool: str
+    agent_id: str
+    result: ProbeResult
+
+
+class Enrolled(BaseModel):
+    """A new agent's identity: its certificate, the CA and where to dial."""
+
+    agent_id: str
+    name: str
+    pool: str
+    certificate_pem: str
+    ca_pem: str
+    not_after: float
+    channel_port: int | None
+    """The agents' own channel port, on the host the agent reached us at."""
 
 
 class UserInfo(BaseModel):

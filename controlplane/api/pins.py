@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import BadRequest
 from ..state import ControlPlane, Principal
@@ -15,6 +15,19 @@ __all__ = ["PinBody", "set_pin"]
 
 
 class PinBody(BaseModel):
+    """A version, a config, or both (an empty pin is refused with 400)."""
+
+    # The schema says "one at least", so clients (and the fuzzer) know before a 400.
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["version"], "properties": {"version": {"type": "string"}}},
+                {"required": ["config"], "properties": {"config": {"type": "object"}}},
+            ]
+        },
+    )
+
     version: str | None = Field(default=None, max_length=64)
     config: dict[str, Any] | None = None
 

@@ -14,6 +14,7 @@ from .deps import CP, Admin, Viewer
 from .models import PinInfo, PolicyCleared, PoolInfo
 from .names import PoolName
 from .pins import PinBody, set_pin
+from .responses import errors
 
 router = APIRouter()
 
@@ -37,12 +38,12 @@ def _info(fleet: Fleet, name: str) -> PoolInfo:
     )
 
 
-@router.get("/v1/pools", response_model=list[PoolInfo])
+@router.get("/v1/pools", response_model=list[PoolInfo], responses=errors())
 async def list_pools(cp: CP, who: Viewer) -> list[PoolInfo]:
     return [_info(cp.fleet, name) for name in sorted(_pool_names(cp.fleet))]
 
 
-@router.get("/v1/pools/{pool}", response_model=PoolInfo)
+@router.get("/v1/pools/{pool}", response_model=PoolInfo, responses=errors(404))
 async def show_pool(pool: PoolName, cp: CP, who: Viewer) -> PoolInfo:
     if pool not in _pool_names(cp.fleet):
         raise NotFound(
@@ -52,35 +53,35 @@ async def show_pool(pool: PoolName, cp: CP, who: Viewer) -> PoolInfo:
     return _info(cp.fleet, pool)
 
 
-@router.put("/v1/pools/{pool}/policy", response_model=ProbePolicy)
+@router.put("/v1/pools/{pool}/policy", response_model=ProbePolicy, responses=errors(400, 403))
 async def set_policy(pool: PoolName, body: ProbePolicy, cp: CP, who: Admin) -> dict[str, Any]:
     await cp.fleet.set_policy(pool, body)
     await cp.fleet.audit(who.name, "pool.policy", f"pool:{pool}", "ok", str(body.as_dict()))
     return body.as_dict()
 
 
-@router.get("/v1/pools/{pool}/policy", response_model=ProbePolicy)
+@router.get("/v1/pools/{pool}/policy", response_model=ProbePolicy, responses=errors(404))
 async def show_policy(pool: PoolName, cp: CP, who: Viewer) -> dict[str, Any]:
     return get_policy(cp.fleet, pool).as_dict()
 
 
-@router.delete("/v1/pools/{pool}/policy", response_model=PolicyCleared)
+@router.delete("/v1/pools/{pool}/policy", response_model=PolicyCleared, responses=errors(403, 404))
 async def delete_policy(pool: PoolName, cp: CP, who: Admin) -> PolicyCleared:
     policy = await clear_policy(cp.fleet, who, pool)
     return PolicyCleared(pool=pool, policy=policy.as_dict())
 
 
-@router.put("/v1/pools/{pool}/pin", response_model=PinInfo)
+@router.put("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(400, 403))
 async def pin_pool(pool: PoolName, body: PinBody, cp: CP, who: Admin) -> PinInfo:
     return PinInfo.of(await set_pin(cp, who, "pool", pool, body))
 
 
-@router.get("/v1/pools/{pool}/pin", response_model=PinInfo)
+@router.get("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(404))
 async def show_pool_pin(pool: PoolName, cp: CP, who: Viewer) -> PinInfo:
     return PinInfo.of(get_pin(cp.fleet, "pool", pool))
 
 
-@router.delete("/v1/pools/{pool}/pin", response_model=PinInfo)
+@router.delete("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(403, 404))
 async def unpin_pool(pool: PoolName, cp: CP, who: Admin) -> PinInfo:
     """Clears the pin; answers with the pin that was cleared."""
     return PinInfo.of(await clear_pin(cp.fleet, who, "pool", pool))
