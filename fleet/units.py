@@ -10,6 +10,7 @@ import re
 
 __all__ = [
     "LABEL_VALUE_MAX",
+    "LABEL_VALUE_PATTERN",
     "NAME_MAX",
     "NAME_PATTERN",
     "NAME_RULE",
@@ -109,21 +110,29 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+LABEL_VALUE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+"""Label values: no C0 or C1 control characters (CR, LF, NUL, ESC...), no line or
+paragraph separators and no bidirectional controls (which can make a terminal show
+text other than what is stored).  The same pattern goes in the OpenAPI document."""
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+
+
 def check_label_value(key: str, value: str) -> str:
     """``value`` if it may be the value of label ``key``.
 
-    A label value is 0 to :data:`LABEL_VALUE_MAX` printable characters
-    (:meth:`str.isprintable`): spaces and any letter are fine; control characters
-    (CR, LF, NUL, ESC...), format characters and line separators are not.
+    A label value is 0 to :data:`LABEL_VALUE_MAX` characters matching
+    :data:`LABEL_VALUE_PATTERN`: spaces and any letter are fine; control characters,
+    line separators and bidirectional controls are not.
 
     Raises:
         ValueError: saying what is allowed.
     """
-    if len(value) > LABEL_VALUE_MAX or not value.isprintable():
+    if len(value) > LABEL_VALUE_MAX or not _LABEL_VALUE.fullmatch(value):
         shown = value if len(value) <= 70 else value[:67] + "..."
         what = f"label {key!r} value" if key else "label value"
         raise ValueError(
             f"{what} {shown!r} is not allowed: use at most {LABEL_VALUE_MAX} "
-            "printable characters (no control characters such as CR, LF or NUL)"
+            "characters, none of them a control character (CR, LF, NUL, ESC...), a line "
+            "separator or a bidirectional control"
         )
     return value

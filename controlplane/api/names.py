@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from fleet.units import LABEL_VALUE_MAX, NAME_MAX, NAME_PATTERN, NAME_RULE, check_name
+from fleet.units import (
+    LABEL_VALUE_MAX,
+    LABEL_VALUE_PATTERN,
+    NAME_MAX,
+    NAME_PATTERN,
+    NAME_RULE,
+    check_name,
+)
 from fleet.units import check_label_value as _check_label_value
 
 __all__ = [
@@ -65,16 +72,26 @@ def _check_value(value: str) -> str:
     return _check_label_value("", value)
 
 
-LabelValue = Annotated[
-    str,
-    AfterValidator(_check_value),
+_VALUE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "maxLength": LABEL_VALUE_MAX,
+    "pattern": LABEL_VALUE_PATTERN,
+    "description": f"at most {LABEL_VALUE_MAX} characters; no control characters, line "
+    "separators or bidirectional controls",
+}
+LabelValue = Annotated[str, AfterValidator(_check_value), WithJsonSchema(_VALUE_SCHEMA)]
+# The schema is spelt out: pydantic would turn the key pattern into patternProperties,
+# which leaves keys that do not match it unconstrained.
+Labels = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=LABELS_MAX),
     WithJsonSchema(
         {
-            "type": "string",
-            "maxLength": LABEL_VALUE_MAX,
-            "description": f"at most {LABEL_VALUE_MAX} printable characters, no control characters",
+            "type": "object",
+            "maxProperties": LABELS_MAX,
+            "propertyNames": _schema("label"),
+            "additionalProperties": _VALUE_SCHEMA,
         }
     ),
 ]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=LABELS_MAX)]
 """Labels: keys are names, values printable text; at most :data:`LABELS_MAX`."""
