@@ -49,15 +49,51 @@ callers that see one line at a time but want PEM blocks tracked across lines.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["REDACTED", "Redactor", "redact"]
+__all__ = ["MAX_LINE_CHARS", "REDACTED", "Redactor", "redact"]
 
 REDACTED: Final = "[REDACTED]"
 """The marker that replaces a secret found by its context."""
 
 _PRIVATE_KEY_MARKER: Final = "[REDACTED:private-key]"
+
+MAX_LINE_CHARS: Final = 16 * 1024
+"""Longer lines are cut (at a blank, so no word is split) and end with a marker."""
+
+_CUT_MARKER_RE: Final = re.compile(r" \[cut: [0-9]{1,12} more chars\]\Z")
+# A line that already ends with a cut marker was cut by an earlier redaction: its
+# body is not cut again unless it is far longer than a cut line can redact to.
+_CUT_BODY_MAX: Final = 8 * MAX_LINE_CHARS
+_CUT_MIN_WORD_CUT: Final = MAX_LINE_CHARS // 2
+_CUT_AFTER: Final = " \t,;&"
+
+
+def _cut_marker(dropped: int) -> str:
+    return f" [cut: {dropped} more chars]"
+
+
+def _split_cut(line: str) -> tuple[str, str]:
+    """A line's body to redact and the cut marker to append after it (or "")."""
+    marker = ""
+    at = line.rfind(" [cut: ")
+    if at >= 0 and _CUT_MARKER_RE.match(line, at):
+        line, marker = line[:at], line[at:]
+        if len(line) <= _CUT_BODY_MAX:
+            return line, marker
+    if len(line) <= MAX_LINE_CHARS:
+        return line, marker
+    # Cut after a separator: a secret split in two would no longer be recognised
+    # by its shape, so the word that straddles the cut is dropped whole (and if
+    # the line's second half is one word, the whole line is).
+    head = line[:MAX_LINE_CHARS]
+    if line[MAX_LINE_CHARS] not in _CUT_AFTER:
+        at = max(head.rfind(c) for c in _CUT_AFTER)
+        head = head[: at + 1] if at >= _CUT_MIN_WORD_CUT else ""
+    return head, _cut_marker(len(line) - len(head))
+
 
 # A marker already in the text, as one atomic unit.
 _MARK = r"\[REDACTED(?::[a-z0-9-]{1,40}+)?\]"
@@ -108,6 +144,11 @@ _AWS_KEY_ID_RE: Final = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A
 _AWS_SECRET_NEAR_ID_RE: Final = re.compile(
     r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 )
+# A line that is nothing but 40 base64-ish characters is an AWS secret key seen alone
+# (mixed case and a digit or '/', '+'; 40 hex digits are a SHA-1 and stay).
+_AWS_SECRET_LINE_RE: Final = re.compile(
+    r"^(?P<pre>[ \t]*+)(?P<val>[A-Za-z0-9/+]{40})(?P<post>[ \t]*+)$"
+)
 
 # --------------------------------------------------------------------------
 # Secrets recognised by their context.
@@ -118,8 +159,9 @@ _URL_PASSWORD_RE: Final = re.compile(
     r"(?P<pre>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://[^:/?#@\s]*+:)"
     r"(?P<pw>[^\s/?#]*)@"
 )
-# jdbc:oracle:thin:user/password@host
-_ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w++:[^/\s@:]++/)(?P<pw>[^@\s]++)@")
+# jdbc:oracle:thin:user/password@host (the password stops at a '/': each URL's
+# search then ends before the next one's, instead of running to the end of the line)
+_ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w++:[^/\s@:]++/)(?P<pw>[^@\s/]++)@")
 
 _AUTH_HEADER_RE: Final = re.compile(
     r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*+[:=][ \t]*+"
@@ -227,6 +269,13 @@ _SLACK_WEBHOOK_RE: Final = re.compile(
     r"(?P<pre>hooks\.slack\.com/(?:services|workflows|triggers)/)"
     + _NOT_MARKED
     + r"(?P<cred>[\w/-]+)"
+)
+
+# mysql -pSECRET / -p'SECRET' / -p"SECRET" (attached: "-p" alone prompts, and "-P" is
+# the port); only on a line that names a MySQL client, since "-p8080:80" is a port.
+_MYSQL_CLIENT_RE: Final = re.compile(r"(?i)(?<![\w-])(?:mysql|mariadb)\w*+")
+_MYSQL_P_RE: Final = re.compile(
+    r"(?<![\w-])(?P<pre>-p)(?:'(?P<p1>[^']++)'?|\"(?P<p2>[^\"]++)\"?|(?P<p3>[^\s'\"]++))"
 )
 
 # <password>value</password>
@@ -400,7 +449,9 @@ def _kv_span(key: re.Match[str], value: re.Match[str]) -> tuple[int, int] | None
     for group in ("v1", "v2", "v3"):
         text = value.group(group)
         if text is not None:
-            if _is_placeholder(text) or (_is_auth_key(key.group("key")) and not _looks_secret(text)):
+            if _is_placeholder(text) or (
+                _is_auth_key(key.group("key")) and not _looks_secret(text)
+            ):
                 return None
             return value.span(group)
     text = value.group("v4")
@@ -480,6 +531,31 @@ def _blob(m: re.Match[str]) -> str:
     ):
         return m.group(0)
     return m.group("pre") + _kind("base64-blob") + m.group("post")
+
+
+def _mysql(line: str) -> str:
+    if _MYSQL_CLIENT_RE.search(line) is None:
+        return line
+
+    def repl(m: re.Match[str]) -> str:
+        group = next(g for g in ("p1", "p2", "p3") if m.group(g) is not None)
+        if m.group(group).startswith("[REDACTED"):
+            return m.group(0)
+        return _span_replace(m, group, REDACTED)
+
+    return _MYSQL_P_RE.sub(repl, line)
+
+
+def _aws_secret_line(m: re.Match[str]) -> str:
+    value = m.group("val")
+    if all(c in string.hexdigits for c in value):
+        return m.group(0)  # a SHA-1 (git commit), not a key
+    upper = any(c.isupper() for c in value)
+    lower = any(c.islower() for c in value)
+    other = any(c.isdigit() or c in "+/" for c in value)
+    if not (upper and lower and other):
+        return m.group(0)
+    return m.group("pre") + _kind("aws-secret-key") + m.group("post")
 
 
 def _aws(line: str) -> str:
@@ -564,10 +640,12 @@ _RULES: Final[tuple[tuple[tuple[str, ...], _Rule], ...]] = (
     (_KEY_WORDS, _yaml),
     (_KEY_WORDS, _kv),
     (_KEY_WORDS, _scan(_FLAG_RE, _flag)),
+    (("mysql", "mariadb"), _mysql),
 )
 
 _MAX_PASSES: Final = 8
 _BLOB_MIN: Final = 60
+_AWS_SECRET_LEN: Final = 40
 
 
 def _redact_plain(line: str) -> str:
@@ -581,6 +659,8 @@ def _redact_plain(line: str) -> str:
                 low = line.lower()
         if len(line) >= _BLOB_MIN:
             line = _BLOB_RE.sub(_blob, line)
+        elif len(line) >= _AWS_SECRET_LEN:
+            line = _AWS_SECRET_LINE_RE.sub(_aws_secret_line, line)
         if line == before:
             break
     return line
@@ -610,12 +690,19 @@ class Redactor:
     def redact_line(self, line: str) -> str:
         """Redact one line (without its line terminator).
 
+        A line longer than :data:`MAX_LINE_CHARS` is cut first, at a blank, and
+        ends with `` [cut: N more chars]``: the rest is dropped, never shown.
+
         Args:
             line: One line of log text, with no line break in it.
 
         Returns:
             The line with its secrets masked.
         """
+        body, marker = _split_cut(line)
+        return self._redact_line(body) + marker
+
+    def _redact_line(self, line: str) -> str:
         if self._in_private_key:
             end = _PEM_END_RE.search(line)
             if end is None:
@@ -625,7 +712,7 @@ class Redactor:
             if head.strip():
                 indent = head[: len(head) - len(head.lstrip())]
                 head = indent + _PRIVATE_KEY_MARKER
-            return head + line[end.start() : end.end()] + self.redact_line(line[end.end() :])
+            return head + line[end.start() : end.end()] + self._redact_line(line[end.end() :])
 
         if "-----BEGIN " not in line:
             return _redact_plain(line)
