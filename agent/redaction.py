@@ -446,12 +446,11 @@ def _yaml(line: str) -> str:
 
 def _kv_span(key: re.Match[str], value: re.Match[str]) -> tuple[int, int] | None:
     """The span of ``line`` to mask for a secret key and its value, or None to keep it."""
+    auth = _is_auth_key(key.group("key"))  # "auth": secret only if it looks like one
     for group in ("v1", "v2", "v3"):
         text = value.group(group)
         if text is not None:
-            if _is_placeholder(text) or (
-                _is_auth_key(key.group("key")) and not _looks_secret(text)
-            ):
+            if _is_placeholder(text) or (auth and not _looks_secret(text)):
                 return None
             return value.span(group)
     text = value.group("v4")
@@ -461,7 +460,7 @@ def _kv_span(key: re.Match[str], value: re.Match[str]) -> tuple[int, int] | None
     prose_position = (
         key.group("kq") is None and key.group("sep").strip() == ":" and bool(key.group("sp"))
     )
-    if _is_auth_key(key.group("key")):
+    if auth:
         core = text.rstrip(_TRAILING_PUNCT)
         return (start, start + len(core)) if _looks_secret(core) else None
     if prose_position:
