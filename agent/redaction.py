@@ -654,8 +654,10 @@ def _redact_plain(line: str) -> str:
         low = line.lower()
         for triggers, rule in _RULES:
             if any(t in low for t in triggers):
-                line = rule(line)
-                low = line.lower()
+                changed = rule(line)
+                if changed != line:
+                    line = changed
+                    low = line.lower()
         if len(line) >= _BLOB_MIN:
             line = _BLOB_RE.sub(_blob, line)
         elif len(line) >= _AWS_SECRET_LEN:
