@@ -376,6 +376,7 @@ def test_redaction_time_is_linear_in_line_length(
     A line is a trigger word followed by a run of one character class (``repeat``
     large), or the trigger and a short run repeated (many triggers in one line).
     """
+    run = "".join(c if len(f"a{c}b".splitlines()) == 1 else " " for c in run)  # one line
     unit = trigger + run * min(repeat, length)
     line = (unit * (length // len(unit) + 1))[: length - len(tail)] + tail
     benign = _benign(len(line))
