@@ -78,6 +78,7 @@ def _cut_marker(dropped: int) -> str:
 def _split_cut(line: str) -> tuple[str, str]:
     """A line's body to redact and the cut marker to append after it (or "")."""
     marker = ""
+    length = len(line)
     at = line.rfind(" [cut: ")
     if at >= 0 and _CUT_MARKER_RE.match(line, at):
         line, marker = line[:at], line[at:]
@@ -92,7 +93,7 @@ def _split_cut(line: str) -> tuple[str, str]:
     if line[MAX_LINE_CHARS] not in _CUT_AFTER:
         at = max(head.rfind(c) for c in _CUT_AFTER)
         head = head[: at + 1] if at >= _CUT_MIN_WORD_CUT else ""
-    return head, _cut_marker(len(line) - len(head))
+    return head, _cut_marker(length - len(head))
 
 
 # A marker already in the text, as one atomic unit.
@@ -510,14 +511,20 @@ def _cookie(m: re.Match[str]) -> str:
 
 
 def _xml(m: re.Match[str]) -> str | None:
-    if not _is_secret_key(m.group("key").rpartition(":")[2]) or _is_placeholder(m.group("val")):
+    key, value = m.group("key").rpartition(":")[2], m.group("val")
+    if not _is_secret_key(key) or _is_placeholder(value):
         return None
+    if _is_auth_key(key) and not _looks_secret(value):
+        return None  # <auth>ldap</auth>
     return _span_replace(m, "val", REDACTED)
 
 
 def _flag(m: re.Match[str]) -> str | None:
-    if not _is_secret_key(m.group("key")):
+    key = m.group("key")
+    if not _is_secret_key(key):
         return None
+    if _is_auth_key(key) and not _looks_secret(m.group("val").rstrip(_TRAILING_PUNCT)):
+        return None  # --auth basic
     return _mask_bare(m, "val")
 
 
@@ -660,7 +667,7 @@ def _redact_plain(line: str) -> str:
                     low = line.lower()
         if len(line) >= _BLOB_MIN:
             line = _BLOB_RE.sub(_blob, line)
-        elif len(line) >= _AWS_SECRET_LEN:
+        if len(line) >= _AWS_SECRET_LEN:
             line = _AWS_SECRET_LINE_RE.sub(_aws_secret_line, line)
         if line == before:
             break

@@ -349,6 +349,11 @@ MASKED: list[tuple[str, str]] = [
     # An AWS secret access key alone on a line (credentials files, pasted output).
     (AWS_SECRET, "[REDACTED:aws-secret-key]"),
     (f"    {AWS_SECRET_2}", "    [REDACTED:aws-secret-key]"),
+    (
+        f"\t\t\t\t\t\t\t\t\t\t{AWS_SECRET}          ",
+        "\t" * 10 + "[REDACTED:aws-secret-key]" + " " * 10,
+    ),
+    (f"<auth>{DOCKER_AUTH}</auth>", f"<auth>{R}</auth>"),
 ]
 
 KEPT: list[str] = [
@@ -405,6 +410,8 @@ KEPT: list[str] = [
     "auth=kerberos method=gssapi",
     '{"auth": "none", "tls": true}',
     "oauth: enabled",
+    "fleet-proxy --auth basic --listen 127.0.0.1:3128",
+    "<auth>ldap</auth>",
     "auth_method=ldap auth_failures=3",
     # -p is a port or a prompt outside MySQL clients, and a prompt alone inside them.
     "mysql -h db.internal -P3306 -u app -p orders",
