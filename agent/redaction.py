@@ -10,20 +10,24 @@ What is masked, and how:
 
 * Values found by their shape alone (this project's ``flte_``/``flta_`` tokens,
   GitHub, GitLab, Slack, Stripe and Google keys, JWTs, AWS access key ids, and
-  a 40-character AWS secret key on a line that carries a key id) are replaced
-  whole by ``[REDACTED:<kind>]``.
+  a 40-character AWS secret key on a line that carries a key id or alone on a
+  line -- 40 hex digits, a SHA-1, are kept) are replaced whole by
+  ``[REDACTED:<kind>]``.
 * Values found by their context keep the key, scheme and user; only the secret
   becomes ``[REDACTED]``: URL/DSN passwords (any ``scheme://user:pass@``, JDBC
   Oracle ``user/pass@``), ``key=value``, ``key:value``, ``"key": "value"``,
   YAML, ``export KEY=value``, ``--key value``, ``<key>value</key>``,
-  ``curl -u user:pass``, ``Cookie``/``Set-Cookie`` values, Slack webhook
+  ``curl -u user:pass``, ``mysql -pPASS`` (also ``-p'...'``, on a line naming a
+  MySQL or MariaDB client), ``Cookie``/``Set-Cookie`` values, Slack webhook
   paths, ``Authorization``/``Proxy-Authorization`` (the scheme
   is kept), API-key headers (``X-Api-Key`` ...), Azure ``AccountKey=`` /
   ``SharedAccessKey=`` / SAS ``sig=``.  A key is secret if its name contains
   password, passwd, pwd, passphrase, secret, token, api key, private key,
   account key or shared access key -- unless it names metadata about the
   secret (``token_ttl``, ``token_type``, ``password_min_length``,
-  ``token_file``, ``secret_name``, ...).  Placeholders (``<nil>``, ``null``,
+  ``token_file``, ``secret_name``, ...).  An ``auth`` key (Docker's
+  ``config.json``, ``basic_auth``) is secret only when its value looks like a
+  credential (``auth: ldap`` is kept).  Placeholders (``<nil>``, ``null``,
   ``***``, ``${VAR}``, ``true``) are kept: they are diagnostic, not secret.
 * PEM private key blocks keep their ``BEGIN``/``END`` lines; every non-blank
   line inside becomes ``[REDACTED:private-key]`` (indentation kept).  A block
@@ -42,7 +46,12 @@ signature mismatch``); a value that looks like a secret (letters and digits,
 symbols, mixed case, or long) is masked either way.
 
 The function is idempotent (``redact(redact(x)) == redact(x)``) and uses only
-precompiled :mod:`re` patterns.  :class:`Redactor` is the streaming form, for
+precompiled :mod:`re` patterns, written so that none backtracks over a line
+(possessive runs, each candidate tried once from the start of its run, a key
+found before its value is read), so its time is linear in the length of the text.
+A line longer than :data:`MAX_LINE_CHARS` is cut after its last separator before
+the limit (the word across the cut is dropped whole, never shown in part) and
+ends with `` [cut: N more chars]``.  :class:`Redactor` is the streaming form, for
 callers that see one line at a time but want PEM blocks tracked across lines.
 """
 
