@@ -57,6 +57,7 @@ callers that see one line at a time but want PEM blocks tracked across lines.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable
@@ -312,10 +313,23 @@ _TRAILING_PUNCT: Final = ".,;:!?)"
 
 def _is_secret_key(key: str) -> bool:
     """Whether a key name holds a secret (``db_password``), not metadata (``token_ttl``)."""
+    if len(key) <= _CACHED_KEY_LEN:
+        return _is_secret_key_cached(key)
+    return _classify_key(key)
+
+
+_CACHED_KEY_LEN: Final = 64
+
+
+def _classify_key(key: str) -> bool:
     snake = _snake(key)
     if not _SECRET_WORD_RE.search(snake):
         return False
     return _NON_SECRET_SUFFIX_RE.search(snake) is None
+
+
+# Log lines repeat their keys (user, host, password ...): a small cache of short ones.
+_is_secret_key_cached: Final = functools.lru_cache(maxsize=512)(_classify_key)
 
 
 def _snake(key: str) -> str:
