@@ -10,20 +10,24 @@ What is masked, and how:
 
 * Values found by their shape alone (this project's ``flte_``/``flta_`` tokens,
   GitHub, GitLab, Slack, Stripe and Google keys, JWTs, AWS access key ids, and
-  a 40-character AWS secret key on a line that carries a key id) are replaced
-  whole by ``[REDACTED:<kind>]``.
+  a 40-character AWS secret key on a line that carries a key id or alone on a
+  line -- 40 hex digits, a SHA-1, are kept) are replaced whole by
+  ``[REDACTED:<kind>]``.
 * Values found by their context keep the key, scheme and user; only the secret
   becomes ``[REDACTED]``: URL/DSN passwords (any ``scheme://user:pass@``, JDBC
   Oracle ``user/pass@``), ``key=value``, ``key:value``, ``"key": "value"``,
   YAML, ``export KEY=value``, ``--key value``, ``<key>value</key>``,
-  ``curl -u user:pass``, ``Cookie``/``Set-Cookie`` values, Slack webhook
+  ``curl -u user:pass``, ``mysql -pPASS`` (also ``-p'...'``, on a line naming a
+  MySQL or MariaDB client), ``Cookie``/``Set-Cookie`` values, Slack webhook
   paths, ``Authorization``/``Proxy-Authorization`` (the scheme
   is kept), API-key headers (``X-Api-Key`` ...), Azure ``AccountKey=`` /
   ``SharedAccessKey=`` / SAS ``sig=``.  A key is secret if its name contains
   password, passwd, pwd, passphrase, secret, token, api key, private key,
   account key or shared access key -- unless it names metadata about the
   secret (``token_ttl``, ``token_type``, ``password_min_length``,
-  ``token_file``, ``secret_name``, ...).  Placeholders (``<nil>``, ``null``,
+  ``token_file``, ``secret_name``, ...).  An ``auth`` key (Docker's
+  ``config.json``, ``basic_auth``) is secret only when its value looks like a
+  credential (``auth: ldap`` is kept).  Placeholders (``<nil>``, ``null``,
   ``***``, ``${VAR}``, ``true``) are kept: they are diagnostic, not secret.
 * PEM private key blocks keep their ``BEGIN``/``END`` lines; every non-blank
   line inside becomes ``[REDACTED:private-key]`` (indentation kept).  A block
@@ -42,25 +46,68 @@ signature mismatch``); a value that looks like a secret (letters and digits,
 symbols, mixed case, or long) is masked either way.
 
 The function is idempotent (``redact(redact(x)) == redact(x)``) and uses only
-precompiled :mod:`re` patterns.  :class:`Redactor` is the streaming form, for
+precompiled :mod:`re` patterns, written so that none backtracks over a line
+(possessive runs, each candidate tried once from the start of its run, a key
+found before its value is read), so its time is linear in the length of the text.
+A line longer than :data:`MAX_LINE_CHARS` is cut after its last separator before
+the limit (the word across the cut is dropped whole, never shown in part) and
+ends with `` [cut: N more chars]``.  :class:`Redactor` is the streaming form, for
 callers that see one line at a time but want PEM blocks tracked across lines.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["REDACTED", "Redactor", "redact"]
+__all__ = ["MAX_LINE_CHARS", "REDACTED", "Redactor", "redact"]
 
 REDACTED: Final = "[REDACTED]"
 """The marker that replaces a secret found by its context."""
 
 _PRIVATE_KEY_MARKER: Final = "[REDACTED:private-key]"
 
+MAX_LINE_CHARS: Final = 16 * 1024
+"""Longer lines are cut (at a blank, so no word is split) and end with a marker."""
+
+_CUT_MARKER_RE: Final = re.compile(r" \[cut: [0-9]{1,12} more chars\]\Z")
+# A line that already ends with a cut marker was cut by an earlier redaction: its
+# body is not cut again unless it is far longer than a cut line can redact to.
+_CUT_BODY_MAX: Final = 8 * MAX_LINE_CHARS
+_CUT_MIN_WORD_CUT: Final = MAX_LINE_CHARS // 2
+_CUT_AFTER: Final = " \t,;&"
+
+
+def _cut_marker(dropped: int) -> str:
+    return f" [cut: {dropped} more chars]"
+
+
+def _split_cut(line: str) -> tuple[str, str]:
+    """A line's body to redact and the cut marker to append after it (or "")."""
+    marker = ""
+    length = len(line)
+    at = line.rfind(" [cut: ")
+    if at >= 0 and _CUT_MARKER_RE.match(line, at):
+        line, marker = line[:at], line[at:]
+        if len(line) <= _CUT_BODY_MAX:
+            return line, marker
+    if len(line) <= MAX_LINE_CHARS:
+        return line, marker
+    # Cut after a separator: a secret split in two would no longer be recognised
+    # by its shape, so the word that straddles the cut is dropped whole (and if
+    # the line's second half is one word, the whole line is).
+    head = line[:MAX_LINE_CHARS]
+    if line[MAX_LINE_CHARS] not in _CUT_AFTER:
+        at = max(head.rfind(c) for c in _CUT_AFTER)
+        head = head[: at + 1] if at >= _CUT_MIN_WORD_CUT else ""
+    return head, _cut_marker(length - len(head))
+
+
 # A marker already in the text, as one atomic unit.
-_MARK = r"\[REDACTED(?::[a-z0-9-]+)?\]"
+_MARK = r"\[REDACTED(?::[a-z0-9-]{1,40}+)?\]"
 _NOT_MARKED = r"(?!\[REDACTED)"
 
 
@@ -97,7 +144,7 @@ _SHAPE_RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         _kind("google-api-key"),
     ),
     (
-        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]*+"),
         _kind("jwt"),
     ),
 )
@@ -108,6 +155,11 @@ _AWS_KEY_ID_RE: Final = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A
 _AWS_SECRET_NEAR_ID_RE: Final = re.compile(
     r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 )
+# A line that is nothing but 40 base64-ish characters is an AWS secret key seen alone
+# (mixed case and a digit or '/', '+'; 40 hex digits are a SHA-1 and stay).
+_AWS_SECRET_LINE_RE: Final = re.compile(
+    r"^(?P<pre>[ \t]*+)(?P<val>[A-Za-z0-9/+]{40})(?P<post>[ \t]*+)$"
+)
 
 # --------------------------------------------------------------------------
 # Secrets recognised by their context.
@@ -115,33 +167,34 @@ _AWS_SECRET_NEAR_ID_RE: Final = re.compile(
 # scheme://user:password@host -- any scheme (postgres, mysql, mongodb+srv, amqps,
 # rediss, http(s), ...).  The password may itself contain '@'; the last one wins.
 _URL_PASSWORD_RE: Final = re.compile(
-    r"(?P<pre>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)"
+    r"(?P<pre>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://[^:/?#@\s]*+:)"
     r"(?P<pw>[^\s/?#]*)@"
 )
-# jdbc:oracle:thin:user/password@host
-_ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w+:[^/\s@:]+/)(?P<pw>[^@\s]+)@")
+# jdbc:oracle:thin:user/password@host (the password stops at a '/': each URL's
+# search then ends before the next one's, instead of running to the end of the line)
+_ORACLE_RE: Final = re.compile(r"(?i)(?P<pre>jdbc:oracle:\w++:[^/\s@:]++/)(?P<pw>[^@\s/]++)@")
 
 _AUTH_HEADER_RE: Final = re.compile(
-    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*"
+    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*+[:=][ \t]*+"
     r"(?!\[REDACTED)\[?\\?[\"']?)"
-    r"(?:(?P<scheme>bearer|basic|token|bot|negotiate|ntlm|apikey|api-key|sso-key|dpop)[ \t]+)?"
-    r"(?P<cred>" + _MARK + r"|[^\s\"',;\\\[\]]+)"
+    r"(?:(?P<scheme>bearer|basic|token|bot|negotiate|ntlm|apikey|api-key|sso-key|dpop)[ \t]++)?"
+    r"(?P<cred>" + _MARK + r"|[^\s\"',;\\\[\]]++)"
 )
 _AUTH_DIGEST_RE: Final = re.compile(
-    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
-    r"(?:digest|hawk|mac)[ \t]+)" + _NOT_MARKED + r"(?P<cred>\S.*)"
+    r"(?i)(?P<pre>(?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]*+[:=][ \t]*+\\?[\"']?"
+    r"(?:digest|hawk|mac)[ \t]++)" + _NOT_MARKED + r"(?P<cred>\S.*)"
 )
 _API_KEY_HEADER_RE: Final = re.compile(
     r"(?i)(?P<pre>(?<![\w-])(?:x-api-key|api-key|x-auth-token|x-access-token|x-amz-security-token"
     r"|x-vault-token|private-token|x-goog-api-key|ocp-apim-subscription-key|x-functions-key"
-    r"|x-fleet-token)\\?[\"']?[ \t]*:[ \t]*(?!\[REDACTED)\[?\\?[\"']?)"
+    r"|x-fleet-token)\\?[\"']?[ \t]*+:[ \t]*+(?!\[REDACTED)\[?\\?[\"']?)"
     + _NOT_MARKED
-    + r"(?P<cred>[^\s\"',;\\\[\]]+)"
+    + r"(?P<cred>[^\s\"',;\\\[\]]++)"
 )
 _BEARER_RE: Final = re.compile(
-    r"(?i)(?P<pre>(?<![\w-])bearer[ \t]+)"
+    r"(?i)(?P<pre>(?<![\w-])bearer[ \t]++)"
     + _NOT_MARKED
-    + r"(?P<cred>[A-Za-z0-9._~+/-]{16,}=*)(?![\w.~+/=:-])"
+    + r"(?P<cred>[A-Za-z0-9._~+/-]{16,}+=*+)(?![\w.~+/=:-])"
 )
 _SAS_SIG_RE: Final = re.compile(r"(?P<pre>[?&]sig=)" + _NOT_MARKED + r"(?P<cred>[^&\s\"'#]+)")
 
@@ -149,8 +202,11 @@ _SAS_SIG_RE: Final = re.compile(r"(?P<pre>[?&]sig=)" + _NOT_MARKED + r"(?P<cred>
 _SECRET_WORD_RE: Final = re.compile(
     r"passw(?:or)?d|passphrase|pwd|secret|token|api[-_.]?key|private[-_.]?key"
     r"|account[-_.]?key|shared[-_.]?access[-_.]?(?:key|signature)"
-    r"|(?:signing|encryption|master|hmac)[-_.]?key|(?:^|_)pass$"
+    r"|(?:signing|encryption|master|hmac)[-_.]?key|(?:^|_)pass$|(?:^|_)auth$"
 )
+# ``auth`` (Docker's config.json, ``basic_auth``): masked only when the value
+# looks like a credential, since ``auth: ldap`` names a method.
+_AUTH_KEY_RE: Final = re.compile(r"(?:^|_)auth$")
 # ... unless the key names something about the secret rather than the secret.
 _NON_SECRET_SUFFIX_RE: Final = re.compile(
     r"_(?:ttl|type|expiry|expires|expires_at|expires_in|expiration|expire_time|expired|length|len"
@@ -167,43 +223,55 @@ _PLACEHOLDER_RE: Final = re.compile(
     r"|<[a-z0-9_ -]*>|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*\}\}|%\([^)]*\)s)"
 )
 
-_KEY = r"[A-Za-z_-][\w.-]*"
+# Possessive: a key never gives characters back (nothing after it can start with one).
+_KEY = r"[A-Za-z_-][\w.-]*+"
 _VALUE_CHARS = r"[^\s\"',;&)}\]]"
 _FIRST_VALUE_CHAR = r"[^\s\"',;&)}\]\[]"
 
 # key: value at the start of a line (YAML, possibly a list item): the value runs
 # to the end of the line, minus a trailing comment.
+# The value is found by _YAML_TRAIL_RE rather than a lazy ``.*?`` in this pattern,
+# which retried the trailing-blank test at every character (quadratic on blanks).
 _YAML_RE: Final = re.compile(
-    r"^(?P<pre>[ \t]*(?:-[ \t]+)?(?P<key>"
+    r"^(?P<pre>[ \t]*+(?:-[ \t]++)?(?P<key>"
     + _KEY
-    + r")[ \t]*:[ \t]+)"
+    + r")[ \t]*+:[ \t]++)"
     + _NOT_MARKED
-    + r"(?P<val>[^\s\"'|>#&*!{\[].*?)(?P<trail>[ \t]+#.*|[ \t]*)$"
+    + r"(?=[^\s\"'|>#&*!{\[])"
 )
+# Where the value ends: the first run of blanks that starts a comment or ends the
+# line (a run is only tried from its first blank, so each is scanned once).
+_YAML_TRAIL_RE: Final = re.compile(r"(?<![ \t])[ \t]++(?:#|$)|$")
 
 # key=value, key: value, "key": "value", 'key' => 'value', \"key\":\"value\", ...
-_KV_RE: Final = re.compile(
+# The key and its separator are found first and the value is matched only after a
+# secret key: a declined key costs its own length, not the rest of the line.
+_KV_KEY_RE: Final = re.compile(
     r"(?P<kq>\\?[\"'])?(?<![\w.-])(?P<key>" + _KEY + r")(?(kq)(?P=kq))"
-    r"(?P<sep>[ \t]*(?::=|=>|=(?!=)|:(?![:/=]))(?P<sp>[ \t]*))"
-    r"(?:\\\"(?P<v1>(?:(?!\\\").)*)(?:\\\"|$)"
-    r"|\"(?P<v2>(?:[^\"\\]|\\.?)*)(?:\"|$)"
-    r"|'(?P<v3>(?:[^'\\]|\\.?)*)(?:'|$)"
+    r"(?P<sep>[ \t]*+(?::=|=>|=(?!=)|:(?![:/=]))(?P<sp>[ \t]*+))"
+)
+_VAR_REF = r"\$\{[^}\s]{0,128}+\}"
+_KV_VALUE_RE: Final = re.compile(
+    r"\\\"(?P<v1>(?:(?!\\\").)*+)(?:\\\"|$)"
+    r"|\"(?P<v2>(?:[^\"\\]|\\.?)*+)(?:\"|$)"
+    r"|'(?P<v3>(?:[^'\\]|\\.?)*+)(?:'|$)"
     # A bare value may sit in one pair of brackets: Go's map[password:[x]].
-    r"|(?!\[REDACTED)\[?(?P<v4>(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _FIRST_VALUE_CHAR + r")"
-    r"(?:" + _MARK + r"|\$\{[^}\s]*\}|" + _VALUE_CHARS + r")*))"
+    r"|(?!\[REDACTED)\[?(?P<v4>(?:" + _MARK + r"|" + _VAR_REF + r"|" + _FIRST_VALUE_CHAR + r")"
+    r"(?:" + _MARK + r"|" + _VAR_REF + r"|" + _VALUE_CHARS + r")*+)"
 )
 
 # --password value / -token value (the '=' form is handled by _KV_RE).
 _FLAG_RE: Final = re.compile(
-    r"(?<![\w-])(?P<pre>(?P<key>--?[A-Za-z][\w-]*)[ \t]+)(?![-\[])(?P<val>[^\s\"',;]+)"
+    r"(?<![\w-])(?P<pre>(?P<key>--?[A-Za-z][\w-]*+)[ \t]++)(?![-\[])(?P<val>[^\s\"',;]++)"
 )
 
 # Cookie: a=1; b=2 / Set-Cookie: sid=x; Path=/; HttpOnly
 _COOKIE_RE: Final = re.compile(
-    r"(?i)(?P<pre>(?<![\w-])(?:set-)?cookie\\?[\"']?[ \t]*:[ \t]*\[?\\?[\"']?)"
-    r"(?P<val>[^\"'\]\\]+)"
+    r"(?i)(?P<pre>(?<![\w-])(?:set-)?cookie\\?[\"']?[ \t]*+:[ \t]*+\[?\\?[\"']?)"
+    r"(?P<val>[^\"'\]\\]++)"
 )
-_COOKIE_PAIR_RE: Final = re.compile(r"(?P<name>[^=;\s]+)=(?P<value>[^;]*)")
+# A name starts only where a run of name characters starts (tried once per run).
+_COOKIE_PAIR_RE: Final = re.compile(r"(?<![^=;\s])(?P<name>[^=;\s]++)=(?P<value>[^;]*+)")
 _COOKIE_ATTRIBUTES: Final = frozenset(
     ("path", "domain", "expires", "max-age", "samesite", "secure", "httponly", "priority")
 )
@@ -214,19 +282,28 @@ _SLACK_WEBHOOK_RE: Final = re.compile(
     + r"(?P<cred>[\w/-]+)"
 )
 
+# mysql -pSECRET / -p'SECRET' / -p"SECRET" (attached: "-p" alone prompts, and "-P" is
+# the port); only on a line that names a MySQL client, since "-p8080:80" is a port.
+_MYSQL_CLIENT_RE: Final = re.compile(r"(?i)(?<![\w-])(?:mysql|mariadb)\w*+")
+_MYSQL_P_RE: Final = re.compile(
+    r"(?<![\w-])(?P<pre>-p)(?:'(?P<p1>[^']++)'?|\"(?P<p2>[^\"]++)\"?|(?P<p3>[^\s'\"]++))"
+)
+
 # <password>value</password>
 _XML_RE: Final = re.compile(
-    r"<(?P<key>[A-Za-z_][\w.:-]*)>" + _NOT_MARKED + r"(?P<val>[^<]+)</(?P=key)>"
+    r"<(?P<key>[A-Za-z_][\w.:-]*+)>" + _NOT_MARKED + r"(?P<val>[^<]++)</(?P=key)>"
 )
 # curl -u user:password / --user user:password
 _CURL_USER_RE: Final = re.compile(
-    r"(?P<pre>(?<![\w-])(?:-u|--user|--proxy-user)[ \t]+[\"']?[^\s:\"']+:)"
+    r"(?P<pre>(?<![\w-])(?:-u|--user|--proxy-user)[ \t]++[\"']?[^\s:\"']++:)"
     + _NOT_MARKED
     + r"(?P<pw>[^\s\"']+)"
 )
 
 # A line that is nothing but a long base64 run: PEM body seen without its BEGIN line.
-_BLOB_RE: Final = re.compile(r"^(?P<pre>[ \t]*)(?P<val>[A-Za-z0-9+/]{60,}={0,2})(?P<post>[ \t]*)$")
+_BLOB_RE: Final = re.compile(
+    r"^(?P<pre>[ \t]*+)(?P<val>[A-Za-z0-9+/]{60,}+={0,2}+)(?P<post>[ \t]*+)$"
+)
 
 _PEM_BEGIN_RE: Final = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END_RE: Final = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
@@ -236,10 +313,32 @@ _TRAILING_PUNCT: Final = ".,;:!?)"
 
 def _is_secret_key(key: str) -> bool:
     """Whether a key name holds a secret (``db_password``), not metadata (``token_ttl``)."""
-    snake = _CAMEL_RE.sub("_", key).lower().replace("-", "_").replace(".", "_").strip("_")
+    if len(key) <= _CACHED_KEY_LEN:
+        return _is_secret_key_cached(key)
+    return _classify_key(key)
+
+
+_CACHED_KEY_LEN: Final = 64
+
+
+def _classify_key(key: str) -> bool:
+    snake = _snake(key)
     if not _SECRET_WORD_RE.search(snake):
         return False
     return _NON_SECRET_SUFFIX_RE.search(snake) is None
+
+
+# Log lines repeat their keys (user, host, password ...): a small cache of short ones.
+_is_secret_key_cached: Final = functools.lru_cache(maxsize=512)(_classify_key)
+
+
+def _snake(key: str) -> str:
+    return _CAMEL_RE.sub("_", key).lower().replace("-", "_").replace(".", "_").strip("_")
+
+
+def _is_auth_key(key: str) -> bool:
+    """Whether a key is an ``auth`` key (``auth``, ``basic_auth``), secret only by its value."""
+    return _AUTH_KEY_RE.search(_snake(key)) is not None
 
 
 def _is_placeholder(value: str) -> bool:
@@ -279,10 +378,10 @@ _STATUS_TEXT: Final = (
 )
 _STATUS_WORDS: Final = frozenset(_STATUS_TEXT.split())
 # After a value: another plain word that is not itself a key ("signature mismatch").
-_PROSE_NEXT_RE: Final = re.compile(r"[ \t]+[A-Za-z]+(?![\w=:.\[-])")
+_PROSE_NEXT_RE: Final = re.compile(r"[ \t]++[A-Za-z]++(?![\w=:.\[-])")
 
 
-def _is_prose_value(core: str, after: str) -> bool:
+def _is_prose_value(core: str, line: str, after: int) -> bool:
     """Whether a bare word after ``key: `` or ``--key `` is prose rather than a secret.
 
     ``password: hunter2`` and ``user: app, password: hunter`` are secrets;
@@ -290,7 +389,10 @@ def _is_prose_value(core: str, after: str) -> bool:
 
     Args:
         core: The candidate value, without trailing punctuation.
-        after: The text following the candidate value.
+        line: The line the value is in.
+        after: Where the text following the candidate value starts in ``line``
+            (an index, not a copy: copying the rest of the line for every
+            candidate made long lines quadratic).
 
     Returns:
         True if the value should be kept.
@@ -299,19 +401,25 @@ def _is_prose_value(core: str, after: str) -> bool:
         return False
     if _is_placeholder(core) or core.lower() in _STATUS_WORDS:
         return True
-    return _PROSE_NEXT_RE.match(after) is not None
+    return _PROSE_NEXT_RE.match(line, after) is not None
+
+
+def _bare_core(value: str, line: str, start: int) -> str | None:
+    """The part of a bare value at ``line[start:]`` to mask, or None if it reads as prose."""
+    core = value.rstrip(_TRAILING_PUNCT)
+    if not core or _is_prose_value(core, line, start + len(core)):
+        return None
+    return core
 
 
 def _mask_bare(m: re.Match[str], group: str) -> str | None:
     """Mask a bare value found in prose position, or None if it reads as prose."""
-    value = m.group(group)
-    core = value.rstrip(_TRAILING_PUNCT)
-    after = value[len(core) :] + m.string[m.end() :]
-    if not core or _is_prose_value(core, after):
+    core = _bare_core(m.group(group), m.string, m.start(group))
+    if core is None:
         return None
     start = m.start(group) - m.start()
     whole = m.group(0)
-    return whole[:start] + REDACTED + value[len(core) :] + whole[m.end(group) - m.start() :]
+    return whole[:start] + REDACTED + whole[start + len(core) :]
 
 
 def _span_replace(m: re.Match[str], group: str, replacement: str) -> str:
@@ -342,32 +450,76 @@ def _auth_header(m: re.Match[str]) -> str:
     return _span_replace(m, "cred", REDACTED)
 
 
-def _yaml(m: re.Match[str]) -> str:
-    value = m.group("val")
-    if not _is_secret_key(m.group("key")) or _is_placeholder(value):
-        return m.group(0)
+def _yaml(line: str) -> str:
+    """``key: value`` at the start of a line: the value runs to a comment or the end."""
+    m = _YAML_RE.match(line)
+    if m is None:
+        return line
+    key = m.group("key")
+    trail = _YAML_TRAIL_RE.search(line, m.end() + 1)
+    end = len(line) if trail is None else trail.start()
+    value = line[m.end() : end]
+    if not _is_secret_key(key) or _is_placeholder(value):
+        return line
+    if _is_auth_key(key) and not _looks_secret(value):
+        return line  # "auth: ldap"
     if value.split(maxsplit=1)[0].rstrip(_TRAILING_PUNCT).lower() in _STATUS_WORDS:
-        return m.group(0)  # "secret: not found", "password: expired"
-    return m.group("pre") + REDACTED + m.group("trail")
+        return line  # "secret: not found", "password: expired"
+    return m.group("pre") + REDACTED + line[end:]
 
 
-def _kv(m: re.Match[str]) -> str | None:
-    if not _is_secret_key(m.group("key")):
-        return None
+def _kv_span(key: re.Match[str], value: re.Match[str]) -> tuple[int, int] | None:
+    """The span of ``line`` to mask for a secret key and its value, or None to keep it."""
+    auth = _is_auth_key(key.group("key"))  # "auth": secret only if it looks like one
     for group in ("v1", "v2", "v3"):
-        value = m.group(group)
-        if value is not None:
-            if _is_placeholder(value):
+        text = value.group(group)
+        if text is not None:
+            if _is_placeholder(text) or (auth and not _looks_secret(text)):
                 return None
-            return _span_replace(m, group, REDACTED)
-    value = m.group("v4")
-    if _is_placeholder(value):
+            return value.span(group)
+    text = value.group("v4")
+    if _is_placeholder(text):
         return None
-    prose_position = m.group("kq") is None and m.group("sep").strip() == ":" and bool(m.group("sp"))
+    start = value.start("v4")
+    prose_position = (
+        key.group("kq") is None and key.group("sep").strip() == ":" and bool(key.group("sp"))
+    )
+    if auth:
+        core = text.rstrip(_TRAILING_PUNCT)
+        return (start, start + len(core)) if _looks_secret(core) else None
     if prose_position:
         # "invalid token: signature mismatch" -- a word after "key: " in running text.
-        return _mask_bare(m, "v4")
-    return _span_replace(m, "v4", REDACTED)
+        core = _bare_core(text, value.string, start)
+        return None if core is None else (start, start + len(core))
+    return value.span("v4")
+
+
+def _kv(line: str) -> str:
+    """Mask the values of secret keys in ``key=value``, ``"key": "value"``, ``key: value``.
+
+    After a key that is not secret (or a value that reads as prose) the search
+    resumes right after the key, so ``refresh: access_token=x`` still masks ``x``.
+    """
+    out: list[str] = []
+    pos = done = 0
+    while (key := _KV_KEY_RE.search(line, pos)) is not None:
+        pos = key.end("key")
+        if not _is_secret_key(key.group("key")):
+            continue
+        value = _KV_VALUE_RE.match(line, key.end())
+        if value is None:
+            continue
+        span = _kv_span(key, value)
+        if span is None:
+            continue
+        out.append(line[done : span[0]])
+        out.append(REDACTED)
+        done = span[1]
+        pos = value.end()
+    if not out:
+        return line
+    out.append(line[done:])
+    return "".join(out)
 
 
 def _cookie_pair(m: re.Match[str]) -> str:
@@ -382,14 +534,20 @@ def _cookie(m: re.Match[str]) -> str:
 
 
 def _xml(m: re.Match[str]) -> str | None:
-    if not _is_secret_key(m.group("key").rpartition(":")[2]) or _is_placeholder(m.group("val")):
+    key, value = m.group("key").rpartition(":")[2], m.group("val")
+    if not _is_secret_key(key) or _is_placeholder(value):
         return None
+    if _is_auth_key(key) and not _looks_secret(value):
+        return None  # <auth>ldap</auth>
     return _span_replace(m, "val", REDACTED)
 
 
 def _flag(m: re.Match[str]) -> str | None:
-    if not _is_secret_key(m.group("key")):
+    key = m.group("key")
+    if not _is_secret_key(key):
         return None
+    if _is_auth_key(key) and not _looks_secret(m.group("val").rstrip(_TRAILING_PUNCT)):
+        return None  # --auth basic
     return _mask_bare(m, "val")
 
 
@@ -402,6 +560,31 @@ def _blob(m: re.Match[str]) -> str:
     ):
         return m.group(0)
     return m.group("pre") + _kind("base64-blob") + m.group("post")
+
+
+def _mysql(line: str) -> str:
+    if _MYSQL_CLIENT_RE.search(line) is None:
+        return line
+
+    def repl(m: re.Match[str]) -> str:
+        group = next(g for g in ("p1", "p2", "p3") if m.group(g) is not None)
+        if m.group(group).startswith("[REDACTED"):
+            return m.group(0)
+        return _span_replace(m, group, REDACTED)
+
+    return _MYSQL_P_RE.sub(repl, line)
+
+
+def _aws_secret_line(m: re.Match[str]) -> str:
+    value = m.group("val")
+    if all(c in string.hexdigits for c in value):
+        return m.group(0)  # a SHA-1 (git commit), not a key
+    upper = any(c.isupper() for c in value)
+    lower = any(c.islower() for c in value)
+    other = any(c.isdigit() or c in "+/" for c in value)
+    if not (upper and lower and other):
+        return m.group(0)
+    return m.group("pre") + _kind("aws-secret-key") + m.group("post")
 
 
 def _aws(line: str) -> str:
@@ -455,7 +638,7 @@ def _scan(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str | None])
     return rule
 
 
-_KEY_WORDS: Final = ("pass", "pwd", "secret", "token", "key", "signature")
+_KEY_WORDS: Final = ("pass", "pwd", "secret", "token", "key", "signature", "auth")
 _SHAPE_TRIGGERS: Final[dict[str, tuple[str, ...]]] = {
     _kind("enrollment-token"): ("flte_",),
     _kind("api-token"): ("flta_",),
@@ -483,13 +666,15 @@ _RULES: Final[tuple[tuple[tuple[str, ...], _Rule], ...]] = (
     (("bearer",), _sub(_BEARER_RE, _mask_group("cred"))),
     (("-u", "--user", "--proxy-user"), _sub(_CURL_USER_RE, _mask_group("pw"))),
     (_KEY_WORDS, _scan(_XML_RE, _xml)),
-    (_KEY_WORDS, _sub(_YAML_RE, _yaml)),
-    (_KEY_WORDS, _scan(_KV_RE, _kv)),
+    (_KEY_WORDS, _yaml),
+    (_KEY_WORDS, _kv),
     (_KEY_WORDS, _scan(_FLAG_RE, _flag)),
+    (("mysql", "mariadb"), _mysql),
 )
 
 _MAX_PASSES: Final = 8
 _BLOB_MIN: Final = 60
+_AWS_SECRET_LEN: Final = 40
 
 
 def _redact_plain(line: str) -> str:
@@ -499,10 +684,14 @@ def _redact_plain(line: str) -> str:
         low = line.lower()
         for triggers, rule in _RULES:
             if any(t in low for t in triggers):
-                line = rule(line)
-                low = line.lower()
+                changed = rule(line)
+                if changed != line:
+                    line = changed
+                    low = line.lower()
         if len(line) >= _BLOB_MIN:
             line = _BLOB_RE.sub(_blob, line)
+        if len(line) >= _AWS_SECRET_LEN:
+            line = _AWS_SECRET_LINE_RE.sub(_aws_secret_line, line)
         if line == before:
             break
     return line
@@ -532,12 +721,19 @@ class Redactor:
     def redact_line(self, line: str) -> str:
         """Redact one line (without its line terminator).
 
+        A line longer than :data:`MAX_LINE_CHARS` is cut first, at a blank, and
+        ends with `` [cut: N more chars]``: the rest is dropped, never shown.
+
         Args:
             line: One line of log text, with no line break in it.
 
         Returns:
             The line with its secrets masked.
         """
+        body, marker = _split_cut(line)
+        return self._redact_line(body) + marker
+
+    def _redact_line(self, line: str) -> str:
         if self._in_private_key:
             end = _PEM_END_RE.search(line)
             if end is None:
@@ -547,7 +743,7 @@ class Redactor:
             if head.strip():
                 indent = head[: len(head) - len(head.lstrip())]
                 head = indent + _PRIVATE_KEY_MARKER
-            return head + line[end.start() : end.end()] + self.redact_line(line[end.end() :])
+            return head + line[end.start() : end.end()] + self._redact_line(line[end.end() :])
 
         if "-----BEGIN " not in line:
             return _redact_plain(line)

@@ -34,6 +34,9 @@ AZURE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsu" + "Fq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 BASIC = "YWRtaW46aHVudGVyMg=="
+DOCKER_AUTH = "ZGVwbG95" + "Omh1bnRlcjI="  # base64("deploy:hunter2"), as in config.json
+MYSQL_PW = "MyS3cret" + "Pw"
+AWS_SECRET_2 = "h4Xq9Lz0/Rt2Vw8Ks1" + "Pm+Nb7Yc3Jd6Fg5Ua0eTiO"
 PEM_BODY = [
     "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
     "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
@@ -58,6 +61,10 @@ SECRETS = [
     AWS_SECRET,
     AZURE_KEY,
     BASIC,
+    DOCKER_AUTH,
+    MYSQL_PW,
+    "My S3cret",
+    AWS_SECRET_2,
     "s3cr3tP4ss",
     "hunter2",
     *PEM_BODY,
@@ -312,6 +319,41 @@ MASKED: list[tuple[str, str]] = [
     ),
     # A PEM body line seen on its own.
     (PEM_BODY[0], "[REDACTED:base64-blob]"),
+    # Docker's config.json "auth" (base64 of user:password), JSON and YAML forms.
+    (
+        f'{{"auths": {{"registry.example.com": {{"auth": "{DOCKER_AUTH}"}}}}}}',
+        f'{{"auths": {{"registry.example.com": {{"auth": "{R}"}}}}}}',
+    ),
+    (
+        f'{{"auth":"{DOCKER_AUTH}","email":"ops@example.com"}}',
+        f'{{"auth":"{R}","email":"ops@example.com"}}',
+    ),
+    (f"      auth: {DOCKER_AUTH}", f"      auth: {R}"),
+    (f"registry login auth={DOCKER_AUTH} ok", f"registry login auth={R} ok"),
+    ("basic_auth: deploy:hunter2", f"basic_auth: {R}"),
+    # MySQL clients take the password attached to -p.
+    (
+        f"+ mysql -h db.internal -u root -p{MYSQL_PW} orders",
+        f"+ mysql -h db.internal -u root -p{R} orders",
+    ),
+    (
+        "exec: mysqldump -uroot -p'My S3cret' --all-databases",
+        f"exec: mysqldump -uroot -p'{R}' --all-databases",
+    ),
+    (f'mariadb -p"{MYSQL_PW}" -h db', f'mariadb -p"{R}" -h db'),
+    (f"mysql --password={MYSQL_PW} -h db", f"mysql --password={R} -h db"),
+    (
+        f"mysqladmin -u root --password {MYSQL_PW} status",
+        f"mysqladmin -u root --password {R} status",
+    ),
+    # An AWS secret access key alone on a line (credentials files, pasted output).
+    (AWS_SECRET, "[REDACTED:aws-secret-key]"),
+    (f"    {AWS_SECRET_2}", "    [REDACTED:aws-secret-key]"),
+    (
+        f"\t\t\t\t\t\t\t\t\t\t{AWS_SECRET}          ",
+        "\t" * 10 + "[REDACTED:aws-secret-key]" + " " * 10,
+    ),
+    (f"<auth>{DOCKER_AUTH}</auth>", f"<auth>{R}</auth>"),
 ]
 
 KEPT: list[str] = [
@@ -363,6 +405,23 @@ KEPT: list[str] = [
     "grant_type=client_credentials scope=fleet.read",
     "idempotency_key=5f0c2a cache_key=agents:list partition_key=7",
     "secrets manager unavailable, retrying in 2.0s",
+    # "auth" names a method unless its value looks like a credential.
+    "auth: ldap",
+    "auth=kerberos method=gssapi",
+    '{"auth": "none", "tls": true}',
+    "oauth: enabled",
+    "fleet-proxy --auth basic --listen 127.0.0.1:3128",
+    "<auth>ldap</auth>",
+    "auth_method=ldap auth_failures=3",
+    # -p is a port or a prompt outside MySQL clients, and a prompt alone inside them.
+    "mysql -h db.internal -P3306 -u app -p orders",
+    "docker run -p8080:80 nginx",
+    "ssh -p2222 ops@bastion",
+    "mkdir -p /var/lib/fleet",
+    # 40 hex digits alone on a line are a SHA-1 (a git commit), not an AWS secret key.
+    "3f2a9c1e7d0b4a5c6e8f9a0b1c2d3e4f5a6b7c8d",
+    "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",
+    "abcdefghijklmnopqrstuvwxyzabcdefghijklmn",
     "",
     "   ",
 ]

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from agent.logs import MAX_BUNDLE_BYTES, LogBook
+from agent.redaction import MAX_LINE_CHARS
 
 SECRET_URL = "postgres://app:Sup3rS3cret!@db.internal:5432/orders"
 
@@ -86,10 +87,18 @@ def test_tracebacks_stay_whole_lines(book):
 
 def test_bundle_is_capped_below_the_frame_limit(book):
     for _ in range(40):
-        log.info("%s", "y" * 20_000)
+        log.info("%s", "y " * 8_000)  # 16,000 chars: under the line cut, 640 KB in all
     lines, truncated = book.tail(40)
     assert truncated
     assert sum(len(line) + 1 for line in lines) <= MAX_BUNDLE_BYTES
+
+
+def test_a_huge_line_comes_back_cut_with_a_marker(book):
+    log.info("%s password=hunter2", "z " * 20_000)
+    lines, _ = book.tail(1)
+    assert len(lines[0]) <= MAX_LINE_CHARS + 40
+    assert lines[0].endswith(" more chars]")
+    assert "hunter2" not in lines[0]
 
 
 def test_log_file_is_private(tmp_path, book):

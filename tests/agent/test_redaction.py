@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agent.redaction import REDACTED, Redactor, redact
+from agent.redaction import MAX_LINE_CHARS, REDACTED, Redactor, redact
 from tests.agent.redaction_corpus import (
     API,
     ENROLL,
@@ -260,3 +262,197 @@ def test_property_shaped_tokens_never_survive(
 ) -> None:
     text = before + left + secret + right + after
     assert secret not in redact(text)
+
+
+# ---------------------------------------------------------------------------
+# Time: linear in the length of a line, and long lines cut with a marker.
+
+_TRIGGERS = [
+    "password: x",
+    "password=",
+    "password",
+    '"password": "',
+    "'secret': '",
+    "  - token: ",
+    "token ",
+    "--password ",
+    "-p",
+    "mysql -p",
+    '"auth": "',
+    "auth: ",
+    "Authorization: ",
+    "Authorization: Bearer ",
+    "X-Api-Key: ",
+    "Cookie: ",
+    "postgres://app:",
+    "jdbc:oracle:thin:a/",
+    "?sig=",
+    "<password>",
+    "curl -u admin:",
+    "AKIA" + "IOSFODNN7EXAMPLE ",
+    "eyJ",
+    "-----BEGIN PRIVATE KEY-----",
+    "hooks.slack.com/services/",
+]
+# What follows a trigger, repeated: blanks, separators, quotes, flags, base64.
+_RUNS = [
+    " ",
+    "\t",
+    "=",
+    ":",
+    '"',
+    "'",
+    "-p",
+    "\\",
+    '\\"',
+    "a",
+    "aZ09+/",
+    "a=",
+    ":a",
+    "a: ",
+    "@",
+    "${",
+    "[",
+    "[REDACTED:",
+    "-",
+    " #",
+    "a.",
+    "x;",
+]
+
+
+def _best_time(fn: Callable[[], object], runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _benign(length: int) -> str:
+    """A realistic line of ``length`` characters: corpus lines joined by blanks."""
+    words = " ".join([line for line, _ in MASKED] + KEPT)
+    return (words * (length // len(words) + 1))[:length]
+
+
+# Quadratic redaction of a 16 KiB line takes seconds, a linear one milliseconds;
+# the floor keeps timer noise on short, fast lines from failing the test.
+_MAX_RATIO = 20
+_FLOOR_S = 0.002
+
+
+def test_every_trigger_and_run_is_linear() -> None:
+    """Each trigger followed by 8,000 characters of each run, against one benign baseline."""
+    length = 8_192
+    baseline = _best_time(lambda: redact(_benign(length)), runs=5)
+    for trigger in _TRIGGERS:
+        for run in _RUNS:
+            line = (trigger + run * length)[: length - 1] + "y"
+            elapsed = _best_time(partial(redact, line), runs=1)
+            if elapsed > _MAX_RATIO * max(baseline, _FLOOR_S):
+                elapsed = _best_time(partial(redact, line))
+                baseline = min(baseline, _best_time(lambda: redact(_benign(length))))
+            assert elapsed <= _MAX_RATIO * max(baseline, _FLOOR_S), (
+                f"{elapsed * 1000:.1f} ms for {trigger!r} + {run!r} * {length},"
+                f" benign {baseline * 1000:.1f} ms"
+            )
+
+
+@settings(max_examples=40, deadline=None)
+@example(trigger="password: x", run=" ", repeat=1_000_000, length=40_000, tail="y")
+@given(
+    trigger=st.sampled_from(_TRIGGERS),
+    run=st.one_of(st.sampled_from(_RUNS), st.text(min_size=1, max_size=8)),
+    repeat=st.sampled_from([1, 4, 64, 1_000_000, 1_000_000, 1_000_000]),
+    length=st.sampled_from([2_048, 8_192, MAX_LINE_CHARS, 40_000, 64 * 1024]),
+    tail=st.sampled_from(["", "y", " y", "@h", '"']),
+)
+def test_redaction_time_is_linear_in_line_length(
+    trigger: str, run: str, repeat: int, length: int, tail: str
+) -> None:
+    """Adversarial lines cost at most a constant times a benign line of the same length.
+
+    A line is a trigger word followed by a run of one character class (``repeat``
+    large), or the trigger and a short run repeated (many triggers in one line).
+    """
+    run = "".join(c if len(f"a{c}b".splitlines()) == 1 else " " for c in run)  # one line
+    unit = trigger + run * min(repeat, length)
+    line = (unit * (length // len(unit) + 1))[: length - len(tail)] + tail
+    benign = _benign(len(line))
+    adversarial = _best_time(lambda: redact(line), runs=1)
+    baseline = _best_time(lambda: redact(benign))
+    if adversarial > _MAX_RATIO * max(baseline, _FLOOR_S):
+        adversarial = _best_time(lambda: redact(line))  # measure again before failing
+        baseline = _best_time(lambda: redact(benign))
+    assert adversarial <= _MAX_RATIO * max(baseline, _FLOOR_S), (
+        f"{adversarial * 1000:.1f} ms for {trigger!r} + {run!r} (x{repeat}) in {len(line)} chars,"
+        f" benign {baseline * 1000:.1f} ms"
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=8), st.integers(1_000, 64 * 1024))
+def test_random_long_lines_are_linear_and_idempotent(pieces: list[str], length: int) -> None:
+    unit = "".join(pieces) or "x"
+    line = (unit * (length // len(unit) + 1))[:length].replace("\n", " ").replace("\r", " ")
+    line = "".join(c if not c.isspace() or c in " \t" else " " for c in line)
+    once = redact(line)
+    assert redact(once) == once
+    elapsed = _best_time(lambda: redact(line), runs=1)
+    baseline = _best_time(lambda: redact(_benign(len(line))))
+    assert elapsed <= _MAX_RATIO * max(baseline, _FLOOR_S)
+
+
+@pytest.mark.parametrize("blanks", [20_000, 40_000])
+def test_the_reported_quadratic_lines_are_fast(blanks: int) -> None:
+    """``password: x``, 20,000 or 40,000 blanks, ``y``: 1.2 s and 4.3 s before the fix."""
+    line = "password: x" + " " * blanks + "y"
+    elapsed = _best_time(lambda: redact(line))
+    baseline = _best_time(lambda: redact(_benign(len(line))))
+    assert elapsed <= _MAX_RATIO * max(baseline, _FLOOR_S), f"{elapsed * 1000:.1f} ms"
+    assert redact(line).startswith(f"password: {REDACTED}")
+
+
+def test_long_line_is_cut_at_a_blank_with_a_marker() -> None:
+    words = ["alpha", "beta", "gamma"] * 4000
+    line = " ".join(words) + f" password={ENROLL}"
+    out = redact(line)
+    head, _, marker = out.rpartition(" [cut: ")
+    assert len(head) <= MAX_LINE_CHARS
+    assert line.startswith(head)
+    assert marker == f"{len(line) - len(head)} more chars]"
+    assert ENROLL not in out and "password" not in out
+    assert redact(out) == out
+
+
+def test_cut_never_shows_part_of_a_secret() -> None:
+    """The word that straddles the cut is dropped whole, not cut into a partial token."""
+    pad = "x" * (MAX_LINE_CHARS - 20) + " "
+    out = redact(pad + ENROLL + " more")
+    assert out == pad + f" [cut: {len(ENROLL) + 5} more chars]"
+    assert ENROLL[:10] not in out
+    assert redact(out) == out
+
+
+def test_a_line_that_is_one_long_word_is_dropped_with_a_marker() -> None:
+    line = PEM_BODY[0] * 400
+    assert redact(line) == f" [cut: {len(line)} more chars]"
+
+
+def test_cut_line_secrets_before_the_cut_are_masked() -> None:
+    line = f"password={SECRETS[-1]} token: {API} " + "z " * MAX_LINE_CHARS
+    out = redact(line)
+    assert out.startswith(f"password={REDACTED} token: [REDACTED:api-token] ")
+    assert out.endswith(" more chars]")
+    assert redact(out) == out
+
+
+def test_a_line_ending_like_a_marker_is_still_redacted() -> None:
+    line = "password=hunter2 [cut: 12 more chars]"
+    assert redact(line) == f"password={REDACTED} [cut: 12 more chars]"
+    huge = "password=hunter2 " + "a " * (8 * MAX_LINE_CHARS) + "[cut: 12 more chars]"
+    out = redact(huge)
+    assert len(out) < 2 * MAX_LINE_CHARS
+    assert "hunter2" not in out
+    assert redact(out) == out
