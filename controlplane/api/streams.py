@@ -127,9 +127,13 @@ async def _subscribe(
     except ProtocolError as exc:
         await _refuse(ws, cp, principal, CloseCode.PROTOCOL_ERROR, str(exc))
         return None
-    except (WebSocketDisconnect, RuntimeError):
-        # e.g. a frame over the size limit (1009) before subscribing
-        cp.refusals.note(principal.name, "stream.subscribe", address, "closed before subscribing")
+    except WebSocketDisconnect as exc:
+        if exc.code == CloseCode.MESSAGE_TOO_BIG:
+            cp.refusals.note(
+                principal.name, "stream.subscribe", address, "frame over the size limit (1009)"
+            )
+        return None
+    except RuntimeError:
         return None
     if not isinstance(msg, Subscribe) or msg.protocol_version != PROTOCOL_VERSION:
         await _refuse(

@@ -322,3 +322,38 @@ async def test_unauthenticated_connections_per_address_are_capped(start):
     await stop_agent(task)
     rows = _audit(limited, "channel.connections")
     assert len(rows) == 1 and "unauthenticated connections" in rows[0]["detail"]
+
+
+async def test_an_oversized_frame_before_auth_is_audited(limited):
+    url = f"wss://127.0.0.1:{limited.agent_port}{AGENT_CHANNEL_PATH}"
+    for _ in range(3):
+        async with websockets.connect(url, ssl=limited.ssl_context(), max_size=None) as ws:
+            await ws.recv()  # hello
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send("x" * (2 << 20))
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    rows = _audit(limited, "channel.auth")
+    assert len(rows) == 1 and "byte limit" in rows[0]["detail"], rows
+    assert "3 times" in rows[0]["detail"], rows
+
+
+def test_repeated_403s_are_one_audit_row_with_a_count(limited):
+    viewer = limited.user("vera", "viewer")
+    with limited.api(viewer) as api:
+        for _ in range(25):
+            assert api.delete("/v1/users/admin").status_code == 403
+    with limited.api() as api:
+        rows = api.get("/v1/audit", params={"actor": "vera"}).json()
+    assert len(rows) == 1 and rows[0]["action"] == "http.delete", rows
+    assert rows[0]["result"] == "forbidden" and "25 times" in rows[0]["detail"]
+
+
+def test_unknown_api_tokens_are_audited_per_address(limited):
+    with httpx.Client(base_url=limited.url, verify=limited.ssl_context()) as api:
+        for _ in range(10):
+            r = api.get("/v1/agents", headers={"Authorization": "Bearer flta_" + "x" * 40})
+            assert r.status_code == 401
+    rows = [r for r in _audit(limited, "http.auth") if r["target"] == "127.0.0.1"]
+    assert len(rows) == 1 and "10 times" in rows[0]["detail"], rows
