@@ -56,7 +56,8 @@ class FailureCounter:
     ends; :meth:`retry_after` says for how long.
     """
 
-    _PRUNE_AT = 10_000
+    MAX_ADDRESSES = 10_000
+    """Addresses tracked at most: past it, expired windows go, then the oldest."""
 
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = limit
@@ -80,7 +81,7 @@ class FailureCounter:
         now = time.monotonic() if now is None else now
         entry = self._windows.get(address)
         if entry is None or now - entry[0] >= self.window_s:
-            if len(self._windows) >= self._PRUNE_AT:
+            if len(self._windows) >= self.MAX_ADDRESSES:
                 self._prune(now)
             self._windows[address] = (now, 1)
         else:
@@ -89,6 +90,8 @@ class FailureCounter:
     def _prune(self, now: float) -> None:
         for address in [a for a, (s, _) in self._windows.items() if now - s >= self.window_s]:
             del self._windows[address]
+        while len(self._windows) >= self.MAX_ADDRESSES:  # insertion order: oldest first
+            del self._windows[next(iter(self._windows))]
 
 
 class PendingConnections:
@@ -135,6 +138,10 @@ class RefusalAudit:
     shutdown), so a reader always sees every refusal counted.
     """
 
+    MAX_TALLIES = 10_000
+    """Distinct rows held per window at most; refusals past it (from yet more
+    addresses) are counted in one row per actor and action with target ``*``."""
+
     def __init__(self, write: AuditWriter, window_s: float) -> None:
         self.write = write
         self.window_s = window_s
@@ -146,6 +153,9 @@ class RefusalAudit:
         """Count one refusal; ``detail`` (the latest) says why."""
         key = (actor, action, target, result)
         tally = self._tallies.get(key)
+        if tally is None and len(self._tallies) >= self.MAX_TALLIES:
+            key = (actor, action, "*", result)
+            tally = self._tallies.get(key)
         if tally is None:
             self._tallies[key] = _Tally(time.monotonic(), 1, detail)
         else:
