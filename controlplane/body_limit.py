@@ -4,9 +4,9 @@ requests one address may have in flight before they are answered.
 A body over ``max_body_bytes`` is answered 413 before it is read when its
 ``Content-Length`` says so, and as soon as the bytes streamed in pass the limit
 otherwise (chunked bodies), so no request can make the server buffer more than
-the limit. The in-flight cap (``pending_connections``) counts a request from its
-start until its body was read or its answer began: the time before a caller is
-authenticated.
+the limit. The in-flight cap (``pending_connections``) counts a request with a
+body from its start until the body was read or its answer began: the time before
+its caller is authenticated.
 """
 
 from __future__ import annotations
@@ -65,10 +65,19 @@ class BodyLimit:
         client = scope.get("client")
         address = str(client[0]) if client else "?"
         path = str(scope.get("path", ""))
+        has_body = False
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _answer(send, 413, self._too_big(address, path), [])
-                return
+            if name == b"content-length" and value.isdigit():
+                if int(value) > limit:
+                    await _answer(send, 413, self._too_big(address, path), [])
+                    return
+                has_body = has_body or int(value) > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:
+            # Nothing to read before the route authenticates it: not pending.
+            await self.app(scope, receive, send)
+            return
         if not self.pending.acquire(address):
             cp.refusals.note(
                 "anonymous",

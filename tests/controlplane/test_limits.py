@@ -377,3 +377,27 @@ def test_unknown_api_tokens_are_audited_per_address(limited):
             assert r.status_code == 401
     rows = [r for r in _audit(limited, "http.auth") if r["target"] == "127.0.0.1"]
     assert len(rows) == 1 and "10 times" in rows[0]["detail"], rows
+
+
+def test_slow_bodies_per_address_are_capped_and_others_still_served(start):
+    limited = start(pending_connections="3")
+    head = (
+        "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{"
+    )
+    slow = [_tls_socket(limited) for _ in range(3)]
+    try:
+        for sock in slow:  # a body started and never finished
+            sock.sendall(head.encode())
+        time.sleep(0.3)  # the server has started reading them
+        with _tls_socket(limited) as over:
+            over.sendall(head.encode())
+            assert _read_status(over) == 429
+        # Requests without a body (a dashboard's reads) are not held back.
+        with limited.api() as api:
+            assert api.get("/v1/agents").status_code == 200
+    finally:
+        for sock in slow:
+            sock.close()
+    rows = _audit(limited, "http.connections")
+    assert len(rows) == 1 and "pending_connections" in rows[0]["detail"], rows
