@@ -37,6 +37,7 @@ from agent.samples import Sampler
 from agent.state import Identity, channel_url
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
 from agent.wire import (
+    CLOSE_RATE_LIMITED,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     CommandRequest,
@@ -92,7 +93,11 @@ _CLOSE_MEANINGS = {
     4007: "replaced by another connection of the same agent",
     4008: "authentication timed out",
     4009: "closed by the server after heartbeats stopped arriving",
+    CLOSE_RATE_LIMITED: "over a limit of the control plane; backing off",
 }
+_RATE_LIMITED_ATTEMPT = 5
+"""After a rate-limit close the next delay is drawn from a window of at least
+2**5 = 32 s (capped by the backoff's cap): never hammer a server that said stop."""
 
 
 def _iso(ts: float) -> str:
@@ -130,6 +135,8 @@ class Agent:
         self.server = (config.server or identity.server).rstrip("/")
         self.link = Link()
         self.backoff = backoff or FullJitter()
+        self._last_close: int | None = None
+        """The close code of the last session, if the server closed it."""
         self.sampler = Sampler(enabled=config.samples)
         self.runner = CommandRunner(config, ProbePolicy.from_config(config), logbook)
         self.config_hash = config.hash()
@@ -206,6 +213,7 @@ class Agent:
             while not self._stop.is_set():
                 self.link.to(LinkState.CONNECTING)
                 self._connected_at = None
+                self._last_close = None
                 try:
                     await self._session_or_stop()
                 except (Revoked, CertificateExpired) as exc:
@@ -216,11 +224,15 @@ class Agent:
                 except ssl.SSLCertVerificationError as exc:
                     log.warning("channel failed: %s", await self._explain_tls(exc))
                 except Exception as exc:  # every other failure is retried
+                    if isinstance(exc, ChannelClosed):
+                        self._last_close = exc.code
                     log.warning("channel failed: %s", _explain(exc))
                 if self._stop.is_set():
                     break
                 held = time.monotonic() - (self._connected_at or time.monotonic())
-                if held >= _STABLE_AFTER_S:
+                if self._last_close == CLOSE_RATE_LIMITED:
+                    self.backoff.attempt = max(self.backoff.attempt, _RATE_LIMITED_ATTEMPT)
+                elif held >= _STABLE_AFTER_S:
                     self.backoff.reset()
                 delay = self.backoff.next_delay()
                 self.link.to(LinkState.BACKING_OFF)

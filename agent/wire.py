@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "AGENT_CHANNEL_PATH",
+    "CLOSE_RATE_LIMITED",
     "MAX_FRAME_BYTES",
     "PROTOCOL_VERSION",
     "CommandRequest",
@@ -50,6 +51,10 @@ MAX_FRAME_BYTES = 1 << 20
 """Must equal ``fleet.protocol.MAX_FRAME_BYTES`` (a test checks it)."""
 
 AGENT_CHANNEL_PATH = "/v1/agent/connect"
+
+CLOSE_RATE_LIMITED = 4010
+"""Must equal ``fleet.protocol.CloseCode.RATE_LIMITED`` (a test checks it): the
+server closed the channel over a limit; the agent backs off before it dials again."""
 """Must equal ``fleet.protocol.AGENT_CHANNEL_PATH`` (a test checks it)."""
 
 

@@ -60,6 +60,10 @@ def start_server(data: Path, interval: float, port: int = 0) -> tuple[subprocess
             f"heartbeat_interval_s={interval}",
             "--set",
             "restart_grace_s=60",
+            # Every simulated agent dials from 127.0.0.1: one address holding what
+            # would be thousands of hosts' connections in production.
+            "--set",
+            "pending_connections=1000000",
         ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,8 @@ from .agent_listener import start_agent_listener
 from .api import admin, agents, connections, enroll, pools, streams, users
 from .api.models import Health
 from .api.responses import add_error_schema, errors
-from .errors import FleetError
+from .body_limit import BodyLimit
+from .errors import FleetError, TooManyRequests
 from .state import ControlPlane
 
 __all__ = ["create_app"]
@@ -62,7 +64,10 @@ def create_app(
 
     @app.exception_handler(FleetError)
     async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        headers = None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -102,6 +107,7 @@ def create_app(
 
     for module in (enroll, agents, admin, users, pools, connections, streams):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, cp=cp)
     return app
 
 

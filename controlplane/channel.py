@@ -39,6 +39,7 @@ from fleet.protocol import (
 )
 
 from .errors import BadRequest, CommandTimeout, Conflict, Unauthenticated
+from .limits import TokenBucket, address_of
 
 if TYPE_CHECKING:
     from .live import LiveAgent
@@ -252,19 +253,48 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
     return agent
 
 
+async def _admit(ws: AgentSocket, cp: ControlPlane, address: str) -> LiveAgent | None:
+    """Authenticate within the limits of ``address``; None when refused (and closed).
+
+    Failures before authentication are counted per address and audited as one
+    row per address and window (anyone can open a socket and fail).
+    """
+    if not cp.pending.acquire(address):
+        why = f"over {cp.pending.cap} unauthenticated connections from {address}"
+        cp.refusals.note("anonymous", "channel.connections", address, why)
+        await ws.close_with(CloseCode.RATE_LIMITED, f"{why}: back off and retry")
+        return None
+    try:
+        return await _authenticate(ws, cp)
+    except _Close as close:
+        wait = cp.auth_failed(address, "channel.auth", close.message)
+        if wait is None:
+            await ws.close_with(close.code, close.message)
+        else:
+            await ws.close_with(
+                CloseCode.RATE_LIMITED,
+                f"{close.message}; too many failed authentications from {address}: "
+                f"back off {wait:.0f} s",
+            )
+    except ChannelClosed as exc:
+        if exc.code == CloseCode.MESSAGE_TOO_BIG:
+            cp.auth_failed(
+                address, "channel.auth", f"frame over the {MAX_FRAME_BYTES} byte limit (close 1009)"
+            )
+    finally:
+        cp.pending.release(address)
+    return None
+
+
 async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
     """Run one agent's channel until it closes."""
     client = ws.client
-    try:
-        agent = await _authenticate(ws, cp)
-    except _Close as close:
-        await cp.fleet.audit("agent", "channel.auth", client or "?", "refused", close.message)
-        await ws.close_with(close.code, close.message)
-        return
-    except ChannelClosed:
+    agent = await _admit(ws, cp, address_of(client))
+    if agent is None:
         return
 
     channel = AgentChannel(ws, agent)
+
     welcome = Welcome(
         agent_id=agent.id,
         heartbeat_interval_s=cp.settings.heartbeat_interval_s,
@@ -329,9 +359,17 @@ async def clock_sweeper(cp: ControlPlane, batch: int = 100) -> None:
 
 async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
     agent = channel.agent
+    bucket = TokenBucket(cp.settings.agent_message_rate, cp.settings.agent_message_burst)
+    monotonic = time.monotonic
     while True:
         raw = await channel.ws.receive()
         t4 = time.time()
+        if not bucket.take(monotonic()):
+            raise _Close(
+                CloseCode.RATE_LIMITED,
+                f"more than {cp.settings.agent_message_rate:g} messages a second (burst "
+                f"{cp.settings.agent_message_burst}, agent_message_rate): back off, then reconnect",
+            )
         try:
             msg = parse_agent_message(raw)
         except ProtocolError as exc:

@@ -139,6 +139,50 @@ class Settings(BaseSettings):
     )
     replay_len: int = Field(10_000, ge=1, description="Deltas kept for since=SEQ resumption.")
 
+    # limits (docs/server.md, "Limits") ----------------------------------------
+    agent_message_rate: float = Field(
+        20.0,
+        gt=0,
+        description="Messages a second an agent may send on its channel, on average "
+        "(it sends about one every heartbeat interval); more closes its channel "
+        "(close code 4010).",
+    )
+    agent_message_burst: int = Field(
+        200, ge=1, description="Messages an agent may send at once above agent_message_rate."
+    )
+    stream_message_rate: float = Field(
+        2.0,
+        gt=0,
+        description="Frames a second an event-stream client may send after subscribing "
+        "(dashboards send none); more closes the stream (close code 4010).",
+    )
+    stream_message_burst: int = Field(
+        20, ge=1, description="Frames a stream client may send at once above the rate."
+    )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest REST request body; a larger one is answered 413 before it is read.",
+    )
+    auth_failures: int = Field(
+        20,
+        ge=1,
+        description="Failed enrollments or authentications (API tokens, agents) one source "
+        "address may make per auth_failure_window_s; then 429 (or close code 4010).",
+    )
+    auth_failure_window_s: float = Field(
+        60.0,
+        gt=0,
+        description="The window of auth_failures; refusals anyone could repeat are audited "
+        "as one row per source and window, with their count.",
+    )
+    pending_connections: int = Field(
+        256,
+        ge=1,
+        description="Connections one source address may hold before they authenticate "
+        "(agent channels, event streams, REST requests being read); more are refused at once.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -9,6 +9,7 @@ Each maps to one HTTP status; the message says what happened and what to do::
     ├── NotFound            404
     ├── Conflict            409  (e.g. the agent is offline)
     ├── PolicyDenied        403  (a probe outside the pool's policy)
+    ├── TooManyRequests     429  (a limit: too many failed attempts, connections)
     ├── CommandTimeout      504
     └── StoreError          503  (the store could not write: e.g. a full disk)
         └── SchemaError          (the database's schema: newer than the code, a failed migration)
@@ -26,6 +27,7 @@ __all__ = [
     "PolicyDenied",
     "SchemaError",
     "StoreError",
+    "TooManyRequests",
     "Unauthenticated",
 ]
 
@@ -64,6 +66,16 @@ class Conflict(FleetError):
 
 class PolicyDenied(FleetError):
     status = 403
+
+
+class TooManyRequests(FleetError):
+    """A per-address limit; ``retry_after_s`` goes out as ``Retry-After``."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class CommandTimeout(FleetError):

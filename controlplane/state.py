@@ -18,9 +18,10 @@ from fleet.units import NAME_MAX
 
 from .channel import AgentChannel, clock_sweeper
 from .config import Settings
-from .errors import Conflict, NotFound, PolicyDenied, Unauthenticated
+from .errors import Conflict, NotFound, PolicyDenied, TooManyRequests, Unauthenticated
 from .fleet import Fleet
 from .heap import trim_periodically
+from .limits import FailureCounter, PendingConnections, RefusalAudit
 from .live import LiveAgent
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
@@ -60,6 +61,14 @@ class ControlPlane:
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
+        window = settings.auth_failure_window_s
+        self.refusals = RefusalAudit(self.fleet.audit, window)
+        """Refusals anyone could repeat: one audit row per source and window."""
+        self.auth_failures = FailureCounter(settings.auth_failures, window)
+        """Failed enrollments and authentications per source address."""
+        self.pending = PendingConnections(settings.pending_connections)
+        """Connections per source address that have not authenticated yet."""
+        self._refusals: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -73,14 +82,16 @@ class ControlPlane:
         self._timers = asyncio.create_task(self.fleet.run_timers())
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
+        self._refusals = asyncio.create_task(self.refusals.run())
 
     async def stop(self) -> None:
-        for task in (self._timers, self._sweeper, self._trimmer, self._last_used):
+        for task in (self._timers, self._sweeper, self._trimmer, self._last_used, self._refusals):
             if task is not None:
                 task.cancel()
         for channel in list(self.channels.values()):
             await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
         try:
+            await self.refusals.flush()
             await self.fleet.flush()
             await self.operators.flush()
         finally:
@@ -91,6 +102,46 @@ class ControlPlane:
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller of a request or stream (see :meth:`Operators.authenticate`)."""
         return self.operators.authenticate(authorization)
+
+    # ------------------------------------------------------------ limits
+
+    def auth_failed(self, address: str, action: str, detail: str) -> float | None:
+        """Count a failed authentication from ``address`` and audit it (per window).
+
+        Returns the seconds ``address`` must now wait when it is over its limit
+        (answer 429 or close 4010 rather than 401), else None. A valid API
+        token or agent certificate always passes: someone failing on the same
+        address (a shared NAT) cannot lock its owner out, and guessing a
+        256-bit token is hopeless anyway; the limit keeps failures cheap and
+        the audit small.
+        """
+        self.auth_failures.fail(address)
+        self.refusals.note("anonymous", action, address, detail)
+        return self.auth_failures.retry_after(address)
+
+    def auth_retry_after(self, address: str, action: str) -> float | None:
+        """Seconds ``address`` must wait after too many failures (audited), or None."""
+        wait = self.auth_failures.retry_after(address)
+        if wait is not None:
+            self.refusals.note(
+                "anonymous",
+                action,
+                address,
+                f"over {self.settings.auth_failures} failed attempts in "
+                f"{self.settings.auth_failure_window_s:.0f} s",
+            )
+        return wait
+
+    def check_auth_rate(self, address: str, action: str) -> None:
+        """Raise :class:`TooManyRequests` while ``address`` is over its failures
+        (enrollment checks before it reads the token: every attempt is refused)."""
+        wait = self.auth_retry_after(address, action)
+        if wait is not None:
+            raise TooManyRequests(
+                f"too many failed attempts from {address}: wait {wait:.0f} s, then check "
+                "the token you are using",
+                wait,
+            )
 
     # ------------------------------------------------------------ enrollment
 
@@ -133,34 +184,43 @@ class ControlPlane:
             await self.fleet.audit(actor.name, "token.revoke", rec.id, "ok", f"pool {rec.pool}")
         return rec
 
-    async def _refuse(self, target: str, why: str) -> Unauthenticated:
-        await self.fleet.audit("anonymous", "enroll", target, "refused", why)
+    async def _refuse(self, client: str, target: str, why: str) -> Unauthenticated:
+        # Anyone can repeat a bad enrollment: counted per source and window.
+        self.auth_failures.fail(client)
+        self.refusals.note("anonymous", "enroll", target, why)
         return Unauthenticated(why)
 
     async def enroll(self, token: str, csr_pem: str, name: str | None, client: str) -> EnrollResult:
+        self.check_auth_rate(client, "enroll")
         if not looks_like(token, ENROLL_PREFIX):
             raise await self._refuse(
+                client,
                 client,
                 "malformed enrollment token (they start with 'flte_' and have 45 characters); "
                 "copy it again from 'fleet token create'",
             )
         rec = await self.store.get_token(hash_token(token))
         if rec is None:
-            raise await self._refuse(client, "unknown enrollment token; ask an admin for a new one")
+            raise await self._refuse(
+                client, client, "unknown enrollment token; ask an admin for a new one"
+            )
         if rec.revoked_at is not None:
             raise await self._refuse(
+                client,
                 f"token:{rec.id}",
                 f"enrollment token {rec.id} was revoked "
                 f"{time.time() - rec.revoked_at:.0f} s ago; ask an admin for a new one",
             )
         if rec.expires_at <= time.time():
             raise await self._refuse(
+                client,
                 f"token:{rec.id}",
                 "enrollment token expired "
                 f"{time.time() - rec.expires_at:.0f} s ago; ask an admin for a new one",
             )
         if rec.uses_left <= 0:
             raise await self._refuse(
+                client,
                 f"token:{rec.id}",
                 f"enrollment token was already used ({rec.uses_total} of {rec.uses_total} uses); "
                 "ask an admin for a new one",
@@ -172,7 +232,9 @@ class ControlPlane:
         )
         if not await self.store.use_token(rec.id):
             raise await self._refuse(
-                f"token:{rec.id}", "enrollment token was already used; ask an admin for a new one"
+                client,
+                f"token:{rec.id}",
+                "enrollment token was already used; ask an admin for a new one",
             )
         name = (name or "").strip() or agent_id
         if any(a.record.name == name for a in self.fleet.agents.values()):

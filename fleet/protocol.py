@@ -113,6 +113,9 @@ class CloseCode:
     """The first message did not come in time."""
     SILENT = 4009
     """No heartbeat for so long that the agent went offline: reconnect."""
+    RATE_LIMITED = 4010
+    """A limit was exceeded (messages a second, failed attempts or pending
+    connections from one address): back off before reconnecting."""
 
 
 class ProtocolError(ValueError):

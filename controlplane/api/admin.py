@@ -28,6 +28,7 @@ async def audit(
     limit: int = Query(default=100, ge=1, le=10_000),
 ) -> list[AuditEntry]:
     """Newest first; the filters run in the store."""
+    await cp.refusals.flush()  # refusals counted in the current window, too
     return [AuditEntry.of(e) for e in await cp.store.list_audit(limit, since, actor)]
 
 

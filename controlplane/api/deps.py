@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import Forbidden
+from ..errors import Forbidden, TooManyRequests, Unauthenticated
 from ..state import ControlPlane, Principal, Role
 
 __all__ = ["CP", "Admin", "Operator", "Viewer", "bearer", "get_cp"]
@@ -36,14 +36,26 @@ def _role(
         # ``bearer`` only declares the scheme (it refuses nothing): the header is
         # checked here, so every refusal says what happened in our words.
         cp = get_cp(request)
-        principal = cp.authenticate(request.headers.get("authorization"))
+        try:
+            principal = cp.authenticate(request.headers.get("authorization"))
+        except Unauthenticated as exc:
+            # Anyone can send a bad token: counted per address and window.
+            address = request.client.host if request.client else "?"
+            wait = cp.auth_failed(address, "http.auth", exc.message)
+            if wait is not None:
+                raise TooManyRequests(
+                    f"too many failed authentications from {address}: wait {wait:.0f} s, "
+                    f"then check your token ({exc.message})",
+                    wait,
+                ) from None
+            raise
         try:
             principal.require(role)
         except Forbidden as exc:
             # A valid token asking beyond its role is worth a line in the audit.
-            # (Unknown tokens are not audited: anyone could fill the audit with them.)
+            # Counted per window: a script looping on a 403 must not flood it.
             action = f"http.{request.method.lower()}"
-            await cp.fleet.audit(principal.name, action, request.url.path, "forbidden", exc.message)
+            cp.refusals.note(principal.name, action, request.url.path, exc.message, "forbidden")
             raise
         return principal
 

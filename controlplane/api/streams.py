@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -20,7 +21,8 @@ from fleet.protocol import (
 
 from ..channel import StarletteSocket, close_with, serve_agent
 from ..errors import Unauthenticated
-from ..state import ControlPlane
+from ..limits import TokenBucket
+from ..state import ControlPlane, Principal
 
 router = APIRouter()
 
@@ -37,30 +39,20 @@ async def agent_connect(ws: WebSocket) -> None:
 @router.websocket("/v1/events")
 async def events(ws: WebSocket, since: int | None = None) -> None:
     cp: ControlPlane = ws.app.state.cp
+    address = ws.client.host if ws.client else "?"
     await ws.accept()
-    try:
-        principal = cp.authenticate(ws.headers.get("authorization"))
-    except Unauthenticated as exc:
-        await close_with(ws, CloseCode.UNAUTHENTICATED, f"refused: {exc.message}")
+    if not cp.pending.acquire(address):
+        why = f"over {cp.pending.cap} unauthenticated connections from {address}"
+        cp.refusals.note("anonymous", "stream.connections", address, why)
+        await close_with(ws, CloseCode.RATE_LIMITED, f"{why}: back off and retry")
         return
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), cp.settings.auth_timeout_s)
-        msg = parse_client_message(raw)
-    except TimeoutError:
-        await close_with(ws, CloseCode.AUTH_TIMEOUT, "send a 'subscribe' message first")
+        subscribed = await _subscribe(ws, cp, address)
+    finally:
+        cp.pending.release(address)
+    if subscribed is None:
         return
-    except ProtocolError as exc:
-        await close_with(ws, CloseCode.PROTOCOL_ERROR, str(exc))
-        return
-    except (WebSocketDisconnect, RuntimeError):
-        return
-    if not isinstance(msg, Subscribe) or msg.protocol_version != PROTOCOL_VERSION:
-        await close_with(
-            ws,
-            CloseCode.UNSUPPORTED_VERSION,
-            f"this control plane speaks event protocol {PROTOCOL_VERSION}; upgrade the dashboard",
-        )
-        return
+    principal, msg = subscribed
     since = msg.since if msg.since is not None else since
 
     bus = cp.fleet.bus
@@ -72,7 +64,7 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         cp.authenticate(ws.headers.get("authorization"))
     except Unauthenticated as exc:
         session.reason = exc.message
-    reader = asyncio.create_task(_drain_client(ws))
+    reader = asyncio.create_task(_drain_client(ws, cp, principal.name))
     try:
         if since is not None and bus.can_resume(since):
             first = bus.resume(since)
@@ -108,10 +100,80 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
             await ws.close()
 
 
-async def _drain_client(ws: WebSocket) -> None:
-    """Read (and ignore) what the dashboard sends, to notice when it goes."""
+async def _subscribe(
+    ws: WebSocket, cp: ControlPlane, address: str
+) -> tuple[Principal, Subscribe] | None:
+    """The caller and its subscription; None when refused (closed, and audited)."""
+    try:
+        principal = cp.authenticate(ws.headers.get("authorization"))
+    except Unauthenticated as exc:
+        wait = cp.auth_failed(address, "stream.auth", exc.message)
+        if wait is None:
+            await close_with(ws, CloseCode.UNAUTHENTICATED, f"refused: {exc.message}")
+        else:
+            await close_with(
+                ws,
+                CloseCode.RATE_LIMITED,
+                f"refused: {exc.message}; too many failed authentications from {address}: "
+                f"retry in {wait:.0f} s",
+            )
+        return None
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), cp.settings.auth_timeout_s)
+        msg = parse_client_message(raw)
+    except TimeoutError:
+        await _refuse(ws, cp, principal, CloseCode.AUTH_TIMEOUT, "send a 'subscribe' message first")
+        return None
+    except ProtocolError as exc:
+        await _refuse(ws, cp, principal, CloseCode.PROTOCOL_ERROR, str(exc))
+        return None
+    except WebSocketDisconnect as exc:
+        if exc.code == CloseCode.MESSAGE_TOO_BIG:
+            cp.refusals.note(
+                principal.name, "stream.subscribe", address, "frame over the size limit (1009)"
+            )
+        return None
+    except RuntimeError:
+        return None
+    if not isinstance(msg, Subscribe) or msg.protocol_version != PROTOCOL_VERSION:
+        await _refuse(
+            ws,
+            cp,
+            principal,
+            CloseCode.UNSUPPORTED_VERSION,
+            f"this control plane speaks event protocol {PROTOCOL_VERSION}; upgrade the dashboard",
+        )
+        return None
+    return principal, msg
+
+
+async def _refuse(ws: WebSocket, cp: ControlPlane, who: Principal, code: int, why: str) -> None:
+    address = ws.client.host if ws.client else "?"
+    cp.refusals.note(who.name, "stream.subscribe", address, f"{why} (close {code})")
+    await close_with(ws, code, why)
+
+
+async def _drain_client(ws: WebSocket, cp: ControlPlane, who: str) -> None:
+    """Read (and ignore) what the dashboard sends, to notice when it goes; a
+    client that sends more than ``stream_message_rate`` frames is closed."""
+    settings = cp.settings
+    bucket = TokenBucket(settings.stream_message_rate, settings.stream_message_burst)
     with contextlib.suppress(Exception):
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
+                if message.get("code") == CloseCode.MESSAGE_TOO_BIG:
+                    address = ws.client.host if ws.client else "?"
+                    await cp.fleet.audit(
+                        who, "stream.close", address, "refused", "frame over the size limit (1009)"
+                    )
+                return
+            if not bucket.take(time.monotonic()):
+                why = (
+                    f"more than {settings.stream_message_rate:g} frames a second "
+                    "(stream_message_rate): a dashboard only sends 'subscribe'"
+                )
+                address = ws.client.host if ws.client else "?"
+                await cp.fleet.audit(who, "stream.close", address, "refused", why)
+                await close_with(ws, CloseCode.RATE_LIMITED, why)
                 return

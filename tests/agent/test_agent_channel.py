@@ -247,6 +247,26 @@ async def test_reconnects_after_a_refused_authentication_and_stops_cleanly(tmp_p
         assert second.close_code == 1000
 
 
+async def test_a_rate_limit_close_widens_the_reconnect_window(tmp_path):
+    async with scripted_server(tmp_path) as cp:
+        agent = make_agent(cp)  # draws 1 % of each window
+        task = asyncio.create_task(agent.run(handle_signals=False))
+        ws = await cp.next()
+        await handshake(ws)
+        await ws.send(P.dump(P.ErrorMessage(code=P.CloseCode.RATE_LIMITED, message="slow down")))
+        await ws.close(P.CloseCode.RATE_LIMITED, "slow down")
+        closed = time.monotonic()
+        second = await cp.next()
+        waited = time.monotonic() - closed
+        # 1 % of a window of at least 32 s, where a first failure would wait 1 % of 1 s.
+        assert waited >= 0.3, waited
+        assert agent.backoff.window() >= 32
+        agent.request_stop()
+        async with asyncio.timeout(10):
+            await task
+        await second.wait_closed()
+
+
 async def test_renewal_refused_keeps_the_channel_and_a_granted_one_is_stored(tmp_path):
     async with scripted_server(tmp_path) as cp:
         # Backdated 5 min with 1 min left: past two thirds of its life at once.

@@ -17,6 +17,7 @@ def test_constants_match_the_protocol_module():
     assert wire.PROTOCOL_VERSION == P.PROTOCOL_VERSION
     assert wire.MAX_FRAME_BYTES == P.MAX_FRAME_BYTES
     assert wire.AGENT_CHANNEL_PATH == P.AGENT_CHANNEL_PATH
+    assert wire.CLOSE_RATE_LIMITED == P.CloseCode.RATE_LIMITED
 
 
 def test_every_agent_frame_parses_with_the_protocol_module():

@@ -1,0 +1,139 @@
+"""A pure ASGI middleware for REST requests: a body size limit, and a cap on the
+requests one address may have in flight before they are answered.
+
+A body over ``max_body_bytes`` is answered 413 before it is read when its
+``Content-Length`` says so, and as soon as the bytes streamed in pass the limit
+otherwise (chunked bodies), so no request can make the server buffer more than
+the limit. The in-flight cap (``pending_connections``) counts a request with a
+body from its start until the body was read or its answer began: the time before
+its caller is authenticated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .limits import PendingConnections
+
+if TYPE_CHECKING:
+    from .state import ControlPlane
+
+__all__ = ["BodyLimit"]
+
+
+async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Wraps the API; ``cp`` gives the settings, the counters and the audit."""
+
+    def __init__(self, app: ASGIApp, cp: ControlPlane) -> None:
+        self.app = app
+        self.cp = cp
+        self.pending = PendingConnections(cp.settings.pending_connections)
+        """REST requests in flight per address (websockets count in ``cp.pending``)."""
+
+    def _too_big(self, address: str, path: str) -> str:
+        limit = self.cp.settings.max_body_bytes
+        detail = f"request body over {limit} bytes (max_body_bytes)"
+        self.cp.refusals.note("anonymous", "http.body", address, f"{detail}, {path}")
+        return f"{detail}: send a smaller one"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cp = self.cp
+        limit = cp.settings.max_body_bytes
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        path = str(scope.get("path", ""))
+        has_body = False
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit():
+                if int(value) > limit:
+                    await _answer(send, 413, self._too_big(address, path), [])
+                    return
+                has_body = has_body or int(value) > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:
+            # Nothing to read before the route authenticates it: not pending.
+            await self.app(scope, receive, send)
+            return
+        if not self.pending.acquire(address):
+            cp.refusals.note(
+                "anonymous",
+                "http.connections",
+                address,
+                f"over {self.pending.cap} requests in flight from one address "
+                "(pending_connections)",
+            )
+            await _answer(
+                send,
+                429,
+                f"too many requests in flight from {address}: wait for the answers, then retry",
+                [(b"retry-after", b"1")],
+            )
+            return
+        pending = True
+        received = 0
+        answered = False
+
+        def release() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                self.pending.release(address)
+
+        async def limited_receive() -> Message:
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] != "http.request":
+                release()
+                return message
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Answer now and tell the app the client went: nothing more is read.
+                answered = True
+                release()
+                await _answer(send, 413, self._too_big(address, path), [])
+                return {"type": "http.disconnect"}
+            if not message.get("more_body", False):
+                release()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if answered:
+                return  # the 413 went out; the app's own answer is dropped
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not answered:
+                raise
+            # The app failed reading a body cut short by the 413: already answered.
+        finally:
+            release()
