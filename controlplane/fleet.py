@@ -110,6 +110,7 @@ class Fleet:
         return Snapshot(
             protocol_version=PROTOCOL_VERSION,
             seq=self.bus.seq,
+            epoch=self.bus.epoch,
             server_time=time.time(),
             agents=[a.to_state() for a in self.agents.values()],
             history={a.id: a.history() for a in self.agents.values()},

@@ -387,11 +387,17 @@ AgentToServer = Annotated[
 
 
 class Subscribe(_Msg):
-    """First frame from a dashboard; ``since`` resumes after that sequence number."""
+    """First frame from a dashboard; ``since`` resumes after that sequence number.
+
+    A resume needs the ``epoch`` of the snapshot the sequence number came from:
+    sequence numbers restart with every server start, so a ``since`` from another
+    epoch (or without one, or past the server's latest) gets a fresh snapshot.
+    """
 
     type: Literal["subscribe"] = "subscribe"
     protocol_version: int
     since: int | None = None
+    epoch: str | None = None
 
 
 ClientToStream = Annotated[Subscribe, Field(discriminator="type")]
@@ -405,6 +411,9 @@ class Snapshot(_Msg):
     type: Literal["snapshot"] = "snapshot"
     protocol_version: int
     seq: int
+    epoch: str = ""
+    """The stream's epoch, new at every server start: what ``seq`` counts within.
+    A dashboard sends it back in :class:`Subscribe` to resume."""
     server_time: float
     agents: list[AgentState]
     history: dict[str, AgentHistory] = {}
