@@ -59,6 +59,7 @@ class ControlPlane:
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
+        self._alert_writer: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -70,11 +71,18 @@ class ControlPlane:
             self.operators.run_flush(self.settings.flush_interval_s)
         )
         self._timers = asyncio.create_task(self.fleet.run_timers())
+        self._alert_writer = asyncio.create_task(self.fleet.run_alert_writer())
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
 
     async def stop(self) -> None:
-        for task in (self._timers, self._sweeper, self._trimmer, self._last_used):
+        for task in (
+            self._timers,
+            self._alert_writer,
+            self._sweeper,
+            self._trimmer,
+            self._last_used,
+        ):
             if task is not None:
                 task.cancel()
         for channel in list(self.channels.values()):

@@ -187,7 +187,11 @@ class AlertInfo(_Msg):
     """An agent id, ``pool:NAME`` or ``connection:NAME``."""
     message: str
     raised_at: float
+    """When the check first failed; kept across restarts and flaps."""
     cleared_at: float | None = None
+    flaps: int = 0
+    """Times the check passed and failed again within the server's ``alert_hold_s``:
+    the alert stayed open (with its ``raised_at``) instead of clearing and rising."""
 
 
 class ConnectionInfo(_Msg):

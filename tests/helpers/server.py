@@ -23,8 +23,10 @@ FAST = {
     "restart_grace_s": "0",
     "offline_after_stale_s": "3",
     "time_probe_interval_s": "2",
+    "alert_hold_s": "0",
 }
-"""Test timings: a heartbeat every 0.5 s, stale after 1.5 s, offline 3 s later."""
+"""Test timings: a heartbeat every 0.5 s, stale after 1.5 s, offline 3 s later; alerts
+clear as soon as their check passes (tests of the hold time set their own)."""
 
 
 def _die_with_parent() -> None:

@@ -17,13 +17,16 @@ __all__ = ["AlertsPanel", "alert_line"]
 
 
 def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
-    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical.
+    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical; an alert
+    that flapped (passed and failed again within the server's hold time) ends with
+    ``(flapped 3x)``.
 
     Ages are in minutes: an alert's age in seconds would redraw every tick.
     """
     mark = "!!" if alert.severity == "critical" else "! "
     when = fmt.age(alert.raised_at, now, coarse=True)
-    return f"{mark} {when:>7}  {target_name}: {alert.message}"
+    flaps = f" (flapped {alert.flaps}x)" if alert.flaps else ""
+    return f"{mark} {when:>7}  {target_name}: {alert.message}{flaps}"
 
 
 class AlertsPanel(Vertical):
