@@ -207,8 +207,11 @@ class Fleet:
     def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
         offset = ((t2 - t1) + (t3 - t4)) / 2
         rtt = (t4 - t1) - (t3 - t2)
-        agent.skew_ms = round(offset * 1000, 1)
         agent.rtt_ms = round(max(rtt, 0.0) * 1000, 2)
+        # The offset is known to within half the round trip: a reply held up that
+        # long (a pause of the server, a congested path) cannot tell a skew.
+        if rtt * 1000 / 2 < self.settings.skew_warn_ms:
+            agent.skew_ms = round(offset * 1000, 1)
         agent.dirty = True
         self.refresh(agent)
 
