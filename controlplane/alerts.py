@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from fleet.protocol import AlertInfo, Presence
@@ -136,7 +136,7 @@ class AlertBook:
         target: str,
         kinds: Iterable[str],
         findings: list[Finding],
-        unknown: Iterable[str] = (),
+        unknown: Collection[str] = (),
     ) -> tuple[list[AlertRecord], list[AlertRecord]]:
         """Make the open alerts of ``target`` among ``kinds`` match ``findings``.
 
@@ -150,9 +150,8 @@ class AlertBook:
         cleared: list[AlertRecord] = []
         now = time.time()
         wanted = {f.kind: f for f in findings}
-        skip = set(unknown)
         for kind in kinds:
-            if kind in skip:
+            if kind in unknown:
                 continue
             key = (kind, target)
             current = self.open.get(key)
