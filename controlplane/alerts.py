@@ -2,14 +2,15 @@
 
 The same checks decide whether a connected agent is ``degraded`` (and why) and
 which alerts are open.  Alerts are keyed by (kind, target): raised once when a
-check starts failing, cleared once when it passes again.
+check starts failing, cleared once when it has passed for the hold time (a
+check that fails again within it keeps the alert open and counts a flap).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from fleet.protocol import AlertInfo, Presence
@@ -18,7 +19,15 @@ from .config import Settings
 from .live import LiveAgent
 from .store.base import AlertRecord
 
-__all__ = ["AlertBook", "Finding", "agent_findings"]
+__all__ = [
+    "AGENT_KINDS",
+    "HELD_KINDS",
+    "PRESENCE_KINDS",
+    "AlertBook",
+    "Finding",
+    "agent_findings",
+    "to_info",
+]
 
 
 @dataclass(frozen=True)
@@ -100,10 +109,22 @@ def presence_finding(agent: LiveAgent) -> Finding | None:
 
 
 class AlertBook:
-    """Open alerts by (kind, target); returns what changed so the caller can publish."""
+    """Open alerts by (kind, target); returns what changed so the caller can publish.
 
-    def __init__(self) -> None:
+    Hysteresis: an alert of a :data:`HELD_KINDS` kind whose check passes is held
+    open for ``hold_s``; if the check fails again within it, the same alert goes on
+    (its ``raised_at`` kept) and its ``flaps`` count rises; if not, it clears
+    (``cleared_at`` = when the check passed) at :meth:`expire`.
+
+    Args:
+        hold_s: The hold time, seconds; 0 clears at once.
+    """
+
+    def __init__(self, hold_s: float = 0.0) -> None:
+        self.hold_s = hold_s
         self.open: dict[tuple[str, str], AlertRecord] = {}
+        self.passing: dict[tuple[str, str], float] = {}
+        """Open alerts whose check passes, held open: key -> when it passed (wall clock)."""
 
     def load(self, records: Iterable[AlertRecord]) -> None:
         for r in records:
@@ -111,9 +132,16 @@ class AlertBook:
                 self.open[(r.kind, r.target)] = r
 
     def reconcile(
-        self, target: str, kinds: set[str], findings: list[Finding]
+        self,
+        target: str,
+        kinds: Iterable[str],
+        findings: list[Finding],
+        unknown: Collection[str] = (),
     ) -> tuple[list[AlertRecord], list[AlertRecord]]:
         """Make the open alerts of ``target`` among ``kinds`` match ``findings``.
+
+        Kinds in ``unknown`` are left as they are: a check that cannot be judged
+        now (after a restart, or a pause of the server) neither raises nor clears.
 
         Returns:
             (raised or changed, cleared).
@@ -123,11 +151,17 @@ class AlertBook:
         now = time.time()
         wanted = {f.kind: f for f in findings}
         for kind in kinds:
+            if kind in unknown:
+                continue
             key = (kind, target)
             current = self.open.get(key)
             finding = wanted.get(kind)
             if finding is None:
-                if current is not None:
+                if current is None:
+                    continue
+                if self.hold_s > 0 and kind in HELD_KINDS:
+                    self.passing.setdefault(key, now)
+                else:
                     current.cleared_at = now
                     cleared.append(self.open.pop(key))
             elif current is None:
@@ -141,25 +175,42 @@ class AlertBook:
                 )
                 self.open[key] = rec
                 raised.append(rec)
-            elif current.severity != finding.severity:
-                current.severity = finding.severity
-                current.message = finding.message
-                raised.append(current)
+            else:
+                flapped = self.passing.pop(key, None) is not None
+                if flapped:
+                    current.flaps += 1
+                if flapped or current.severity != finding.severity:
+                    current.severity = finding.severity
+                    current.message = finding.message
+                    raised.append(current)
         return raised, cleared
 
+    def expire(self, now: float) -> list[AlertRecord]:
+        """Clear the held alerts whose check has passed for the whole hold time."""
+        cleared = []
+        for key, since in list(self.passing.items()):
+            if now - since >= self.hold_s:
+                del self.passing[key]
+                rec = self.open.pop(key)
+                rec.cleared_at = since
+                cleared.append(rec)
+        return cleared
+
+    def shift(self, seconds: float) -> None:
+        """Move the hold timers on by ``seconds`` (a pause of the server does not count)."""
+        for key in self.passing:
+            self.passing[key] += seconds
+
     def clear_target(self, target: str) -> list[AlertRecord]:
+        """Clear every alert of ``target`` at once (it was revoked or removed)."""
         cleared = []
         now = time.time()
         for key in [k for k in self.open if k[1] == target]:
             rec = self.open.pop(key)
+            self.passing.pop(key, None)
             rec.cleared_at = now
             cleared.append(rec)
         return cleared
-
-    def infos(self) -> list[AlertInfo]:
-        return sorted(
-            (to_info(r) for r in self.open.values()), key=lambda a: a.raised_at, reverse=True
-        )
 
 
 def to_info(r: AlertRecord) -> AlertInfo:
@@ -171,8 +222,19 @@ def to_info(r: AlertRecord) -> AlertInfo:
         message=r.message,
         raised_at=r.raised_at,
         cleared_at=r.cleared_at,
+        flaps=r.flaps,
     )
 
+
+PRESENCE_KINDS = frozenset({"stale", "offline"})
+"""The agent alerts about its absence: unknown while the server cannot have heard it."""
+
+HELD_KINDS = frozenset(
+    {"stale", "offline", "unroutable", "pool_below_min", "clock_skew", "queue_depth"}
+)
+"""Alerts on measurements that come and go (presence, routes, skew, queues): held open
+for ``alert_hold_s`` after their check passes.  Drift and certificate alerts follow
+pins and renewals, and clear at once."""
 
 AGENT_KINDS = {
     "clock_skew",

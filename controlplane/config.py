@@ -91,7 +91,11 @@ class Settings(BaseSettings):
         60.0, ge=0, description="A stale agent becomes offline after this long."
     )
     restart_grace_s: float = Field(
-        30.0, ge=0, description="After a restart, agents are not alerted as stale before this."
+        30.0,
+        ge=0,
+        description="After a restart, absence (stale, offline, unroutable, pool minimum) is "
+        "neither alerted nor cleared before this: open alerts stay as stored. Also after a "
+        "pause of the server (a gap of 5 ticks), at least the stale threshold.",
     )
     tick_s: float = Field(1.0, gt=0, description="How often presence timers are evaluated.")
 
@@ -106,6 +110,13 @@ class Settings(BaseSettings):
         description="Warn when a certificate expires within this window (renewal is overdue).",
     )
     queue_warn: int = Field(100, ge=1, description="An agent's command queue this long warns.")
+    alert_hold_s: float = Field(
+        180.0,
+        ge=0,
+        description="Hysteresis: an alert on presence, routes, skew or queues stays open this "
+        "long after its check passes; failing again within it counts a flap instead of a new "
+        "alert. 0 clears at once.",
+    )
 
     # certificates, commands ---------------------------------------------------
     cert_lifetime_s: float = Field(
@@ -131,8 +142,9 @@ class Settings(BaseSettings):
     flush_interval_s: float = Field(
         10.0,
         gt=0,
-        description="Write-behind: how often changed agents and alerts are flushed to the "
-        "store, in one batch (what a crash can lose).",
+        description="Write-behind: how often changed agents' status is flushed to the "
+        "store, in one batch (what a crash can lose). Alerts are stored before they are "
+        "published, not behind.",
     )
     subscriber_buffer: int = Field(
         2_000, ge=1, description="Deltas a subscriber may have pending before a fresh snapshot."

@@ -94,6 +94,7 @@ async def delete_connection(fleet: Fleet, actor: Principal, name: str) -> Connec
     fleet.connection_state.pop(name, None)
     fleet.via.pop(name, None)
     fleet.publish_alerts([], fleet.alerts.clear_target(f"connection:{name}"))
+    await fleet.settle_alerts()  # cleared before dashboards drop the connection
     fleet.bus.publish(partial(_removed, name))
     await fleet.audit(actor.name, "connection.delete", name, "ok", f"{rec.host}:{rec.port}")
     return rec

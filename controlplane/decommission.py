@@ -57,6 +57,9 @@ async def decommission(cp: ControlPlane, actor: Principal, agent_id: str) -> Rem
     if not agent.record.revoked:
         await cp.revoke(actor, agent.id)
     await cp.store.delete_agent(agent.id)
+    # Its alerts clear (stored, published) before dashboards are told it is gone.
+    cp.fleet.publish_alerts([], cp.fleet.alerts.clear_target(agent.id))
+    await cp.fleet.settle_alerts()
     _remove_live(cp, agent)
     await cp.fleet.audit(
         actor.name, action, agent.id, "ok", f"name {agent.record.name}, pool {agent.record.pool}"
@@ -75,7 +78,6 @@ def _remove_live(cp: ControlPlane, agent: LiveAgent) -> None:
             del fleet.members[pool]
     cp.channels.pop(agent.id, None)
     fleet.pins.pop(("agent", agent.id), None)
-    fleet.publish_alerts([], fleet.alerts.clear_target(agent.id))
     fleet.bus.forget_agent(agent.id)
     fleet.bus.publish(partial(_removed, agent.id))
     fleet.update_connections()

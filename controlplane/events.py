@@ -3,7 +3,9 @@
 Agent updates are full states, so they need no replay log: the bus keeps the
 sequence number of each agent's latest update, and a resuming client gets every
 agent changed after its ``since`` plus the other events (alerts, connections,
-command results) kept in a bounded log.
+command results) kept in a bounded log.  Sequence numbers count within an
+*epoch*, a random id drawn when the bus is made (at every server start): a
+``since`` from another epoch means nothing here, so it gets a snapshot.
 
 Publishing an agent costs a dictionary write per subscriber and never awaits, so
 a slow subscriber never slows ingest or the others.  Each subscriber keeps only
@@ -17,6 +19,7 @@ for a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import deque
 from collections.abc import Callable
 
@@ -65,6 +68,8 @@ class Subscriber:
 class EventBus:
     def __init__(self, replay_len: int, subscriber_limit: int, state_of: StateOf) -> None:
         self.seq = 0
+        self.epoch = secrets.token_hex(8)
+        """This bus's epoch: sent in every snapshot, required to resume."""
         self.subscriber_limit = subscriber_limit
         self.state_of = state_of
         self._subscribers: set[Subscriber] = set()
@@ -146,8 +151,13 @@ class EventBus:
         """The non-agent events still held for replay, oldest first."""
         return list(self._log)
 
-    def can_resume(self, since: int) -> bool:
-        return self._floor <= since <= self.seq
+    def can_resume(self, since: int, epoch: str | None) -> bool:
+        """True when deltas after ``since`` of ``epoch`` are all still held.
+
+        False for another epoch (a ``since`` from before a restart), for a
+        sequence number this bus never issued, and for one older than the log.
+        """
+        return epoch == self.epoch and self._floor <= since <= self.seq
 
     def resume(self, since: int) -> list[str]:
         """The deltas after ``since`` as JSON frames; only when :meth:`can_resume`."""

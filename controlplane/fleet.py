@@ -1,8 +1,10 @@
 """The live fleet: agents in memory, presence timers, alerts, pins, connections.
 
 Heartbeats change memory only; :meth:`Fleet.flush` writes what changed to the
-store in one batch every few seconds (write-behind).  Every change that a
-dashboard shows goes out on the event bus.
+store in one batch every few seconds (write-behind).  Alerts are rare and must
+survive a crash: each change is stored (in one transaction per batch) before it
+is published, by :meth:`Fleet.store_alerts`.  Every change that a dashboard
+shows goes out on the event bus.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -29,7 +32,15 @@ from fleet.protocol import (
     Snapshot,
 )
 
-from .alerts import AGENT_KINDS, AlertBook, Finding, agent_findings, presence_finding, to_info
+from .alerts import (
+    AGENT_KINDS,
+    PRESENCE_KINDS,
+    AlertBook,
+    Finding,
+    agent_findings,
+    presence_finding,
+    to_info,
+)
 from .config import Settings
 from .events import EventBus
 from .live import LiveAgent
@@ -48,6 +59,10 @@ __all__ = ["Fleet", "config_hash"]
 log = logging.getLogger("controlplane.fleet")
 
 HEALTHY = {Presence.CONNECTED, Presence.DEGRADED}
+
+PAUSE_TICKS = 5
+"""A gap between two ticks longer than this many ``tick_s`` means the server itself
+was paused (SIGSTOP, a suspended VM, a blocked loop): it could not hear anyone."""
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -73,10 +88,20 @@ class Fleet:
         """Pool -> its agents, so routing never scans the whole fleet."""
         self._grace_over = settings.restart_grace_s <= 0
         """After a restart, agents get time to dial in before absence is alerted."""
-        self.alerts = AlertBook()
-        self.revoked_serials: set[str] = set()
         self.started_mono = time.monotonic()
-        self._pending_alerts: list[AlertRecord] = []
+        self._grace_until = self.started_mono + settings.restart_grace_s
+        """Until then (monotonic) absence is neither alerted nor cleared: a restart
+        or a pause of the server, not the agents."""
+        self.alerts = AlertBook(settings.alert_hold_s)
+        self.published: dict[str, AlertInfo] = {}
+        """Open alerts as stored and published: what snapshots and the API show."""
+        self.revoked_serials: set[str] = set()
+        self._alert_queue: list[tuple[AlertRecord, bool]] = []
+        """Alert changes (a copy, raised?) waiting to be stored, then published."""
+        self._alerts_queued = asyncio.Event()
+        self._alert_lock = asyncio.Lock()
+        self.pauses = 0
+        """Pauses of the server noticed by the timers."""
         self.heartbeats = 0
 
     def _state_of(self, agent_id: str) -> AgentState | None:
@@ -98,7 +123,9 @@ class Fleet:
         for conn in await self.store.list_connections():
             self.connections[conn.name] = conn
         self.revoked_serials = await self.store.revoked_serials()
-        self.alerts.load(await self.store.list_alerts(include_cleared=False))
+        stored = await self.store.list_alerts(include_cleared=False)
+        self.alerts.load(stored)
+        self.published = {r.id: to_info(r) for r in stored if r.cleared_at is None}
         for agent in self.agents.values():
             self.apply_pin(agent)
             agent.dirty = False
@@ -110,10 +137,11 @@ class Fleet:
         return Snapshot(
             protocol_version=PROTOCOL_VERSION,
             seq=self.bus.seq,
+            epoch=self.bus.epoch,
             server_time=time.time(),
             agents=[a.to_state() for a in self.agents.values()],
             history={a.id: a.history() for a in self.agents.values()},
-            alerts=self.alerts.infos(),
+            alerts=self.alert_infos(),
             connections=list(self.connection_state.values()),
             role=role,
         )
@@ -179,8 +207,11 @@ class Fleet:
     def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
         offset = ((t2 - t1) + (t3 - t4)) / 2
         rtt = (t4 - t1) - (t3 - t2)
-        agent.skew_ms = round(offset * 1000, 1)
         agent.rtt_ms = round(max(rtt, 0.0) * 1000, 2)
+        # The offset is known to within half the round trip: a reply held up that
+        # long (a pause of the server, a congested path) cannot tell a skew.
+        if rtt * 1000 / 2 < self.settings.skew_warn_ms:
+            agent.skew_ms = round(offset * 1000, 1)
         agent.dirty = True
         self.refresh(agent)
 
@@ -192,10 +223,14 @@ class Fleet:
         if agent.state in HEALTHY:
             agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
         presence = presence_finding(agent)
-        in_grace = mono - self.started_mono < self.settings.restart_grace_s
+        # Away, the agent's other checks cannot be measured: they stay as they were.
+        kinds = AGENT_KINDS if agent.state in HEALTHY else PRESENCE_KINDS
+        unknown: frozenset[str] = frozenset()
         if presence is not None:
             agent.reasons = [presence.message]
-            if not in_grace:
+            if mono < self._grace_until:
+                unknown = PRESENCE_KINDS
+            else:
                 findings = [presence]
         if agent.state == Presence.REVOKED:
             changed: tuple[list[AlertRecord], list[AlertRecord]] = (
@@ -203,7 +238,7 @@ class Fleet:
                 self.alerts.clear_target(agent.id),
             )
         else:
-            changed = self.alerts.reconcile(agent.id, AGENT_KINDS, findings)
+            changed = self.alerts.reconcile(agent.id, kinds, findings, unknown)
         self.publish_alerts(*changed)
         usable = agent.state in HEALTHY and agent.channel is not None
         if usable != agent.usable:
@@ -217,9 +252,7 @@ class Fleet:
         Only transitions publish: a tick over a quiet fleet sends nothing.
         """
         mono = time.monotonic()
-        grace_ended = (
-            not self._grace_over and mono - self.started_mono >= self.settings.restart_grace_s
-        )
+        grace_ended = not self._grace_over and mono >= self._grace_until
         if grace_ended:
             # Alerts held back since the restart are raised now.
             self._grace_over = True
@@ -242,6 +275,33 @@ class Fleet:
             elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
         self.check_pools()
+        self.publish_alerts([], self.alerts.expire(time.time()))
+
+    def paused(self, seconds: float) -> None:
+        """The server was paused this long: do not blame the agents for it.
+
+        Their silence timers and the alerts' hold timers move on by the pause, and
+        absence is not judged for a grace (as after a restart; at least the stale
+        threshold), so that what they sent meanwhile can come in.
+        """
+        self.pauses += 1
+        log.warning(
+            "the control plane was paused for %.1f s (no tick ran): presence is not judged "
+            "for a grace while agents are heard again",
+            seconds,
+        )
+        for agent in self.agents.values():
+            if agent.last_heartbeat_mono is not None:
+                agent.last_heartbeat_mono += seconds
+            if agent.stale_since_mono is not None:
+                agent.stale_since_mono += seconds
+        self.alerts.shift(seconds)
+        grace = max(
+            self.settings.restart_grace_s,
+            self.settings.stale_after_intervals * self.settings.heartbeat_interval_s,
+        )
+        self._grace_until = max(self._grace_until, time.monotonic() + grace)
+        self._grace_over = False
 
     def _close_silent(self, agent: LiveAgent) -> None:
         # An agent silent this long whose socket is still open is gone (a host
@@ -308,11 +368,13 @@ class Fleet:
             self.via.pop(conn.name, None)
         finding = (
             [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
-            if not info.routable and self._grace_over
+            if not info.routable
             else []
         )
+        # In a grace its agents may not have dialled in yet: unknown, not unroutable.
+        unknown = {"unroutable"} if finding and not self._grace_over else set()
         self.publish_alerts(
-            *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding)
+            *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding, unknown)
         )
         if self.connection_state.get(conn.name) != info:
             self.connection_state[conn.name] = info
@@ -345,53 +407,105 @@ class Fleet:
             healthy = sum(a.usable for a in self.members.get(name, {}).values())
             findings = (
                 [_finding("pool_below_min", f"{healthy} healthy of {policy.min_healthy} needed")]
-                if healthy < policy.min_healthy and self._grace_over
+                if healthy < policy.min_healthy
                 else []
             )
+            unknown = {"pool_below_min"} if findings and not self._grace_over else set()
             self.publish_alerts(
-                *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings)
+                *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings, unknown)
             )
 
     # --------------------------------------------------------------- alerts
 
     def publish_alerts(self, raised: list[AlertRecord], cleared: list[AlertRecord]) -> None:
-        """Queue alert changes for the write-behind flush and publish them."""
-        for rec in raised:
-            self._pending_alerts.append(rec)
-            info = to_info(rec)
-            self.bus.publish(partial(_raised, info))
-        for rec in cleared:
-            self._pending_alerts.append(rec)
-            info = to_info(rec)
-            self.bus.publish(partial(_cleared, info))
+        """Queue alert changes to be stored, then published (never the other way).
+
+        Never awaits (heartbeats call it); the alert writer stores the batch in
+        one transaction and publishes it, and :meth:`store_alerts` does so at once.
+        """
+        if not raised and not cleared:
+            return
+        # Copies: the book goes on changing its records while these wait.
+        self._alert_queue.extend((replace(rec), True) for rec in raised)
+        self._alert_queue.extend((replace(rec), False) for rec in cleared)
+        self._alerts_queued.set()
+
+    async def store_alerts(self) -> int:
+        """Store the queued alert changes in one transaction, then publish them.
+
+        Raises the store's error (the changes stay queued, in order, and are
+        neither shown nor published until stored).  Returns the changes written.
+        """
+        async with self._alert_lock:
+            batch, self._alert_queue = self._alert_queue, []
+            self._alerts_queued.clear()
+            if not batch:
+                return 0
+            try:
+                await self.store.save_alerts([rec for rec, _ in batch])
+            except BaseException:
+                self._alert_queue[:0] = batch
+                self._alerts_queued.set()
+                raise
+            for rec, raised in batch:
+                info = to_info(rec)
+                if raised:
+                    self.published[info.id] = info
+                    self.bus.publish(partial(_raised, info))
+                else:
+                    self.published.pop(info.id, None)
+                    self.bus.publish(partial(_cleared, info))
+            return len(batch)
+
+    async def settle_alerts(self) -> None:
+        """Store and publish the queued alert changes now, so that what is published
+        next follows them; if the store fails they stay queued for the writer."""
+        try:
+            await self.store_alerts()
+        except Exception as exc:
+            log.error("storing alerts failed, will retry (not published until stored): %s", exc)
+
+    async def run_alert_writer(self) -> None:
+        """Store and publish alert changes as they come; retry while the store fails."""
+        while True:
+            await self._alerts_queued.wait()
+            try:
+                await self.store_alerts()
+            except Exception as exc:
+                log.error("storing alerts failed, will retry (not published until stored): %s", exc)
+                await asyncio.sleep(1.0)
+
+    def alert_infos(self) -> list[AlertInfo]:
+        """Open alerts as stored and published, newest first."""
+        return sorted(self.published.values(), key=lambda a: a.raised_at, reverse=True)
 
     # ---------------------------------------------------------- write-behind
 
     async def flush(self) -> int:
-        """Write dirty agents and changed alerts in one batch; returns rows written."""
+        """Write dirty agents (and any queued alerts) in one batch; returns rows written."""
         rows = []
         for agent in self.agents.values():
             if agent.dirty:
                 agent.dirty = False
                 rows.append((agent.id, agent.status()))
-        alerts, self._pending_alerts = self._pending_alerts, []
         try:
             await self.store.save_agent_status(rows)
-            for rec in alerts:
-                await self.store.save_alert(rec)
         except Exception:
             # Keep what could not be written: it is retried on the next flush.
             for agent_id, _ in rows:
                 if agent_id in self.agents:
                     self.agents[agent_id].dirty = True
-            self._pending_alerts[:0] = alerts
             raise
-        return len(rows) + len(alerts)
+        return len(rows) + await self.store_alerts()
 
     async def run_timers(self) -> None:
-        last_flush = time.monotonic()
+        last_flush = last_tick = time.monotonic()
         while True:
             await asyncio.sleep(self.settings.tick_s)
+            now = time.monotonic()
+            gap, last_tick = now - last_tick, now
+            if gap > PAUSE_TICKS * self.settings.tick_s:
+                self.paused(gap - self.settings.tick_s)
             try:
                 self.tick()
             except Exception:

@@ -68,5 +68,6 @@ async def clear_policy(fleet: Fleet, actor: Principal, pool: str) -> ProbePolicy
     del fleet.pools[pool]
     # With no policy there is no minimum, so its below-minimum alert goes too.
     fleet.publish_alerts([], fleet.alerts.clear_target(f"pool:{pool}"))
+    await fleet.settle_alerts()
     await fleet.audit(actor.name, "pool.policy.clear", f"pool:{pool}", "ok", str(policy.as_dict()))
     return policy

@@ -61,6 +61,7 @@ class ControlPlane:
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
+        self._alert_writer: asyncio.Task[None] | None = None
         window = settings.auth_failure_window_s
         self.refusals = RefusalAudit(self.fleet.audit, window)
         """Refusals anyone could repeat: one audit row per source and window."""
@@ -80,12 +81,20 @@ class ControlPlane:
             self.operators.run_flush(self.settings.flush_interval_s)
         )
         self._timers = asyncio.create_task(self.fleet.run_timers())
+        self._alert_writer = asyncio.create_task(self.fleet.run_alert_writer())
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
         self._refusals = asyncio.create_task(self.refusals.run())
 
     async def stop(self) -> None:
-        for task in (self._timers, self._sweeper, self._trimmer, self._last_used, self._refusals):
+        for task in (
+            self._timers,
+            self._alert_writer,
+            self._sweeper,
+            self._trimmer,
+            self._last_used,
+            self._refusals,
+        ):
             if task is not None:
                 task.cancel()
         for channel in list(self.channels.values()):

@@ -190,7 +190,11 @@ class AlertInfo(_Msg):
     """An agent id, ``pool:NAME`` or ``connection:NAME``."""
     message: str
     raised_at: float
+    """When the check first failed; kept across restarts and flaps."""
     cleared_at: float | None = None
+    flaps: int = 0
+    """Times the check passed and failed again within the server's ``alert_hold_s``:
+    the alert stayed open (with its ``raised_at``) instead of clearing and rising."""
 
 
 class ConnectionInfo(_Msg):
@@ -390,11 +394,17 @@ AgentToServer = Annotated[
 
 
 class Subscribe(_Msg):
-    """First frame from a dashboard; ``since`` resumes after that sequence number."""
+    """First frame from a dashboard; ``since`` resumes after that sequence number.
+
+    A resume needs the ``epoch`` of the snapshot the sequence number came from:
+    sequence numbers restart with every server start, so a ``since`` from another
+    epoch (or without one, or past the server's latest) gets a fresh snapshot.
+    """
 
     type: Literal["subscribe"] = "subscribe"
     protocol_version: int
     since: int | None = None
+    epoch: str | None = None
 
 
 ClientToStream = Annotated[Subscribe, Field(discriminator="type")]
@@ -408,6 +418,9 @@ class Snapshot(_Msg):
     type: Literal["snapshot"] = "snapshot"
     protocol_version: int
     seq: int
+    epoch: str = ""
+    """The stream's epoch, new at every server start: what ``seq`` counts within.
+    A dashboard sends it back in :class:`Subscribe` to resume."""
     server_time: float
     agents: list[AgentState]
     history: dict[str, AgentHistory] = {}

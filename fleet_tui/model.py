@@ -209,6 +209,8 @@ class FleetModel:
         """The subscriber's role from the last snapshot."""
         self.seq: int | None = None
         """The last sequence number seen, to resume the stream from."""
+        self.epoch: str | None = None
+        """The stream epoch of the last snapshot, which ``seq`` counts within."""
         self.data_at: float | None = None
         """Local time of the last message from the stream."""
         self.server_offset = 0.0
@@ -257,6 +259,7 @@ class FleetModel:
         self.generation += 1
 
     def _apply_snapshot(self, snap: Snapshot) -> None:
+        self.epoch = snap.epoch or None
         self.agents = {a.id: a for a in snap.agents}
         self.history = {
             a.id: History.from_wire(snap.history[a.id]) if a.id in snap.history else History()

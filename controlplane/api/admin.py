@@ -34,7 +34,10 @@ async def audit(
 
 @router.get("/v1/alerts", response_model=list[AlertInfo], responses=errors(503))
 async def alerts(cp: CP, who: Viewer, all: bool = False) -> list[AlertInfo]:
+    """Open alerts (with ``all``, cleared ones too), as stored: changes made before
+    the request are written first."""
+    # Never fails for a full disk: reads go on, with what is stored.
+    await cp.fleet.settle_alerts()
     if not all:
-        return cp.fleet.alerts.infos()
-    await cp.fleet.flush()
+        return cp.fleet.alert_infos()
     return [to_info(r) for r in await cp.store.list_alerts(include_cleared=True)]

@@ -37,7 +37,7 @@ async def agent_connect(ws: WebSocket) -> None:
 
 
 @router.websocket("/v1/events")
-async def events(ws: WebSocket, since: int | None = None) -> None:
+async def events(ws: WebSocket, since: int | None = None, epoch: str | None = None) -> None:
     cp: ControlPlane = ws.app.state.cp
     address = ws.client.host if ws.client else "?"
     await ws.accept()
@@ -53,7 +53,8 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
     if subscribed is None:
         return
     principal, msg = subscribed
-    since = msg.since if msg.since is not None else since
+    if msg.since is not None:
+        since, epoch = msg.since, msg.epoch
 
     bus = cp.fleet.bus
     sub = bus.subscribe()
@@ -66,7 +67,8 @@ async def events(ws: WebSocket, since: int | None = None) -> None:
         session.reason = exc.message
     reader = asyncio.create_task(_drain_client(ws, cp, principal.name))
     try:
-        if since is not None and bus.can_resume(since):
+        # Only within the same epoch: sequence numbers restart with the server.
+        if since is not None and bus.can_resume(since, epoch):
             first = bus.resume(since)
         else:
             first = [dump(cp.fleet.snapshot(principal.role))]

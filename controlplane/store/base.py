@@ -111,6 +111,8 @@ class AlertRecord:
     message: str
     raised_at: float
     cleared_at: float | None = None
+    flaps: int = 0
+    """Times the check passed and failed again within the hold time (one alert kept)."""
 
 
 @dataclass
@@ -170,6 +172,10 @@ class Store(Protocol):
     async def delete_connection(self, name: str) -> None: ...
 
     async def save_alert(self, alert: AlertRecord) -> None: ...
+    async def save_alerts(self, alerts: list[AlertRecord]) -> None:
+        """Insert or update these alerts in one transaction (all or none)."""
+        ...
+
     async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]: ...
 
     async def audit(self, entry: AuditRecord) -> None: ...

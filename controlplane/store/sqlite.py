@@ -106,6 +106,10 @@ MIGRATION_2: tuple[str, ...] = (
 last used, revocations of operators and enrollment tokens; an index for the audit's
 actor filter.  Step 2 of :data:`MIGRATIONS`."""
 
+MIGRATION_3: tuple[str, ...] = ("ALTER TABLE alerts ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0",)
+"""Issue 8 (durable, calm alerts): how often an alert cleared and was raised again
+within the hold time, kept open instead.  Step 3 of :data:`MIGRATIONS`."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -117,6 +121,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "operators' creator, last use and revocation; enrollment tokens' revocation",
         MIGRATION_2,
     ),
+    Migration(3, "alerts' flap count", MIGRATION_3),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -551,26 +556,35 @@ class SQLiteStore:
     # alerts and audit ---------------------------------------------------
 
     async def save_alert(self, alert: AlertRecord) -> None:
+        await self.save_alerts([alert])
+
+    async def save_alerts(self, alerts: list[AlertRecord]) -> None:
         async with self._write() as db:
-            await db.execute(
-                "INSERT INTO alerts (id, kind, severity, target, message, raised_at, cleared_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            await db.executemany(
+                "INSERT INTO alerts"
+                " (id, kind, severity, target, message, raised_at, cleared_at, flaps)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                 " severity = excluded.severity, message = excluded.message,"
-                " cleared_at = excluded.cleared_at",
-                (
-                    alert.id,
-                    alert.kind,
-                    alert.severity,
-                    alert.target,
-                    alert.message,
-                    alert.raised_at,
-                    alert.cleared_at,
-                ),
+                " cleared_at = excluded.cleared_at, flaps = excluded.flaps",
+                [
+                    (
+                        a.id,
+                        a.kind,
+                        a.severity,
+                        a.target,
+                        a.message,
+                        a.raised_at,
+                        a.cleared_at,
+                        a.flaps,
+                    )
+                    for a in alerts
+                ],
             )
 
     async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]:
         rows = await self._rows(
-            "SELECT id, kind, severity, target, message, raised_at, cleared_at FROM alerts"
+            "SELECT id, kind, severity, target, message, raised_at, cleared_at, flaps"
+            " FROM alerts"
             " WHERE cleared_at IS NULL OR ? ORDER BY raised_at DESC",
             (int(include_cleared),),
         )

@@ -19,6 +19,7 @@ ALERT_COLUMNS: list[Column] = [
     ("TARGET", lambda a: a["target"]),
     ("RAISED", lambda a: ago(a.get("raised_at"))),
     ("CLEARED", lambda a: ago(a.get("cleared_at"))),
+    ("FLAPS", lambda a: str(a.get("flaps", 0))),
     ("MESSAGE", lambda a: a["message"]),
 ]
 

@@ -17,6 +17,7 @@ from fleet.protocol import (
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
+    Snapshot,
     StreamError,
     StreamToClient,
     Subscribe,
@@ -79,6 +80,7 @@ class StreamClient:
         on_message: Called with every parsed message, in order.
         on_status: Called whenever the link's state changes.
         since: Resume after this sequence number on the first connect.
+        epoch: The stream epoch ``since`` belongs to (from the last snapshot).
         backoff_cap: Longest wait between attempts, seconds (full jitter from 0.5 s).
     """
 
@@ -91,6 +93,7 @@ class StreamClient:
         on_status: Callable[[LinkStatus], None],
         *,
         since: int | None = None,
+        epoch: str | None = None,
         backoff_cap: float = 10.0,
     ) -> None:
         self.url = events_url(server_url)
@@ -100,6 +103,9 @@ class StreamClient:
         self._on_status = on_status
         self.last_seq = since
         """The last sequence number received: where a reconnect resumes."""
+        self.epoch = epoch
+        """The epoch of the last snapshot: ``last_seq`` counts within it.  A server
+        restarted since has another, and answers a resume with a fresh snapshot."""
         self.backoff_cap = backoff_cap
         self.status = LinkStatus(ConnectionState.CONNECTING)
         self.bad_frames = 0
@@ -177,7 +183,10 @@ class StreamClient:
             raise
         self._ws = ws
         try:
-            await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION, since=self.last_seq)))
+            subscribe = Subscribe(
+                protocol_version=PROTOCOL_VERSION, since=self.last_seq, epoch=self.epoch
+            )
+            await ws.send(dump(subscribe))
             async for frame in ws:
                 self._handle(frame)
         except ConnectionClosed as exc:
@@ -199,6 +208,8 @@ class StreamClient:
             if msg.code in _REFUSING_CLOSES:
                 raise _Refused(refusal_reason(msg.code, msg.message))
         else:
+            if isinstance(msg, Snapshot):
+                self.epoch = msg.epoch or None
             self.last_seq = msg.seq
             if self.status.state is not ConnectionState.LIVE:
                 self._set(ConnectionState.LIVE)

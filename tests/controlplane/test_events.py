@@ -86,14 +86,17 @@ def test_resume_replays_only_what_changed():
     mark = bus.seq
     bus.publish_agent(agents.set(state(1, cpu=50)))
     bus.publish(lambda seq: AlertRaised(seq=seq, alert=alert(1)))
-    assert bus.can_resume(mark)
+    assert bus.can_resume(mark, bus.epoch)
+    assert not bus.can_resume(mark, None), "no epoch: the since may be from another start"
+    assert not bus.can_resume(mark, "0" * 16), "another epoch: another server start"
     replay = [parse_stream_message(f) for f in bus.resume(mark)]
     assert [m.type for m in replay] == ["agent", "alert_raised"]
     assert replay[0].agent.cpu_percent == 50
     for i in range(5):
         bus.publish(lambda seq, i=i: AlertRaised(seq=seq, alert=alert(i)))
-    assert not bus.can_resume(mark), "the alert log no longer reaches back: snapshot instead"
-    assert not bus.can_resume(bus.seq + 10), "a since from before a restart"
+    assert not bus.can_resume(mark, bus.epoch), "the log no longer reaches back"
+    assert not bus.can_resume(bus.seq + 10, bus.epoch), "a sequence never issued"
+    assert EventBus(3, 50, agents).epoch != bus.epoch, "each bus (server start) its own epoch"
 
 
 async def test_resume_over_the_wire(control_plane):
@@ -105,13 +108,13 @@ async def test_resume_over_the_wire(control_plane):
     await ws.close()
     agent.queue_depth = 42
     await asyncio.sleep(1.0)
-    ws = await subscribe(control_plane, since=last.seq)
+    ws = await subscribe(control_plane, since=last.seq, epoch=snap.epoch)
     first = await next_event(ws)
     assert isinstance(first, AgentUpdate), "resumed with deltas, not a snapshot"
     assert first.seq > last.seq
     await next_event(ws, lambda m: isinstance(m, AgentUpdate) and m.agent.queue_depth == 42)
     await ws.close()
-    ws = await subscribe(control_plane, since=10**9)
+    ws = await subscribe(control_plane, since=10**9, epoch=snap.epoch)
     assert isinstance(await next_event(ws), Snapshot)
     await ws.close()
     await stop_agent(task)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Input
 
-from fleet.protocol import AgentUpdate, Presence
+from fleet.protocol import AgentUpdate, AlertRaised, Presence
 from fleet_tui.client import ConnectionState, LinkStatus
 from fleet_tui.client._rest import ConfigView
 from fleet_tui.model import GroupHeader
@@ -167,6 +167,20 @@ async def test_alerts_newest_first_and_enter_jumps_to_the_agent():
         await pilot.press("a", "a", "down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, ConnectionsScreen)
+
+
+async def test_an_alert_that_flapped_says_how_often():
+    app = sample_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        assert "flap" not in screen_text(app)
+        newest = max(app.model.alerts.values(), key=lambda a: a.raised_at)
+        flapped = newest.model_copy(update={"flaps": 3})
+        app.feed(AlertRaised(seq=(app.model.seq or 0) + 1, alert=flapped))
+        await pilot.pause(0.3)
+        lines = [x for x in screen_text(app).splitlines() if "(3 flaps)" in x]
+        assert len(lines) == 1 and "<1m ago (3 flaps)" in lines[0]
+        assert "Alerts (4 open)" in screen_text(app), "the same alert, not another one"
 
 
 async def test_connections_view_says_which_are_routable():

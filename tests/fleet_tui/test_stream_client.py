@@ -40,7 +40,7 @@ async def _run_against(handler, until, timeout: float = 10.0):
 
 async def test_bad_frames_are_skipped_and_reconnect_resumes_after_the_last_seq():
     subscribes: list[dict] = []
-    snap = sample_snapshot(8, seq=10)
+    snap = sample_snapshot(8, seq=10).model_copy(update={"epoch": "e1"})
     agent = snap.agents[0]
 
     async def handler(ws: ServerConnection) -> None:
@@ -61,6 +61,8 @@ async def test_bad_frames_are_skipped_and_reconnect_resumes_after_the_last_seq()
     assert [type(m).__name__ for m in messages] == ["Snapshot", "AgentUpdate", "AgentUpdate"]
     assert subscribes[0].get("since") is None
     assert subscribes[1]["since"] == 11  # resumed after the last sequence number
+    assert subscribes[1]["epoch"] == "e1"  # of the snapshot's epoch
+    assert client.epoch == "e1"
     states = [s.state for s in statuses]
     assert states[:3] == [ConnectionState.LIVE, ConnectionState.RECONNECTING, ConnectionState.LIVE]
     assert statuses[1].detail.startswith("the server closed the stream; retrying in")

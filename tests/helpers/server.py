@@ -23,13 +23,15 @@ FAST = {
     "restart_grace_s": "0",
     "offline_after_stale_s": "3",
     "time_probe_interval_s": "2",
+    "alert_hold_s": "0",
     # Every test client dials from 127.0.0.1: per-address limits would couple
     # unrelated tests (tests/controlplane/test_limits.py sets its own).
     "auth_failures": "100000",
     "pending_connections": "100000",
 }
-"""Test timings: a heartbeat every 0.5 s, stale after 1.5 s, offline 3 s later;
-per-address limits raised, as every test client is on loopback."""
+"""Test timings: a heartbeat every 0.5 s, stale after 1.5 s, offline 3 s later; alerts
+clear as soon as their check passes (tests of the hold time set their own); per-address
+limits raised, as every test client is on loopback."""
 
 
 def _die_with_parent() -> None:

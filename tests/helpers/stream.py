@@ -23,7 +23,10 @@ from tests.helpers.server import RunningServer
 
 
 async def subscribe(
-    server: RunningServer, token: str | None = None, since: int | None = None
+    server: RunningServer,
+    token: str | None = None,
+    since: int | None = None,
+    epoch: str | None = None,
 ) -> websockets.ClientConnection:
     ws = await websockets.connect(
         server.ws_url + "/v1/events",
@@ -31,7 +34,7 @@ async def subscribe(
         additional_headers={"Authorization": f"Bearer {token or server.admin_token}"},
         max_size=MAX_STREAM_FRAME_BYTES,
     )
-    await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION, since=since)))
+    await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION, since=since, epoch=epoch)))
     return ws
 
 

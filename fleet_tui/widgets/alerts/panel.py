@@ -17,13 +17,17 @@ __all__ = ["AlertsPanel", "alert_line"]
 
 
 def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
-    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical.
+    """``"! 3m ago  web-01: clock skew 1.2s"``; ``!!`` marks critical; an alert
+    that flapped (passed and failed again within the server's hold time) says how
+    often after its age, where a narrow panel does not cut it off:
+    ``"!! 9m ago (3 flaps)  web-01: agent is offline"``.
 
     Ages are in minutes: an alert's age in seconds would redraw every tick.
     """
     mark = "!!" if alert.severity == "critical" else "! "
     when = fmt.age(alert.raised_at, now, coarse=True)
-    return f"{mark} {when:>7}  {target_name}: {alert.message}"
+    flaps = f" ({alert.flaps} flap{'s' if alert.flaps > 1 else ''})" if alert.flaps else ""
+    return f"{mark} {when:>7}{flaps}  {target_name}: {alert.message}"
 
 
 class AlertsPanel(Vertical):
