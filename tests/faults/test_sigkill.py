@@ -132,7 +132,6 @@ async def test_sigkill_under_ingest_and_writes_loses_no_acknowledged_write(tmp_p
         await asyncio.gather(watching, return_exceptions=True)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 point 1: stream epoch, other branch")
 async def test_a_dashboard_back_after_a_sigkill_gets_a_fresh_snapshot(tmp_path, running):
     # The dashboard's path comes back only once the new server's sequence has
     # passed the dashboard's: a resume then must still be told it is another stream.
@@ -192,7 +191,6 @@ async def test_a_dashboard_back_after_a_sigkill_gets_a_fresh_snapshot(tmp_path, 
                 await stop_agent(task)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 point 7: durable alerts, other branch")
 async def test_alerts_keep_raised_at_across_sigkill(tmp_path, running):
     # A long write-behind interval: an alert must be stored before it is
     # published, not whenever the next flush comes.
