@@ -177,8 +177,8 @@ async def test_an_alert_that_flapped_says_how_often():
         newest = max(app.model.alerts.values(), key=lambda a: a.raised_at)
         flapped = newest.model_copy(update={"flaps": 3})
         app.feed(AlertRaised(seq=(app.model.seq or 0) + 1, alert=flapped))
-        await pilot.pause(0.3)
-        lines = [x for x in screen_text(app).splitlines() if "(3 flaps)" in x]
+        text = await wait_for_text(pilot, app, "(3 flaps)")  # drawn on the next tick
+        lines = [x for x in text.splitlines() if "(3 flaps)" in x]
         assert len(lines) == 1 and "<1m ago (3 flaps)" in lines[0]
         assert "Alerts (4 open)" in screen_text(app), "the same alert, not another one"
 
