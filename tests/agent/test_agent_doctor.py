@@ -26,7 +26,8 @@ from agent.state import read_identity
 from agent.tls import check_tls
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
-from tests.agent.proxies import ConnectProxy, Relay, TlsFront, strip_upgrade
+from tests.helpers.imports import packages_after
+from tests.helpers.proxies import ConnectProxy, Relay, TlsFront, strip_upgrade
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -618,19 +619,7 @@ def test_clock_judgement_from_the_channel_and_from_http_date():
 
 
 def test_doctor_imports_nothing_heavy():
-    code = (
-        "import json, sys, agent.cli, agent.doctor; "
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    loaded = set(json.loads(out.stdout))
+    loaded = packages_after("import agent.cli, agent.doctor")
     forbidden = {
         "httpx",
         "pydantic",

@@ -23,6 +23,7 @@ from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION, AgentUpdate, Snapshot, parse_stream_message
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
+from tests.helpers.proxies import ConnectProxy
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -438,83 +439,34 @@ def test_run_without_enrollment_or_with_a_readable_key_explains(tmp_path):
     assert garbled.returncode == 2 and "cert.pem is unreadable" in garbled.stderr
 
 
-@contextlib.contextmanager
-def connect_proxy():
-    """A minimal HTTP CONNECT proxy on loopback; yields (url, list of CONNECT targets)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    targets: list[str] = []
-    sockets: list[socket.socket] = []
-    stop = threading.Event()
-
-    def pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                head += chunk
-            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-            assert method == "CONNECT"
-            targets.append(target)
-            host, port = target.rsplit(":", 1)
-            upstream = socket.create_connection((host, int(port)))
-            sockets.extend([client, upstream])
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", targets
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-        for sock in sockets:
-            sock.close()
-
-
 def test_enrollment_and_channel_go_through_https_proxy_unless_no_proxy_says_otherwise(
     control_plane, tmp_path, agents
 ):
     state_dir = tmp_path / "proxied"
-    with connect_proxy() as (proxy_url, targets):
+    proxy = ConnectProxy()
+    try:
+        proxy_url = proxy.url
         env = agent_env(HTTPS_PROXY=proxy_url)
         env.pop("NO_PROXY")
         done = enroll(control_plane, state_dir, name="proxied", env=env)
         assert done.returncode == 0, done.stderr
-        enrolled_through = len(targets)
+        enrolled_through = len(proxy.targets)
         assert enrolled_through >= 1  # GET /v1/ca and POST /v1/enroll went through it
-        assert set(targets) == {f"127.0.0.1:{control_plane.port}"}
+        assert set(proxy.targets) == {f"127.0.0.1:{control_plane.port}"}
         agent_id = json.loads((state_dir / "agent.json").read_text())["agent_id"]
 
         agent = AgentProcess(state_dir, env=env).start()
         agents.append(agent)
         wait_connected(control_plane, agent_id)
-        assert len(targets) == enrolled_through + 1  # the channel too
+        assert len(proxy.targets) == enrolled_through + 1  # the channel too
         assert agent.stop() == 0
 
         direct = AgentProcess(state_dir, env=agent_env(HTTPS_PROXY=proxy_url)).start()
         agents.append(direct)
         wait_for(lambda: direct.output().count("connected to") == 2, 15, 0.1, "reconnected")
-        assert len(targets) == enrolled_through + 1  # NO_PROXY=127.0.0.1 bypassed it
+        assert len(proxy.targets) == enrolled_through + 1  # NO_PROXY=127.0.0.1 bypassed it
+    finally:
+        proxy.close()
 
 
 @contextlib.contextmanager

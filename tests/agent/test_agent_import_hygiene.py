@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.helpers.server import REPO
+from tests.helpers.imports import modules_after
 
 FORBIDDEN = ("textual", "fastapi", "uvicorn", "starlette", "controlplane", "fleet_tui")
 
@@ -17,16 +13,7 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _modules(code: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
+_modules = modules_after
 
 
 def test_agent_imports_neither_dashboard_nor_server():

@@ -19,7 +19,7 @@ import pytest
 
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf
-from tests.helpers.forward import forward
+from tests.helpers.proxies import forward
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)

@@ -1,4 +1,4 @@
-"""Small network middlemen on loopback, with real sockets, for doctor's tests.
+"""Small network middlemen on loopback, with real sockets, for the tests.
 
 * :class:`Relay`: a TCP relay (a load balancer under another address);
 * :class:`ConnectProxy`: an HTTP forward proxy that allows or refuses ``CONNECT``;
@@ -16,7 +16,7 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -55,8 +55,8 @@ def read_head(sock: socket.socket) -> bytes:
 
 
 class _Listener:
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_server((host, 0))
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.create_server((host, port))
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.handled = 0
@@ -87,11 +87,12 @@ class _Listener:
 
 
 class Relay(_Listener):
-    """Listens on ``host`` and relays every connection to ``target``."""
+    """Listens on ``host`` (and ``port``, default any) and relays every connection
+    to ``target``."""
 
-    def __init__(self, host: str, target: tuple[str, int]) -> None:
+    def __init__(self, host: str, target: tuple[str, int], port: int = 0) -> None:
         self.target = target
-        super().__init__(host)
+        super().__init__(host, port)
 
     def handle(self, conn: socket.socket) -> None:
         upstream = socket.create_connection(self.target, timeout=5)
@@ -106,6 +107,15 @@ class ConnectProxy(_Listener):
         self.refuse = refuse
         self.requests: list[str] = []
         super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def targets(self) -> list[str]:
+        """``HOST:PORT`` of every ``CONNECT`` asked for, in order."""
+        return [line.split(" ")[1] for line in self.requests if line.startswith("CONNECT ")]
 
     def handle(self, conn: socket.socket) -> None:
         head = read_head(conn).decode("latin-1")
@@ -170,3 +180,15 @@ def strip_upgrade(head: bytes) -> bytes:
     lines = head.split(b"\r\n")
     kept = [line for line in lines if not line.lower().startswith((b"upgrade:", b"connection:"))]
     return b"\r\n".join(kept)
+
+
+@contextlib.contextmanager
+def forward(listen_host: str, ports: list[int], target_host: str) -> Iterator[None]:
+    """Relay ``listen_host:PORT`` to ``target_host:PORT`` for every port: the same
+    server under another address, as a load balancer or a second DNS name gives it."""
+    relays = [Relay(listen_host, (target_host, port), port) for port in ports]
+    try:
+        yield
+    finally:
+        for relay in relays:
+            relay.close()
