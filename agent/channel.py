@@ -36,33 +36,36 @@ from agent.policy import ProbePolicy
 from agent.samples import Sampler
 from agent.state import Identity, channel_url
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
-from agent.wire import (
-    CLOSE_RATE_LIMITED,
-    MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
-    CommandRequest,
-    ConfigSpec,
-    ErrorMessage,
-    Hello,
-    LogsSpec,
-    ProbeSpec,
-    RenewResponse,
-    ServerMessage,
-    TimeProbe,
-    Welcome,
-    WireError,
-    auth,
-    command_error,
-    command_request_id,
-    command_result,
-    heartbeat,
-    parse_server_message,
-    renew_request,
-    time_reply,
-)
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
 from fleet.files import write_public
+from fleet.protocol import (
+    CLOSE_MEANINGS,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Auth,
+    CloseCode,
+    Command,
+    CommandError,
+    CommandFinished,
+    CommandRequest,
+    ErrorMessage,
+    Heartbeat,
+    Hello,
+    LogsCommand,
+    ProbeCommand,
+    ProtocolError,
+    RenewRequest,
+    RenewResponse,
+    ServerToAgent,
+    TimeProbe,
+    TimeReply,
+    Welcome,
+    command_request_id,
+    command_result,
+    dump,
+    parse_server_message,
+)
 
 __all__ = ["Agent"]
 
@@ -83,18 +86,6 @@ _MIN_RENEW_GAP_S = 30.0
 _STABLE_AFTER_S = 10.0
 """A connection that held this long resets the reconnect window."""
 
-# Close codes of fleet.protocol.CloseCode the agent treats specially.
-_REVOKED = 4004
-_CERT_EXPIRED = 4005
-_CLOSE_MEANINGS = {
-    4000: "protocol error",
-    4001: "unauthenticated (unknown agent or bad signature)",
-    4006: "unsupported protocol version",
-    4007: "replaced by another connection of the same agent",
-    4008: "authentication timed out",
-    4009: "closed by the server after heartbeats stopped arriving",
-    CLOSE_RATE_LIMITED: "over a limit of the control plane; backing off",
-}
 _RATE_LIMITED_ATTEMPT = 5
 """After a rate-limit close the next delay is drawn from a window of at least
 2**5 = 32 s (capped by the backoff's cap): never hammer a server that said stop."""
@@ -230,7 +221,7 @@ class Agent:
                 if self._stop.is_set():
                     break
                 held = time.monotonic() - (self._connected_at or time.monotonic())
-                if self._last_close == CLOSE_RATE_LIMITED:
+                if self._last_close == CloseCode.RATE_LIMITED:
                     self.backoff.attempt = max(self.backoff.attempt, _RATE_LIMITED_ATTEMPT)
                 elif held >= _STABLE_AFTER_S:
                     self.backoff.reset()
@@ -294,24 +285,24 @@ class Agent:
         code = exc.rcvd.code if exc.rcvd is not None else 1006
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
         said = self._last_error.message if self._last_error is not None else reason
-        if code == _REVOKED:
+        if code == CloseCode.REVOKED:
             return Revoked(
                 code,
                 f"the control plane revoked this agent ({said or 'no reason given'}); "
                 "it will not reconnect. To bring this host back, enroll it again with a "
                 "new token into a fresh state directory.",
             )
-        if code == _CERT_EXPIRED:
+        if code == CloseCode.CERT_EXPIRED:
             return CertificateExpired(
                 code,
                 f"the agent's certificate expired ({said or 'no reason given'}); "
                 "enroll again with a new token (`fleet agent enroll --force ...`).",
             )
-        meaning = _CLOSE_MEANINGS.get(code, "closed")
+        meaning = CLOSE_MEANINGS.get(code, "closed")
         detail = f": {said}" if said else ""
         return ChannelClosed(code, f"control plane closed the channel ({code} {meaning}){detail}")
 
-    async def _recv(self, ws: ClientConnection) -> ServerMessage:
+    async def _recv(self, ws: ClientConnection) -> ServerToAgent:
         async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
             raw = await ws.recv()
         message = parse_server_message(raw)
@@ -324,7 +315,7 @@ class Agent:
         self.link.to(LinkState.AUTHENTICATING)
         hello = await self._recv(ws)
         if not isinstance(hello, Hello):
-            raise WireError(f"expected hello, got {type(hello).__name__}")
+            raise ProtocolError(f"expected hello, got {type(hello).__name__}")
         if hello.protocol_version != PROTOCOL_VERSION:
             log.warning(
                 "control plane speaks protocol %s, this agent %s",
@@ -333,11 +324,14 @@ class Agent:
             )
         signature = await sign_isolated(self.identity.key_path, hello.nonce)
         await ws.send(
-            auth(
-                agent_id=self.identity.agent_id,
-                certificate_pem=self.cert_pem,
-                signature=signature,
-                version=__version__,
+            dump(
+                Auth(
+                    protocol_version=PROTOCOL_VERSION,
+                    agent_id=self.identity.agent_id,
+                    certificate_pem=self.cert_pem,
+                    signature=signature,
+                    version=__version__,
+                )
             )
         )
         while True:
@@ -345,7 +339,7 @@ class Agent:
             if isinstance(answer, Welcome):
                 break
             if not isinstance(answer, ErrorMessage):
-                raise WireError(f"expected welcome, got {type(answer).__name__}")
+                raise ProtocolError(f"expected welcome, got {type(answer).__name__}")
         self.link.to(LinkState.CONNECTED)
         log.info(
             "connected to %s as %s; heartbeat every %g s",
@@ -365,10 +359,16 @@ class Agent:
         async def deliver(outcome: Outcome) -> None:
             if outcome.result is not None:
                 log.info("command %s done: %s", outcome.request_id, _summary(outcome.result))
-                await ws.send(command_result(outcome.request_id, outcome.result))
+                try:
+                    result = command_result(outcome.result)
+                except ProtocolError as exc:
+                    log.error("command %s: %s", outcome.request_id, exc)
+                    await ws.send(_command_error(outcome.request_id, "failed", str(exc)))
+                    return
+                await ws.send(dump(CommandFinished(request_id=outcome.request_id, result=result)))
             else:
                 await ws.send(
-                    command_error(
+                    _command_error(
                         outcome.request_id,
                         outcome.error_code or "failed",
                         outcome.error_message or "",
@@ -411,17 +411,19 @@ class Agent:
         while True:
             sample = self.sampler.read()
             await ws.send(
-                heartbeat(
-                    seq=seq,
-                    sent_at=time.time(),
-                    version=__version__,
-                    uptime_s=time.monotonic() - self.started,
-                    queue_depth=queue.depth,
-                    cpu_percent=sample.cpu_percent,
-                    mem_rss_bytes=sample.mem_rss_bytes,
-                    mem_host_percent=sample.mem_host_percent,
-                    cert_not_after=self.cert.not_after,
-                    config_hash=self.config_hash,
+                dump(
+                    Heartbeat(
+                        seq=seq,
+                        sent_at=time.time(),
+                        version=__version__,
+                        uptime_s=max(0.0, time.monotonic() - self.started),
+                        queue_depth=queue.depth,
+                        cpu_percent=sample.cpu_percent,
+                        mem_rss_bytes=sample.mem_rss_bytes,
+                        mem_host_percent=sample.mem_host_percent,
+                        cert_not_after=self.cert.not_after,
+                        config_hash=self.config_hash,
+                    )
                 )
             )
             seq += 1
@@ -432,16 +434,16 @@ class Agent:
             received = time.time()
             try:
                 message = parse_server_message(raw)
-            except WireError as exc:
+            except ProtocolError as exc:
                 # A newer control plane may send what this agent does not know yet.
                 log.warning("ignored a frame from the control plane: %s", exc)
                 request_id = command_request_id(raw)
                 if request_id is not None:
-                    await ws.send(command_error(request_id, "unsupported", str(exc)))
+                    await ws.send(_command_error(request_id, "unsupported", str(exc)))
                 continue
             if isinstance(message, TimeProbe):
                 await ws.send(
-                    time_reply(probe_id=message.id, t1=message.t1, t2=received, t3=time.time())
+                    dump(TimeReply(id=message.id, t1=message.t1, t2=received, t3=time.time()))
                 )
             elif isinstance(message, CommandRequest):
                 await self._submit(ws, queue, message)
@@ -464,7 +466,7 @@ class Agent:
         if not queue.submit(req.request_id, self.runner.job(req.command), req.timeout_s):
             log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
             await ws.send(
-                command_error(
+                _command_error(
                     req.request_id,
                     "busy",
                     f"{queue.depth} commands pending on the agent (limit {self.config.max_queue})",
@@ -507,7 +509,7 @@ class Agent:
         waiter: asyncio.Future[RenewResponse] = asyncio.get_running_loop().create_future()
         self._renew_waiter = waiter
         try:
-            await ws.send(renew_request(csr))
+            await ws.send(dump(RenewRequest(csr_pem=csr)))
             async with asyncio.timeout(_RENEW_ANSWER_TIMEOUT_S):
                 answer = await waiter
         finally:
@@ -525,10 +527,22 @@ class Agent:
         log.info("certificate renewed; valid until %s", _iso(info.not_after))
 
 
-def _describe(spec: ProbeSpec | LogsSpec | ConfigSpec) -> str:
-    if isinstance(spec, ProbeSpec):
+def _command_error(request_id: str, code: str, message: str) -> str:
+    """A ``command_result`` frame carrying an error.
+
+    Args:
+        request_id: the request this answers.
+        code: ``denied``, ``timeout``, ``busy``, ``unsupported`` or ``failed``.
+        message: what happened, in words.
+    """
+    error = CommandError(code=code, message=message)
+    return dump(CommandFinished(request_id=request_id, error=error))
+
+
+def _describe(spec: Command) -> str:
+    if isinstance(spec, ProbeCommand):
         return f"probe {spec.host}:{spec.port}{' tls' if spec.tls else ''}"
-    if isinstance(spec, LogsSpec):
+    if isinstance(spec, LogsCommand):
         since = f" since {_iso(spec.since)}" if spec.since is not None else ""
         return f"logs, last {spec.lines} lines{since}"
     return "config"

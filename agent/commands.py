@@ -11,7 +11,7 @@ from agent.config import AgentConfig
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.probe import run_probe
-from agent.wire import ConfigSpec, LogsSpec, ProbeSpec
+from fleet.protocol import Command, LogsCommand, ProbeCommand
 
 __all__ = ["CommandRunner"]
 
@@ -24,17 +24,15 @@ class CommandRunner:
     policy: ProbePolicy
     logbook: LogBook
 
-    def job(
-        self, spec: ProbeSpec | LogsSpec | ConfigSpec
-    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+    def job(self, spec: Command) -> Callable[[], Awaitable[dict[str, Any]]]:
         """The job that answers ``spec`` with a result dict."""
-        if isinstance(spec, ProbeSpec):
+        if isinstance(spec, ProbeCommand):
             return lambda: run_probe(spec, self.policy)
-        if isinstance(spec, LogsSpec):
+        if isinstance(spec, LogsCommand):
             return lambda: self._logs(spec)
         return self._config
 
-    async def _logs(self, spec: LogsSpec) -> dict[str, Any]:
+    async def _logs(self, spec: LogsCommand) -> dict[str, Any]:
         lines, truncated = await asyncio.to_thread(self.logbook.tail, spec.lines, spec.since)
         return {"kind": "logs", "lines": lines, "truncated": truncated}
 

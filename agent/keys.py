@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent._child import run_module
+from fleet.protocol import AUTH_CONTEXT
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
 __all__ = [
-    "AUTH_PREFIX",
     "csr_isolated",
     "csr_pem",
     "generate_key_pem",
@@ -31,8 +31,6 @@ __all__ = [
     "sign_nonce",
 ]
 
-AUTH_PREFIX = "fleet-agent-auth:"
-"""The agent signs the UTF-8 bytes of this prefix + the server's nonce."""
 
 _CHILD_TIMEOUT_S = 30.0
 
@@ -76,12 +74,12 @@ def csr_pem(key_pem: bytes, name: str) -> str:
 
 
 def sign_nonce(key_pem: bytes, nonce: str) -> str:
-    """Base64 of the ECDSA P-256 SHA-256 signature over ``AUTH_PREFIX + nonce``."""
+    """Base64 of the ECDSA P-256 SHA-256 signature over ``AUTH_CONTEXT + nonce``."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = _load_key(key_pem)
-    signature: bytes = key.sign((AUTH_PREFIX + nonce).encode("utf-8"), ec.ECDSA(hashes.SHA256()))
+    signature: bytes = key.sign((AUTH_CONTEXT + nonce).encode("utf-8"), ec.ECDSA(hashes.SHA256()))
     return base64.b64encode(signature).decode("ascii")
 
 

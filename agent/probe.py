@@ -22,7 +22,7 @@ from typing import Any
 
 from agent._der import cert_info
 from agent.policy import IPAddress, ProbePolicy
-from agent.wire import ProbeSpec
+from fleet.protocol import ProbeCommand
 
 __all__ = ["run_probe"]
 
@@ -86,7 +86,7 @@ def _tls_context() -> ssl.SSLContext:
 
 
 async def _resolve(
-    result: _Result, spec: ProbeSpec, policy: ProbePolicy, deadline: float
+    result: _Result, spec: ProbeCommand, policy: ProbePolicy, deadline: float
 ) -> list[IPAddress] | dict[str, Any]:
     """Resolve the host within the deadline, or return the failed result."""
     try:
@@ -126,7 +126,7 @@ async def _resolve(
     return addresses
 
 
-async def run_probe(spec: ProbeSpec, policy: ProbePolicy) -> dict[str, Any]:
+async def run_probe(spec: ProbeCommand, policy: ProbePolicy) -> dict[str, Any]:
     """Probe ``spec.host:spec.port`` within ``spec.timeout_s``.
 
     Args:
@@ -182,7 +182,7 @@ async def run_probe(spec: ProbeSpec, policy: ProbePolicy) -> dict[str, Any]:
 
 
 async def _handshake(
-    result: _Result, spec: ProbeSpec, writer: asyncio.StreamWriter, deadline: float
+    result: _Result, spec: ProbeCommand, writer: asyncio.StreamWriter, deadline: float
 ) -> dict[str, Any] | None:
     server_name = spec.server_name
     if server_name is None:

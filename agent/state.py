@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from agent.errors import StateError
 from agent.tls import TRUST_MODES, TrustMode
-from agent.wire import AGENT_CHANNEL_PATH
 from fleet.files import check_private, write_public
+from fleet.protocol import AGENT_CHANNEL_PATH
 
 __all__ = [
     "Identity",

@@ -45,9 +45,8 @@ COLS, ROWS = 160, 50
 
 
 def _child(scenario: str, result_path: Path, seconds: float) -> None:
-    from fleet.protocol import AgentUpdate, dump
+    from fleet.protocol import AgentUpdate, dump, parse_stream_message, replace
     from fleet_tui.app import FleetApp
-    from fleet_tui.client import parse_frame as parse_stream_message
     from fleet_tui.sample import sample_snapshot
     from fleet_tui.screens.fleet import FleetScreen
 
@@ -101,12 +100,11 @@ def _child(scenario: str, result_path: Path, seconds: float) -> None:
         fresh = time.time() + 10
         for k in range(3):
             for agent_id, agent in agents.items():
-                update = agent.model_copy(
-                    update={
-                        "cpu_percent": (hash((agent_id, k)) % 900) / 10,
-                        "mem_host_percent": (hash((k, agent_id)) % 600) / 10 + 20,
-                        "last_heartbeat_at": fresh + k,
-                    }
+                update = replace(
+                    agent,
+                    cpu_percent=(hash((agent_id, k)) % 900) / 10,
+                    mem_host_percent=(hash((k, agent_id)) % 600) / 10 + 20,
+                    last_heartbeat_at=fresh + k,
                 )
                 frame_k = dump(AgentUpdate(seq=1000 + k, agent=update))
                 variants.setdefault(agent_id, []).append(frame_k)
@@ -141,9 +139,7 @@ def _child(scenario: str, result_path: Path, seconds: float) -> None:
                 next_visible += 2.0
                 rounds += 1
                 for agent_id in visible:
-                    same = agents[agent_id].model_copy(
-                        update={"last_heartbeat_at": time.time() + rounds * 1e-3}
-                    )
+                    same = replace(agents[agent_id], last_heartbeat_at=time.time() + rounds * 1e-3)
                     app.feed(parse_stream_message(dump(AgentUpdate(seq=5000, agent=same))))
                     sent += 1
             if scenario == "visible" and time.perf_counter() >= next_visible:

@@ -24,6 +24,7 @@ from .agent_listener import start_agent_listener
 from .api import admin, agents, connections, enroll, pools, streams, users
 from .api.models import Health
 from .api.responses import add_error_schema, errors
+from .api.structs import add_struct_schemas
 from .body_limit import BodyLimit
 from .errors import FleetError, TooManyRequests
 from .state import ControlPlane
@@ -60,7 +61,9 @@ def create_app(
     app = FastAPI(title="Fleet control plane", version=__version__, lifespan=lifespan)
     app.state.cp = cp
     generate_openapi = app.openapi
-    app.openapi = lambda: add_error_schema(generate_openapi())  # type: ignore[method-assign]
+    app.openapi = lambda: add_struct_schemas(  # type: ignore[method-assign]
+        add_error_schema(generate_openapi())
+    )
 
     @app.exception_handler(FleetError)
     async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:

@@ -96,8 +96,7 @@ class LiveAgent:
 
     def to_state(self) -> AgentState:
         r = self.record
-        # Our own, already-typed data: skip validation on this hot path.
-        return AgentState.model_construct(
+        return AgentState(
             id=r.id,
             name=r.name,
             pool=r.pool,
@@ -124,7 +123,7 @@ class LiveAgent:
         )
 
     def history(self) -> AgentHistory:
-        return AgentHistory(cpu=list(self.cpu), mem=list(self.mem), queue=list(self.queue))
+        return AgentHistory(cpu=list(self.cpu), mem=list(self.mem), queue=self.queue.counts())
 
     def status(self) -> dict[str, Any]:
         """What the write-behind flush stores, so a restart rebuilds the view."""

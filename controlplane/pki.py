@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleet.files import write_private, write_public
 from fleet.pins import spki_der, spki_pin
+from fleet.protocol import AUTH_CONTEXT
 
 from .errors import BadRequest, Unauthenticated
 
@@ -30,8 +31,6 @@ __all__ = ["CertificateAuthority", "IssuedCert"]
 BACKDATE = dt.timedelta(minutes=5)
 """NotBefore is set this far in the past so that an agent whose clock runs a little
 behind can still use a certificate it was just given."""
-
-AUTH_CONTEXT = b"fleet-agent-auth:"
 
 
 @dataclass(frozen=True)
@@ -242,7 +241,7 @@ class CertificateAuthority:
         if not isinstance(agent_key, ec.EllipticCurvePublicKey):
             raise Unauthenticated("the certificate does not hold an EC key")
         try:
-            agent_key.verify(signature, AUTH_CONTEXT + nonce.encode(), ec.ECDSA(hashes.SHA256()))
+            agent_key.verify(signature, (AUTH_CONTEXT + nonce).encode(), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise Unauthenticated(
                 "the nonce signature does not match the certificate's key"

@@ -43,5 +43,11 @@ class Series:
             return iter(self._data)
         return (v / self._scale for v in self._data)
 
+    def counts(self) -> list[int]:
+        """The samples as whole numbers (a series of counts, ``scale=1``)."""
+        if self._scale != 1:
+            raise ValueError("counts() is for a series of whole counts (scale=1)")
+        return list(self._data)
+
     def __len__(self) -> int:
         return len(self._data)

@@ -13,7 +13,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.protocol import CloseCode, Command, CommandEvent, CommandFinished, Presence
+from fleet.protocol import (
+    CloseCode,
+    Command,
+    CommandEvent,
+    CommandFinished,
+    LogsResult,
+    Presence,
+    ProbeResult,
+)
 from fleet.units import NAME_MAX
 
 from .channel import AgentChannel, clock_sweeper
@@ -362,7 +370,7 @@ def _summarise(result: CommandFinished) -> str:
     r = result.result
     if r is None:
         return "no result"
-    if r.kind == "probe":
+    if isinstance(r, ProbeResult):
         if r.ok:
             parts = [f"{r.host}:{r.port} ok"]
             if r.connect_ms is not None:
@@ -371,6 +379,6 @@ def _summarise(result: CommandFinished) -> str:
                 parts.append(f"tls {r.tls_ms:.1f} ms")
             return ", ".join(parts)
         return f"{r.host}:{r.port} failed ({r.failure}): {r.error or ''}".strip()
-    if r.kind == "logs":
+    if isinstance(r, LogsResult):
         return f"{len(r.lines)} log lines"
     return f"config {r.hash}"

@@ -39,7 +39,7 @@ SERVER_MODULES = (
 )
 """What ``fleet server`` imports beyond the base install (the ``server`` extra)."""
 
-TUI_MODULES = ("textual", "rich", "httpx", "pydantic")
+TUI_MODULES = ("textual", "rich", "httpx")
 """What ``fleet tui`` imports beyond the base install (the ``tui`` extra)."""
 
 ALL_MODULES = tuple(dict.fromkeys(SERVER_MODULES + TUI_MODULES))

@@ -29,17 +29,20 @@ from agent.state import channel_url
 
 from .protocol import (
     AGENT_CHANNEL_PATH,
+    AUTH_CONTEXT,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
     CommandError,
     CommandFinished,
     CommandRequest,
+    ConfigCommand,
     ConfigResult,
     ErrorMessage,
     FailureClass,
     Heartbeat,
     Hello,
+    LogsCommand,
     LogsResult,
     ProbeCommand,
     ProbeResult,
@@ -54,7 +57,6 @@ from .protocol import (
 
 __all__ = ["Identity", "SimAgent", "enroll"]
 
-AUTH_CONTEXT = b"fleet-agent-auth:"
 
 SIM_CONFIG: dict[str, object] = {"heartbeat_s": 5.0, "samples": True, "simulated": True}
 """What a simulated agent reports as its effective config (hashed as real agents do)."""
@@ -106,7 +108,7 @@ async def enroll(
 
 def sign_nonce(key: ec.EllipticCurvePrivateKey, nonce: str) -> str:
     return base64.b64encode(
-        key.sign(AUTH_CONTEXT + nonce.encode(), ec.ECDSA(hashes.SHA256()))
+        key.sign((AUTH_CONTEXT + nonce).encode(), ec.ECDSA(hashes.SHA256()))
     ).decode()
 
 
@@ -301,14 +303,14 @@ async def _tcp_probe(cmd: ProbeCommand) -> ProbeResult:
 async def default_handler(req: CommandRequest) -> CommandFinished:
     """What a simulated agent answers: a real TCP probe, canned logs and config."""
     cmd = req.command
-    if cmd.kind == "probe":
+    if isinstance(cmd, ProbeCommand):
         return CommandFinished(request_id=req.request_id, result=await _tcp_probe(cmd))
-    if cmd.kind == "logs":
+    if isinstance(cmd, LogsCommand):
         lines = [f"2026-01-01T00:00:{i:02d}Z INFO simulated agent line {i}" for i in range(20)]
         return CommandFinished(
             request_id=req.request_id, result=LogsResult(lines=lines[-cmd.lines :])
         )
-    if cmd.kind == "config":
+    if isinstance(cmd, ConfigCommand):
         return CommandFinished(
             request_id=req.request_id,
             result=ConfigResult(config=SIM_CONFIG, hash=hash_config(SIM_CONFIG)),

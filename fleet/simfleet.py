@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from .protocol import CommandFinished, CommandRequest, LogsResult
+from .protocol import CommandFinished, CommandRequest, LogsCommand, LogsResult
 from .simagent import SimAgent, default_handler, enroll
 
 __all__ = ["SimSpec", "demo_fleet", "main", "run_fleet"]
@@ -98,7 +98,8 @@ DEMO_LOG = [
 
 def _handler(agent: SimAgent, spec: SimSpec) -> Any:
     async def handle(req: CommandRequest) -> CommandFinished:
-        if req.command.kind == "logs":
+        command = req.command
+        if isinstance(command, LogsCommand):
             lines = [
                 f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 60 + i))} "
                 + DEMO_LOG[i % len(DEMO_LOG)].format(
@@ -107,7 +108,7 @@ def _handler(agent: SimAgent, spec: SimSpec) -> Any:
                 for i in range(60)
             ]
             return CommandFinished(
-                request_id=req.request_id, result=LogsResult(lines=lines[-req.command.lines :])
+                request_id=req.request_id, result=LogsResult(lines=lines[-command.lines :])
             )
         return await default_handler(req)
 

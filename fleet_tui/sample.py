@@ -17,6 +17,7 @@ from fleet.protocol import (
     ConnectionInfo,
     Presence,
     Snapshot,
+    convert,
 )
 
 __all__ = ["NOW", "sample_snapshot"]
@@ -113,7 +114,7 @@ def sample_snapshot(
                 "rtt_ms": None,
                 "version": None,
             }
-        agent = AgentState.model_validate(fields)
+        agent = convert(fields, AgentState)
         agents.append(agent)
         # As the control plane keeps them: 60 samples, one decimal.
         history[agent_id] = AgentHistory(

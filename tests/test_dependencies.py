@@ -27,7 +27,6 @@ ROLES: dict[str, tuple[str, ...]] = {
     "controlplane/": ("server",),
     "fleet_tui/": ("tui",),
     "fleet/ctl/": ("tui",),  # the admin CLI: httpx, which the server extra has too
-    "fleet/protocol.py": ("server", "tui"),
     "fleet/demo.py": ("all",),
     "fleet/simagent.py": ("all",),
     "fleet/simfleet.py": ("all",),
@@ -181,7 +180,7 @@ def test_every_declared_distribution_is_imported():
 
 
 def test_the_base_install_is_only_what_an_agent_needs():
-    assert _declared()["base"] == {"websockets", "psutil", "cryptography"}
+    assert _declared()["base"] == {"websockets", "psutil", "cryptography", "msgspec"}
     assert _declared()["all"] == _declared()["server"] | _declared()["tui"]
 
 

@@ -25,21 +25,23 @@ from websockets.sync.client import ClientConnection, connect
 
 from agent.keys import sign_nonce
 from agent.state import Identity
-from agent.wire import (
+from fleet import __version__
+from fleet.protocol import (
     AGENT_CHANNEL_PATH,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
+    Auth,
+    CloseCode,
     ErrorMessage,
     Hello,
-    ServerMessage,
+    ProtocolError,
+    ServerToAgent,
     TimeProbe,
+    TimeReply,
     Welcome,
-    WireError,
-    auth,
+    dump,
     parse_server_message,
-    time_reply,
 )
-from fleet import __version__
 
 from ._net import DialError, Endpoint, dial
 from ._report import Report
@@ -53,22 +55,22 @@ _UPGRADE_FIX = (
     "mode; or point the agent straight at the channel port"
 )
 CLOSE_FIXES: dict[int, tuple[str, str]] = {
-    4001: (
+    CloseCode.UNAUTHENTICATED: (
         "the control plane does not accept this identity (unknown agent: decommissioned, "
         "or its store was reset)",
         "enroll again with a new token: `fleet agent enroll --force --state-dir DIR ...`",
     ),
-    4004: (
+    CloseCode.REVOKED: (
         "the control plane revoked this agent",
         "a revoked identity never comes back: enroll the host again with a new token "
         "(`fleet agent enroll --force ...`); `fleet agent run` exits 3 until then",
     ),
-    4005: (
+    CloseCode.CERT_EXPIRED: (
         "the agent's certificate expired",
         "enroll again with a new token (`fleet agent enroll --force ...`), then read the "
         "agent's log for 'certificate renewal failed' to see why renewal did not happen",
     ),
-    4006: (
+    CloseCode.UNSUPPORTED_VERSION: (
         "the control plane does not speak this agent's protocol version",
         "upgrade the agent to the control plane's version",
     ),
@@ -88,7 +90,7 @@ class ChannelClock:
     rtt_s: float
 
 
-def _recv(ws: ClientConnection, timeout_s: float) -> ServerMessage:
+def _recv(ws: ClientConnection, timeout_s: float) -> ServerToAgent:
     return parse_server_message(ws.recv(timeout=timeout_s))
 
 
@@ -168,7 +170,7 @@ def _after_upgrade(
 ) -> ChannelClock | None:
     try:
         hello = _recv(ws, timeout_s)
-    except (ConnectionClosed, TimeoutError, WireError) as exc:
+    except (ConnectionClosed, TimeoutError, ProtocolError) as exc:
         report.fail(
             "upgrade",
             f"{url} upgraded but sent no hello ({exc.__class__.__name__}: {exc})",
@@ -207,11 +209,14 @@ def _authenticate(
     said: str | None = None
     try:
         ws.send(
-            auth(
-                agent_id=identity.agent_id,
-                certificate_pem=cert_pem,
-                signature=signature,
-                version=__version__,
+            dump(
+                Auth(
+                    protocol_version=PROTOCOL_VERSION,
+                    agent_id=identity.agent_id,
+                    certificate_pem=cert_pem,
+                    signature=signature,
+                    version=__version__,
+                )
             )
         )
         while True:
@@ -223,7 +228,7 @@ def _authenticate(
     except ConnectionClosed as exc:
         _closed(report, exc, said)
         return None
-    except (TimeoutError, WireError) as exc:
+    except (TimeoutError, ProtocolError) as exc:
         report.fail("auth", f"no welcome after auth ({exc})", "read the control plane's log")
         return None
     if not isinstance(answer, Welcome):
@@ -242,12 +247,12 @@ def _clock(ws: ClientConnection, timeout_s: float) -> ChannelClock | None:
             if isinstance(message, TimeProbe):
                 break
         t2 = time.time()
-        ws.send(time_reply(probe_id=message.id, t1=message.t1, t2=t2, t3=time.time()))
+        ws.send(dump(TimeReply(id=message.id, t1=message.t1, t2=t2, t3=time.time())))
         start = time.perf_counter()
         if not ws.ping().wait(timeout_s):
             return None
         rtt = time.perf_counter() - start
-    except (ConnectionClosed, TimeoutError, WireError):
+    except (ConnectionClosed, TimeoutError, ProtocolError):
         return None
     # t2 = t1 + one-way delay + offset; the one-way delay is about half the round trip.
     return ChannelClock(offset_s=t2 - message.t1 - rtt / 2, rtt_s=rtt)

@@ -16,7 +16,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.policy import ProbePolicy
 from agent.probe import run_probe
-from agent.wire import ProbeSpec
+from fleet.protocol import ProbeCommand
 
 from ._report import Report
 
@@ -70,7 +70,7 @@ def check_probe(
 ) -> None:
     """Probe ``target`` as the agent would and report the outcome."""
     host, port = target
-    spec = ProbeSpec(host=host, port=port, timeout_s=min(timeout_s, 60.0))
+    spec = ProbeCommand(host=host, port=port, timeout_s=min(timeout_s, 60.0))
     result: dict[str, Any] = asyncio.run(run_probe(spec, ProbePolicy.from_config(config)))
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if result.get("ok"):

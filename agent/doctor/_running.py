@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.protocol import CloseCode
+
 from ._channel import CLOSE_FIXES
 from ._report import Report
 
@@ -117,7 +119,7 @@ def report_running_agent(report: Report, pid: int, log_file: Path) -> None:
         ("its channel keeps failing", "follow the failed checks above, if any, and its log"),
     )
     if "revoked this agent" in event.message:
-        meaning, fix = CLOSE_FIXES[4004]
+        meaning, fix = CLOSE_FIXES[CloseCode.REVOKED]
     elif "certificate expired" in event.message:
-        meaning, fix = CLOSE_FIXES[4005]
+        meaning, fix = CLOSE_FIXES[CloseCode.CERT_EXPIRED]
     report.fail("auth", f"{who}, but {meaning}: its log at {event.at}: {event.message}", fix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from fleet.protocol import AlertInfo
 
@@ -10,6 +11,7 @@ from ..alerts import to_info
 from .deps import CP, Operator, Viewer
 from .models import AuditEntry, WhoAmI
 from .responses import errors
+from .structs import StructResponse, returns
 
 router = APIRouter()
 
@@ -32,12 +34,16 @@ async def audit(
     return [AuditEntry.of(e) for e in await cp.store.list_audit(limit, since, actor)]
 
 
-@router.get("/v1/alerts", response_model=list[AlertInfo], responses=errors(503))
-async def alerts(cp: CP, who: Viewer, all: bool = False) -> list[AlertInfo]:
+@router.get(
+    "/v1/alerts",
+    response_class=StructResponse,
+    responses={**returns(list[AlertInfo]), **errors(503)},
+)
+async def alerts(cp: CP, who: Viewer, all: bool = False) -> Response:
     """Open alerts (with ``all``, cleared ones too), as stored: changes made before
     the request are written first."""
     # Never fails for a full disk: reads go on, with what is stored.
     await cp.fleet.settle_alerts()
     if not all:
-        return cp.fleet.alert_infos()
-    return [to_info(r) for r in await cp.store.list_alerts(include_cleared=True)]
+        return StructResponse(cp.fleet.alert_infos())
+    return StructResponse([to_info(r) for r in await cp.store.list_alerts(include_cleared=True)])

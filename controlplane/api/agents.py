@@ -34,6 +34,7 @@ from .models import AgentConfigView, AgentDetail, AgentRemovedInfo, PinInfo
 from .names import AgentRef
 from .pins import PinBody, set_pin
 from .responses import LOGS_RESPONSES, errors
+from .structs import StructResponse, returns
 
 router = APIRouter()
 
@@ -56,29 +57,37 @@ class LogsBody(BaseModel):
     since: float | None = None
 
 
-@router.get("/v1/agents", response_model=list[AgentState], responses=errors())
-async def list_agents(cp: CP, who: Viewer) -> list[AgentState]:
-    return [a.to_state() for a in cp.fleet.agents.values()]
+@router.get(
+    "/v1/agents",
+    response_class=StructResponse,
+    responses={**returns(list[AgentState]), **errors()},
+)
+async def list_agents(cp: CP, who: Viewer) -> Response:
+    return StructResponse([a.to_state() for a in cp.fleet.agents.values()])
 
 
-@router.get("/v1/agents/{agent_id}", response_model=AgentDetail, responses=errors(404))
-async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
+@router.get(
+    "/v1/agents/{agent_id}",
+    response_class=StructResponse,
+    responses={**returns(AgentDetail), **errors(404)},
+)
+async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> Response:
     agent = cp.agent(agent_id)
     events = [
-        e.model_dump()
-        for e in cp.fleet.bus.recent()
-        if isinstance(e, CommandEvent) and e.agent_id == agent.id
+        e for e in cp.fleet.bus.recent() if isinstance(e, CommandEvent) and e.agent_id == agent.id
     ]
-    return {
-        "agent": agent.to_state().model_dump(),
-        "history": agent.history().model_dump(),
-        "events": events[-50:],
-    }
+    return StructResponse(
+        AgentDetail(agent=agent.to_state(), history=agent.history(), events=events[-50:])
+    )
 
 
-@router.post("/v1/agents/{agent_id}/revoke", response_model=AgentState, responses=errors(403, 404))
-async def revoke(agent_id: AgentRef, cp: CP, who: Admin) -> AgentState:
-    return (await cp.revoke(who, agent_id)).to_state()
+@router.post(
+    "/v1/agents/{agent_id}/revoke",
+    response_class=StructResponse,
+    responses={**returns(AgentState), **errors(403, 404)},
+)
+async def revoke(agent_id: AgentRef, cp: CP, who: Admin) -> Response:
+    return StructResponse((await cp.revoke(who, agent_id)).to_state())
 
 
 async def probe_agent(
@@ -109,11 +118,11 @@ async def probe_agent(
 
 @router.post(
     "/v1/agents/{agent_id}/probe",
-    response_model=ProbeResult,
-    responses=errors(400, 403, 404, 409, 504),
+    response_class=StructResponse,
+    responses={**returns(ProbeResult), **errors(400, 403, 404, 409, 504)},
 )
-async def probe(agent_id: AgentRef, body: ProbeBody, cp: CP, who: Operator) -> ProbeResult:
-    return await probe_agent(cp, who, agent_id, body, "agent.probe")
+async def probe(agent_id: AgentRef, body: ProbeBody, cp: CP, who: Operator) -> Response:
+    return StructResponse(await probe_agent(cp, who, agent_id, body, "agent.probe"))
 
 
 @router.post(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.protocol import ConnectionInfo
@@ -24,6 +24,7 @@ from .deps import CP, Admin, Operator, Viewer
 from .models import ConnectionDeleted, ConnectionProbeAnswer
 from .names import ConnectionName, PoolName
 from .responses import errors
+from .structs import StructResponse, returns
 
 router = APIRouter()
 
@@ -59,25 +60,32 @@ class ConnectionPatch(BaseModel):
 @router.post(
     "/v1/connections",
     status_code=201,
-    response_model=ConnectionInfo,
-    responses=errors(400, 403, 409),
+    response_class=StructResponse,
+    responses={**returns(ConnectionInfo, "Created", 201), **errors(400, 403, 409)},
 )
-async def create(body: ConnectionCreate, cp: CP, who: Admin) -> ConnectionInfo:
+async def create(body: ConnectionCreate, cp: CP, who: Admin) -> Response:
     """409 when the name is taken: change that connection with PATCH instead."""
     rec = ConnectionRecord(body.name, body.host, body.port, body.pools, time.time())
-    return await create_connection(cp.fleet, who, rec)
+    return StructResponse(await create_connection(cp.fleet, who, rec), status_code=201)
 
 
-@router.get("/v1/connections", response_model=list[ConnectionInfo], responses=errors())
-async def list_connections(cp: CP, who: Viewer) -> list[ConnectionInfo]:
-    return list(cp.fleet.connection_state.values())
+@router.get(
+    "/v1/connections",
+    response_class=StructResponse,
+    responses={**returns(list[ConnectionInfo]), **errors()},
+)
+async def list_connections(cp: CP, who: Viewer) -> Response:
+    return StructResponse(list(cp.fleet.connection_state.values()))
 
 
 @router.patch(
-    "/v1/connections/{name}", response_model=ConnectionInfo, responses=errors(400, 403, 404)
+    "/v1/connections/{name}",
+    response_class=StructResponse,
+    responses={**returns(ConnectionInfo), **errors(400, 403, 404)},
 )
-async def update(name: ConnectionName, body: ConnectionPatch, cp: CP, who: Admin) -> ConnectionInfo:
-    return await update_connection(cp.fleet, who, name, body.host, body.port, body.pools)
+async def update(name: ConnectionName, body: ConnectionPatch, cp: CP, who: Admin) -> Response:
+    info = await update_connection(cp.fleet, who, name, body.host, body.port, body.pools)
+    return StructResponse(info)
 
 
 @router.delete(
@@ -90,12 +98,10 @@ async def delete(name: ConnectionName, cp: CP, who: Admin) -> ConnectionDeleted:
 
 @router.post(
     "/v1/connections/{name}/probe",
-    response_model=ConnectionProbeAnswer,
-    responses=errors(400, 403, 404, 409, 504),
+    response_class=StructResponse,
+    responses={**returns(ConnectionProbeAnswer), **errors(400, 403, 404, 409, 504)},
 )
-async def probe(
-    name: ConnectionName, body: ConnectionProbe, cp: CP, who: Operator
-) -> dict[str, Any]:
+async def probe(name: ConnectionName, body: ConnectionProbe, cp: CP, who: Operator) -> Response:
     rec = get_connection(cp.fleet, name)
     route = cp.fleet.route(rec)
     if route is None:
@@ -112,4 +118,5 @@ async def probe(
         ProbeBody(host=rec.host, port=rec.port, tls=body.tls, timeout_s=body.timeout_s),
         "connection.probe",
     )
-    return {"connection": name, "pool": pool, "agent_id": agent.id, "result": result.model_dump()}
+    answer = ConnectionProbeAnswer(connection=name, pool=pool, agent_id=agent.id, result=result)
+    return StructResponse(answer)

@@ -1,9 +1,14 @@
-"""The REST API's answers, as pydantic models (so the OpenAPI schema states them)."""
+"""The REST API's answers, as pydantic models (so the OpenAPI schema states them).
+
+The two answers that carry the wire protocol's types are msgspec Structs like
+them (:mod:`controlplane.api.structs` encodes and documents them).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel
 
 from fleet.protocol import AgentHistory, AgentState, CommandEvent, ProbeResult
@@ -58,7 +63,7 @@ class WhoAmI(BaseModel):
     role: Literal["viewer", "operator", "admin"]
 
 
-class AgentDetail(BaseModel):
+class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
     """One agent, its recent samples and its last (up to 50) command events."""
 
     agent: AgentState
@@ -83,7 +88,7 @@ class AgentConfigView(BaseModel):
     """Why ``effective`` is missing, if it is."""
 
 
-class ConnectionProbeAnswer(BaseModel):
+class ConnectionProbeAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """A connection probed through the agent its route chose."""
 
     connection: str

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from fleet.protocol import (
     AGENT_CHANNEL_PATH,
+    EVENTS_PATH,
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
@@ -36,7 +37,7 @@ async def agent_connect(ws: WebSocket) -> None:
     await serve_agent(StarletteSocket(ws), ws.app.state.cp)
 
 
-@router.websocket("/v1/events")
+@router.websocket(EVENTS_PATH)
 async def events(ws: WebSocket, since: int | None = None, epoch: str | None = None) -> None:
     cp: ControlPlane = ws.app.state.cp
     address = ws.client.host if ws.client else "?"

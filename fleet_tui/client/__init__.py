@@ -5,7 +5,6 @@ Neither imports Textual, so tests can drive them against a real server.
 
 from __future__ import annotations
 
-from ._parse import parse_frame
 from ._rest import ProbeRequest, RestClient
 from ._state import ConnectionState, LinkStatus
 from ._stream import StreamClient
@@ -18,5 +17,4 @@ __all__ = [
     "RestClient",
     "StreamClient",
     "make_ssl_context",
-    "parse_frame",
 ]

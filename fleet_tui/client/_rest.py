@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import ValidationError
 
-from fleet.protocol import AgentState, CommandEvent, ConnectionInfo, ProbeResult
+from fleet.protocol import (
+    AgentState,
+    CommandEvent,
+    ConnectionInfo,
+    ProbeResult,
+    ProtocolError,
+    convert,
+)
 
 from ..errors import ApiError, RefusedError, ServerError, UnavailableError
 
 __all__ = ["AgentDetail", "ConfigView", "ProbeRequest", "RestClient"]
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class RestClient:
         resp = await self._call(
             "POST", f"/v1/agents/{agent_id}/probe", json=body, wait_s=req.timeout_s + 15
         )
-        return ProbeResult.model_validate(resp.json())
+        return _value(resp.json(), ProbeResult)
 
     async def logs(self, agent_id: str, lines: int = 500) -> str:
         """The agent's recent logs, redacted on the agent."""
@@ -146,19 +154,26 @@ class RestClient:
         events: list[CommandEvent] = []
         for raw in data.get("events") or []:
             try:
-                events.append(CommandEvent.model_validate(raw))
-            except ValidationError:
+                events.append(convert(raw, CommandEvent))
+            except ProtocolError:
                 continue  # an event this dashboard does not understand
-        try:
-            agent = AgentState.model_validate(data.get("agent"))
-        except ValidationError as exc:
-            raise ServerError(200, f"the control plane sent an unexpected agent: {exc}") from None
+        agent = _value(data.get("agent"), AgentState)
         return AgentDetail(agent=agent, events=events)
 
     async def connections(self) -> list[ConnectionInfo]:
         """Every registered connection and whether it is routable now."""
         resp = await self._call("GET", "/v1/connections")
-        return [ConnectionInfo.model_validate(c) for c in resp.json()]
+        data = resp.json()
+        if not isinstance(data, list):
+            raise ServerError(200, "the control plane sent connections that are not a list")
+        return [_value(c, ConnectionInfo) for c in data]
+
+
+def _value(obj: Any, kind: type[_V]) -> _V:
+    try:
+        return convert(obj, kind)
+    except ProtocolError as exc:
+        raise ServerError(200, f"the control plane sent an unexpected answer: {exc}") from None
 
 
 def _obj(resp: httpx.Response) -> dict[str, Any]:

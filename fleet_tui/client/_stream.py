@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from fleet.protocol import (
+    EVENTS_PATH,
     MAX_STREAM_FRAME_BYTES,
     PROTOCOL_VERSION,
     CloseCode,
@@ -22,9 +23,9 @@ from fleet.protocol import (
     StreamToClient,
     Subscribe,
     dump,
+    parse_stream_message,
 )
 
-from ._parse import parse_frame
 from ._state import ConnectionState, LinkStatus
 
 __all__ = ["StreamClient", "events_url", "refusal_reason"]
@@ -42,7 +43,7 @@ def events_url(server_url: str) -> str:
     """``https://h:p`` -> ``wss://h:p/v1/events`` (``http`` -> ``ws``)."""
     parts = urlsplit(server_url)
     scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
-    path = parts.path.rstrip("/") + "/v1/events"
+    path = parts.path.rstrip("/") + EVENTS_PATH
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
@@ -199,7 +200,7 @@ class StreamClient:
 
     def _handle(self, frame: str | bytes) -> None:
         try:
-            msg = parse_frame(frame)
+            msg = parse_stream_message(frame)
         except ProtocolError as exc:
             self.bad_frames += 1
             log.warning("skipped a bad stream frame: %s", exc)

@@ -30,10 +30,11 @@ from agent.backoff import FullJitter
 from agent.channel import Agent
 from agent.config import load_config
 from agent.errors import Revoked
-from agent.keys import AUTH_PREFIX, generate_key_pem
+from agent.keys import generate_key_pem
 from agent.logs import LogBook
 from agent.state import Identity
 from fleet import protocol as P
+from fleet.protocol import AUTH_CONTEXT
 from tests.agent.certs import Issued, ca_and_leaf
 
 pytestmark = pytest.mark.timeout(60)
@@ -134,7 +135,7 @@ async def handshake(
     public = cert.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
     public.verify(  # raises if the proof of possession is wrong
-        base64.b64decode(auth.signature), (AUTH_PREFIX + nonce).encode(), ec.ECDSA(hashes.SHA256())
+        base64.b64decode(auth.signature), (AUTH_CONTEXT + nonce).encode(), ec.ECDSA(hashes.SHA256())
     )
     welcome = P.Welcome(
         agent_id=auth.agent_id, heartbeat_interval_s=interval, pinned_version=pinned

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.keys import (
-    AUTH_PREFIX,
     csr_isolated,
     csr_pem,
     generate_key_pem,
@@ -20,6 +19,7 @@ from agent.keys import (
     sign_nonce,
 )
 from fleet.pins import spki_pin
+from fleet.protocol import AUTH_CONTEXT
 from tests.agent.certs import self_signed
 
 
@@ -34,9 +34,9 @@ def test_signature_verifies_over_prefix_and_nonce_only():
     key_pem = generate_key_pem()
     signature = base64.b64decode(sign_nonce(key_pem, "ab12"))
     public = _public(key_pem)
-    public.verify(signature, (AUTH_PREFIX + "ab12").encode(), ec.ECDSA(hashes.SHA256()))
+    public.verify(signature, (AUTH_CONTEXT + "ab12").encode(), ec.ECDSA(hashes.SHA256()))
     with pytest.raises(InvalidSignature):
-        public.verify(signature, (AUTH_PREFIX + "ab13").encode(), ec.ECDSA(hashes.SHA256()))
+        public.verify(signature, (AUTH_CONTEXT + "ab13").encode(), ec.ECDSA(hashes.SHA256()))
 
 
 def test_csr_names_the_agent_and_carries_its_key():
@@ -62,7 +62,7 @@ async def test_isolated_operations_run_in_a_child_process(tmp_path):
     key_path = tmp_path / "key.pem"
     key_path.write_bytes(key_pem)
     signature = base64.b64decode(await sign_isolated(key_path, "n0nce"))
-    _public(key_pem).verify(signature, (AUTH_PREFIX + "n0nce").encode(), ec.ECDSA(hashes.SHA256()))
+    _public(key_pem).verify(signature, (AUTH_CONTEXT + "n0nce").encode(), ec.ECDSA(hashes.SHA256()))
     csr = x509.load_pem_x509_csr((await csr_isolated(key_path, "edge-1")).encode())
     assert csr.subject.rfc4514_string() == "CN=edge-1"
 

@@ -14,7 +14,7 @@ import pytest
 from agent.config import load_config
 from agent.policy import ProbePolicy
 from agent.probe import run_probe
-from agent.wire import ProbeSpec
+from fleet.protocol import ProbeCommand
 from tests.agent.certs import self_signed
 
 OPEN = ProbePolicy.from_config(
@@ -67,7 +67,7 @@ def closed_port() -> int:
 
 async def test_open_port_is_ok_with_timings():
     async with Listener() as listener:
-        result = await run_probe(ProbeSpec(host="localhost", port=listener.port), OPEN)
+        result = await run_probe(ProbeCommand(host="localhost", port=listener.port), OPEN)
     assert result["ok"] is True
     assert result.get("failure") is None
     assert "127.0.0.1" in result["resolved"]
@@ -76,7 +76,7 @@ async def test_open_port_is_ok_with_timings():
 
 
 async def test_closed_port_is_refused_with_the_raw_error():
-    result = await run_probe(ProbeSpec(host="127.0.0.1", port=closed_port()), OPEN)
+    result = await run_probe(ProbeCommand(host="127.0.0.1", port=closed_port()), OPEN)
     assert result["ok"] is False
     assert result["failure"] == "refused"
     assert "ConnectionRefusedError" in result["error"]
@@ -94,7 +94,7 @@ async def test_a_real_unroutable_address_is_unreachable_not_an_error():
             flags={"allow_cidrs": ["255.255.255.255/32"], "allow_ports": ["1-65535"]},
         )
     )
-    result = await run_probe(ProbeSpec(host="255.255.255.255", port=80), broadcast)
+    result = await run_probe(ProbeCommand(host="255.255.255.255", port=80), broadcast)
     assert result["ok"] is False
     assert result["failure"] == "unreachable", result
     assert "Network is unreachable" in result["error"]
@@ -107,7 +107,7 @@ async def test_tls_server_with_soon_expiring_certificate(tmp_path):
     ctx.load_cert_chain(cert, key)
     async with Listener(ctx) as listener:
         result = await run_probe(
-            ProbeSpec(host="127.0.0.1", port=listener.port, tls=True, server_name="soon"), OPEN
+            ProbeCommand(host="127.0.0.1", port=listener.port, tls=True, server_name="soon"), OPEN
         )
     assert result["ok"] is True, result
     assert result["tls_ms"] > 0
@@ -124,7 +124,7 @@ async def test_tls_probe_of_a_plain_tcp_service_is_a_tls_failure():
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await run_probe(ProbeSpec(host="127.0.0.1", port=port, tls=True), OPEN)
+        result = await run_probe(ProbeCommand(host="127.0.0.1", port=port, tls=True), OPEN)
     finally:
         server.close()
         await server.wait_closed()
@@ -147,7 +147,7 @@ async def test_silent_tls_server_times_out():
     port = server.sockets[0].getsockname()[1]
     try:
         result = await run_probe(
-            ProbeSpec(host="127.0.0.1", port=port, tls=True, timeout_s=0.3), OPEN
+            ProbeCommand(host="127.0.0.1", port=port, tls=True, timeout_s=0.3), OPEN
         )
     finally:
         done.set()
@@ -164,7 +164,7 @@ async def test_unresolvable_name_is_a_dns_failure_without_any_traffic():
     policy = ProbePolicy.from_config(
         load_config(file=None, env={}, flags={"allow_hosts": ["*"], "allow_ports": ["80"]})
     )
-    result = await run_probe(ProbeSpec(host=host, port=80), policy)
+    result = await run_probe(ProbeCommand(host=host, port=80), policy)
     assert result["failure"] == "dns"
     assert result["error"]
 
@@ -190,7 +190,7 @@ async def test_unresolvable_name_is_a_dns_failure_without_any_traffic():
 async def test_local_policy_denies_before_dialing(flags, host, reason):
     policy = ProbePolicy.from_config(load_config(file=None, env={}, flags=flags))
     async with Listener() as listener:
-        result = await run_probe(ProbeSpec(host=host, port=listener.port), policy)
+        result = await run_probe(ProbeCommand(host=host, port=listener.port), policy)
         await asyncio.sleep(0.05)
         assert listener.accepted == 0  # nothing was dialed
     assert result["ok"] is False
@@ -207,7 +207,7 @@ async def test_cidr_allows_a_name_that_resolves_inside_it():
         )
     )
     async with Listener() as listener:
-        result = await run_probe(ProbeSpec(host="localhost", port=listener.port), policy)
+        result = await run_probe(ProbeCommand(host="localhost", port=listener.port), policy)
         await asyncio.sleep(0.05)
         assert listener.accepted == 1
     assert result["ok"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 
@@ -16,12 +17,14 @@ from fleet.protocol import (
     AgentState,
     AgentUpdate,
     Auth,
+    CloseCode,
     CommandFinished,
     CommandRequest,
     ConnectionRemoved,
     Heartbeat,
     Hello,
     LogsCommand,
+    LogsResult,
     Presence,
     ProbeCommand,
     ProbeResult,
@@ -31,12 +34,15 @@ from fleet.protocol import (
     TimeProbe,
     TimeReply,
     Welcome,
+    command_request_id,
+    command_result,
     dump,
     parse_agent_message,
     parse_client_message,
     parse_server_message,
     parse_stream_message,
 )
+from tests.helpers.server import REPO
 
 AGENT_MESSAGES = [
     Auth(protocol_version=1, agent_id="ag_1", certificate_pem="x", signature="c2ln", version="1"),
@@ -86,11 +92,13 @@ def test_stream_messages_round_trip():
     [
         ("{", "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
-        ("[1, 2]", "expected a JSON object, got list"),
-        ('{"seq": 1}', "no string 'type'"),
-        ('{"type": "launch_missiles"}', "does not match any of the expected tags"),
-        ('{"type": "heartbeat", "seq": -1}', "heartbeat.seq"),
+        ("[1, 2]", "expected a JSON object, got `array`"),
+        ('{"seq": 1}', "has no 'type' field"),
+        ('{"type": 7}', "'type' must be a string"),
+        ('{"type": "launch_missiles"}', "unknown agent message type 'launch_missiles'"),
+        ('{"type": "heartbeat", "seq": -1}', "'heartbeat': seq: Expected `int` >= 0"),
         ('{"type": "heartbeat", "seq": "x", "sent_at": 1, "version": "1", "uptime_s": 1}', "seq"),
+        pytest.param("[" * 100_000, "JSON object|not valid JSON|nested too deeply", id="deep"),
         ("x" * (MAX_FRAME_BYTES + 1), "exceeds the"),
     ],
 )
@@ -133,3 +141,140 @@ def test_random_objects_with_known_types_are_rejected_cleanly(kind, fields):
         parse_agent_message(frame)
     except ProtocolError as exc:
         assert kind[:10] in str(exc) or "type" in str(exc) or "invalid" in str(exc)
+
+
+# Frames the pydantic models accepted by coercion while the agent's own parser
+# refused them (issue 8, l): with one strict definition both sides refuse.
+LAX_SERVER_FRAMES = [
+    ('{"type":"welcome","agent_id":"a","heartbeat_interval_s":0}', "heartbeat_interval_s"),
+    ('{"type":"time_probe","id":1.0,"t1":1}', "id: Expected `int`, got `float`"),
+    (
+        '{"type":"hello","protocol_version":true,"server_version":"1","nonce":"ab"}',
+        "protocol_version: Expected `int`, got `bool`",
+    ),
+    (
+        '{"type":"command","request_id":"r","timeout_s":5,'
+        '"command":{"kind":"probe","host":"db","port":5432,"tls":1}}',
+        "command.tls: Expected `bool`, got `int`",
+    ),
+    ('{"type":"welcome","agent_id":"a","heartbeat_interval_s":"5"}', "Expected `float`"),
+    ('{"type":"time_probe","id":1,"t1":1e400}', "out of range"),
+]
+
+
+@pytest.mark.parametrize(("frame", "says"), LAX_SERVER_FRAMES)
+def test_no_lax_coercion(frame, says):
+    with pytest.raises(ProtocolError, match=says):
+        parse_server_message(frame)
+
+
+def test_an_integer_is_a_number_where_a_float_is_asked():
+    welcome = parse_server_message('{"type":"welcome","agent_id":"a","heartbeat_interval_s":5}')
+    assert isinstance(welcome, Welcome) and welcome.heartbeat_interval_s == 5.0
+
+
+def test_agent_and_server_share_one_definition():
+    # The agent's modules speak fleet.protocol itself: there is no second copy to drift.
+    import agent.channel
+    import agent.doctor._channel
+
+    for module in (agent.channel, agent.doctor._channel):
+        assert module.parse_server_message is parse_server_message
+        assert module.Welcome is Welcome
+    assert not (REPO / "agent" / "wire.py").exists()
+
+
+def test_the_agent_names_close_codes_not_numbers():
+    # Close codes are CloseCode's names everywhere in the agent (issue 8, l).
+    ours = {v for k, v in vars(CloseCode).items() if k.isupper() and v >= 4000}
+    found = []
+    for path in sorted((REPO / "agent").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in ours:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value}")
+    assert found == []
+
+
+def test_an_unknown_command_still_yields_its_request_id_for_an_unsupported_answer():
+    frame = json.dumps(
+        {"type": "command", "request_id": "r9", "timeout_s": 5, "command": {"kind": "upgrade"}}
+    )
+    with pytest.raises(ProtocolError, match=r"command\.kind"):
+        parse_server_message(frame)
+    assert command_request_id(frame) == "r9"
+    assert command_request_id('{"type": "time_probe", "id": 1}') is None
+    assert command_request_id("not json") is None
+    assert command_request_id("[1]") is None
+
+
+_SERVER_TYPES = st.sampled_from(
+    ["hello", "welcome", "time_probe", "command", "renew_response", "error", "x"]
+)
+_SERVER_KEYS = st.sampled_from(
+    [
+        "protocol_version",
+        "server_version",
+        "nonce",
+        "agent_id",
+        "heartbeat_interval_s",
+        "pinned_version",
+        "time_probe_interval_s",
+        "id",
+        "t1",
+        "request_id",
+        "timeout_s",
+        "command",
+        "certificate_pem",
+        "ca_pem",
+        "error",
+        "code",
+        "message",
+        "kind",
+        "host",
+        "port",
+        "tls",
+        "server_name",
+        "lines",
+        "since",
+    ]
+)
+
+
+@given(
+    _SERVER_TYPES,
+    st.dictionaries(_SERVER_KEYS, json_values, max_size=8),
+    st.dictionaries(_SERVER_KEYS, json_values, max_size=6),
+)
+@settings(max_examples=400, deadline=None)
+def test_any_server_frame_parses_or_is_a_protocol_error(kind, fields, command):
+    frame = {**fields, "type": kind}
+    if kind == "command" and "command" not in fields:
+        frame["command"] = {**command, "kind": command.get("kind", "probe")}
+    try:
+        text = json.dumps(frame)
+    except (ValueError, OverflowError):
+        return
+    try:
+        parse_server_message(text)
+    except ProtocolError as exc:
+        assert str(exc)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"time_probe","id":1,"t1":1' + "0" * 400 + "}",
+        '{"type":"welcome","agent_id":"a","heartbeat_interval_s":1e400}',
+        '{"type":"time_probe","id":1,"t1":NaN}',
+    ],
+)
+def test_numbers_out_of_range_are_protocol_errors(frame):
+    with pytest.raises(ProtocolError):
+        parse_server_message(frame)
+
+
+def test_results_built_as_plain_data_are_held_to_the_protocol():
+    ok = command_result({"kind": "logs", "lines": ["a"], "truncated": False})
+    assert ok == LogsResult(lines=["a"])
+    with pytest.raises(ProtocolError, match="port"):
+        command_result({"kind": "probe", "host": "db", "port": "5432", "tls": False, "ok": True})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Input
 
-from fleet.protocol import AgentUpdate, AlertRaised, Presence
+from fleet.protocol import AgentUpdate, AlertRaised, Presence, replace
 from fleet_tui.client import ConnectionState, LinkStatus
 from fleet_tui.client._rest import ConfigView
 from fleet_tui.model import GroupHeader
@@ -129,7 +129,7 @@ async def test_only_changed_cells_are_redrawn_on_a_tick():
         app.tick()
         assert table.lines_refreshed == before  # nothing changed: nothing redrawn
         agent = app.model.agents["ag-00010"]
-        app.feed(AgentUpdate(seq=200, agent=agent.model_copy(update={"queue_depth": 77})))
+        app.feed(AgentUpdate(seq=200, agent=replace(agent, queue_depth=77)))
         app.tick()
         assert table.lines_refreshed == before + 1  # one cell: the queue
         assert any(" 77 " in line for line in table_lines(table))
@@ -141,7 +141,7 @@ async def test_state_change_reorders_on_the_next_tick_not_before():
         await pilot.pause()
         table = app.screen.query_one(FleetTable)
         agent = app.model.agents["ag-00020"]
-        app.feed(AgentUpdate(seq=200, agent=agent.model_copy(update={"state": Presence.OFFLINE})))
+        app.feed(AgentUpdate(seq=200, agent=replace(agent, state=Presence.OFFLINE)))
         assert "build-eu-0020" not in table_lines(table)[1]
         app.tick()
         lines = table_lines(table)
@@ -175,7 +175,7 @@ async def test_an_alert_that_flapped_says_how_often():
         await pilot.pause()
         assert "flap" not in screen_text(app)
         newest = max(app.model.alerts.values(), key=lambda a: a.raised_at)
-        flapped = newest.model_copy(update={"flaps": 3})
+        flapped = replace(newest, flaps=3)
         app.feed(AlertRaised(seq=(app.model.seq or 0) + 1, alert=flapped))
         text = await wait_for_text(pilot, app, "(3 flaps)")  # drawn on the next tick
         lines = [x for x in text.splitlines() if "(3 flaps)" in x]

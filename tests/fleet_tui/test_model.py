@@ -11,6 +11,7 @@ from fleet.protocol import (
     ConnectionRemoved,
     ConnectionUpdate,
     Presence,
+    replace,
 )
 from fleet_tui.model import AgentFilter, GroupHeader, SortKey
 from fleet_tui.sample import NOW, sample_snapshot
@@ -99,7 +100,7 @@ def test_update_adds_a_sample_on_a_new_heartbeat_and_marks_dirty():
     model.take_dirty()
     agent = model.agents["ag-00010"]
     gen = model.generation
-    newer = agent.model_copy(update={"last_heartbeat_at": NOW + 1, "cpu_percent": 99.0})
+    newer = replace(agent, last_heartbeat_at=NOW + 1, cpu_percent=99.0)
     model.apply(AgentUpdate(seq=101, agent=newer))
     assert model.history["ag-00010"].cpu[-1] == 99.0
     assert model.take_dirty() == {"ag-00010"}
@@ -115,9 +116,9 @@ def test_state_change_reorders_but_a_metric_change_does_not_resort():
     model = loaded()
     rows = model.rows()
     agent = model.agents["ag-00010"]
-    model.apply(AgentUpdate(seq=101, agent=agent.model_copy(update={"cpu_percent": 50.0})))
+    model.apply(AgentUpdate(seq=101, agent=replace(agent, cpu_percent=50.0)))
     assert model.rows() is rows  # same list: no re-sort for a metric under the health sort
-    model.apply(AgentUpdate(seq=102, agent=agent.model_copy(update={"state": Presence.OFFLINE})))
+    model.apply(AgentUpdate(seq=102, agent=replace(agent, state=Presence.OFFLINE)))
     assert model.rows() is not rows
     assert model.agents[model.rows()[0]].state is Presence.OFFLINE
 
@@ -125,12 +126,12 @@ def test_state_change_reorders_but_a_metric_change_does_not_resort():
 def test_alerts_connections_and_command_events():
     model = loaded()
     alert = model.alerts["al-1"]
-    model.apply(AlertCleared(seq=101, alert=alert.model_copy(update={"cleared_at": NOW})))
+    model.apply(AlertCleared(seq=101, alert=replace(alert, cleared_at=NOW)))
     assert "al-1" not in model.alerts
-    new = alert.model_copy(update={"id": "al-9", "raised_at": NOW + 5})
+    new = replace(alert, id="al-9", raised_at=NOW + 5)
     model.apply(AlertRaised(seq=102, alert=new))
     assert model.open_alerts()[0].id == "al-9"
-    conn = model.connections["warehouse"].model_copy(update={"routable": True})
+    conn = replace(model.connections["warehouse"], routable=True)
     model.apply(ConnectionUpdate(seq=103, connection=conn))
     assert model.connections["warehouse"].routable
     model.apply(
@@ -170,7 +171,7 @@ def test_merge_events_deduplicates_and_orders():
             at=at,
         )
 
-    model.apply(CommandEvent(**{**event("r2", NOW + 2).model_dump(), "seq": 101}))
+    model.apply(replace(event("r2", NOW + 2), seq=101))
     model.merge_events("ag-00001", [event("r1", NOW + 1), event("r2", NOW + 2)])
     assert [e.request_id for e in model.events["ag-00001"]] == ["r1", "r2"]
 

@@ -11,7 +11,7 @@ import json
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from fleet.protocol import AgentUpdate, CloseCode, dump
+from fleet.protocol import AgentUpdate, CloseCode, dump, replace
 from fleet_tui.client import ConnectionState, LinkStatus, StreamClient
 from fleet_tui.sample import sample_snapshot
 
@@ -40,7 +40,7 @@ async def _run_against(handler, until, timeout: float = 10.0):
 
 async def test_bad_frames_are_skipped_and_reconnect_resumes_after_the_last_seq():
     subscribes: list[dict] = []
-    snap = sample_snapshot(8, seq=10).model_copy(update={"epoch": "e1"})
+    snap = replace(sample_snapshot(8, seq=10), epoch="e1")
     agent = snap.agents[0]
 
     async def handler(ws: ServerConnection) -> None:
