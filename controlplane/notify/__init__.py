@@ -1,0 +1,1 @@
+"""Notifications: alerts delivered to Alertmanager, webhooks and Slack."""
