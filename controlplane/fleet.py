@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -100,6 +101,9 @@ class Fleet:
         """Alert changes (a copy, raised?) waiting to be stored, then published."""
         self._alerts_queued = asyncio.Event()
         self._alert_lock = asyncio.Lock()
+        self.alert_listeners: list[Callable[[AlertInfo, bool], None]] = []
+        """Called with each alert change (raised or changed: True) once it is stored
+        and published, e.g. the notifier; they must not block or await."""
         self.pauses = 0
         """Pauses of the server noticed by the timers."""
         self.heartbeats = 0
@@ -367,7 +371,7 @@ class Fleet:
         else:
             self.via.pop(conn.name, None)
         finding = (
-            [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
+            [_finding("unroutable", f"no healthy agent in pools {', '.join(conn.pools)}")]
             if not info.routable
             else []
         )
@@ -455,6 +459,11 @@ class Fleet:
                 else:
                     self.published.pop(info.id, None)
                     self.bus.publish(partial(_cleared, info))
+                for listener in self.alert_listeners:
+                    try:
+                        listener(info, raised)
+                    except Exception:
+                        log.exception("an alert listener failed on %s", info.id)
             return len(batch)
 
     async def settle_alerts(self) -> None:

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from fleet.protocol import (
@@ -31,6 +32,8 @@ from .fleet import Fleet
 from .heap import trim_periodically
 from .limits import FailureCounter, PendingConnections, RefusalAudit
 from .live import LiveAgent
+from .notify.notifier import Notifier
+from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
@@ -78,6 +81,12 @@ class ControlPlane:
         self.pending = PendingConnections(settings.pending_connections)
         """Connections per source address that have not authenticated yet."""
         self._refusals: asyncio.Task[None] | None = None
+        self.notifier = Notifier(
+            settings, partial(target_labels, self.fleet), base_url=lambda: self.endpoint
+        )
+        """Delivers alert changes to the configured receivers; its ``hold`` and ``ack``
+        hooks are where silences, maintenance and acknowledgements plug in."""
+        self.fleet.alert_listeners.append(self.notifier.alert_changed)
 
     # -------------------------------------------------------------- lifecycle
 
@@ -85,6 +94,8 @@ class ControlPlane:
         await self.store.open()
         await self.fleet.load()
         await self.operators.load()
+        self.notifier.load(self.fleet.published.values())
+        await self.notifier.start()
         self._last_used = asyncio.create_task(
             self.operators.run_flush(self.settings.flush_interval_s)
         )
@@ -112,6 +123,7 @@ class ControlPlane:
             await self.fleet.flush()
             await self.operators.flush()
         finally:
+            await self.notifier.stop()
             await self.store.close()
 
     # ------------------------------------------------------------ operators

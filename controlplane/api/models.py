@@ -29,6 +29,7 @@ __all__ = [
     "PinInfo",
     "PolicyCleared",
     "PoolInfo",
+    "ReceiverInfo",
     "TokenCreated",
     "TokenInfo",
     "TokenRevoked",
@@ -44,6 +45,24 @@ class ErrorBody(BaseModel):
 
     detail: str
     """What happened and what to do."""
+
+
+class ReceiverInfo(BaseModel):
+    """``GET /v1/notifications``: one receiver's delivery state (ReceiverStats), and
+    where it delivers without the URL's secret parts (userinfo, query; a Slack
+    webhook's path)."""
+
+    name: str
+    kind: Literal["alertmanager", "webhook", "slack"]
+    url: str
+    queued: int
+    delivered: int
+    failed: int
+    dropped: int
+    held: int
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 class Health(BaseModel):
