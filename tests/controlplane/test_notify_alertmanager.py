@@ -242,3 +242,57 @@ def test_a_stopped_agent_reaches_alertmanager_and_resolves(tmp_path, alertmanage
     finally:
         agent.stop()
         server.stop()
+
+
+async def test_escalation_and_resolve_in_alertmanager(alertmanager):
+    """A warning that becomes critical ends under its old labels and fires under the
+    new; its resolve carries endsAt; re-sends keep it firing meanwhile."""
+    import asyncio
+
+    from controlplane.config import Settings
+    from controlplane.notify.notifier import Notifier
+    from fleet.protocol import AlertInfo
+
+    settings = Settings(
+        receivers=[{"name": "am", "kind": "alertmanager", "url": alertmanager}],
+        notify_resend_s=0.5,
+        notify_instance="unit",
+    )
+    labels = {"agent": "db-1", "agent_id": "ag_9", "pool": "db"}
+    notifier = Notifier(settings, lambda a: labels, base_url=lambda: "https://127.0.0.1:1")
+    await notifier.start()
+
+    async def until(predicate: Any, what: str) -> Any:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            response = await asyncio.to_thread(_am_alerts, alertmanager, "db-1")
+            found = predicate(response)
+            if found:
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def by_severity(alerts: list[dict[str, Any]]) -> dict[str, bool]:
+        return {a["labels"]["severity"]: _active(a) for a in alerts}
+
+    try:
+        raised = time.time() - 3
+        base = {"id": "al1", "kind": "clock_skew", "target": "ag_9", "raised_at": raised}
+        warn = AlertInfo(severity="warning", message="clock is off by +2.0 s", **base)
+        notifier.alert_changed(warn, True)
+        await until(lambda a: by_severity(a) == {"warning": True}, "the warning")
+        crit = AlertInfo(severity="critical", message="clock is off by +40.0 s", **base)
+        notifier.alert_changed(crit, True)
+        await until(
+            lambda a: by_severity(a).get("critical") and not by_severity(a).get("warning"),
+            "the escalation",
+        )
+        notifier.alert_changed(
+            AlertInfo(severity="critical", message=crit.message, cleared_at=time.time(), **base),
+            False,
+        )
+        await until(lambda a: not any(by_severity(a).values()), "the resolve")
+        [stats] = notifier.stats()
+        assert stats.failed == 0 and stats.delivered >= 3
+    finally:
+        await notifier.stop()
