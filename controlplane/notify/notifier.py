@@ -322,6 +322,8 @@ class Notifier:
             await self._deliver_alertmanager(worker)
             return
         notice = worker.queue.popleft()
+        if _downgrade(notice):
+            return  # nobody is paged for a severity going down
         if self._held(worker, notice):
             return
         if notice.event == "resolved":
@@ -443,6 +445,11 @@ class Notifier:
             if permanent:
                 break
         return False
+
+
+def _downgrade(notice: Notice) -> bool:
+    before = _RANK.get(notice.previous_severity or "", 0)
+    return before > _RANK.get(notice.alert.severity, 0)
 
 
 def _json(payload: Any) -> tuple[bytes, dict[str, str]]:

@@ -297,3 +297,25 @@ def test_secret_file_must_be_private(tmp_path):
     shown = render_settings(loaded)
     assert "http://127.0.0.1:1/x" in shown and "pw" not in shown and "tok" not in shown
     assert SECRET.decode() not in shown
+
+
+async def test_a_severity_drop_pages_nobody(tmp_path, receiver, running):
+    n = await start(Notifier(settings(tmp_path, receiver.url), lambda a: LABELS), running)
+    n.alert_changed(alert(severity="critical"), True)
+    n.alert_changed(alert(severity="warning"), True)  # down: Alertmanager only
+    n.alert_changed(alert(severity="warning", cleared_at=time.time()), False)
+    await until(lambda: n.stats()[0].delivered == 2, "raise and resolve")
+    assert [r.json()["event"] for r in receiver.requests] == ["raised", "resolved"]
+
+
+async def test_after_a_restart_open_alerts_are_not_announced_again(tmp_path, receiver, running):
+    n = Notifier(settings(tmp_path, receiver.url, notify_resend_s=0.1), lambda a: LABELS)
+    n.load([alert()])  # open in the store at start
+    await start(n, running)
+    n.alert_changed(alert("a2"), True)
+    n.alert_changed(alert(cleared_at=time.time()), False)
+    await until(lambda: n.stats()[0].delivered == 2, "the new raise and the resolve")
+    assert [(b["alert"]["id"], b["event"]) for b in receiver.bodies()] == [
+        ("a2", "raised"),
+        ("a1", "resolved"),
+    ]
