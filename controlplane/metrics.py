@@ -17,6 +17,7 @@ well as up and ``rate()`` makes no sense on them; ``histogram_quantile`` does.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -54,12 +55,8 @@ def _buckets(bounds: Sequence[float], values: list[float]) -> list[tuple[str, fl
     """Cumulative bucket counts of ``values`` for a (gauge) histogram, +Inf last."""
     counts = [0] * (len(bounds) + 1)
     for value in values:
-        for i, bound in enumerate(bounds):
-            if value <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
+        # The first bound at or above the value (Prometheus buckets are "le").
+        counts[bisect_left(bounds, value)] += 1
     out: list[tuple[str, float]] = []
     running = 0
     for bound, count in zip((*map(floatToGoString, bounds), "+Inf"), counts, strict=True):
