@@ -237,3 +237,21 @@ def test_stream_counters_survive_the_subscribers_that_counted_them():
     bus.unsubscribe(fast)
     assert (bus.counts().coalesced, bus.counts().resets, bus.counts().dropped) == (4, 1, 1)
     assert bus.subscriber_count == 0
+
+
+def test_docs_list_every_metric(tmp_path):
+    fleet = fleet_of(tmp_path, 4)
+    instruments = Instruments()
+    instruments.command("agent.probe", "ok", 0.1)
+    instruments.flush(True, 0.01)
+    cp = SimpleNamespace(fleet=fleet, channels={}, instruments=instruments, notifier=Notifier())
+    text = render(make_registry(cp, process=False)).decode()  # type: ignore[arg-type]
+    docs = (REPO / "docs" / "api.md").read_text()
+    families = list(text_string_to_metric_families(text))
+    # The text format carries a gauge histogram's _gcount and _gsum as gauges of their own.
+    parts = {f"{f.name}_{end}" for f in families for end in ("gcount", "gsum")}
+    for family in families:
+        if family.name in parts:
+            continue
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"| `{name}` |" in docs, f"docs/api.md, Metrics, does not list {name}"
