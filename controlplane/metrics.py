@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
@@ -245,6 +245,9 @@ def _notifications(source: StatsSource | None) -> Iterable[Metric]:
 def make_registry(cp: ControlPlane, process: bool = True) -> CollectorRegistry:
     """A registry of this control plane's metrics (with ``process``, the process's
     own too: CPU, memory, open files, as every Prometheus client exports them)."""
+    # No ``*_created`` series (a gauge beside every histogram, in the text format):
+    # Prometheus 2 does not read them and they double the series. Process-wide.
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(cp))
     if process:
