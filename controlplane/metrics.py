@@ -247,7 +247,7 @@ def make_registry(cp: ControlPlane, process: bool = True) -> CollectorRegistry:
     own too: CPU, memory, open files, as every Prometheus client exports them)."""
     # No ``*_created`` series (a gauge beside every histogram, in the text format):
     # Prometheus 2 does not read them and they double the series. Process-wide.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(cp))
     if process:
