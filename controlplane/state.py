@@ -29,10 +29,12 @@ from .config import Settings
 from .errors import Conflict, NotFound, PolicyDenied, TooManyRequests, Unauthenticated
 from .fleet import Fleet
 from .heap import trim_periodically
+from .instruments import Instruments
 from .limits import FailureCounter, PendingConnections, RefusalAudit
 from .live import LiveAgent
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
 
@@ -55,7 +57,9 @@ class ControlPlane:
         self.store = store
         self.settings = settings
         self.ca = ca
-        self.fleet = Fleet(settings, store)
+        self.instruments = Instruments()
+        """Command and flush timings for ``/metrics`` (:mod:`controlplane.metrics`)."""
+        self.fleet = Fleet(settings, store, self.instruments)
         self.channels: dict[str, AgentChannel] = {}
         self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
@@ -78,6 +82,10 @@ class ControlPlane:
         self.pending = PendingConnections(settings.pending_connections)
         """Connections per source address that have not authenticated yet."""
         self._refusals: asyncio.Task[None] | None = None
+        self.scrape_token = (
+            ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
+        )
+        """The scrape token that opens ``GET /metrics`` (besides any API token)."""
 
     # -------------------------------------------------------------- lifecycle
 
@@ -318,9 +326,11 @@ class ControlPlane:
             )
         timeout = getattr(command, "timeout_s", self.settings.command_timeout_s)
         timeout = max(timeout + 3.0, self.settings.command_timeout_s)
+        started = time.perf_counter()
         try:
             result = await channel.request(command, timeout)
         except Exception as exc:
+            self.instruments.command(action, "error", time.perf_counter() - started)
             message = getattr(exc, "message", str(exc))
             await self.fleet.audit(actor.name, action, target, "error", message)
             self._command_event(agent, action, actor.name, False, message)
@@ -328,6 +338,7 @@ class ControlPlane:
         ok = result.error is None and (
             getattr(result.result, "ok", True) if result.result is not None else False
         )
+        self.instruments.command(action, "ok" if ok else "failed", time.perf_counter() - started)
         summary = _summarise(result)
         await self.fleet.audit(actor.name, action, target, "ok" if ok else "failed", summary)
         self._command_event(agent, action, actor.name, ok, summary)
