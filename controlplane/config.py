@@ -12,6 +12,7 @@ Timers (``*_s``) are seconds: a number, or a duration with a unit (``"30s"``,
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
@@ -151,6 +152,14 @@ class Settings(BaseSettings):
         2_000, ge=1, description="Deltas a subscriber may have pending before a fresh snapshot."
     )
     replay_len: int = Field(10_000, ge=1, description="Deltas kept for since=SEQ resumption.")
+
+    # metrics ------------------------------------------------------------------
+    metrics_token_file: FilePath | None = Field(
+        None,
+        description="A file (mode 0600) holding the scrape token Prometheus sends as its "
+        "bearer token to GET /metrics; read again when it changes. Unset: only API tokens "
+        "(any role) may scrape.",
+    )
 
     # limits (docs/server.md, "Limits") ----------------------------------------
     agent_message_rate: float = Field(
@@ -296,6 +305,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("metrics_token_file", mode="before")
+    @classmethod
+    def _empty_token_file_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("metrics_token_file")
+    @classmethod
+    def _private_token(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from .scrape_token import read_scrape_token
+
+            try:
+                read_scrape_token(value)
+            except (OSError, ValueError) as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("agent_port", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ from .alerts import (
 )
 from .config import Settings
 from .events import EventBus
+from .instruments import Instruments
 from .live import LiveAgent
 from .policy import ProbePolicy
 from .store.base import (
@@ -73,9 +74,13 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, instruments: Instruments | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.instruments = instruments or Instruments()
+        """Timings for ``/metrics`` (the flush here, commands in the control plane)."""
         self.bus = EventBus(settings.replay_len, settings.subscriber_buffer, self._state_of)
         self.agents: dict[str, LiveAgent] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -492,20 +497,27 @@ class Fleet:
 
     async def flush(self) -> int:
         """Write dirty agents (and any queued alerts) in one batch; returns rows written."""
+        started = time.perf_counter()
+        ok = False
         rows = []
-        for agent in self.agents.values():
-            if agent.dirty:
-                agent.dirty = False
-                rows.append((agent.id, agent.status()))
         try:
-            await self.store.save_agent_status(rows)
-        except Exception:
-            # Keep what could not be written: it is retried on the next flush.
-            for agent_id, _ in rows:
-                if agent_id in self.agents:
-                    self.agents[agent_id].dirty = True
-            raise
-        return len(rows) + await self.store_alerts()
+            for agent in self.agents.values():
+                if agent.dirty:
+                    agent.dirty = False
+                    rows.append((agent.id, agent.status()))
+            try:
+                await self.store.save_agent_status(rows)
+            except Exception:
+                # Keep what could not be written: it is retried on the next flush.
+                for agent_id, _ in rows:
+                    if agent_id in self.agents:
+                        self.agents[agent_id].dirty = True
+                raise
+            written = len(rows) + await self.store_alerts()
+            ok = True
+            return written
+        finally:
+            self.instruments.flush(ok, time.perf_counter() - started)
 
     async def run_timers(self) -> None:
         last_flush = last_tick = time.monotonic()

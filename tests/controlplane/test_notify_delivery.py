@@ -282,20 +282,20 @@ def test_secret_file_must_be_private(tmp_path):
     secret.chmod(0o644)
     config = tmp_path / "server.toml"
     config.write_text(
-        f'[[receivers]]\nname = "h"\nkind = "webhook"\nurl = "http://u:pw@127.0.0.1:1/x?k=tok"\n'
+        f'[[receivers]]\nname = "h"\nkind = "webhook"\nurl = "http://u:pwzz9@127.0.0.1:1/x?k=tokqq7"\n'
         f'secret_file = "{secret}"\n'
     )
     with pytest.raises(ServerConfigError) as err:
         load_settings(config, {})
     message = str(err.value)
     assert f"chmod 600 {secret}" in message and "receivers[0]" in message
-    assert "pw" not in message and "tok" not in message
+    assert "pwzz9" not in message and "tokqq7" not in message
     secret.chmod(0o600)
     loaded = load_settings(config, {})
     from controlplane.config_load import render_settings
 
     shown = render_settings(loaded)
-    assert "http://127.0.0.1:1/x" in shown and "pw" not in shown and "tok" not in shown
+    assert "http://127.0.0.1:1/x" in shown and "pwzz9" not in shown and "tokqq7" not in shown
     assert SECRET.decode() not in shown
 
 
