@@ -40,6 +40,7 @@ _KIND_TEXT = {
     "config_drift": "config drift",
     "unroutable": "connection unroutable",
     "pool_below_min": "pool below its minimum",
+    "connection_at_risk": "connection at risk",
 }
 
 
