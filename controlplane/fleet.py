@@ -39,6 +39,7 @@ from .alerts import (
     Finding,
     agent_findings,
     presence_finding,
+    stopped_reason,
     to_info,
 )
 from .config import Settings
@@ -188,14 +189,27 @@ class Fleet:
         # Connecting counts as a sign of life: stale timers start now.
         agent.last_heartbeat_mono = mono
         agent.last_heartbeat_at = agent.last_heartbeat_at or now
+        agent.stopped_at = agent.stop_reason = None
         agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
 
-    def on_disconnect(self, agent: LiveAgent) -> None:
+    def on_disconnect(self, agent: LiveAgent, goodbye: str | None = None) -> None:
+        """The agent's channel closed; ``goodbye`` is what it said first, if it did.
+
+        An agent that said goodbye is ``stopped``: away on purpose, not an incident
+        (as Buildkite and Teleport treat an agent stopped cleanly), so no stale or
+        offline alert follows; its open presence alerts clear.
+        """
         agent.channel = None
-        if agent.state in (*HEALTHY, Presence.STALE):
+        if agent.state not in (*HEALTHY, Presence.STALE):
+            return
+        if goodbye is not None:
+            agent.stopped_at = time.time()
+            agent.stop_reason = goodbye
+            agent.set_state(Presence.STOPPED)
+        else:
             agent.set_state(Presence.OFFLINE)
-            self.refresh(agent)
+        self.refresh(agent)
 
     def on_heartbeat(self, agent: LiveAgent, hb: Heartbeat) -> None:
         self.heartbeats += 1
@@ -223,6 +237,8 @@ class Fleet:
         if agent.state in HEALTHY:
             agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
         presence = presence_finding(agent)
+        if agent.state == Presence.STOPPED:
+            agent.reasons = [stopped_reason(agent)]
         # Away, the agent's other checks cannot be measured: they stay as they were.
         kinds = AGENT_KINDS if agent.state in HEALTHY else PRESENCE_KINDS
         unknown: frozenset[str] = frozenset()
