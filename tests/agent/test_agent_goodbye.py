@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.agents import AgentProcess, enroll
+from tests.fleet.run import clean_env, fleet
 from tests.helpers.proxies import Relay
 from tests.helpers.server import FAST, RunningServer, wait_for
 
@@ -123,3 +124,15 @@ def test_a_middlebox_cutting_at_the_same_age_shows_in_history_with_the_fix(
     # The relay cuts 7 s after accepting; the welcome comes a moment later.
     assert re.search(r"closed after ~[67] s each time", hint["message"]), hint["message"]
     assert "ping interval (20 s)" in hint["message"]
+
+    # `fleet agents show` prints the newest records and the hint.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(home)
+    assert fleet("login", "--data-dir", str(control_plane.data_dir), env=env).returncode == 0
+    out = fleet("agents", "show", "behind-lb", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "state:" in out.stdout and "stopped:" in out.stdout
+    assert "disconnects (newest " in out.stdout
+    assert re.search(r"Z  connection cut after \d+s: connection closed without a close", out.stdout)
+    assert "hint: closed after ~" in out.stdout
