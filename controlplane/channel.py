@@ -19,7 +19,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from fleet import __version__
 from fleet.protocol import (
     AGENT_EXTRAS,
-    MAX_DISCONNECTS,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
@@ -397,9 +396,7 @@ async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
             log.info("agent %s is stopping: %s", agent.record.name, msg.reason)
             await cp.fleet.audit(agent.id, "agent.goodbye", agent.id, "ok", msg.reason)
         elif isinstance(msg, Disconnects):
-            await cp.fleet.store.add_disconnects(
-                agent.id, [to_builtins(r) for r in msg.records], MAX_DISCONNECTS
-            )
+            cp.fleet.on_disconnects(agent, [to_builtins(r) for r in msg.records])
         else:
             raise _Close(CloseCode.PROTOCOL_ERROR, f"unexpected {msg.type!r} after auth")
 

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from fleet.protocol import (
+    MAX_DISCONNECTS,
     PROTOCOL_VERSION,
     AgentState,
     AlertCleared,
@@ -103,6 +104,8 @@ class Fleet:
         self._alert_lock = asyncio.Lock()
         self.pauses = 0
         """Pauses of the server noticed by the timers."""
+        self._disconnects: list[tuple[str, list[dict[str, Any]]]] = []
+        """Disconnect records agents reported, waiting for the next flush."""
         self.heartbeats = 0
 
     def _state_of(self, agent_id: str) -> AgentState | None:
@@ -217,6 +220,26 @@ class Fleet:
         if agent.state in (Presence.STALE, Presence.OFFLINE, Presence.PENDING):
             agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
+
+    def on_disconnects(self, agent: LiveAgent, records: list[dict[str, Any]]) -> None:
+        """Keep what an agent reported about its earlier channels, for the next flush.
+
+        Written behind, in one batch with the others: after a restart of the control
+        plane every agent reports its "going away" close at once, and one
+        transaction per agent would slow the reconnect storm down.
+        """
+        if records:
+            self._disconnects.append((agent.id, records))
+
+    async def flush_disconnects(self) -> int:
+        """Store the reported disconnect records now; returns how many agents' batches."""
+        batch, self._disconnects = self._disconnects, []
+        try:
+            await self.store.add_disconnects(batch, MAX_DISCONNECTS)
+        except BaseException:
+            self._disconnects[:0] = batch
+            raise
+        return len(batch)
 
     def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
         offset = ((t2 - t1) + (t3 - t4)) / 2
@@ -512,7 +535,7 @@ class Fleet:
                 if agent_id in self.agents:
                     self.agents[agent_id].dirty = True
             raise
-        return len(rows) + await self.store_alerts()
+        return len(rows) + await self.store_alerts() + await self.flush_disconnects()
 
     async def run_timers(self) -> None:
         last_flush = last_tick = time.monotonic()

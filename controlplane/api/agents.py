@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ from fleet.protocol import (
 from ..body_types import JsonInt, Port
 from ..decommission import decommission
 from ..disconnects import read_patterns
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, StoreError
 from ..fleet import config_hash
 from ..pool_edits import clear_pin
 from ..state import ControlPlane, Principal
@@ -42,6 +43,7 @@ from .responses import LOGS_RESPONSES, errors
 from .structs import StructResponse, returns
 
 router = APIRouter()
+log = logging.getLogger("controlplane.api")
 
 
 class ProbeBody(BaseModel):
@@ -97,6 +99,10 @@ async def disconnect_history(cp: ControlPlane, agent_id: str) -> list[Disconnect
     """The agent's stored disconnect records, oldest first (a record an older or newer
     agent wrote that does not validate is left out rather than failing the answer)."""
     out = []
+    try:
+        await cp.fleet.flush_disconnects()  # what came in since the last flush, too
+    except StoreError as exc:  # a full disk: answer with what is stored; retried later
+        log.error("storing disconnect records failed, will retry: %s", exc)
     for raw in await cp.fleet.store.list_disconnects(agent_id, MAX_DISCONNECTS):
         try:
             out.append(convert(raw, Disconnect))

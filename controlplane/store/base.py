@@ -179,10 +179,10 @@ class Store(Protocol):
     async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]: ...
 
     async def add_disconnects(
-        self, agent_id: str, records: list[dict[str, Any]], keep: int
+        self, batch: list[tuple[str, list[dict[str, Any]]]], keep: int
     ) -> None:
-        """Append an agent's disconnect records (plain JSON data), then drop all but
-        its newest ``keep`` (in one transaction)."""
+        """Append disconnect records (plain JSON data) of each agent in ``batch``,
+        then drop all but each one's newest ``keep``, in one transaction."""
         ...
 
     async def list_disconnects(self, agent_id: str, limit: int) -> list[dict[str, Any]]:

@@ -608,20 +608,24 @@ class SQLiteStore:
     # disconnect history -------------------------------------------------
 
     async def add_disconnects(
-        self, agent_id: str, records: list[dict[str, Any]], keep: int
+        self, batch: list[tuple[str, list[dict[str, Any]]]], keep: int
     ) -> None:
-        if not records:
+        rows = [
+            (agent_id, time.time(), json.dumps(r, separators=(",", ":")))
+            for agent_id, records in batch
+            for r in records
+        ]
+        if not rows:
             return
-        now = time.time()
+        agents = sorted({agent_id for agent_id, _ in batch})
         async with self._write() as db:
             await db.executemany(
-                "INSERT INTO disconnects (agent_id, received_at, record) VALUES (?, ?, ?)",
-                [(agent_id, now, json.dumps(r, separators=(",", ":"))) for r in records],
+                "INSERT INTO disconnects (agent_id, received_at, record) VALUES (?, ?, ?)", rows
             )
-            await db.execute(
+            await db.executemany(
                 "DELETE FROM disconnects WHERE agent_id = ? AND id NOT IN"
                 " (SELECT id FROM disconnects WHERE agent_id = ? ORDER BY id DESC LIMIT ?)",
-                (agent_id, agent_id, keep),
+                [(agent_id, agent_id, keep) for agent_id in agents],
             )
 
     async def list_disconnects(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
