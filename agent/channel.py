@@ -477,6 +477,9 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await queue.stop()
+        if self._stop.is_set():
+            # Asked to stop: the close it started may have ended another job first.
+            raise _Stop
         for task in done:
             task.result()  # re-raises what ended the session
         raise ConnectionError("channel ended")
