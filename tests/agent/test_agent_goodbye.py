@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.agents import AgentProcess, enroll
+from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.fleet.run import clean_env, fleet
-from tests.helpers.proxies import Relay
+from tests.helpers.proxies import ConnectProxy, Relay
 from tests.helpers.server import FAST, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -136,3 +136,29 @@ def test_a_middlebox_cutting_at_the_same_age_shows_in_history_with_the_fix(
     assert "disconnects (newest " in out.stdout
     assert re.search(r"Z  connection cut after \d+s: connection closed without a close", out.stdout)
     assert "hint: closed after ~" in out.stdout
+
+
+def test_a_proxy_refusal_is_one_record_with_its_attempts_once_it_lets_the_agent_through(
+    control_plane, tmp_path, agents
+):
+    state_dir = enrolled(control_plane, tmp_path, "proxied-later")
+    proxy = ConnectProxy(refuse="403 Forbidden")
+    try:
+        env = agent_env(HTTPS_PROXY=proxy.url)
+        env.pop("NO_PROXY")
+        agent = AgentProcess(state_dir, env=env).start()
+        agents.append(agent)
+        wait_for(lambda: len(proxy.requests) >= 2, 20, 0.1, "two refused CONNECTs")
+        proxy.refuse = None  # the firewall team fixed the rule
+
+        def reported() -> list[dict] | None:
+            records = detail(control_plane, agent.agent_id)["disconnects"]
+            return records or None
+
+        [record] = wait_for(reported, 30, 0.2, "the refusals reported")
+    finally:
+        proxy.close()
+    assert record["cause"] == "proxy"
+    assert "403" in record["detail"]
+    assert record["attempts"] >= 2
+    assert record["connected_at"] is None and record["age_s"] is None
