@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from fleet.protocol import (
+    MAX_DISCONNECTS,
     PROTOCOL_VERSION,
     AgentState,
     AlertCleared,
@@ -40,6 +41,7 @@ from .alerts import (
     Finding,
     agent_findings,
     presence_finding,
+    stopped_reason,
     to_info,
 )
 from .config import Settings
@@ -111,6 +113,8 @@ class Fleet:
         and published, e.g. the notifier; they must not block or await."""
         self.pauses = 0
         """Pauses of the server noticed by the timers."""
+        self._disconnects: list[tuple[str, list[dict[str, Any]]]] = []
+        """Disconnect records agents reported, waiting for the next flush."""
         self.heartbeats = 0
 
     def _state_of(self, agent_id: str) -> AgentState | None:
@@ -197,14 +201,27 @@ class Fleet:
         # Connecting counts as a sign of life: stale timers start now.
         agent.last_heartbeat_mono = mono
         agent.last_heartbeat_at = agent.last_heartbeat_at or now
+        agent.stopped_at = agent.stop_reason = None
         agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
 
-    def on_disconnect(self, agent: LiveAgent) -> None:
+    def on_disconnect(self, agent: LiveAgent, goodbye: str | None = None) -> None:
+        """The agent's channel closed; ``goodbye`` is what it said first, if it did.
+
+        An agent that said goodbye is ``stopped``: away on purpose, not an incident
+        (as Buildkite and Teleport treat an agent stopped cleanly), so no stale or
+        offline alert follows; its open presence alerts clear.
+        """
         agent.channel = None
-        if agent.state in (*HEALTHY, Presence.STALE):
+        if agent.state not in (*HEALTHY, Presence.STALE):
+            return
+        if goodbye is not None:
+            agent.stopped_at = time.time()
+            agent.stop_reason = goodbye
+            agent.set_state(Presence.STOPPED)
+        else:
             agent.set_state(Presence.OFFLINE)
-            self.refresh(agent)
+        self.refresh(agent)
 
     def on_heartbeat(self, agent: LiveAgent, hb: Heartbeat) -> None:
         self.heartbeats += 1
@@ -212,6 +229,26 @@ class Fleet:
         if agent.state in (Presence.STALE, Presence.OFFLINE, Presence.PENDING):
             agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
+
+    def on_disconnects(self, agent: LiveAgent, records: list[dict[str, Any]]) -> None:
+        """Keep what an agent reported about its earlier channels, for the next flush.
+
+        Written behind, in one batch with the others: after a restart of the control
+        plane every agent reports its "going away" close at once, and one
+        transaction per agent would slow the reconnect storm down.
+        """
+        if records:
+            self._disconnects.append((agent.id, records))
+
+    async def flush_disconnects(self) -> int:
+        """Store the reported disconnect records now; returns how many agents' batches."""
+        batch, self._disconnects = self._disconnects, []
+        try:
+            await self.store.add_disconnects(batch, MAX_DISCONNECTS)
+        except BaseException:
+            self._disconnects[:0] = batch
+            raise
+        return len(batch)
 
     def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
         offset = ((t2 - t1) + (t3 - t4)) / 2
@@ -232,6 +269,8 @@ class Fleet:
         if agent.state in HEALTHY:
             agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
         presence = presence_finding(agent)
+        if agent.state == Presence.STOPPED:
+            agent.reasons = [stopped_reason(agent)]
         # Away, the agent's other checks cannot be measured: they stay as they were.
         kinds = AGENT_KINDS if agent.state in HEALTHY else PRESENCE_KINDS
         unknown: frozenset[str] = frozenset()
@@ -513,7 +552,7 @@ class Fleet:
                     if agent_id in self.agents:
                         self.agents[agent_id].dirty = True
                 raise
-            written = len(rows) + await self.store_alerts()
+            written = len(rows) + await self.store_alerts() + await self.flush_disconnects()
             ok = True
             return written
         finally:

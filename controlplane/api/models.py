@@ -11,7 +11,14 @@ from typing import Any, Literal
 import msgspec
 from pydantic import BaseModel
 
-from fleet.protocol import AgentHistory, AgentState, CommandEvent, ProbeResult
+from fleet.protocol import (
+    AgentHistory,
+    AgentState,
+    CommandEvent,
+    Disconnect,
+    DisconnectHint,
+    ProbeResult,
+)
 
 from ..decommission import RemovalAction
 from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
@@ -88,6 +95,11 @@ class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
     agent: AgentState
     history: AgentHistory
     events: list[CommandEvent]
+    disconnects: list[Disconnect] = []
+    """Why its last (up to 50) channels ended, as the agent reported them, oldest first."""
+    disconnect_hints: list[DisconnectHint] = []
+    """Patterns read from ``disconnects`` (a middlebox's timeout, a patch window, SSL
+    inspection, host sleep), each with its fix."""
 
 
 class AgentConfigView(BaseModel):
