@@ -21,7 +21,7 @@ from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
 from .agent_listener import start_agent_listener
-from .api import admin, agents, connections, enroll, pools, streams, users
+from .api import admin, agents, connections, enroll, pools, silences, streams, users
 from .api.models import Health
 from .api.responses import add_error_schema, errors
 from .api.structs import add_struct_schemas
@@ -108,7 +108,7 @@ def create_app(
             "subscribers": cp.fleet.bus.subscriber_count,
         }
 
-    for module in (enroll, agents, admin, users, pools, connections, streams):
+    for module in (enroll, agents, admin, users, pools, connections, silences, streams):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)
     return app

@@ -14,9 +14,19 @@ from pydantic import BaseModel
 from fleet.protocol import AgentHistory, AgentState, CommandEvent, ProbeResult
 
 from ..decommission import RemovalAction
-from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
+from ..store.base import (
+    AckRecord,
+    AuditRecord,
+    MaintenanceRecord,
+    OperatorRecord,
+    PinRecord,
+    SilenceRecord,
+    TokenRecord,
+    TokenState,
+)
 
 __all__ = [
+    "AckInfo",
     "AgentConfigView",
     "AgentDetail",
     "AgentRemovedInfo",
@@ -26,9 +36,11 @@ __all__ = [
     "Enrolled",
     "ErrorBody",
     "Health",
+    "MaintenanceInfo",
     "PinInfo",
     "PolicyCleared",
     "PoolInfo",
+    "SilenceInfo",
     "TokenCreated",
     "TokenInfo",
     "TokenRevoked",
@@ -264,4 +276,101 @@ class AuditEntry(BaseModel):
             target=e.target,
             result=e.result,
             detail=e.detail,
+        )
+
+
+SpanState = Literal["pending", "active", "ended", "deleted"]
+
+
+def _span_state(start: float, end: float, deleted_at: float | None, now: float) -> SpanState:
+    if deleted_at is not None:
+        return "deleted"
+    return "pending" if now < start else "active" if now < end else "ended"
+
+
+class AckInfo(BaseModel):
+    """An acknowledgement: who has seen the alert; repeat notifications stop."""
+
+    alert_id: str
+    acked_by: str
+    note: str
+    at: float
+    expires_at: float | None
+
+    @classmethod
+    def of(cls, a: AckRecord) -> AckInfo:
+        return cls(
+            alert_id=a.alert_id, acked_by=a.acked_by, note=a.note, at=a.at, expires_at=a.expires_at
+        )
+
+
+class SilenceInfo(BaseModel):
+    """A silence: alerts matching every given matcher are shown but not notified."""
+
+    id: str
+    agent: str | None
+    pool: str | None
+    connection: str | None
+    kind: str | None
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    deleted_at: float | None
+    deleted_by: str | None
+    state: SpanState
+
+    @classmethod
+    def of(cls, s: SilenceRecord, now: float) -> SilenceInfo:
+        return cls(
+            id=s.id,
+            agent=s.agent,
+            pool=s.pool,
+            connection=s.connection,
+            kind=s.kind,
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            reason=s.reason,
+            created_by=s.created_by,
+            created_at=s.created_at,
+            deleted_at=s.deleted_at,
+            deleted_by=s.deleted_by,
+            state=_span_state(s.starts_at, s.ends_at, s.deleted_at, now),
+        )
+
+
+class MaintenanceInfo(BaseModel):
+    """A maintenance window of an agent or a pool: its alerts are held back."""
+
+    id: str
+    scope: Literal["agent", "pool"]
+    target: str
+    """The agent's id, or the pool's name."""
+    target_name: str
+    """The agent's name (the pool's name for a pool)."""
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    deleted_at: float | None
+    deleted_by: str | None
+    state: SpanState
+
+    @classmethod
+    def of(cls, w: MaintenanceRecord, now: float, target_name: str) -> MaintenanceInfo:
+        return cls(
+            id=w.id,
+            scope=w.scope,
+            target=w.target,
+            target_name=target_name,
+            starts_at=w.starts_at,
+            ends_at=w.ends_at,
+            reason=w.reason,
+            created_by=w.created_by,
+            created_at=w.created_at,
+            deleted_at=w.deleted_at,
+            deleted_by=w.deleted_by,
+            state=_span_state(w.starts_at, w.ends_at, w.deleted_at, now),
         )
