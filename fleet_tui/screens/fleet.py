@@ -60,7 +60,7 @@ class FleetScreen(Screen[None]):
         Binding("g", "group", "Group", id="fleet.group"),
         Binding("a", "alerts", "Alerts", id="fleet.alerts"),
         Binding("c", "connections", "Conns", id="fleet.connections"),
-        Binding("M", "app.maintenance", "Maint", id="fleet.maintenance"),
+        Binding("M", "app.maintenance", "Maintenance", show=False, id="fleet.maintenance"),
     ]
     """Filter, sort (s cycles, S flips, 1-0 pick a column), group, alerts, connections,
     maintenance of the agent under the cursor or its pool."""
