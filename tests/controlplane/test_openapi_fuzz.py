@@ -76,7 +76,9 @@ checks.positive_data_acceptance.expected-statuses = [
 
 [[operations]]
 include-name = "POST /v1/alerts/{{alert_id}}/ack"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "404", "429", "5xx"
+]
 """
 
 
