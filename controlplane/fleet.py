@@ -98,6 +98,8 @@ class Fleet:
         """Open alerts as stored and published: what snapshots and the API show."""
         self.suppression = Suppression(self)
         """Acknowledgements, silences, maintenance windows: what is held back, and why."""
+        self._suppression_due = 0.0
+        """When a silence, window or acknowledgement next starts or ends (wall clock)."""
         self.revoked_serials: set[str] = set()
         self._alert_queue: list[tuple[AlertRecord, bool]] = []
         """Alert changes (a copy, raised?) waiting to be stored, then published."""
@@ -286,7 +288,7 @@ class Fleet:
                 self.refresh(agent)
         self.check_pools()
         self.publish_alerts([], self.alerts.expire(time.time()))
-        self.refresh_suppression()
+        self.refresh_suppression(force=False)
 
     def paused(self, seconds: float) -> None:
         """The server was paused this long: do not blame the agents for it.
@@ -429,13 +431,25 @@ class Fleet:
         wanted = policy.min_healthy if policy is not None else 0
         return max(wanted - healthy, 0), [a.id for a in members if not a.usable]
 
-    def refresh_suppression(self) -> int:
+    def refresh_suppression(self, force: bool = True) -> int:
         """Publish again the open alerts whose acknowledgement, silence or maintenance
-        changed (a change by the API, a window starting or ending); returns how many."""
+        changed (a change by the API, a window starting or ending); returns how many.
+
+        The tick calls it with ``force`` False: then only when something started or
+        ended since, or (with agents in maintenance) for the pools' alerts, whose
+        shortfall follows the fleet: a tick during a mass outage stays cheap.
+        """
         now = time.time()
-        self.suppression.expire(now)
+        due = force or now >= self._suppression_due
+        if not due and not self.suppression.agent_windows:
+            return 0
+        if due:
+            self.suppression.expire(now)
+            self._suppression_due = self.suppression.next_change(now)
         changed = 0
         for alert_id, info in list(self.published.items()):
+            if not due and not info.target.startswith("pool:"):
+                continue
             fresh = self.suppression.annotate(info, now)
             if fresh != info:
                 self.published[alert_id] = fresh

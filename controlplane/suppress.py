@@ -135,6 +135,21 @@ class Suppression:
         self.windows = {k: w for k, w in self.windows.items() if w.ends_at > now}
         return before != len(self.acks) + len(self.silences) + len(self.windows)
 
+    def next_change(self, now: float) -> float:
+        """When something starts, ends or lapses next (inf: nothing pending)."""
+        times = [a.expires_at for a in self.acks.values() if a.expires_at is not None]
+        spans: list[SilenceRecord | MaintenanceRecord] = [
+            *self.silences.values(),
+            *self.windows.values(),
+        ]
+        times += [s.starts_at if s.starts_at > now else s.ends_at for s in spans]
+        return min(times, default=float("inf"))
+
+    @property
+    def agent_windows(self) -> bool:
+        """Any agent in maintenance: a pool's shortfall may be held, as the fleet changes."""
+        return any(w.scope == "agent" for w in self.windows.values())
+
     # ------------------------------------------------------------ questions
 
     def ack_of(self, alert_id: str, now: float) -> AckRecord | None:
