@@ -101,8 +101,7 @@ async def acknowledge(
     ack = AckRecord(alert_id, who.name, note, now, expires_at)
     await fleet.store.save_ack(ack)
     fleet.suppression.acks[alert_id] = ack
-    fleet.refresh_suppression()
-    await fleet.audit(who.name, "alert.ack", f"alert:{alert_id}", "ok", note)
+    await _changed(fleet, who, "alert.ack", f"alert:{alert_id}", note)
     return ack
 
 
@@ -117,10 +116,7 @@ async def unacknowledge(fleet: Fleet, who: Principal, alert_id: str) -> AckRecor
         )
     await fleet.store.delete_ack(alert_id)
     fleet.suppression.acks.pop(alert_id, None)
-    fleet.refresh_suppression()
-    await fleet.audit(
-        who.name, "alert.unack", f"alert:{alert_id}", "ok", f"acked by {ack.acked_by}"
-    )
+    await _changed(fleet, who, "alert.unack", f"alert:{alert_id}", f"acked by {ack.acked_by}")
     return ack
 
 
@@ -159,14 +155,8 @@ async def add_silence(
     )
     await fleet.store.save_silence(silence)
     fleet.suppression.silences[silence.id] = silence
-    fleet.refresh_suppression()
-    await fleet.audit(
-        who.name,
-        "silence.add",
-        silence.id,
-        "ok",
-        f"{_matchers(silence)} until {until(end, start)}: {reason}",
-    )
+    detail = f"{_matchers(silence)} until {until(end, start)}: {reason}"
+    await _changed(fleet, who, "silence.add", silence.id, detail)
     return silence
 
 
@@ -182,8 +172,7 @@ async def delete_silence(fleet: Fleet, who: Principal, silence_id: str) -> Silen
     ended = replace(silence, deleted_at=time.time(), deleted_by=who.name)
     await fleet.store.save_silence(ended)
     del fleet.suppression.silences[silence_id]
-    fleet.refresh_suppression()
-    await fleet.audit(who.name, "silence.delete", silence_id, "ok", _matchers(silence))
+    await _changed(fleet, who, "silence.delete", silence_id, _matchers(silence))
     return ended
 
 
@@ -222,14 +211,8 @@ async def add_window(
     )
     await fleet.store.save_maintenance(window)
     fleet.suppression.windows[window.id] = window
-    fleet.refresh_suppression()
-    await fleet.audit(
-        who.name,
-        "maintenance.add",
-        f"{scope}:{target}",
-        "ok",
-        f"{window.id} until {until(end, start)}: {reason}",
-    )
+    detail = f"{window.id} until {until(end, start)}: {reason}"
+    await _changed(fleet, who, "maintenance.add", f"{scope}:{target}", detail)
     return window
 
 
@@ -245,8 +228,13 @@ async def delete_window(fleet: Fleet, who: Principal, window_id: str) -> Mainten
     ended = replace(window, deleted_at=time.time(), deleted_by=who.name)
     await fleet.store.save_maintenance(ended)
     del fleet.suppression.windows[window_id]
-    fleet.refresh_suppression()
-    await fleet.audit(
-        who.name, "maintenance.delete", f"{window.scope}:{window.target}", "ok", window_id
-    )
+    target = f"{window.scope}:{window.target}"
+    await _changed(fleet, who, "maintenance.delete", target, window_id)
     return ended
+
+
+async def _changed(fleet: Fleet, who: Principal, action: str, target: str, detail: str) -> None:
+    """After a change is stored and applied to the live view: the alerts it changes
+    are published again, and it is audited."""
+    fleet.refresh_suppression()
+    await fleet.audit(who.name, action, target, "ok", detail)

@@ -6,6 +6,7 @@ them (:mod:`controlplane.api.structs` encodes and documents them).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 import msgspec
@@ -299,19 +300,13 @@ class AckInfo(BaseModel):
 
     @classmethod
     def of(cls, a: AckRecord) -> AckInfo:
-        return cls(
-            alert_id=a.alert_id, acked_by=a.acked_by, note=a.note, at=a.at, expires_at=a.expires_at
-        )
+        return cls(**asdict(a))
 
 
-class SilenceInfo(BaseModel):
-    """A silence: alerts matching every given matcher are shown but not notified."""
+class _Span(BaseModel):
+    """What silences and maintenance windows share: when, why, who, and their state."""
 
     id: str
-    agent: str | None
-    pool: str | None
-    connection: str | None
-    kind: str | None
     starts_at: float
     ends_at: float
     reason: str
@@ -321,56 +316,30 @@ class SilenceInfo(BaseModel):
     deleted_by: str | None
     state: SpanState
 
+
+class SilenceInfo(_Span):
+    """A silence: alerts matching every given matcher are shown but not notified."""
+
+    agent: str | None
+    pool: str | None
+    connection: str | None
+    kind: str | None
+
     @classmethod
     def of(cls, s: SilenceRecord, now: float) -> SilenceInfo:
-        return cls(
-            id=s.id,
-            agent=s.agent,
-            pool=s.pool,
-            connection=s.connection,
-            kind=s.kind,
-            starts_at=s.starts_at,
-            ends_at=s.ends_at,
-            reason=s.reason,
-            created_by=s.created_by,
-            created_at=s.created_at,
-            deleted_at=s.deleted_at,
-            deleted_by=s.deleted_by,
-            state=_span_state(s.starts_at, s.ends_at, s.deleted_at, now),
-        )
+        return cls(**asdict(s), state=_span_state(s.starts_at, s.ends_at, s.deleted_at, now))
 
 
-class MaintenanceInfo(BaseModel):
+class MaintenanceInfo(_Span):
     """A maintenance window of an agent or a pool: its alerts are held back."""
 
-    id: str
     scope: Literal["agent", "pool"]
     target: str
     """The agent's id, or the pool's name."""
     target_name: str
     """The agent's name (the pool's name for a pool)."""
-    starts_at: float
-    ends_at: float
-    reason: str
-    created_by: str
-    created_at: float
-    deleted_at: float | None
-    deleted_by: str | None
-    state: SpanState
 
     @classmethod
     def of(cls, w: MaintenanceRecord, now: float, target_name: str) -> MaintenanceInfo:
-        return cls(
-            id=w.id,
-            scope=w.scope,
-            target=w.target,
-            target_name=target_name,
-            starts_at=w.starts_at,
-            ends_at=w.ends_at,
-            reason=w.reason,
-            created_by=w.created_by,
-            created_at=w.created_at,
-            deleted_at=w.deleted_at,
-            deleted_by=w.deleted_by,
-            state=_span_state(w.starts_at, w.ends_at, w.deleted_at, now),
-        )
+        state = _span_state(w.starts_at, w.ends_at, w.deleted_at, now)
+        return cls(**asdict(w), target_name=target_name, state=state)

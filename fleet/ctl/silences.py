@@ -172,10 +172,18 @@ def register(sub: Subparsers) -> None:
     listing = verb(verbs, "list", _silences, "list active and pending silences", aliases=("ls",))
     listing.add_argument("--all", action="store_true", help="ended and deleted ones too")
     add = verb(verbs, "add", _silence, "silence the alerts that match every matcher given")
-    add.add_argument("--agent", type=name_of("agent"), help="an agent's name or id")
-    add.add_argument("--pool", type=name_of("pool"), help="a pool (its agents' and its alerts)")
-    add.add_argument("--connection", type=name_of("connection"), help="a connection's alerts")
-    add.add_argument("--kind", help="an alert kind: offline, stale, pool_below_min, ...")
+    add.add_argument(
+        "--agent", type=name_of("agent"), help="an agent's name or id (default: any agent)"
+    )
+    add.add_argument(
+        "--pool", type=name_of("pool"), help="a pool: its agents' and its own alerts (default: any)"
+    )
+    add.add_argument(
+        "--connection", type=name_of("connection"), help="a connection's alerts (default: any)"
+    )
+    add.add_argument(
+        "--kind", help="an alert kind: offline, stale, pool_below_min, ... (default: any)"
+    )
     _when(add, "2h")
     rm = verb(verbs, "rm", _unsilence, "end a silence now", destructive=True, aliases=("delete",))
     rm.add_argument("id", metavar="ID", help="the silence's id (sil_...), from 'fleet silences'")
@@ -191,8 +199,10 @@ def register(sub: Subparsers) -> None:
     listing.add_argument("--all", action="store_true", help="ended and deleted ones too")
     add = verb(verbs, "add", _window, "put an agent or a pool in maintenance from now")
     which = add.add_mutually_exclusive_group(required=True)
-    which.add_argument("--agent", type=name_of("agent"), help="an agent's name or id")
-    which.add_argument("--pool", type=name_of("pool"), help="a pool")
+    which.add_argument(
+        "--agent", type=name_of("agent"), help="an agent's name or id (this or --pool required)"
+    )
+    which.add_argument("--pool", type=name_of("pool"), help="a pool (this or --agent required)")
     _when(add, "1h")
     rm = verb(verbs, "rm", _unwindow, "end a window now", destructive=True, aliases=("delete",))
     rm.add_argument("id", metavar="ID", help="the window's id (mnt_...)")
