@@ -26,7 +26,7 @@ from .client._tls import make_ssl_context
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
-from .permissions import ACTIONS, Gate
+from .permissions import ACTIONS, ALERT_ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
 from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
@@ -306,6 +306,10 @@ class FleetApp(AlertActions, AgentActions):
             yield SystemCommand(
                 f"{spec.title}{target}", help_text, self._action_callback(spec.name)
             )
+        for spec in ALERT_ACTIONS.values():
+            why = self.gate.why_not(spec.name)
+            help_text = f"Unavailable: {why}" if why else f"{spec.does[0].upper()}{spec.does[1:]}."
+            yield SystemCommand(spec.title, help_text, self._action_callback(spec.name))
         yield SystemCommand(
             "Connections", "Show connections and whether each is routable", self.open_connections
         )

@@ -182,3 +182,15 @@ def test_a_span_from_now_or_a_later_start():
         NOW + 10,
         NOW + 70,
     )
+
+
+def test_the_next_change_is_the_soonest_start_end_or_lapse(view):
+    s = Suppression(view)
+    assert s.next_change(NOW) == float("inf")
+    s.silences["sil_1"] = silence(starts_in=300, ends_in=900, pool="etl")
+    assert s.next_change(NOW) == NOW + 300
+    assert s.next_change(NOW + 300) == NOW + 900
+    s.acks["a1"] = AckRecord("a1", "alice", "", NOW, expires_at=NOW + 100)
+    assert s.next_change(NOW) == NOW + 100
+    s.windows["mnt_ag_1"] = window("agent", "ag_1", ends_in=50)
+    assert s.next_change(NOW) == NOW + 50 and s.agent_windows
