@@ -21,7 +21,18 @@ from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
 from .agent_listener import start_agent_listener
-from .api import admin, agents, connections, enroll, metrics, notifications, pools, streams, users
+from .api import (
+    admin,
+    agents,
+    connections,
+    enroll,
+    metrics,
+    notifications,
+    pools,
+    silences,
+    streams,
+    users,
+)
 from .api.models import Health
 from .api.responses import add_error_schema, errors
 from .api.structs import add_struct_schemas
@@ -120,6 +131,7 @@ def create_app(
         streams,
         metrics,
         notifications,
+        silences,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "long after its check passes; failing again within it counts a flap instead of a new "
         "alert. 0 clears at once.",
     )
+    silence_max_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="The longest silence, maintenance window or acknowledgement expiry an "
+        "operator may set (and the furthest ahead one may start); longer is refused.",
+    )
 
     # certificates, commands ---------------------------------------------------
     cert_lifetime_s: float = Field(

@@ -57,6 +57,7 @@ from .store.base import (
     PoolRecord,
     Store,
 )
+from .suppress import Suppression
 
 __all__ = ["Fleet", "config_hash"]
 
@@ -103,6 +104,10 @@ class Fleet:
         self.alerts = AlertBook(settings.alert_hold_s)
         self.published: dict[str, AlertInfo] = {}
         """Open alerts as stored and published: what snapshots and the API show."""
+        self.suppression = Suppression(self)
+        """Acknowledgements, silences, maintenance windows: what is held back, and why."""
+        self._suppression_due = 0.0
+        """When a silence, window or acknowledgement next starts or ends (wall clock)."""
         self.revoked_serials: set[str] = set()
         self._alert_queue: list[tuple[AlertRecord, bool]] = []
         """Alert changes (a copy, raised?) waiting to be stored, then published."""
@@ -139,6 +144,13 @@ class Fleet:
         stored = await self.store.list_alerts(include_cleared=False)
         self.alerts.load(stored)
         self.published = {r.id: to_info(r) for r in stored if r.cleared_at is None}
+        now = time.time()
+        self.suppression.load(
+            [a for a in await self.store.list_acks() if a.alert_id in self.published],
+            await self.store.list_silences(ended_after=now),
+            await self.store.list_maintenance(ended_after=now),
+        )
+        self.published = {k: self.suppression.annotate(a, now) for k, a in self.published.items()}
         for agent in self.agents.values():
             self.apply_pin(agent)
             agent.dirty = False
@@ -324,6 +336,7 @@ class Fleet:
                 self.refresh(agent)
         self.check_pools()
         self.publish_alerts([], self.alerts.expire(time.time()))
+        self.refresh_suppression(force=False)
 
     def paused(self, seconds: float) -> None:
         """The server was paused this long: do not blame the agents for it.
@@ -447,6 +460,51 @@ class Fleet:
         self.pools[pool] = policy
         self.check_pools()
 
+    # ------------------------------------------------------- suppression
+
+    def agent_of(self, agent_id: str) -> tuple[str, str] | None:
+        """(name, pool) of an agent: for :class:`~.suppress.Suppression`."""
+        agent = self.agents.get(agent_id)
+        return (agent.record.name, agent.record.pool) if agent is not None else None
+
+    def pools_of_connection(self, name: str) -> list[str]:
+        conn = self.connections.get(name)
+        return list(conn.pools) if conn is not None else []
+
+    def pool_shortfall(self, pool: str) -> tuple[int, list[str]]:
+        """(healthy agents missing to reach the pool's minimum, its unusable agents' ids)."""
+        policy = self.pools.get(pool)
+        members = self.members.get(pool, {}).values()
+        healthy = sum(a.usable for a in members)
+        wanted = policy.min_healthy if policy is not None else 0
+        return max(wanted - healthy, 0), [a.id for a in members if not a.usable]
+
+    def refresh_suppression(self, force: bool = True) -> int:
+        """Publish again the open alerts whose acknowledgement, silence or maintenance
+        changed (a change by the API, a window starting or ending); returns how many.
+
+        The tick calls it with ``force`` False: then only when something started or
+        ended since, or (with agents in maintenance) for the pools' alerts, whose
+        shortfall follows the fleet: a tick during a mass outage stays cheap.
+        """
+        now = time.time()
+        due = force or now >= self._suppression_due
+        if not due and not self.suppression.agent_windows:
+            return 0
+        if due:
+            self.suppression.expire(now)
+            self._suppression_due = self.suppression.next_change(now)
+        changed = 0
+        for alert_id, info in list(self.published.items()):
+            if not due and not info.target.startswith("pool:"):
+                continue
+            fresh = self.suppression.annotate(info, now)
+            if fresh != info:
+                self.published[alert_id] = fresh
+                self.bus.publish(partial(_raised, fresh))
+                changed += 1
+        return changed
+
     def check_pools(self) -> None:
         """Raise or clear each pool's below-minimum alert."""
         for name, policy in self.pools.items():
@@ -495,13 +553,15 @@ class Fleet:
                 self._alert_queue[:0] = batch
                 self._alerts_queued.set()
                 raise
+            now = time.time()
             for rec, raised in batch:
-                info = to_info(rec)
+                info = self.suppression.annotate(to_info(rec), now)
                 if raised:
                     self.published[info.id] = info
                     self.bus.publish(partial(_raised, info))
                 else:
                     self.published.pop(info.id, None)
+                    self.suppression.acks.pop(info.id, None)
                     self.bus.publish(partial(_cleared, info))
                 for listener in self.alert_listeners:
                     try:

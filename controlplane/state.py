@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from fleet.protocol import (
+    AlertInfo,
     CloseCode,
     Command,
     CommandEvent,
@@ -86,10 +87,14 @@ class ControlPlane:
         """Connections per source address that have not authenticated yet."""
         self._refusals: asyncio.Task[None] | None = None
         self.notifier = Notifier(
-            settings, partial(target_labels, self.fleet), base_url=lambda: self.endpoint
+            settings,
+            partial(target_labels, self.fleet),
+            hold=self.fleet.suppression.hold,
+            ack=self._acked_by,
+            base_url=lambda: self.endpoint,
         )
-        """Delivers alert changes to the configured receivers; its ``hold`` and ``ack``
-        hooks are where silences, maintenance and acknowledgements plug in."""
+        """Delivers alert changes to the configured receivers; silences, maintenance
+        windows (``hold``) and acknowledgements (``ack``) hold notifications back."""
         self.fleet.alert_listeners.append(self.notifier.alert_changed)
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
@@ -97,6 +102,11 @@ class ControlPlane:
         """The scrape token that opens ``GET /metrics`` (besides any API token)."""
 
     # -------------------------------------------------------------- lifecycle
+
+    def _acked_by(self, alert: AlertInfo) -> str | None:
+        """Who acknowledged ``alert`` (still in force), for the notifier's repeats."""
+        ack = self.fleet.suppression.ack_of(alert.id, time.time())
+        return ack.acked_by if ack is not None else None
 
     async def start(self) -> None:
         await self.store.open()

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 ADMIN_COMMANDS = frozenset(
     {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
-    | {"connections", "alerts", "audit"}
+    | {"connections", "alerts", "audit", "silences", "silence", "maintenance"}
 )
 """The commands of :mod:`fleet.ctl`, which need httpx."""
 

@@ -291,6 +291,16 @@ class AlertInfo(_Value, frozen=True, kw_only=True):
     flaps: int = 0
     """Times the check passed and failed again within the server's ``alert_hold_s``:
     the alert stayed open (with its ``raised_at``) instead of clearing and rising."""
+    acked_by: str | None = None
+    """Who acknowledged it (repeat notifications stop; it stays shown)."""
+    acked_at: float | None = None
+    ack_note: str | None = None
+    silenced_until: float | None = None
+    """The end of the silence or maintenance window that holds it, if any."""
+    suppressed: str | None = None
+    """Why it is held back from notifications, for people: ``silenced by alice until
+    14:00 UTC: patching``, ``maintenance of pool etl until ...``.  An alert changing
+    state is published again as :class:`AlertRaised`."""
 
 
 class ConnectionInfo(_Value, frozen=True, kw_only=True):

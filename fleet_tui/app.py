@@ -17,20 +17,22 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
-from fleet.protocol import AgentState, Snapshot, StreamToClient
+from fleet.protocol import AgentState, AlertInfo, Snapshot, StreamToClient
 
 from .actions import AgentActions
+from .alert_actions import AlertActions
 from .client import ConnectionState, LinkStatus, RestClient, StreamClient
 from .client._tls import make_ssl_context
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
-from .permissions import ACTIONS, Gate
+from .permissions import ACTIONS, ALERT_ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
 from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
 from .screens.keys import KeysScreen, key_rows
 from .screens.wall import WallScreen
+from .widgets.alerts import AlertsPanel
 from .widgets.banner import LinkBanner
 
 __all__ = ["FleetApp", "default_logs_dir"]
@@ -42,7 +44,7 @@ def default_logs_dir() -> Path:
     return Path(base) / "fleet" / "logs"
 
 
-class FleetApp(AgentActions):
+class FleetApp(AlertActions, AgentActions):
     """The fleet dashboard.
 
     Args:
@@ -276,6 +278,18 @@ class FleetApp(AgentActions):
                 return self.model.agents.get(agent_id) if agent_id else None
         return None
 
+    def current_alert(self) -> AlertInfo | None:
+        """The alert highlighted in the fleet view's alerts panel, if it is shown."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, FleetScreen):
+                panel = screen.query_one(AlertsPanel)
+                alert_id = panel.highlighted_alert if panel.display else None
+                return self.model.alerts.get(alert_id) if alert_id else None
+        return None
+
+    def agent_states(self) -> dict[str, AgentState]:
+        return self.model.agents
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if self.wall:
             return
@@ -292,6 +306,10 @@ class FleetApp(AgentActions):
             yield SystemCommand(
                 f"{spec.title}{target}", help_text, self._action_callback(spec.name)
             )
+        for spec in ALERT_ACTIONS.values():
+            why = self.gate.why_not(spec.name)
+            help_text = f"Unavailable: {why}" if why else f"{spec.does[0].upper()}{spec.does[1:]}."
+            yield SystemCommand(spec.title, help_text, self._action_callback(spec.name))
         yield SystemCommand(
             "Connections", "Show connections and whether each is routable", self.open_connections
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
+__all__ = ["ACTIONS", "ALERT_ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
 
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 """Roles in order; a higher role may do all a lower one may."""
@@ -59,6 +59,39 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 """Every action that changes or asks something of an agent."""
 
+ALERT_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "ack_alert",
+            "Acknowledge alert",
+            "operator",
+            "acknowledges the selected alert with a note: repeat notifications stop, it "
+            "stays shown with your name",
+        ),
+        ActionSpec(
+            "unack_alert",
+            "Take back acknowledgement",
+            "operator",
+            "takes back the selected alert's acknowledgement: it is notified again",
+        ),
+        ActionSpec(
+            "silence_alert",
+            "Silence alerts",
+            "operator",
+            "silences the alerts of the selected alert's target for a while, with a reason",
+        ),
+        ActionSpec(
+            "maintenance",
+            "Plan maintenance",
+            "operator",
+            "puts the agent or its pool in maintenance for a while: its alerts are held back",
+        ),
+    )
+}
+"""Actions on alerts and maintenance: they act on an alert or a pool, not only an agent,
+so the app's check does not hide them; each says why when it may not run."""
+
 WALL_ALLOWED = frozenset({"quit"})
 """The only action a wall display accepts."""
 
@@ -79,7 +112,7 @@ class Gate:
         """True when ``action`` may run now."""
         if self.wall:
             return action in WALL_ALLOWED
-        spec = ACTIONS.get(action)
+        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action)
         if spec is None:
             return True
         return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[spec.role]
@@ -90,7 +123,7 @@ class Gate:
             return None
         if self.wall:
             return "this is a wall display: only quit is accepted"
-        spec = ACTIONS[action]
+        spec = ACTIONS.get(action) or ALERT_ACTIONS[action]
         return (
             f"{spec.title} needs the {spec.role} role; this token is {self.role}. "
             f"Ask an admin for an {spec.role} token."

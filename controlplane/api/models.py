@@ -6,6 +6,7 @@ them (:mod:`controlplane.api.structs` encodes and documents them).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 import msgspec
@@ -21,9 +22,19 @@ from fleet.protocol import (
 )
 
 from ..decommission import RemovalAction
-from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
+from ..store.base import (
+    AckRecord,
+    AuditRecord,
+    MaintenanceRecord,
+    OperatorRecord,
+    PinRecord,
+    SilenceRecord,
+    TokenRecord,
+    TokenState,
+)
 
 __all__ = [
+    "AckInfo",
     "AgentConfigView",
     "AgentDetail",
     "AgentRemovedInfo",
@@ -33,10 +44,12 @@ __all__ = [
     "Enrolled",
     "ErrorBody",
     "Health",
+    "MaintenanceInfo",
     "PinInfo",
     "PolicyCleared",
     "PoolInfo",
     "ReceiverInfo",
+    "SilenceInfo",
     "TokenCreated",
     "TokenInfo",
     "TokenRevoked",
@@ -296,3 +309,68 @@ class AuditEntry(BaseModel):
             result=e.result,
             detail=e.detail,
         )
+
+
+SpanState = Literal["pending", "active", "ended", "deleted"]
+
+
+def _span_state(start: float, end: float, deleted_at: float | None, now: float) -> SpanState:
+    if deleted_at is not None:
+        return "deleted"
+    return "pending" if now < start else "active" if now < end else "ended"
+
+
+class AckInfo(BaseModel):
+    """An acknowledgement: who has seen the alert; repeat notifications stop."""
+
+    alert_id: str
+    acked_by: str
+    note: str
+    at: float
+    expires_at: float | None
+
+    @classmethod
+    def of(cls, a: AckRecord) -> AckInfo:
+        return cls(**asdict(a))
+
+
+class _Span(BaseModel):
+    """What silences and maintenance windows share: when, why, who, and their state."""
+
+    id: str
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    deleted_at: float | None
+    deleted_by: str | None
+    state: SpanState
+
+
+class SilenceInfo(_Span):
+    """A silence: alerts matching every given matcher are shown but not notified."""
+
+    agent: str | None
+    pool: str | None
+    connection: str | None
+    kind: str | None
+
+    @classmethod
+    def of(cls, s: SilenceRecord, now: float) -> SilenceInfo:
+        return cls(**asdict(s), state=_span_state(s.starts_at, s.ends_at, s.deleted_at, now))
+
+
+class MaintenanceInfo(_Span):
+    """A maintenance window of an agent or a pool: its alerts are held back."""
+
+    scope: Literal["agent", "pool"]
+    target: str
+    """The agent's id, or the pool's name."""
+    target_name: str
+    """The agent's name (the pool's name for a pool)."""
+
+    @classmethod
+    def of(cls, w: MaintenanceRecord, now: float, target_name: str) -> MaintenanceInfo:
+        state = _span_state(w.starts_at, w.ends_at, w.deleted_at, now)
+        return cls(**asdict(w), target_name=target_name, state=state)

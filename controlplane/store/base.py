@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "AckRecord",
     "AgentRecord",
     "AlertRecord",
     "AuditRecord",
     "ConnectionRecord",
+    "MaintenanceRecord",
     "OperatorRecord",
     "PinRecord",
     "PoolRecord",
+    "SilenceRecord",
     "Store",
     "TokenRecord",
     "TokenState",
@@ -116,6 +119,57 @@ class AlertRecord:
 
 
 @dataclass
+class AckRecord:
+    """An operator has seen an open alert: repeat notifications stop, it stays shown."""
+
+    alert_id: str
+    acked_by: str
+    note: str
+    at: float
+    expires_at: float | None = None
+    """When the acknowledgement lapses by itself (None: while the alert is open)."""
+
+
+@dataclass
+class SilenceRecord:
+    """Alerts matching every given matcher are held (not notified) from start to end.
+
+    A matcher left None matches anything; at least one is given."""
+
+    id: str
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    agent: str | None = None
+    """An agent's id or name."""
+    pool: str | None = None
+    connection: str | None = None
+    kind: str | None = None
+    deleted_at: float | None = None
+    deleted_by: str | None = None
+
+
+@dataclass
+class MaintenanceRecord:
+    """A planned window for one agent or one pool: its alerts are held, and a pool's
+    minimum is not checked against the agents in maintenance."""
+
+    id: str
+    scope: Literal["agent", "pool"]
+    target: str
+    """The agent's id, or the pool's name."""
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    deleted_at: float | None = None
+    deleted_by: str | None = None
+
+
+@dataclass
 class AuditRecord:
     at: float
     actor: str
@@ -187,6 +241,26 @@ class Store(Protocol):
 
     async def list_disconnects(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
         """An agent's newest ``limit`` disconnect records, oldest first."""
+        ...
+
+    async def save_ack(self, ack: AckRecord) -> None:
+        """Insert or replace the acknowledgement of ``ack.alert_id``."""
+        ...
+
+    async def delete_ack(self, alert_id: str) -> None: ...
+    async def list_acks(self) -> list[AckRecord]: ...
+
+    async def save_silence(self, silence: SilenceRecord) -> None:
+        """Insert or update (a deletion sets ``deleted_at``) one silence."""
+        ...
+
+    async def list_silences(self, ended_after: float | None) -> list[SilenceRecord]:
+        """Silences not deleted that end after ``ended_after``; None: every one, ever."""
+        ...
+
+    async def save_maintenance(self, window: MaintenanceRecord) -> None: ...
+    async def list_maintenance(self, ended_after: float | None) -> list[MaintenanceRecord]:
+        """Like :meth:`list_silences`, for maintenance windows."""
         ...
 
     async def audit(self, entry: AuditRecord) -> None: ...

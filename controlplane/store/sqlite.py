@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,16 @@ import aiosqlite
 
 from ..errors import Conflict, StoreError
 from .base import (
+    AckRecord,
     AgentRecord,
     AlertRecord,
     AuditRecord,
     ConnectionRecord,
+    MaintenanceRecord,
     OperatorRecord,
     PinRecord,
     PoolRecord,
+    SilenceRecord,
     TokenRecord,
 )
 from .migrations import Migration, migrate
@@ -123,6 +127,35 @@ CREATE TABLE IF NOT EXISTS disconnects (
 """Issue 9 (disconnect history): why each agent's channels ended, as the agent
 reported it, append-only and trimmed to the newest 50 per agent."""
 
+
+MIGRATION_SUPPRESS: tuple[str, ...] = (
+    """
+CREATE TABLE IF NOT EXISTS acks (
+    alert_id TEXT PRIMARY KEY, acked_by TEXT NOT NULL, note TEXT NOT NULL, at REAL NOT NULL,
+    expires_at REAL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY, starts_at REAL NOT NULL, ends_at REAL NOT NULL, reason TEXT NOT NULL,
+    created_by TEXT NOT NULL, created_at REAL NOT NULL, agent TEXT, pool TEXT,
+    connection TEXT, kind TEXT, deleted_at REAL, deleted_by TEXT
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS maintenance (
+    id TEXT PRIMARY KEY, scope TEXT NOT NULL, target TEXT NOT NULL, starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
+    created_at REAL NOT NULL, deleted_at REAL, deleted_by TEXT
+)
+""",
+    "CREATE INDEX IF NOT EXISTS silences_ends ON silences (ends_at)",
+    "CREATE INDEX IF NOT EXISTS maintenance_ends ON maintenance (ends_at)",
+)
+"""Issue 9 (acknowledge, silence, maintenance): acknowledgements of open alerts,
+silences by matcher and maintenance windows of agents and pools; each ends by itself
+(``ends_at``) or early (``deleted_at``)."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -136,8 +169,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "alerts' flap count", MIGRATION_3),
     Migration(4, "agents' disconnect history", MIGRATION_DISCONNECTS),
+    Migration(5, "acknowledgements, silences, maintenance windows", MIGRATION_SUPPRESS),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
+
+_SILENCE_COLUMNS = ", ".join(f.name for f in fields(SilenceRecord))
+_WINDOW_COLUMNS = ", ".join(f.name for f in fields(MaintenanceRecord))
 
 LEGACY_TABLE = "agents"
 """Its presence in a database at version 0 means the database predates versions."""
@@ -634,6 +671,53 @@ class SQLiteStore:
             (agent_id, limit),
         )
         return [json.loads(r[0]) for r in reversed(rows)]
+
+    # acknowledgements, silences, maintenance ---------------------------
+
+    async def _upsert(self, table: str, record: Any) -> None:
+        """Insert ``record`` (a dataclass whose first field is the key), or update it."""
+        names = [f.name for f in fields(record)]
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+        async with self._write() as db:
+            await db.execute(
+                f"INSERT INTO {table} ({', '.join(names)})"  # noqa: S608
+                f" VALUES ({', '.join('?' * len(names))})"
+                f" ON CONFLICT ({names[0]}) DO UPDATE SET {updates}",
+                astuple(record),
+            )
+
+    async def save_ack(self, ack: AckRecord) -> None:
+        await self._upsert("acks", ack)
+
+    async def delete_ack(self, alert_id: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM acks WHERE alert_id = ?", (alert_id,))
+
+    async def list_acks(self) -> list[AckRecord]:
+        rows = await self._rows("SELECT alert_id, acked_by, note, at, expires_at FROM acks")
+        return [AckRecord(*r) for r in rows]
+
+    async def save_silence(self, silence: SilenceRecord) -> None:
+        await self._upsert("silences", silence)
+
+    async def list_silences(self, ended_after: float | None) -> list[SilenceRecord]:
+        rows = await self._rows(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences"  # noqa: S608
+            " WHERE ? IS NULL OR (deleted_at IS NULL AND ends_at > ?) ORDER BY starts_at",
+            (ended_after, ended_after),
+        )
+        return [SilenceRecord(*r) for r in rows]
+
+    async def save_maintenance(self, window: MaintenanceRecord) -> None:
+        await self._upsert("maintenance", window)
+
+    async def list_maintenance(self, ended_after: float | None) -> list[MaintenanceRecord]:
+        rows = await self._rows(
+            f"SELECT {_WINDOW_COLUMNS} FROM maintenance"  # noqa: S608
+            " WHERE ? IS NULL OR (deleted_at IS NULL AND ends_at > ?) ORDER BY starts_at",
+            (ended_after, ended_after),
+        )
+        return [MaintenanceRecord(*r) for r in rows]
 
     async def audit(self, entry: AuditRecord) -> None:
         async with self._write() as db:

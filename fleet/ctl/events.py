@@ -1,4 +1,4 @@
-"""``fleet alerts list`` and ``fleet audit``: what happened, and who did it."""
+"""``fleet alerts list|ack|unack`` and ``fleet audit``: what happened, and who did it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..cliparse import duration
 from .client import ApiClient
 from .common import Subparsers, verb
 from .output import Column, ago, emit, print_table, stamp
+from .silences import add_alert_verbs, held
 
 __all__ = ["register"]
 
@@ -21,6 +22,7 @@ ALERT_COLUMNS: list[Column] = [
     ("CLEARED", lambda a: ago(a.get("cleared_at"))),
     ("FLAPS", lambda a: str(a.get("flaps", 0))),
     ("MESSAGE", lambda a: a["message"]),
+    ("HELD", held),
 ]
 
 AUDIT_COLUMNS: list[Column] = [
@@ -64,6 +66,7 @@ def register(sub: Subparsers) -> None:
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
     listing = verb(verbs, "list", _alerts, "list open alerts, critical first", aliases=("ls",))
     listing.add_argument("--all", action="store_true", help="cleared alerts too")
+    add_alert_verbs(verbs)
 
     audit = verb(
         sub, "audit", _audit, "the audit log, newest first: who did what, to what, and the result"

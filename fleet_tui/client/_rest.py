@@ -136,6 +136,29 @@ class RestClient:
         resp = await self._call("PUT", f"/v1/pools/{pool}/pin", json={"version": version})
         return _obj(resp)
 
+    async def ack(self, alert_id: str, note: str) -> dict[str, Any]:
+        """Acknowledge an open alert (operator)."""
+        resp = await self._call("POST", f"/v1/alerts/{alert_id}/ack", json={"note": note})
+        return _obj(resp)
+
+    async def unack(self, alert_id: str) -> None:
+        """Take back the acknowledgement of an alert (operator)."""
+        await self._call("DELETE", f"/v1/alerts/{alert_id}/ack")
+
+    async def silence(
+        self, matchers: dict[str, str], duration_s: float, reason: str
+    ) -> dict[str, Any]:
+        """Silence the alerts matching every matcher for ``duration_s`` (operator)."""
+        body = {**matchers, "duration_s": duration_s, "reason": reason}
+        return _obj(await self._call("POST", "/v1/silences", json=body))
+
+    async def maintenance(
+        self, scope: str, target: str, duration_s: float, reason: str
+    ) -> dict[str, Any]:
+        """Plan maintenance of an agent (id) or a pool from now on (operator)."""
+        body = {scope: target, "duration_s": duration_s, "reason": reason}
+        return _obj(await self._call("POST", "/v1/maintenance", json=body))
+
     async def revoke(self, agent_id: str) -> None:
         """Revoke the agent's identity; its channel closes and it will not return."""
         await self._call("POST", f"/v1/agents/{agent_id}/revoke")

@@ -61,6 +61,24 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429",
 [[operations]]
 include-name = "PUT /v1/pools/{{pool}}/policy"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422", "429", "5xx"]
+
+# - a silence, a maintenance window or an acknowledgement's expiry must lie ahead
+#   of the server's clock and within silence_max_s: 400 otherwise.
+[[operations]]
+include-name = "POST /v1/silences"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "429", "5xx"]
+
+[[operations]]
+include-name = "POST /v1/maintenance"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "404", "409", "429", "5xx"
+]
+
+[[operations]]
+include-name = "POST /v1/alerts/{{alert_id}}/ack"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "404", "429", "5xx"
+]
 """
 
 

@@ -1,9 +1,19 @@
-"""Open alerts, newest first, with their age; Enter jumps to the agent."""
+"""Open alerts, newest first, with their age; Enter jumps to the agent.
+
+Acknowledged, silenced and maintenance-held alerts stay in the list, dimmed, with
+a mark and who or why: ``✓ alice`` (acknowledged), ``⊘ silenced by bob until
+14:00 UTC: patching``.  Keys here acknowledge (``A``), take it back (``U``) and
+silence the alert's target (``Z``); the app's gate says why when the role is too low.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Label, OptionList
@@ -13,7 +23,7 @@ from fleet.protocol import AlertInfo
 
 from ... import format as fmt
 
-__all__ = ["AlertsPanel", "alert_line"]
+__all__ = ["AlertsPanel", "alert_line", "held_marks", "is_held"]
 
 
 def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
@@ -27,7 +37,22 @@ def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
     mark = "!!" if alert.severity == "critical" else "! "
     when = fmt.age(alert.raised_at, now, coarse=True)
     flaps = f" ({alert.flaps} flap{'s' if alert.flaps > 1 else ''})" if alert.flaps else ""
-    return f"{mark} {when:>7}{flaps}  {target_name}: {alert.message}"
+    return f"{mark} {when:>7}{flaps}  {target_name}: {alert.message}{held_marks(alert)}"
+
+
+def held_marks(alert: AlertInfo) -> str:
+    """``"  ✓ alice  ⊘ silenced by bob until 14:00 UTC"``, or "" for an alert not held."""
+    marks = ""
+    if alert.acked_by:
+        marks += f"  ✓ {alert.acked_by}"
+    if alert.suppressed:
+        marks += f"  ⊘ {alert.suppressed}"
+    return marks
+
+
+def is_held(alert: AlertInfo) -> bool:
+    """Acknowledged, silenced or in maintenance: shown, dimmed, not notified."""
+    return bool(alert.acked_by or alert.suppressed)
 
 
 class AlertsPanel(Vertical):
@@ -38,6 +63,13 @@ class AlertsPanel(Vertical):
     AlertsPanel > Label { width: 100%; padding: 0 1; background: $panel; text-style: bold; }
     AlertsPanel > OptionList, AlertsPanel > OptionList:focus { height: 1fr; border: none; }
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("A", "app.ack_alert", "Ack", id="alerts.ack"),
+        Binding("U", "app.unack_alert", "Unack", id="alerts.unack"),
+        Binding("Z", "app.silence_alert", "Silence", id="alerts.silence"),
+    ]
+    """On the highlighted alert: acknowledge, take it back, silence its target."""
 
     class JumpRequested(Message):
         """Enter was pressed on an alert whose target is ``target``."""
@@ -53,7 +85,7 @@ class AlertsPanel(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._shown: list[tuple[str, str]] = []
+        self._shown: list[tuple[str, str, bool]] = []
         self._targets: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -62,25 +94,33 @@ class AlertsPanel(Vertical):
 
     def show(self, alerts: list[AlertInfo], names: dict[str, str], now: float) -> None:
         """Show these alerts (newest first); a no-op when nothing visible changed."""
-        lines = [(a.id, alert_line(a, names.get(a.target, a.target), now)) for a in alerts]
+        lines = [
+            (a.id, alert_line(a, names.get(a.target, a.target), now), is_held(a)) for a in alerts
+        ]
         if lines == self._shown:
             return
         olist = self.query_one(OptionList)
-        if [i for i, _ in lines] == [i for i, _ in self._shown]:
+        if [i for i, _, _ in lines] == [i for i, _, _ in self._shown]:
             # Same alerts in the same order: replace only the changed prompts.
             for index, (new, old) in enumerate(zip(lines, self._shown, strict=True)):
                 if new != old:
-                    olist.replace_option_prompt_at_index(index, new[1])
+                    olist.replace_option_prompt_at_index(index, _prompt(new[1], new[2]))
             self._shown = lines
             return
         self._shown = lines
         self._targets = {a.id: a.target for a in alerts}
         keep = olist.highlighted_option.id if olist.highlighted_option is not None else None
         olist.clear_options()
-        olist.add_options([Option(text, id=alert_id) for alert_id, text in lines])
+        olist.add_options([Option(_prompt(text, held), id=i) for i, text, held in lines])
         if keep is not None and keep in self._targets:
             olist.highlighted = olist.get_option_index(keep)
         self.query_one("#alerts-title", Label).update(f"Alerts ({len(lines)} open)")
+
+    @property
+    def highlighted_alert(self) -> str | None:
+        """The id of the highlighted alert, if any."""
+        option = self.query_one(OptionList).highlighted_option
+        return option.id if option is not None else None
 
     def focus_list(self) -> None:
         """Focus the list with the newest alert highlighted."""
@@ -95,3 +135,7 @@ class AlertsPanel(Vertical):
         target = self._targets.get(event.option.id or "")
         if target is not None:
             self.post_message(self.JumpRequested(self, target))
+
+
+def _prompt(text: str, held: bool) -> Text:
+    return Text(text, style="dim" if held else "")
