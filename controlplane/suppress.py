@@ -173,7 +173,8 @@ class Suppression:
             w = self.in_maintenance("agent", labels.agent_id, now)
             if w is not None:
                 name = labels.agent_name or labels.agent_id
-                return f"maintenance of agent {name} until {until(w.ends_at, now)}", w.ends_at
+                text = f"maintenance of agent {name} until {until(w.ends_at, now)}"
+                return _said(text, w.reason), w.ends_at
         pools = (
             self.fleet.pools_of_connection(labels.connection)
             if labels.connection is not None
@@ -184,7 +185,9 @@ class Suppression:
         windows = [self.in_maintenance("pool", p, now) for p in pools]
         if pools and all(w is not None for w in windows):
             end = min(w.ends_at for w in windows if w is not None)
-            return f"maintenance of pool {', '.join(pools)} until {until(end, now)}", end
+            reasons = sorted({w.reason for w in windows if w is not None and w.reason})
+            text = f"maintenance of pool {', '.join(pools)} until {until(end, now)}"
+            return _said(text, "; ".join(reasons)), end
         if labels.agent_id is None and labels.connection is None and labels.pool is not None:
             return self._shortfall_in_maintenance(labels.pool, now)
         return None
@@ -215,8 +218,9 @@ class Suppression:
         s = self._silence_for(labels, now)
         if s is None:
             return None
-        reason = f"silenced by {s.created_by} until {until(s.ends_at, now)}"
-        return (f"{reason}: {s.reason}" if s.reason else reason), s.ends_at
+        return _said(
+            f"silenced by {s.created_by} until {until(s.ends_at, now)}", s.reason
+        ), s.ends_at
 
     def hold(self, alert: AlertInfo, now: float | None = None) -> str | None:
         """Why ``alert`` must not be notified now (None: notify it).
@@ -252,3 +256,8 @@ def hold_reason(suppression: Suppression, alert: AlertInfo, now: float) -> str |
         return None
     reason = f"acknowledged by {ack.acked_by}"
     return f"{reason}: {ack.note}" if ack.note else reason
+
+
+def _said(text: str, reason: str) -> str:
+    """``text``, then the reason people gave, when they gave one."""
+    return f"{text}: {reason}" if reason else text

@@ -66,7 +66,7 @@ def test_a_held_alert_is_shown_but_not_sent_until_the_hold_ends(tmp_path, hold):
                     0.2,
                     "the stale alert, shown as held",
                 )
-                assert "default" in held[0]["suppressed"]
+                assert held[0]["suppressed"].endswith(": patch")
                 wait_for(
                     lambda: api.get("/v1/notifications").json()[0]["held"] >= 1,
                     15,
