@@ -26,6 +26,7 @@ __all__ = [
     "AlertBook",
     "Finding",
     "agent_findings",
+    "pools_text",
     "to_info",
 ]
 
@@ -211,6 +212,11 @@ class AlertBook:
             rec.cleared_at = now
             cleared.append(rec)
         return cleared
+
+
+def pools_text(pools: list[str]) -> str:
+    """``pool db-east`` or ``pools db-east, db-west``: for people, not Python's repr."""
+    return f"{'pool' if len(pools) == 1 else 'pools'} {', '.join(pools)}"
 
 
 def to_info(r: AlertRecord) -> AlertInfo:

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         "long after its check passes; failing again within it counts a flap instead of a new "
         "alert. 0 clears at once.",
     )
+    schedule_lead_s: float = Field(
+        900.0,
+        gt=0,
+        description="A connection with a schedule run due within this is checked for a route: "
+        "with no healthy agent in its pools it raises connection_at_risk (critical).",
+    )
 
     # certificates, commands ---------------------------------------------------
     cert_lifetime_s: float = Field(

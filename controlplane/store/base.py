@@ -18,6 +18,7 @@ __all__ = [
     "OperatorRecord",
     "PinRecord",
     "PoolRecord",
+    "ScheduleRecord",
     "Store",
     "TokenRecord",
     "TokenState",
@@ -93,6 +94,15 @@ class PoolRecord:
     min_healthy: int = 0
 
 
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A job's schedule on a connection: cron read in an IANA time zone."""
+
+    cron: str
+    timezone: str
+    name: str | None = None
+
+
 @dataclass
 class ConnectionRecord:
     name: str
@@ -100,6 +110,8 @@ class ConnectionRecord:
     port: int
     pools: list[str]
     created_at: float
+    schedules: list[ScheduleRecord] = field(default_factory=list)
+    """The runs of the jobs that use it, checked for a route ahead of time."""
 
 
 @dataclass

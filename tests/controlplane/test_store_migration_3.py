@@ -17,7 +17,7 @@ async def test_a_version_2_database_keeps_its_alerts_and_counts_flaps(tmp_path):
     await old.db.commit()
     await old.close()
 
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, MIGRATIONS[:3])
     await store.open()
     assert [step.version for step in store.applied] == [3]
     [alert] = await store.list_alerts(include_cleared=False)
@@ -27,7 +27,7 @@ async def test_a_version_2_database_keeps_its_alerts_and_counts_flaps(tmp_path):
     await store.save_alerts([alert, AlertRecord("a2", "stale", "warning", "agent-2", "m", 5.0)])
     await store.close()
 
-    again = SQLiteStore(path)
+    again = SQLiteStore(path, MIGRATIONS[:3])
     await again.open()
     assert again.applied == []
     by_id = {a.id: a for a in await again.list_alerts(include_cleared=True)}
