@@ -46,8 +46,10 @@ async def test_a_due_run_without_a_route_is_at_risk_until_an_agent_comes(tmp_pat
 
         msg = await next_event(
             ws,
-            lambda m: isinstance(m, AlertRaised)
-            and (m.alert.kind, m.alert.target) == ("connection_at_risk", "connection:orders-db"),
+            lambda m: (
+                isinstance(m, AlertRaised)
+                and (m.alert.kind, m.alert.target) == ("connection_at_risk", "connection:orders-db")
+            ),
         )
         assert isinstance(msg, AlertRaised)
         alert = msg.alert
@@ -65,8 +67,9 @@ async def test_a_due_run_without_a_route_is_at_risk_until_an_agent_comes(tmp_pat
         assert [a["target"] for a in at_risk] == ["connection:orders-db"], "later-db is not due"
         assert conns["orders-db"]["at_risk"] is True
         assert conns["later-db"]["at_risk"] is False
-        unroutable = next(a for a in alerts if a["target"] == "connection:orders-db"
-                          and a["kind"] == "unroutable")
+        unroutable = next(
+            a for a in alerts if a["target"] == "connection:orders-db" and a["kind"] == "unroutable"
+        )
         assert unroutable["message"] == "no healthy agent in pools db-east, db-west"
 
         _, task = await start_agent(cp, "db-west-1", pool="db-west", interval_s=0.2)
