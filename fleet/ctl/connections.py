@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..cliparse import FleetParser, duration, name_of
+from ..schedule_text import parse_schedule
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import UsageError
@@ -30,31 +31,18 @@ def _next_run(conn: dict[str, Any]) -> str | None:
     return f"{text} AT RISK" if conn.get("at_risk") else str(text)
 
 
-def schedule_arg(text: str) -> dict[str, Any]:
-    """``[NAME=]CRON[@ZONE]`` -> a schedule body; the zone defaults to UTC.
-
-    Only the shape is checked here; the server checks the cron and the zone and says
-    what is wrong (422).
-    """
-    name: str | None = None
-    rest = text.strip()
-    head, eq, tail = rest.partition("=")
-    if eq and " " not in head.strip():
-        name, rest = head.strip() or None, tail.strip()
-    cron, at, zone = rest.rpartition("@")
-    if not at or not cron.strip():
-        cron, zone = rest, "UTC"  # no zone, or a macro alone (``@daily``)
-    if not cron.strip():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no cron expression: write e.g. '0 14 * * *@Europe/Berlin'"
-        )
-    return {"cron": cron.strip(), "timezone": zone.strip() or "UTC", "name": name}
-
-
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
     return int(text)
+
+
+def schedule_arg(text: str) -> dict[str, Any]:
+    """``[NAME=]CRON[@ZONE]`` for argparse (:func:`fleet.schedule_text.parse_schedule`)."""
+    try:
+        return parse_schedule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _list(args: argparse.Namespace, api: ApiClient) -> int:
