@@ -92,38 +92,33 @@ class ConnectionModal(ModalScreen[dict[str, Any] | None]):
         with Vertical():
             title = f"Edit connection {conn.name}" if conn else "Add a connection"
             yield Label(title, classes="title")
-            yield Label("name")
-            yield Input(
-                conn.name if conn else "",
-                placeholder="e.g. orders-db",
-                id="conn-name",
-                compact=True,
-                disabled=conn is not None,
+            fields = (
+                ("name", "name", conn.name if conn else "", "e.g. orders-db"),
+                ("host", "host", conn.host if conn else "", "e.g. db.internal"),
+                ("port", "port", str(conn.port) if conn else "", "e.g. 5432"),
+                (
+                    "pools",
+                    "pools (comma-separated, in the order to try)",
+                    ", ".join(conn.pools) if conn else "",
+                    "e.g. db-east, db-west",
+                ),
+                (
+                    "schedules",
+                    "schedules of the jobs that use it ([name=]cron@zone, ';' between)",
+                    schedules,
+                    f"e.g. {EXAMPLE}",
+                ),
             )
-            yield Label("host")
-            yield Input(
-                conn.host if conn else "",
-                placeholder="e.g. db.internal",
-                id="conn-host",
-                compact=True,
-            )
-            yield Label("port")
-            yield Input(
-                str(conn.port) if conn else "",
-                placeholder="e.g. 5432",
-                type="integer",
-                id="conn-port",
-                compact=True,
-            )
-            yield Label("pools (comma-separated, in the order to try)")
-            yield Input(
-                ", ".join(conn.pools) if conn else "",
-                placeholder="e.g. db-east, db-west",
-                id="conn-pools",
-                compact=True,
-            )
-            yield Label("schedules of the jobs that use it ([name=]cron@zone, ';' between)")
-            yield Input(schedules, placeholder=f"e.g. {EXAMPLE}", id="conn-schedules", compact=True)
+            for key, label, value, hint in fields:
+                yield Label(label)
+                yield Input(
+                    value,
+                    placeholder=hint,
+                    id=f"conn-{key}",
+                    compact=True,
+                    type="integer" if key == "port" else "text",
+                    disabled=key == "name" and conn is not None,
+                )
             yield Static(
                 "The control plane warns ahead of each run when no healthy agent of the "
                 "pools can reach it.",

@@ -141,29 +141,29 @@ class ConnectionsScreen(Screen[None]):
             return None
         return self.model.connections.get(str(row_key.value))
 
-    def _allowed(self, action: str) -> bool:
+    def _ready(
+        self, action: str, on_selected: bool
+    ) -> tuple[RestClient, ConnectionInfo | None] | None:
+        """The client (and the selected connection) for ``action``, or None after
+        saying why not: the role it needs, no selection, no control plane."""
         why = self._gate().why_not(action)
         if why is not None:
             self.notify(why, title="Not allowed", severity="warning")
-            return False
-        return True
-
-    def _client(self) -> RestClient | None:
+            return None
+        conn = self.selected() if on_selected else None
+        if on_selected and conn is None:
+            self.notify("Put the cursor on a connection first.", severity="warning")
+            return None
         rest = self._rest()
         if rest is None:
             self.notify("Not connected to a control plane.", severity="error")
-        return rest
+            return None
+        return rest, conn
 
     def action_probe_connection(self) -> None:
-        if not self._allowed("connection_probe"):
-            return
-        conn = self.selected()
-        if conn is None:
-            self.notify("Put the cursor on a connection first.", severity="warning")
-            return
-        rest = self._client()
-        if rest is not None:
-            self._probe(rest, conn)
+        ready = self._ready("connection_probe", on_selected=True)
+        if ready is not None and ready[1] is not None:
+            self._probe(ready[0], ready[1])
 
     @work(group="connection-actions")
     async def _probe(self, rest: RestClient, conn: ConnectionInfo) -> None:
@@ -179,22 +179,15 @@ class ConnectionsScreen(Screen[None]):
         self.app.push_screen(ProbeResultModal(via, answer.result))
 
     def action_add_connection(self) -> None:
-        if not self._allowed("connection_add"):
-            return
-        rest = self._client()
-        if rest is not None:
-            self.app.push_screen(ConnectionModal(self._saver(rest, None)))
+        ready = self._ready("connection_add", on_selected=False)
+        if ready is not None:
+            self.app.push_screen(ConnectionModal(self._saver(ready[0], None)))
 
     def action_edit_connection(self) -> None:
-        if not self._allowed("connection_edit"):
-            return
-        conn = self.selected()
-        if conn is None:
-            self.notify("Put the cursor on a connection first.", severity="warning")
-            return
-        rest = self._client()
-        if rest is not None:
-            self.app.push_screen(ConnectionModal(self._saver(rest, conn.name), conn))
+        ready = self._ready("connection_edit", on_selected=True)
+        if ready is not None and ready[1] is not None:
+            conn = ready[1]
+            self.app.push_screen(ConnectionModal(self._saver(ready[0], conn.name), conn))
 
     def _saver(self, rest: RestClient, name: str | None) -> Save:
         async def save(body: dict[str, Any]) -> str | None:
