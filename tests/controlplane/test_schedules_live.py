@@ -1,5 +1,6 @@
 """Schedule-aware connections on a real server: a run due soon with no route raises
-``connection_at_risk`` (in GET /v1/alerts and on the stream); an agent clears it."""
+``connection_at_risk`` (in GET /v1/alerts and on the stream); a real agent process
+started in one of its pools clears it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from fleet.protocol import AlertCleared, AlertRaised, ConnectionUpdate
+from tests.agent.agents import AgentProcess, enroll
 from tests.helpers.server import FAST, RunningServer
-from tests.helpers.stream import next_event, start_agent, stop_agent, subscribe
+from tests.helpers.stream import next_event, subscribe
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,7 +74,11 @@ async def test_a_due_run_without_a_route_is_at_risk_until_an_agent_comes(tmp_pat
         )
         assert unroutable["message"] == "no healthy agent in pools db-east, db-west"
 
-        _, task = await start_agent(cp, "db-west-1", pool="db-west", interval_s=0.2)
+        # A real agent process, enrolled into one of its pools.
+        state = tmp_path / "db-west-1"
+        done = enroll(cp, state, token=cp.enrollment_token("db-west"), name="db-west-1")
+        assert done.returncode == 0, done.stderr
+        agent = AgentProcess(state).start()
         try:
             # Both come, in either order: the alert is stored before it is published.
             seen: dict[str, object] = {}
@@ -96,7 +102,7 @@ async def test_a_due_run_without_a_route_is_at_risk_until_an_agent_comes(tmp_pat
                 alerts = (await api.get("/v1/alerts")).json()
             assert not [a for a in alerts if a["kind"] == "connection_at_risk"]
         finally:
-            await stop_agent(task)
+            agent.stop()
         await ws.close()
     finally:
         cp.stop()
