@@ -390,9 +390,9 @@ class Fleet:
         self._set_connection_info(conn, info, publish)
 
     def _set_connection_info(
-        self, conn: ConnectionRecord, info: ConnectionInfo, publish: bool
+        self, conn: ConnectionRecord, info: ConnectionInfo, publish: bool, now: float | None = None
     ) -> None:
-        info = self._with_schedule(conn, info, time.time())
+        info = self._with_schedule(conn, info, time.time() if now is None else now)
         if self.connection_state.get(conn.name) != info:
             self.connection_state[conn.name] = info
             if publish:
@@ -431,12 +431,12 @@ class Fleet:
             at_risk=(AT_RISK, target) in self.alerts.open,
         )
 
-    def check_schedules(self) -> None:
+    def check_schedules(self, now: float | None = None) -> None:
         """The periodic at-risk check: every connection with a schedule, each tick."""
         for conn in self.connections.values():
             info = self.connection_state.get(conn.name)
             if info is not None and (conn.schedules or info.next_run_at is not None):
-                self._set_connection_info(conn, info, publish=True)
+                self._set_connection_info(conn, info, publish=True, now=now)
 
     def update_connections(self, publish: bool = True) -> None:
         """Re-route every connection."""

@@ -65,11 +65,15 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422",
 # - a schedule's cron must parse and its time zone be an IANA name: 422 otherwise.
 [[operations]]
 include-name = "POST /v1/connections"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "409", "422", "429", "5xx",
+]
 
 [[operations]]
 include-name = "PATCH /v1/connections/{{name}}"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "404", "422", "429", "5xx",
+]
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -105,3 +106,41 @@ def test_schedule_errors_say_what_is_wrong(cron: str, zone: str, words: str | No
         assert problem is None
     else:
         assert problem is not None and words in problem, problem
+
+
+async def test_the_fleet_raises_at_risk_within_the_lead_and_clears_when_the_run_passed(tmp_path):
+    from controlplane.config import Settings
+    from controlplane.fleet import Fleet
+    from controlplane.store.base import ConnectionRecord
+    from controlplane.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "fleet.db")
+    await store.open()
+    try:
+        fleet = Fleet(Settings(restart_grace_s=0, schedule_lead_s=900), store)
+        daily = [ScheduleRecord("0 14 * * *", BERLIN)]
+        await fleet.add_connection(ConnectionRecord("pg", "127.0.0.1", 5432, ["db"], 0.0, daily))
+        key = ("connection_at_risk", "connection:pg")
+        # The next 14:00 in Berlin from now; the checks below move the clock up to it.
+        run = fleet.connection_state["pg"].next_run_at
+        assert run is not None and datetime.fromtimestamp(run, ZoneInfo(BERLIN)).hour == 14
+
+        fleet.check_schedules(now=run - 3600)  # an hour ahead: not yet
+        assert key not in fleet.alerts.open
+        assert fleet.connection_state["pg"].next_run_at == run
+
+        fleet.check_schedules(now=run - 600)  # within the 15 min lead, no agent in "db"
+        assert fleet.alerts.open[key].message == (
+            "connection at risk: next run 14:00 Europe/Berlin has no healthy agent in pool db"
+        )
+        assert fleet.connection_state["pg"].at_risk
+
+        fleet.check_schedules(now=run + 1)  # the run passed; the next is a day away
+        assert key not in fleet.alerts.open
+        info = fleet.connection_state["pg"]
+        assert not info.at_risk and info.next_run_at is not None and info.next_run_at > run
+        await fleet.store_alerts()
+        stored = [a for a in await store.list_alerts(include_cleared=True) if a.kind == key[0]]
+        assert len(stored) == 1 and stored[0].cleared_at is not None
+    finally:
+        await store.close()
