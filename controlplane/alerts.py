@@ -26,6 +26,7 @@ __all__ = [
     "AlertBook",
     "Finding",
     "agent_findings",
+    "pools_text",
     "stopped_reason",
     "to_info",
 ]
@@ -221,6 +222,11 @@ class AlertBook:
             rec.cleared_at = now
             cleared.append(rec)
         return cleared
+
+
+def pools_text(pools: list[str]) -> str:
+    """``pool db-east`` or ``pools db-east, db-west``: for people, not Python's repr."""
+    return f"{'pool' if len(pools) == 1 else 'pools'} {', '.join(pools)}"
 
 
 def to_info(r: AlertRecord) -> AlertInfo:

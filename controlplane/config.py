@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         description="The longest silence, maintenance window or acknowledgement expiry an "
         "operator may set (and the furthest ahead one may start); longer is refused.",
     )
+    schedule_lead_s: float = Field(
+        900.0,
+        gt=0,
+        description="A connection with a schedule run due within this is checked for a route: "
+        "with no healthy agent in its pools it raises connection_at_risk (critical).",
+    )
 
     # certificates, commands ---------------------------------------------------
     cert_lifetime_s: float = Field(

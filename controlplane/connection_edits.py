@@ -10,7 +10,7 @@ from fleet.protocol import ConnectionInfo, ConnectionRemoved
 from .errors import Conflict, NotFound
 from .fleet import Fleet
 from .operators import Principal
-from .store.base import ConnectionRecord
+from .store.base import ConnectionRecord, ScheduleRecord
 
 __all__ = ["create_connection", "delete_connection", "get_connection", "update_connection"]
 
@@ -53,6 +53,7 @@ async def update_connection(
     host: str | None,
     port: int | None,
     pools: list[str] | None,
+    schedules: list[ScheduleRecord] | None = None,
 ) -> ConnectionInfo:
     """Change some of a connection's fields; routing is recomputed and published."""
     actor.require("admin")
@@ -66,13 +67,14 @@ async def update_connection(
         host=old.host if host is None else host,
         port=old.port if port is None else port,
         pools=old.pools if pools is None else list(pools),
+        schedules=old.schedules if schedules is None else list(schedules),
     )
     await fleet.store.update_connection(new)
     fleet.connections[name] = new
     fleet.route_connection(new)
     changes = [
-        f"{field} {getattr(old, field)} -> {getattr(new, field)}"
-        for field in ("host", "port", "pools")
+        f"{field} {_text(getattr(old, field))} -> {_text(getattr(new, field))}"
+        for field in ("host", "port", "pools", "schedules")
         if getattr(old, field) != getattr(new, field)
     ]
     await fleet.audit(
@@ -93,6 +95,7 @@ async def delete_connection(fleet: Fleet, actor: Principal, name: str) -> Connec
     del fleet.connections[name]
     fleet.connection_state.pop(name, None)
     fleet.via.pop(name, None)
+    fleet.schedule_watch.forget(name)
     fleet.publish_alerts([], fleet.alerts.clear_target(f"connection:{name}"))
     await fleet.settle_alerts()  # cleared before dashboards drop the connection
     fleet.bus.publish(partial(_removed, name))
@@ -102,3 +105,15 @@ async def delete_connection(fleet: Fleet, actor: Principal, name: str) -> Connec
 
 def _removed(name: str, seq: int) -> ConnectionRemoved:
     return ConnectionRemoved(seq=seq, name=name)
+
+
+def _text(value: object) -> str:
+    """A field for the audit log: lists as ``a, b``, schedules as ``cron@zone``."""
+    if isinstance(value, list):
+        return (
+            ", ".join(
+                f"{v.cron}@{v.timezone}" if isinstance(v, ScheduleRecord) else str(v) for v in value
+            )
+            or "none"
+        )
+    return str(value)

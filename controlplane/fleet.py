@@ -19,6 +19,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from fleet.protocol import (
     MAX_DISCONNECTS,
     PROTOCOL_VERSION,
@@ -28,6 +30,7 @@ from fleet.protocol import (
     AlertRaised,
     CloseCode,
     ConnectionInfo,
+    ConnectionSchedule,
     ConnectionUpdate,
     Heartbeat,
     Presence,
@@ -40,6 +43,7 @@ from .alerts import (
     AlertBook,
     Finding,
     agent_findings,
+    pools_text,
     presence_finding,
     stopped_reason,
     to_info,
@@ -49,6 +53,7 @@ from .events import EventBus
 from .instruments import Instruments
 from .live import LiveAgent
 from .policy import ProbePolicy
+from .schedules import ScheduleWatch, at_risk_message, describe
 from .store.base import (
     AlertRecord,
     AuditRecord,
@@ -64,6 +69,9 @@ __all__ = ["Fleet", "config_hash"]
 log = logging.getLogger("controlplane.fleet")
 
 HEALTHY = {Presence.CONNECTED, Presence.DEGRADED}
+
+AT_RISK = "connection_at_risk"
+"""The alert kind of a connection whose next scheduled run has no route."""
 
 PAUSE_TICKS = 5
 """A gap between two ticks longer than this many ``tick_s`` means the server itself
@@ -92,6 +100,8 @@ class Fleet:
         self.connections: dict[str, ConnectionRecord] = {}
         self.connection_state: dict[str, ConnectionInfo] = {}
         self.via: dict[str, str] = {}
+        self.schedule_watch = ScheduleWatch()
+        """Each connection's next scheduled run, for the at-risk check."""
         """Connection name -> id of the agent it is routed through."""
         self.members: dict[str, dict[str, LiveAgent]] = {}
         """Pool -> its agents, so routing never scans the whole fleet."""
@@ -335,6 +345,7 @@ class Fleet:
             elif agent.state == Presence.OFFLINE and grace_ended:
                 self.refresh(agent)
         self.check_pools()
+        self.check_schedules()
         self.publish_alerts([], self.alerts.expire(time.time()))
         self.refresh_suppression(force=False)
 
@@ -428,7 +439,7 @@ class Fleet:
         else:
             self.via.pop(conn.name, None)
         finding = (
-            [_finding("unroutable", f"no healthy agent in pools {', '.join(conn.pools)}")]
+            [_finding("unroutable", f"no healthy agent in {pools_text(conn.pools)}")]
             if not info.routable
             else []
         )
@@ -437,10 +448,56 @@ class Fleet:
         self.publish_alerts(
             *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding, unknown)
         )
+        self._set_connection_info(conn, info, publish)
+
+    def _set_connection_info(
+        self, conn: ConnectionRecord, info: ConnectionInfo, publish: bool, now: float | None = None
+    ) -> None:
+        info = self._with_schedule(conn, info, time.time() if now is None else now)
         if self.connection_state.get(conn.name) != info:
             self.connection_state[conn.name] = info
             if publish:
                 self.bus.publish(partial(_connection_update, info))
+
+    def _with_schedule(
+        self, conn: ConnectionRecord, info: ConnectionInfo, now: float
+    ) -> ConnectionInfo:
+        """``info`` with the connection's next run, raising or clearing its at-risk alert.
+
+        At risk: a run is due within ``schedule_lead_s`` and no agent can route it now.
+        Each run is its own alert: when the run passes, its alert clears (the job ran,
+        or failed, by then) and the next run is judged afresh.
+        """
+        target = f"connection:{conn.name}"
+        run, passed = self.schedule_watch.next(conn.name, conn.schedules, now)
+        if passed:
+            self.publish_alerts(*self.alerts.reconcile(target, {AT_RISK}, []))
+        due = run is not None and run.at - now <= self.settings.schedule_lead_s
+        finding = (
+            [_finding(AT_RISK, at_risk_message(run, conn.pools, now))]
+            if run is not None and due and not info.routable
+            else []
+        )
+        # In a grace its agents may not have dialled in yet, as for unroutable.
+        unknown = {AT_RISK} if finding and not self._grace_over else set()
+        self.publish_alerts(*self.alerts.reconcile(target, {AT_RISK}, finding, unknown))
+        return msgspec.structs.replace(
+            info,
+            schedules=[
+                ConnectionSchedule(cron=s.cron, timezone=s.timezone, name=s.name)
+                for s in conn.schedules
+            ],
+            next_run_at=run.at if run is not None else None,
+            next_run=describe(run, now) if run is not None else None,
+            at_risk=(AT_RISK, target) in self.alerts.open,
+        )
+
+    def check_schedules(self, now: float | None = None) -> None:
+        """The periodic at-risk check: every connection with a schedule, each tick."""
+        for conn in self.connections.values():
+            info = self.connection_state.get(conn.name)
+            if info is not None and (conn.schedules or info.next_run_at is not None):
+                self._set_connection_info(conn, info, publish=True, now=now)
 
     def update_connections(self, publish: bool = True) -> None:
         """Re-route every connection."""

@@ -59,6 +59,7 @@ __all__ = [
     "ConfigResult",
     "ConnectionInfo",
     "ConnectionRemoved",
+    "ConnectionSchedule",
     "ConnectionUpdate",
     "Disconnect",
     "DisconnectCause",
@@ -303,6 +304,17 @@ class AlertInfo(_Value, frozen=True, kw_only=True):
     state is published again as :class:`AlertRaised`."""
 
 
+class ConnectionSchedule(_Value, frozen=True, kw_only=True):
+    """When a job that uses a connection runs: a cron expression read in a time zone."""
+
+    cron: str
+    """Five-field cron (``0 14 * * *``) or a macro (``@daily``)."""
+    timezone: str
+    """An IANA time zone (``Europe/Berlin``, ``UTC``)."""
+    name: str | None = None
+    """The job's name, to say which run is at risk."""
+
+
 class ConnectionInfo(_Value, frozen=True, kw_only=True):
     """A registered data source and whether some agent can reach it now."""
 
@@ -313,6 +325,13 @@ class ConnectionInfo(_Value, frozen=True, kw_only=True):
     routable: bool
     via_pool: str | None = None
     via_agent: str | None = None
+    schedules: list[ConnectionSchedule] = []
+    next_run_at: float | None = None
+    """The soonest run of any of its schedules (Unix time), or ``None`` without any."""
+    next_run: str | None = None
+    """That run for people: ``14:00 Europe/Berlin`` (a date when it is not within a day)."""
+    at_risk: bool = False
+    """A run is due within the server's ``schedule_lead_s`` and no agent can route it."""
 
 
 DisconnectCause = Literal[

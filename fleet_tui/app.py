@@ -19,6 +19,7 @@ from textual.screen import Screen
 
 from fleet.protocol import AgentState, AlertInfo, Snapshot, StreamToClient
 
+from . import format as fmt
 from .actions import AgentActions
 from .alert_actions import AlertActions
 from .client import ConnectionState, LinkStatus, RestClient, StreamClient
@@ -242,7 +243,7 @@ class FleetApp(AlertActions, AgentActions):
             screen.tick()
         elif isinstance(screen, WallScreen):
             count = len(self.model.agents)
-            screen.tick(status=banner_text or f"fleet: {words} · {count:,} agents")
+            screen.tick(status=banner_text or f"fleet: {words} · {fmt.count(count, 'agent')}")
         elif isinstance(screen, AgentDetailScreen | ConnectionsScreen):
             screen.tick()
 
@@ -269,8 +270,15 @@ class FleetApp(AlertActions, AgentActions):
         return agent
 
     def current_agent(self) -> AgentState | None:
-        """The agent an action applies to: the one in detail, or under the cursor."""
+        """The agent an action applies to: the one in detail, or under the cursor.
+
+        None over the connections view: its keys act on connections, and the fleet's
+        cursor beneath it is hidden (a probe "from etl-07" with a connection selected
+        was the bug this prevents).
+        """
         for screen in reversed(self.screen_stack):
+            if isinstance(screen, ConnectionsScreen):
+                return None
             if isinstance(screen, AgentDetailScreen):
                 return self.model.agents.get(screen.agent_id)
             if isinstance(screen, FleetScreen):
@@ -344,7 +352,7 @@ class FleetApp(AlertActions, AgentActions):
 
     def open_connections(self) -> None:
         """Show the connections view."""
-        self.push_screen(ConnectionsScreen(self.model))
+        self.push_screen(ConnectionsScreen(self.model, lambda: self.gate, lambda: self.rest))
 
     def action_keys(self) -> None:
         if isinstance(self.screen, KeysScreen):

@@ -14,11 +14,19 @@ __all__ = [
     "age",
     "cert_expiry",
     "cert_warning",
+    "count",
     "percent",
     "skew",
     "sparkline",
     "state_label",
 ]
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 connection``, ``2 connections``, ``1,204 agents``: never "1 connections"."""
+    word = noun if n == 1 else (plural or f"{noun}s")
+    return f"{n:,} {word}"
+
 
 STATE_SYMBOL: dict[Presence, str] = {
     Presence.CONNECTED: "✓",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIONS", "ALERT_ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
+__all__ = ["ACTIONS", "ALERT_ACTIONS", "CONNECTION_ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
 
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 """Roles in order; a higher role may do all a lower one may."""
@@ -92,6 +92,33 @@ ALERT_ACTIONS: dict[str, ActionSpec] = {
 """Actions on alerts and maintenance: they act on an alert or a pool, not only an agent,
 so the app's check does not hide them; each says why when it may not run."""
 
+
+CONNECTION_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "connection_probe",
+            "Probe connection",
+            "operator",
+            "probes the selected connection through its route: from a healthy agent of "
+            "its pools, as its jobs would reach it",
+        ),
+        ActionSpec(
+            "connection_add",
+            "Add connection",
+            "admin",
+            "registers a connection: host, port, the pools that reach it, its jobs' schedules",
+        ),
+        ActionSpec(
+            "connection_edit",
+            "Edit connection",
+            "admin",
+            "changes the selected connection's host, port, pools or schedules",
+        ),
+    )
+}
+"""The connections view's actions: on the selected connection, never on an agent."""
+
 WALL_ALLOWED = frozenset({"quit"})
 """The only action a wall display accepts."""
 
@@ -112,7 +139,7 @@ class Gate:
         """True when ``action`` may run now."""
         if self.wall:
             return action in WALL_ALLOWED
-        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action)
+        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action) or CONNECTION_ACTIONS.get(action)
         if spec is None:
             return True
         return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[spec.role]
@@ -123,7 +150,7 @@ class Gate:
             return None
         if self.wall:
             return "this is a wall display: only quit is accepted"
-        spec = ACTIONS.get(action) or ALERT_ACTIONS[action]
+        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action) or CONNECTION_ACTIONS[action]
         return (
             f"{spec.title} needs the {spec.role} role; this token is {self.role}. "
             f"Ask an admin for an {spec.role} token."

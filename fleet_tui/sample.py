@@ -15,6 +15,7 @@ from fleet.protocol import (
     AgentState,
     AlertInfo,
     ConnectionInfo,
+    ConnectionSchedule,
     Presence,
     Snapshot,
     convert,
@@ -167,9 +168,20 @@ def sample_snapshot(
             routable=True,
             via_pool="build-eu",
             via_agent="build-eu-0000",
+            schedules=[ConnectionSchedule(cron="0 2 * * *", timezone="Europe/Berlin")],
+            next_run_at=now + 6 * 3600,
+            next_run="02:00 Europe/Berlin",
         ),
         ConnectionInfo(
-            name="warehouse", host="wh.internal", port=5439, pools=["etl-dr"], routable=False
+            name="warehouse",
+            host="wh.internal",
+            port=5439,
+            pools=["etl-dr"],
+            routable=False,
+            schedules=[ConnectionSchedule(cron="0 14 * * *", timezone="UTC", name="daily-load")],
+            next_run_at=now + 600,
+            next_run="14:00 UTC (daily-load)",
+            at_risk=True,
         ),
     ]
     return Snapshot(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleet.protocol import ConnectionInfo
 
+from ..alerts import pools_text
 from ..body_types import Port
 from ..connection_edits import (
     create_connection,
@@ -18,7 +20,8 @@ from ..connection_edits import (
     update_connection,
 )
 from ..errors import Conflict
-from ..store.base import ConnectionRecord
+from ..schedules import schedule_error
+from ..store.base import ConnectionRecord, ScheduleRecord
 from .agents import ProbeBody, probe_agent
 from .deps import CP, Admin, Operator, Viewer
 from .models import ConnectionDeleted, ConnectionProbeAnswer
@@ -27,6 +30,31 @@ from .responses import errors
 from .structs import StructResponse, returns
 
 router = APIRouter()
+
+MAX_SCHEDULES = 20
+
+
+class ScheduleIn(BaseModel):
+    """A job's schedule: cron read in an IANA time zone (``0 14 * * *``, ``Europe/Berlin``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cron: str = Field(min_length=1, max_length=100, examples=["0 14 * * *"])
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _usable(self) -> ScheduleIn:
+        problem = schedule_error(self.cron, self.timezone)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def record(self) -> ScheduleRecord:
+        return ScheduleRecord(self.cron, self.timezone, self.name)
+
+
+Schedules = Annotated[list[ScheduleIn], Field(max_length=MAX_SCHEDULES)]
 
 
 class ConnectionCreate(BaseModel):
@@ -37,6 +65,7 @@ class ConnectionCreate(BaseModel):
     host: str = Field(min_length=1, max_length=253)
     port: Port
     pools: list[PoolName] = Field(min_length=1)
+    schedules: Schedules = []
 
 
 class ConnectionProbe(BaseModel):
@@ -55,6 +84,8 @@ class ConnectionPatch(BaseModel):
     host: str | None = Field(default=None, min_length=1, max_length=253)
     port: Port | None = None
     pools: list[PoolName] | None = Field(default=None, min_length=1)
+    schedules: Schedules | None = None
+    """The whole new list (``[]`` removes them all)."""
 
 
 @router.post(
@@ -65,7 +96,14 @@ class ConnectionPatch(BaseModel):
 )
 async def create(body: ConnectionCreate, cp: CP, who: Admin) -> Response:
     """409 when the name is taken: change that connection with PATCH instead."""
-    rec = ConnectionRecord(body.name, body.host, body.port, body.pools, time.time())
+    rec = ConnectionRecord(
+        body.name,
+        body.host,
+        body.port,
+        body.pools,
+        time.time(),
+        [s.record() for s in body.schedules],
+    )
     return StructResponse(await create_connection(cp.fleet, who, rec), status_code=201)
 
 
@@ -84,7 +122,8 @@ async def list_connections(cp: CP, who: Viewer) -> Response:
     responses={**returns(ConnectionInfo), **errors(400, 403, 404)},
 )
 async def update(name: ConnectionName, body: ConnectionPatch, cp: CP, who: Admin) -> Response:
-    info = await update_connection(cp.fleet, who, name, body.host, body.port, body.pools)
+    schedules = None if body.schedules is None else [s.record() for s in body.schedules]
+    info = await update_connection(cp.fleet, who, name, body.host, body.port, body.pools, schedules)
     return StructResponse(info)
 
 
@@ -107,7 +146,7 @@ async def probe(name: ConnectionName, body: ConnectionProbe, cp: CP, who: Operat
     if route is None:
         await cp.fleet.audit(who.name, "connection.probe", name, "refused", "unroutable")
         raise Conflict(
-            f"connection {name} is unroutable: no healthy agent in pools {', '.join(rec.pools)}; "
+            f"connection {name} is unroutable: no healthy agent in {pools_text(rec.pools)}; "
             "start or fix an agent in one of them"
         )
     pool, agent = route

@@ -20,6 +20,7 @@ __all__ = [
     "OperatorRecord",
     "PinRecord",
     "PoolRecord",
+    "ScheduleRecord",
     "SilenceRecord",
     "Store",
     "TokenRecord",
@@ -96,6 +97,15 @@ class PoolRecord:
     min_healthy: int = 0
 
 
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A job's schedule on a connection: cron read in an IANA time zone."""
+
+    cron: str
+    timezone: str
+    name: str | None = None
+
+
 @dataclass
 class ConnectionRecord:
     name: str
@@ -103,6 +113,8 @@ class ConnectionRecord:
     port: int
     pools: list[str]
     created_at: float
+    schedules: list[ScheduleRecord] = field(default_factory=list)
+    """The runs of the jobs that use it, checked for a route ahead of time."""
 
 
 @dataclass

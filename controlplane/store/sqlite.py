@@ -7,6 +7,7 @@ types) so that a PostgreSQL backend can share it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -30,6 +31,7 @@ from .base import (
     OperatorRecord,
     PinRecord,
     PoolRecord,
+    ScheduleRecord,
     SilenceRecord,
     TokenRecord,
 )
@@ -156,6 +158,13 @@ CREATE TABLE IF NOT EXISTS maintenance (
 silences by matcher and maintenance windows of agents and pools; each ends by itself
 (``ends_at``) or early (``deleted_at``)."""
 
+
+MIGRATION_SCHEDULES: tuple[str, ...] = (
+    "ALTER TABLE connections ADD COLUMN schedules TEXT NOT NULL DEFAULT '[]'",
+)
+"""Issue 9 (schedule-aware connections): the jobs' schedules on each connection, a
+JSON list of ``{"cron", "timezone", "name"}``.  The next step of :data:`MIGRATIONS`."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -170,6 +179,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "alerts' flap count", MIGRATION_3),
     Migration(4, "agents' disconnect history", MIGRATION_DISCONNECTS),
     Migration(5, "acknowledgements, silences, maintenance windows", MIGRATION_SUPPRESS),
+    Migration(6, "connections' schedules", MIGRATION_SCHEDULES),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -583,22 +593,46 @@ class SQLiteStore:
     async def add_connection(self, conn: ConnectionRecord) -> None:
         async with self._write() as db:
             await db.execute(
-                "INSERT INTO connections (name, host, port, pools, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (conn.name, conn.host, conn.port, json.dumps(conn.pools), conn.created_at),
+                "INSERT INTO connections (name, host, port, pools, created_at, schedules)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    conn.name,
+                    conn.host,
+                    conn.port,
+                    json.dumps(conn.pools),
+                    conn.created_at,
+                    _schedules_json(conn.schedules),
+                ),
             )
 
     async def list_connections(self) -> list[ConnectionRecord]:
         rows = await self._rows(
-            "SELECT name, host, port, pools, created_at FROM connections ORDER BY name"
+            "SELECT name, host, port, pools, created_at, schedules FROM connections ORDER BY name"
         )
-        return [ConnectionRecord(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [
+            ConnectionRecord(
+                r[0],
+                r[1],
+                r[2],
+                json.loads(r[3]),
+                r[4],
+                [ScheduleRecord(**s) for s in json.loads(r[5])],
+            )
+            for r in rows
+        ]
 
     async def update_connection(self, conn: ConnectionRecord) -> None:
         async with self._write() as db:
             await db.execute(
-                "UPDATE connections SET host = ?, port = ?, pools = ? WHERE name = ?",
-                (conn.host, conn.port, json.dumps(conn.pools), conn.name),
+                "UPDATE connections SET host = ?, port = ?, pools = ?, schedules = ?"
+                " WHERE name = ?",
+                (
+                    conn.host,
+                    conn.port,
+                    json.dumps(conn.pools),
+                    _schedules_json(conn.schedules),
+                    conn.name,
+                ),
             )
 
     async def delete_connection(self, name: str) -> None:
@@ -745,3 +779,7 @@ class SQLiteStore:
             (*params, limit),
         )
         return [AuditRecord(*r) for r in rows]
+
+
+def _schedules_json(schedules: list[ScheduleRecord]) -> str:
+    return json.dumps([dataclasses.asdict(s) for s in schedules])

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..cliparse import FleetParser, duration, name_of
+from ..schedule_text import parse_schedule
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import UsageError
@@ -19,13 +20,29 @@ COLUMNS: list[Column] = [
     ("POOLS", lambda c: c.get("pools")),
     ("ROUTABLE", lambda c: c.get("routable")),
     ("VIA", lambda c: f"{c.get('via_pool')}/{c.get('via_agent')}" if c.get("via_agent") else None),
+    ("NEXT RUN", lambda c: _next_run(c)),
 ]
+
+
+def _next_run(conn: dict[str, Any]) -> str | None:
+    text = conn.get("next_run")
+    if text is None:
+        return None
+    return f"{text} AT RISK" if conn.get("at_risk") else str(text)
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
     return int(text)
+
+
+def schedule_arg(text: str) -> dict[str, Any]:
+    """``[NAME=]CRON[@ZONE]`` for argparse (:func:`fleet.schedule_text.parse_schedule`)."""
+    try:
+        return parse_schedule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _list(args: argparse.Namespace, api: ApiClient) -> int:
@@ -36,7 +53,13 @@ def _list(args: argparse.Namespace, api: ApiClient) -> int:
 
 
 def _add(args: argparse.Namespace, api: ApiClient) -> int:
-    body = {"name": args.name, "host": args.host, "port": args.port, "pools": args.pool}
+    body = {
+        "name": args.name,
+        "host": args.host,
+        "port": args.port,
+        "pools": args.pool,
+        "schedules": args.schedule or [],
+    }
     out = api.call("POST", "/v1/connections", body)  # a duplicate: 409 says to update
     emit(out, args.output, lambda: print_table([out], COLUMNS, ""))
     return 0
@@ -48,8 +71,16 @@ def _update(args: argparse.Namespace, api: ApiClient) -> int:
         for k, v in (("host", args.host), ("port", args.port), ("pools", args.pool))
         if v is not None
     }
+    if args.schedule is not None and args.no_schedules:
+        raise UsageError("give --schedule or --no-schedules, not both")
+    if args.schedule is not None:
+        body["schedules"] = args.schedule
+    elif args.no_schedules:
+        body["schedules"] = []
     if not body:
-        raise UsageError("nothing to change: give --host, --port or --pool")
+        raise UsageError(
+            "nothing to change: give --host, --port, --pool, --schedule or --no-schedules"
+        )
     out = api.call("PATCH", path("/v1/connections/{}", args.name), body)
     emit(out, args.output, lambda: print_table([out], COLUMNS, ""))
     return 0
@@ -106,7 +137,13 @@ def register(sub: Subparsers) -> None:
         "reach it. A connection is routable while some healthy agent of its pools is up.",
     )
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
-    verb(verbs, "list", _list, "list connections and whether they are routable", aliases=("ls",))
+    verb(
+        verbs,
+        "list",
+        _list,
+        "list connections, whether they are routable and their next scheduled run",
+        aliases=("ls",),
+    )
     add = _name_arg(verb(verbs, "add", _add, "register a connection"))
     add.add_argument("--host", required=True, help="the source's host name or address")
     add.add_argument("--port", required=True, type=_port, help="the source's port")
@@ -117,12 +154,21 @@ def register(sub: Subparsers) -> None:
         type=name_of("pool"),
         help="a pool whose agents should reach it; repeatable",
     )
+    add.add_argument(
+        "--schedule",
+        action="append",
+        type=schedule_arg,
+        metavar="[NAME=]CRON[@ZONE]",
+        help="when a job that uses it runs, e.g. '0 14 * * *@Europe/Berlin' (zone default "
+        "UTC); the server warns ahead of each run that has no healthy agent; repeatable",
+    )
     update = _name_arg(
         verb(
             verbs,
             "update",
             _update,
-            "change a connection's host, port or pools (what is not given stays)",
+            "change a connection's host, port, pools or schedules (what is not given stays)",
+            aliases=("edit",),
         )
     )
     update.add_argument("--host", help="the new host (default: unchanged)")
@@ -132,6 +178,16 @@ def register(sub: Subparsers) -> None:
         action="append",
         type=name_of("pool"),
         help="the new pools, replacing the old ones; repeatable (default: unchanged)",
+    )
+    update.add_argument(
+        "--schedule",
+        action="append",
+        type=schedule_arg,
+        metavar="[NAME=]CRON[@ZONE]",
+        help="the new schedules, replacing the old ones; repeatable (default: unchanged)",
+    )
+    update.add_argument(
+        "--no-schedules", action="store_true", help="remove every schedule of the connection"
     )
     _name_arg(verb(verbs, "rm", _rm, "delete a connection", destructive=True, aliases=("delete",)))
     probe = _name_arg(

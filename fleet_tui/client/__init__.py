@@ -5,12 +5,13 @@ Neither imports Textual, so tests can drive them against a real server.
 
 from __future__ import annotations
 
-from ._rest import ProbeRequest, RestClient
+from ._rest import ConnectionProbe, ProbeRequest, RestClient
 from ._state import ConnectionState, LinkStatus
 from ._stream import StreamClient
 from ._tls import make_ssl_context
 
 __all__ = [
+    "ConnectionProbe",
     "ConnectionState",
     "LinkStatus",
     "ProbeRequest",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -21,7 +22,7 @@ from fleet.protocol import (
 
 from ..errors import ApiError, RefusedError, ServerError, UnavailableError
 
-__all__ = ["AgentDetail", "ConfigView", "ProbeRequest", "RestClient"]
+__all__ = ["AgentDetail", "ConfigView", "ConnectionProbe", "ProbeRequest", "RestClient"]
 
 _V = TypeVar("_V")
 
@@ -60,6 +61,16 @@ class AgentDetail:
     """Why its last channels ended, oldest first (empty from an older control plane)."""
     hints: list[DisconnectHint] = field(default_factory=list)
     """What the control plane reads in them, each with its fix."""
+
+
+@dataclass(frozen=True)
+class ConnectionProbe:
+    """``POST /v1/connections/{name}/probe``: the result, and the route it went by."""
+
+    connection: str
+    pool: str
+    agent_id: str
+    result: ProbeResult
 
 
 class RestClient:
@@ -197,6 +208,42 @@ class RestClient:
         if not isinstance(data, list):
             raise ServerError(200, "the control plane sent connections that are not a list")
         return [_value(c, ConnectionInfo) for c in data]
+
+    async def probe_connection(
+        self, name: str, tls: bool = False, timeout_s: float = 5.0
+    ) -> ConnectionProbe:
+        """Probe connection ``name`` through its route (a healthy agent of its pools).
+
+        No agent can route it: a 409 that says which pools have none.
+        """
+        body = {"tls": tls, "timeout_s": timeout_s}
+        data = _obj(
+            await self._call(
+                "POST", f"/v1/connections/{_seg(name)}/probe", json=body, wait_s=timeout_s + 15
+            )
+        )
+        return ConnectionProbe(
+            connection=str(data.get("connection", name)),
+            pool=str(data.get("pool", "")),
+            agent_id=str(data.get("agent_id", "")),
+            result=_value(data.get("result"), ProbeResult),
+        )
+
+    async def create_connection(self, body: dict[str, Any]) -> ConnectionInfo:
+        """Register a connection (admin): name, host, port, pools, schedules."""
+        return _value(
+            (await self._call("POST", "/v1/connections", json=body)).json(), ConnectionInfo
+        )
+
+    async def update_connection(self, name: str, body: dict[str, Any]) -> ConnectionInfo:
+        """Change what ``body`` gives of connection ``name`` (admin)."""
+        resp = await self._call("PATCH", f"/v1/connections/{_seg(name)}", json=body)
+        return _value(resp.json(), ConnectionInfo)
+
+
+def _seg(name: str) -> str:
+    """A name as one path segment (names are restricted anyway; this keeps it so)."""
+    return quote(name, safe="")
 
 
 def _value(obj: Any, kind: type[_V]) -> _V:

@@ -12,6 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, RichLog
 
+from .. import format as fmt
+
 __all__ = ["LogViewer", "matching_lines"]
 
 
@@ -69,7 +71,7 @@ class LogViewer(Screen[None]):
             if needle:
                 text.highlight_words([needle], style="reverse", case_sensitive=False)
             view.write(text)
-        count = f"{len(shown)} of {len(self.lines)} lines"
+        count = f"{len(shown)} of {fmt.count(len(self.lines), 'line')}"
         self.query_one("#log-count", Label).update(f"{count} match {needle!r}" if needle else count)
 
     def action_search(self) -> None:

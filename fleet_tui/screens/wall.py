@@ -104,7 +104,7 @@ class WallScreen(Screen[None]):
             self.query_one("#wall-list", Static).update("\n".join(lines))
             self.query_one("#wall-page", Label).update(
                 f"page {self.page + 1} of {self.pages}, turning every {self.page_s:g}s · "
-                f"{len(agents):,} agents · q quits"
+                f"{fmt.count(len(agents), 'agent')} · q quits"
             )
 
     def _counter(self, name: str, value: int, bad: bool) -> None:

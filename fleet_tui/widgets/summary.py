@@ -42,7 +42,7 @@ def summary_markup(counts: Counter[Presence], alerts: int, extra: str = "") -> s
             style = _TONE[state] if n and state is not Presence.CONNECTED else ""
             text = f"{fmt.STATE_SYMBOL[state]} {n:,} {state.value}"
             parts.append(f"[{style}]{text}[/]" if style else text)
-    alert_text = f"{alerts} alert{'s' if alerts != 1 else ''} open"
+    alert_text = f"{fmt.count(alerts, 'alert')} open"
     parts.append(f"[b $error]{alert_text}[/]" if alerts else alert_text)
     if extra:
         parts.append(extra)

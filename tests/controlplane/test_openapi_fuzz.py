@@ -50,7 +50,7 @@ max-examples = {examples}
 [checks]
 enabled = true
 
-# Two bodies are more than JSON Schema can say; every check stays on, and the
+# Some bodies are more than JSON Schema can say; every check stays on, and the
 # refusal they get is the one the spec declares for it:
 # - a CSR must be a PEM PKCS#10 request signed by its own key: 400 otherwise;
 [[operations]]
@@ -78,6 +78,19 @@ checks.positive_data_acceptance.expected-statuses = [
 include-name = "POST /v1/alerts/{{alert_id}}/ack"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "400", "401", "403", "404", "429", "5xx"
+]
+
+# - a schedule's cron must parse and its time zone be an IANA name: 422 otherwise.
+[[operations]]
+include-name = "POST /v1/connections"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "409", "422", "429", "5xx",
+]
+
+[[operations]]
+include-name = "PATCH /v1/connections/{{name}}"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "404", "422", "429", "5xx",
 ]
 """
 

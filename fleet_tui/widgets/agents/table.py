@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ... import format as fmt
 from ...model import FleetModel, GroupHeader, Row, SortKey
 from ..typeahead import pass_on_if_unfocused
 from .columns import Cell, Column, agent_cells, layout_columns
@@ -318,7 +319,7 @@ class FleetTable(ScrollView, can_focus=True):
         if kind == "group":
             group = key[2]
             assert isinstance(group, GroupHeader)
-            text = f"▾ {group.pool}  {group.total} agents, {group.unhealthy} unhealthy"
+            text = f"▾ {group.pool}  {fmt.count(group.total, 'agent')}, {group.unhealthy} unhealthy"
             style = line_style + self._style("fleet-table--group")
             return Strip([Segment(_fit(text, width, False), style)], width)
         segments = [Segment(" ", line_style)]
