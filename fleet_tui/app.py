@@ -201,6 +201,11 @@ class FleetApp(AgentActions):
             return ""
         if state is ConnectionState.REFUSED:
             return f"refused: {self.link.detail}"
+        if state is ConnectionState.NOT_ANSWERING:
+            heard = self.stream.last_heard if self.stream is not None else self.link_since
+            quiet = time.monotonic() - heard
+            detail = self.link.detail
+            return f"the server is not answering: nothing heard for {quiet:.0f} s — {detail}"
         if not self.model.has_snapshot:
             where = self.server_url or "the control plane"
             return f"connecting to {where}…"

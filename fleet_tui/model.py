@@ -28,6 +28,7 @@ from fleet.protocol import (
     Presence,
     Snapshot,
     StreamError,
+    StreamHeartbeat,
     StreamToClient,
 )
 
@@ -233,6 +234,8 @@ class FleetModel:
 
     def apply(self, msg: StreamToClient) -> None:
         """Fold one stream message into the model."""
+        if isinstance(msg, StreamHeartbeat):
+            return  # the link's business (the stream client's), not the fleet's
         self.data_at = self.clock()
         if isinstance(msg, StreamError):
             self.last_error = msg.message

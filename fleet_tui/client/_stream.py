@@ -6,11 +6,17 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidStatus,
+)
 
 from fleet.protocol import (
     EVENTS_PATH,
@@ -20,6 +26,7 @@ from fleet.protocol import (
     ProtocolError,
     Snapshot,
     StreamError,
+    StreamHeartbeat,
     StreamToClient,
     Subscribe,
     dump,
@@ -28,9 +35,22 @@ from fleet.protocol import (
 
 from ._state import ConnectionState, LinkStatus
 
-__all__ = ["StreamClient", "events_url", "refusal_reason"]
+__all__ = ["StreamClient", "events_url", "refusal_reason", "silence_limit"]
 
 log = logging.getLogger(__name__)
+
+MISSED_BEATS = 2
+"""Server heartbeats missed in a row before the link reads "not answering"."""
+
+BEAT_SLACK_S = 1.0
+"""Added to the missed beats' time, for a loaded machine or network."""
+
+
+def silence_limit(interval_s: float) -> float:
+    """Seconds without any frame after which a server sending beats every
+    ``interval_s`` is not answering."""
+    return MISSED_BEATS * interval_s + BEAT_SLACK_S
+
 
 _REFUSING_CLOSES = {
     CloseCode.UNAUTHENTICATED,
@@ -113,6 +133,11 @@ class StreamClient:
         """Frames that were not valid messages (skipped, not fatal)."""
         self._ws: ClientConnection | None = None
         self._stopping = False
+        self.beat_interval: float | None = None
+        """The server's heartbeat interval, once it sent one (older servers send none:
+        then a hung server is noticed only by the websocket ping timeout)."""
+        self.last_heard = time.monotonic()
+        """When the last frame arrived (monotonic)."""
 
     def _set(self, state: ConnectionState, detail: str = "", attempt: int = 0) -> None:
         if self.status.state is ConnectionState.STOPPED:
@@ -188,7 +213,21 @@ class StreamClient:
                 protocol_version=PROTOCOL_VERSION, since=self.last_seq, epoch=self.epoch
             )
             await ws.send(dump(subscribe))
-            async for frame in ws:
+            self.beat_interval = None
+            while True:
+                limit = self._wait_limit()
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), limit)
+                except TimeoutError:
+                    # Cancelling recv() loses nothing: the next call gets the frame.
+                    self._set(
+                        ConnectionState.NOT_ANSWERING,
+                        f"{MISSED_BEATS} heartbeats missed; the control plane is hung, stopped "
+                        "or overloaded (the connection is still open): check its process",
+                    )
+                    continue
+                except ConnectionClosedOK:
+                    break
                 self._handle(frame)
         except ConnectionClosed as exc:
             self._check_refusal(exc)
@@ -198,12 +237,27 @@ class StreamClient:
             await ws.close()
         self._check_refusal_code(ws.close_code, ws.close_reason or "")
 
+    def _wait_limit(self) -> float | None:
+        """How long the next frame may take before the server counts as not
+        answering; None while that is unknown or already said."""
+        if self.beat_interval is None or self.status.state is not ConnectionState.LIVE:
+            return None
+        deadline = self.last_heard + silence_limit(self.beat_interval)
+        return max(0.0, deadline - time.monotonic())
+
     def _handle(self, frame: str | bytes) -> None:
+        self.last_heard = time.monotonic()
         try:
             msg = parse_stream_message(frame)
         except ProtocolError as exc:
             self.bad_frames += 1
             log.warning("skipped a bad stream frame: %s", exc)
+            return
+        if isinstance(msg, StreamHeartbeat):
+            # The link's own business, not the fleet's: not passed on.
+            self.beat_interval = msg.interval_s
+            if self.status.state is ConnectionState.NOT_ANSWERING:
+                self._set(ConnectionState.LIVE)
             return
         if isinstance(msg, StreamError):
             if msg.code in _REFUSING_CLOSES:
