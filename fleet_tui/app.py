@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from fleet.protocol import AgentState, Snapshot, StreamToClient
@@ -259,6 +262,28 @@ class FleetApp(AgentActions):
             if not self.gate.allows(action):
                 return None
             return True if self.current_agent() is not None else None
+        return True
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Run ``action``; a key of a refused agent action says why instead of nothing.
+
+        :meth:`check_action` keeps refused actions dimmed in the footer, and
+        Textual then drops their keys without a word: a viewer pressing ``p``
+        deserves "needs the operator role; you are a viewer".
+        """
+        if await super().run_action(action, default_namespace, namespaces):
+            return True
+        _, name, _ = action if isinstance(action, tuple) else parse_action(action)
+        if self.wall or name not in ACTIONS:
+            return False
+        if default_namespace is not None and default_namespace is not self:
+            return False
+        self._action_callback(name)()  # refuses, saying why (_require)
         return True
 
     def _require(self, action: str) -> AgentState | None:
