@@ -34,6 +34,7 @@ from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
 from .screens.keys import KeysScreen, key_rows
 from .screens.wall import WallScreen
+from .server_url import check_server_url
 from .widgets.banner import LinkBanner
 
 __all__ = ["FleetApp", "default_logs_dir"]
@@ -140,6 +141,7 @@ class FleetApp(AgentActions):
     async def _connect(self) -> None:
         assert self.server_url is not None
         try:
+            self.server_url = check_server_url(self.server_url)
             ctx = await asyncio.to_thread(
                 make_ssl_context, self.server_url, self._ca_file, self._ca_pin
             )
@@ -211,6 +213,9 @@ class FleetApp(AgentActions):
             return f"the server is not answering: nothing heard for {quiet:.0f} s — {detail}"
         if not self.model.has_snapshot:
             where = self.server_url or "the control plane"
+            if state is ConnectionState.RECONNECTING:
+                # Never connected: say why each try failed, not "connecting…" forever.
+                return f"cannot connect to {where}: {self.link.detail}"
             return f"connecting to {where}…"
         age = self.model.data_age() or 0.0
         return f"reconnecting… data as of {age:.0f} s ago — {self.link.detail}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -15,7 +16,9 @@ from websockets.exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
     InvalidHandshake,
+    InvalidMessage,
     InvalidStatus,
+    InvalidURI,
 )
 
 from fleet.protocol import (
@@ -166,7 +169,21 @@ class StreamClient:
                     "--ca-file with the control plane's ca.pem or --ca-pin with its pin",
                 )
                 return
+            except InvalidURI as exc:
+                self._set(
+                    ConnectionState.REFUSED,
+                    f"{exc.uri} is not a websocket URL; pass --server https://HOST:PORT",
+                )
+                return
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                if isinstance(exc, InvalidMessage) and await self._speaks_tls():
+                    https = "https://" + urlsplit(self.url).netloc
+                    self._set(
+                        ConnectionState.REFUSED,
+                        f"the server at {urlsplit(self.url).netloc} speaks TLS, not plain "
+                        f"HTTP: pass --server {https}",
+                    )
+                    return
                 error = _describe(exc)
             if self._stopping:
                 break
@@ -237,6 +254,29 @@ class StreamClient:
             await ws.close()
         self._check_refusal_code(ws.close_code, ws.close_reason or "")
 
+    async def _speaks_tls(self) -> bool:
+        """Whether a plain ``ws://`` URL points at a TLS port (``http://`` for
+        ``https://``): a TLS handshake there succeeds.  Only the handshake: no
+        trust is needed to tell the two apart, and nothing is sent."""
+        if self._ssl is not None:
+            return False
+        parts = urlsplit(self.url)
+        if parts.hostname is None:
+            return False
+        probe = ssl.create_default_context()
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 80, ssl=probe), 5
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        return True
+
     def _wait_limit(self) -> float | None:
         """How long the next frame may take before the server counts as not
         answering; None while that is unknown or already said."""
@@ -294,9 +334,17 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionClosed):
         return "the stream was lost"
     if isinstance(exc, ConnectionRefusedError):
-        return "the server refused the connection"
+        return (
+            "connection refused: nothing listens on that port; is the control plane "
+            "running, and is this its port? (it prints its URL at start)"
+        )
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            return (
+                "TLS failed: the server answered in plain HTTP; if it runs with --no-tls, "
+                "pass --server http://HOST:PORT"
+            )
         return f"TLS failed ({exc.reason or exc})"
     return str(exc) or exc.__class__.__name__

@@ -77,3 +77,20 @@ def test_the_profile_written_by_fleet_login_fills_what_flags_do_not_give(tmp_pat
     cli.apply_profile(args)
     assert args.server == "https://127.0.0.2:8" and cli._token(args) == "flta_env"
     assert args.ca_file is None
+
+
+@pytest.mark.parametrize(
+    ("server", "says"),
+    [
+        ("127.0.0.1:8443", "it has no scheme: write https://127.0.0.1:8443"),
+        ("ftp://127.0.0.1:8443", "the scheme must be https:// (or http://), not ftp://"),
+        ("https://127.0.0.1:99999", "Port out of range"),
+        ("https://:8443", "it names no host"),
+    ],
+)
+def test_a_server_url_that_cannot_work_is_refused_with_the_fix(monkeypatch, capsys, server, says):
+    monkeypatch.setenv("FLEET_TOKEN", "flta_x")
+    assert cli.main(["--server", server]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fleet tui: --server {server!r} is not a control plane URL: ")
+    assert says in err and "Traceback" not in err
