@@ -187,6 +187,12 @@ _SORTS: dict[SortKey, tuple[Callable[[AgentState], Any], bool]] = {
     SortKey.VERSION: (_last(lambda a: a.version), True),
 }
 
+_HIGHEST_FIRST = frozenset(
+    {SortKey.HEARTBEAT, SortKey.SKEW, SortKey.CPU, SortKey.MEM, SortKey.QUEUE}
+)
+"""Sorts whose first direction puts the largest value shown first (the oldest
+heartbeat is the largest age)."""
+
 # Fields whose change can move an agent under the health sort or the filter.
 _ORDER_FIELDS = ("state", "name", "pool", "labels", "version")
 
@@ -329,6 +335,11 @@ class FleetModel:
             reverse = (not self.sort_reverse) if key is self.sort_key else False
         self.sort_key, self.sort_reverse = key, reverse
         self._touch_order()
+
+    def sort_descending(self) -> bool:
+        """True when the sorted column's largest values come first: the header
+        then shows ``▼``, as spreadsheets and k9s do (``▲``: smallest first)."""
+        return (self.sort_key in _HIGHEST_FIRST) != self.sort_reverse
 
     def set_filter(self, text: str) -> None:
         """Filter by what the user typed (see :class:`AgentFilter`)."""
