@@ -153,6 +153,14 @@ def run_tui(args: argparse.Namespace) -> int:
     from textual.app import InvalidThemeError
 
     from .app import FleetApp
+    from .keymap import check_keymap
+
+    if keymap:
+        try:
+            check_keymap(keymap, keymap_path or "")
+        except ConfigError as exc:
+            print(f"fleet tui: {exc}", file=sys.stderr)
+            return 2
 
     try:
         app = FleetApp(
