@@ -18,7 +18,8 @@ from .errors import ConfigError
 __all__ = ["binding_ids", "check_keymap"]
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[DOMNode]) -> Iterator[type[DOMNode]]:
+    sub: type[DOMNode]
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
