@@ -25,6 +25,7 @@ from fleet.protocol import AgentState, Snapshot, StreamToClient
 from .actions import AgentActions
 from .client import ConnectionState, LinkStatus, RestClient, StreamClient
 from .client._tls import make_ssl_context
+from .commands import AgentCommands
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
@@ -67,6 +68,8 @@ class FleetApp(AgentActions):
 
     CSS_PATH = "app.tcss"
     TITLE = "fleet"
+    COMMANDS = AgentActions.COMMANDS | {AgentCommands}
+    """Textual's commands (ours among the system ones) and every agent by name."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="fleet.quit"),

@@ -23,7 +23,8 @@ _CHARS = {"tab": "\t", "enter": "\r", "space": " "}
 def burst(app: FleetApp, keys: list[str]) -> None:
     """Post ``keys`` as a terminal driver does: all at once, none waited for."""
     for key in keys:
-        app.post_message(events.Key(key, _CHARS.get(key, key if len(key) == 1 else None)))
+        name = "full_stop" if key == "." else key  # as Textual names the key
+        app.post_message(events.Key(name, _CHARS.get(key, key if len(key) == 1 else None)))
 
 
 def recording_app() -> tuple[FleetApp, list[ProbeRequest]]:
