@@ -32,7 +32,7 @@ from fleet.protocol import (
     StreamToClient,
 )
 
-from .format import STATE_RANK
+from .format import STATE_RANK, shown_state
 
 __all__ = [
     "UNHEALTHY",
@@ -410,8 +410,10 @@ class FleetModel:
         return rows
 
     def counts(self) -> Counter[Presence]:
-        """How many agents are in each state."""
-        return Counter(a.state for a in self.agents.values())
+        """How many agents are in each state, as the rows show it
+        (:func:`~fleet_tui.format.shown_state`: the counters agree with the table)."""
+        now = self.server_now()
+        return Counter(shown_state(a, now) for a in self.agents.values())
 
     def open_alerts(self) -> list[AlertInfo]:
         """Open alerts, newest first."""

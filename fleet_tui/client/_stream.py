@@ -239,8 +239,8 @@ class StreamClient:
                     # Cancelling recv() loses nothing: the next call gets the frame.
                     self._set(
                         ConnectionState.NOT_ANSWERING,
-                        f"{MISSED_BEATS} heartbeats missed; the control plane is hung, stopped "
-                        "or overloaded (the connection is still open): check its process",
+                        f"{MISSED_BEATS} heartbeats missed: the control plane is hung, stopped "
+                        "or overloaded; check its process",
                     )
                     continue
                 except ConnectionClosedOK:

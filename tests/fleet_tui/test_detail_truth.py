@@ -78,3 +78,10 @@ async def test_memory_at_five_percent_is_drawn_low_not_as_full_bars():
         assert all(not r.strip() for r in rows[:3]), rows  # nothing above the bottom row
         assert set(rows[3].strip()) == {"▂"}, rows
         assert "mem % now 5 · max 5 · scale 0-100" in screen_text(app)
+
+
+def test_the_counters_count_the_state_the_rows_show():
+    app = app_with_quiet_agent()
+    counts = app.model.counts()
+    snap_stale = sum(a.state is Presence.STALE for a in app.model.agents.values())
+    assert counts[Presence.STALE] == snap_stale + 1  # etl-0003, said connected, is stale
