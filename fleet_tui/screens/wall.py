@@ -74,17 +74,16 @@ def wall_line(a: AgentState, now: float, width: int, name_w: int, pool_w: int) -
 
 
 REASONS_MIN = 36
-"""Cells kept for an agent's reasons: enough for "no heartbeat for 19 s (3 intervals)"."""
+"""Cells kept for an agent's reasons: "no heartbeat for 19 s (3 intervals)" is 35."""
 
 
 def column_widths(agents: list[AgentState], width: int) -> tuple[int, int]:
-    """Name and pool widths that leave the reasons at least :data:`REASONS_MIN` cells
-    (the pool shrinks, then goes, then the name shrinks)."""
+    """Name and pool widths that leave the reasons at least :data:`REASONS_MIN`
+    cells: a pool is shown whole or not at all (``db-eas`` would mislead), then
+    the name shrinks."""
     name_w = min(max((len(a.name) for a in agents), default=4), 28)
     pool_w = min(max((len(a.pool) for a in agents), default=4), 14)
-    fixed = 11 + 1 + 8 + 2  # state, spaces, heartbeat
-    while fixed + name_w + 1 + pool_w + 1 + REASONS_MIN > width and pool_w > 6:
-        pool_w -= 1
+    fixed = 11 + 1 + 8 + 2  # state, its space, heartbeat, the gap before the reasons
     if fixed + name_w + 1 + pool_w + 1 + REASONS_MIN > width:
         pool_w = 0
     while fixed + name_w + 1 + (pool_w + 1 if pool_w else 0) + REASONS_MIN > width and name_w > 12:
@@ -184,7 +183,7 @@ class WallScreen(Screen[None]):
         pages = wall_pages(unhealthy, healthy, listing.size.height)
         self.pages = len(pages)
         self.page %= self.pages
-        width = max(listing.size.width - 2, 40)
+        width = max(listing.content_region.width, 40)
         name_w, pool_w = column_widths(agents, width)
         lines = [wall_line(a, now, width, name_w, pool_w) for a in pages[self.page]]
         key = (tuple(lines), self.page, self.pages)

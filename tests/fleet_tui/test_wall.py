@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fleet.protocol import AlertInfo, replace
+from fleet_tui.app import FleetApp
 from fleet_tui.sample import NOW, sample_snapshot
 from fleet_tui.screens.wall import WallScreen, wall_pages
 
-from .conftest import sample_app
+from .conftest import fixed_model, sample_app
 from .helpers import screen_text, static_text
 
 
@@ -24,7 +25,9 @@ def test_pages_repeat_the_unhealthy_agents_and_share_the_rest():
 
 
 async def test_every_page_at_80x24_starts_with_the_unhealthy_agents_and_their_reasons():
-    app = sample_app(n=120, wall=True)
+    # Pages turned by the test alone: the timer must not race it.
+    app = FleetApp(model=fixed_model(), wall=True, tick=0.2, page_s=3600)
+    app.feed(sample_snapshot(120))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         wall = app.screen
