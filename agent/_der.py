@@ -36,11 +36,13 @@ class CertInfo:
         not_after: end of validity, UNIX seconds.
         subject: the subject as ``CN=name,O=org`` (RFC 4514 order reversed as
             OpenSSL prints it: most significant first).
+        issuer: the issuer, written the same way (an SSL-inspecting proxy changes it).
     """
 
     not_before: float
     not_after: float
     subject: str
+    issuer: str = ""
 
 
 def pem_to_der(pem: str) -> bytes:
@@ -144,7 +146,9 @@ def _cert_info(der: bytes) -> CertInfo:
     _, val_s, val_e = fields[3]
     (nb_tag, nb_s, nb_e), (na_tag, na_s, na_e) = _children(der, val_s, val_e)[:2]
     _, subj_s, subj_e = fields[4]
+    _, iss_s, iss_e = fields[2]
     return CertInfo(
+        issuer=_name(der, iss_s, iss_e),
         not_before=_time(nb_tag, der[nb_s:nb_e]),
         not_after=_time(na_tag, der[na_s:na_e]),
         subject=_name(der, subj_s, subj_e),

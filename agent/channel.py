@@ -28,6 +28,7 @@ from agent._der import CertInfo, cert_info, pem_to_der
 from agent.backoff import FullJitter
 from agent.commands import CommandRunner
 from agent.config import AgentConfig
+from agent.disconnects import DisconnectLog, SleepWatch, classify
 from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
 from agent.keys import csr_isolated, sign_isolated
 from agent.link import Link, LinkState
@@ -49,7 +50,11 @@ from fleet.protocol import (
     CommandError,
     CommandFinished,
     CommandRequest,
+    Disconnect,
+    DisconnectCause,
+    Disconnects,
     ErrorMessage,
+    Goodbye,
     Heartbeat,
     Hello,
     LogsCommand,
@@ -85,6 +90,9 @@ _MIN_RENEW_GAP_S = 30.0
 """Never renew more often than this, even if a short-lived certificate is already due."""
 _STABLE_AFTER_S = 10.0
 """A connection that held this long resets the reconnect window."""
+
+_SLEEP_BLAME_S = 120.0
+"""A channel that ends within this long of a detected sleep ended because of it."""
 
 _RATE_LIMITED_ATTEMPT = 5
 """After a rate-limit close the next delay is drawn from a window of at least
@@ -141,9 +149,21 @@ class Agent:
         self._last_error: ErrorMessage | None = None
         self._renew_waiter: asyncio.Future[RenewResponse] | None = None
         self._connected_at: float | None = None
+        self._connected_wall: float | None = None
+        self.disconnects = DisconnectLog()
+        """Why earlier channels ended; reported after each welcome."""
+        self.sleep_watch = SleepWatch()
+        self._slept: tuple[float, float] | None = None
+        """(seconds slept, monotonic time noticed) while connected, not yet recorded."""
+        self._tls_issuer: str | None = None
+        """Issuer of the certificate the server presented, this session or attempt."""
+        self._ended: tuple[DisconnectCause, int | None, str] | None = None
+        """How this session's channel closed, classified before it became an error."""
+        self.stop_reason = "stopped by request"
 
-    def request_stop(self) -> None:
-        """Ask the agent to close its channel and return from :meth:`run`."""
+    def request_stop(self, reason: str = "stopped by request") -> None:
+        """Ask the agent to close its channel (saying goodbye) and return from :meth:`run`."""
+        self.stop_reason = reason[:200]
         self._stop.set()
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -167,6 +187,9 @@ class Agent:
             target = Target.of(url, self.config.proxy)
             async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
                 leaf = await asyncio.to_thread(peer_certificate, target)
+            with contextlib.suppress(ValueError):
+                # Recorded with the failure: a new issuer is the mark of SSL inspection.
+                self._tls_issuer = cert_info(leaf).issuer[:300] or None
             trust_file, extra = self.identity.trust_file, self.config.extra_ca_file
             return await explain_isolated(
                 leaf,
@@ -191,7 +214,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, self.request_stop, _SIGNAL_REASONS[sig])
         log.info(
             "agent %s (%s) version %s starting; server %s; certificate valid until %s",
             self.identity.name,
@@ -203,8 +226,11 @@ class Agent:
         try:
             while not self._stop.is_set():
                 self.link.to(LinkState.CONNECTING)
-                self._connected_at = None
+                self._connected_at = self._connected_wall = None
                 self._last_close = None
+                self._tls_issuer = None
+                self._ended = None
+                self._note_sleep(connected=False)
                 try:
                     await self._session_or_stop()
                 except (Revoked, CertificateExpired) as exc:
@@ -214,10 +240,12 @@ class Agent:
                     break
                 except ssl.SSLCertVerificationError as exc:
                     log.warning("channel failed: %s", await self._explain_tls(exc))
+                    self._record_end(exc)
                 except Exception as exc:  # every other failure is retried
                     if isinstance(exc, ChannelClosed):
                         self._last_close = exc.code
                     log.warning("channel failed: %s", _explain(exc))
+                    self._record_end(exc)
                 if self._stop.is_set():
                     break
                 held = time.monotonic() - (self._connected_at or time.monotonic())
@@ -235,6 +263,55 @@ class Agent:
             if self.link.state is not LinkState.STOPPED:
                 self.link.to(LinkState.STOPPED)
             log.info("agent stopped")
+
+    def _note_sleep(self, *, connected: bool) -> None:
+        """Check whether the host slept; while connected, blame the next end on it."""
+        slept = self.sleep_watch.check()
+        if slept is None:
+            return
+        log.warning(
+            "this host slept for about %.0f s (the wall clock jumped ahead of the monotonic clock)",
+            slept,
+        )
+        if connected:
+            self._slept = (slept, time.monotonic())
+        else:
+            self.disconnects.add(
+                Disconnect(
+                    cause="sleep",
+                    detail=f"the host slept for about {slept:.0f} s while disconnected",
+                    ended_at=time.time(),
+                    slept_s=slept,
+                )
+            )
+
+    def _record_end(self, exc: BaseException) -> None:
+        """Remember why this session's channel ended (or why the attempt failed)."""
+        if self._connected_at is not None:
+            self._note_sleep(connected=True)
+        cause, code, detail = self._ended or classify(exc)
+        now, mono = time.time(), time.monotonic()
+        slept_s = None
+        if self._slept is not None:
+            slept, noticed = self._slept
+            self._slept = None
+            if mono - noticed <= _SLEEP_BLAME_S:
+                cause, slept_s = "sleep", slept
+                detail = f"the host slept for about {slept:.0f} s; then {detail}"[:300]
+        self.disconnects.add(
+            Disconnect(
+                cause=cause,
+                detail=detail,
+                code=code,
+                connected_at=self._connected_wall,
+                ended_at=now,
+                age_s=(
+                    round(mono - self._connected_at, 3) if self._connected_at is not None else None
+                ),
+                slept_s=slept_s,
+                tls_issuer=self._tls_issuer,
+            )
+        )
 
     async def _session_or_stop(self) -> None:
         """One session; a stop request while connecting abandons it at once.
@@ -271,17 +348,20 @@ class Agent:
             compression=None,
             user_agent_header=f"fleet-agent/{__version__}",
         ) as ws:
+            self._tls_issuer = _peer_issuer(ws)
             try:
                 welcome = await self._authenticate(ws)
             except ConnectionClosed as exc:
                 raise self._closed(exc) from None
             self._connected_at = time.monotonic()
+            self._connected_wall = time.time()
             try:
                 await self._serve(ws, welcome)
             except ConnectionClosed as exc:
                 raise self._closed(exc) from None
 
     def _closed(self, exc: ConnectionClosed) -> ChannelClosed:
+        self._ended = classify(exc)
         code = exc.rcvd.code if exc.rcvd is not None else 1006
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
         said = self._last_error.message if self._last_error is not None else reason
@@ -382,11 +462,12 @@ class Agent:
             on_done=deliver,
         )
         queue.start()
+        await self._report_disconnects(ws, welcome)
         jobs: list[Coroutine[Any, Any, None]] = [
             self._heartbeats(ws, welcome, queue),
             self._receive(ws, queue),
             self._renewals(ws),
-            self._wait_stop(ws),
+            self._wait_stop(ws, welcome),
         ]
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
@@ -396,12 +477,28 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await queue.stop()
+        if self._stop.is_set():
+            # Asked to stop: the close it started may have ended another job first.
+            raise _Stop
         for task in done:
             task.result()  # re-raises what ended the session
         raise ConnectionError("channel ended")
 
-    async def _wait_stop(self, ws: ClientConnection) -> None:
+    async def _report_disconnects(self, ws: ClientConnection, welcome: Welcome) -> None:
+        """Tell the control plane why the earlier channels ended (if it listens)."""
+        records = self.disconnects.unreported()
+        if not records or "disconnects" not in welcome.accepts:
+            return
+        await ws.send(dump(Disconnects(records=records)))
+        self.disconnects.mark_reported(records)
+        log.info("reported %d earlier disconnect(s) to the control plane", len(records))
+
+    async def _wait_stop(self, ws: ClientConnection, welcome: Welcome) -> None:
         await self._stop.wait()
+        if "goodbye" in welcome.accepts:
+            # Stopped on purpose: the control plane shows "stopped", not an offline alert.
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(dump(Goodbye(reason=self.stop_reason)))
         await ws.close(1000, "agent stopping")
         raise _Stop
 
@@ -409,6 +506,7 @@ class Agent:
         interval = min(welcome.heartbeat_interval_s, _MAX_SILENCE_S)
         seq = 0
         while True:
+            self._note_sleep(connected=True)
             sample = self.sampler.read()
             await ws.send(
                 dump(
@@ -525,6 +623,26 @@ class Agent:
         self.cert_pem = answer.certificate_pem
         self.cert = info
         log.info("certificate renewed; valid until %s", _iso(info.not_after))
+
+
+_SIGNAL_REASONS = {
+    signal.SIGTERM: "received SIGTERM (systemctl stop, a shutdown or kill)",
+    signal.SIGINT: "received SIGINT (interrupted)",
+}
+
+
+def _peer_issuer(ws: ClientConnection) -> str | None:
+    """Issuer of the certificate the server presented on ``ws`` (None without TLS)."""
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        return cert_info(der).issuer[:300] or None
+    except ValueError:
+        return None
 
 
 def _command_error(request_id: str, code: str, message: str) -> str:

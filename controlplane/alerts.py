@@ -26,6 +26,7 @@ __all__ = [
     "AlertBook",
     "Finding",
     "agent_findings",
+    "stopped_reason",
     "to_info",
 ]
 
@@ -106,6 +107,15 @@ def presence_finding(agent: LiveAgent) -> Finding | None:
     if agent.state == Presence.OFFLINE:
         return Finding("offline", "critical", "agent is offline")
     return None
+
+
+def stopped_reason(agent: LiveAgent) -> str:
+    """A stopped agent's reason line: what it said and when (a fixed time, as for stale)."""
+    said = agent.stop_reason or "no reason given"
+    if agent.stopped_at is None:
+        return f"stopped on purpose: {said}"
+    at = time.strftime("%H:%M:%S UTC", time.gmtime(agent.stopped_at))
+    return f"stopped on purpose at {at}: {said}"
 
 
 class AlertBook:

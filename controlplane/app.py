@@ -21,12 +21,13 @@ from fleet import __version__
 from fleet.protocol import PROTOCOL_VERSION
 
 from .agent_listener import start_agent_listener
-from .api import admin, agents, connections, enroll, pools, streams, users
+from .api import admin, agents, connections, enroll, metrics, notifications, pools, streams, users
 from .api.models import Health
 from .api.responses import add_error_schema, errors
 from .api.structs import add_struct_schemas
 from .body_limit import BodyLimit
 from .errors import FleetError, TooManyRequests
+from .metrics import make_registry
 from .state import ControlPlane
 
 __all__ = ["create_app"]
@@ -60,6 +61,7 @@ def create_app(
 
     app = FastAPI(title="Fleet control plane", version=__version__, lifespan=lifespan)
     app.state.cp = cp
+    app.state.metrics = make_registry(cp)
     generate_openapi = app.openapi
     app.openapi = lambda: add_struct_schemas(  # type: ignore[method-assign]
         add_error_schema(generate_openapi())
@@ -108,7 +110,17 @@ def create_app(
             "subscribers": cp.fleet.bus.subscriber_count,
         }
 
-    for module in (enroll, agents, admin, users, pools, connections, streams):
+    for module in (
+        enroll,
+        agents,
+        admin,
+        users,
+        pools,
+        connections,
+        streams,
+        metrics,
+        notifications,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)
     return app

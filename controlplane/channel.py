@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from fleet import __version__
 from fleet.protocol import (
+    AGENT_EXTRAS,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
@@ -25,7 +26,9 @@ from fleet.protocol import (
     Command,
     CommandFinished,
     CommandRequest,
+    Disconnects,
     ErrorMessage,
+    Goodbye,
     Heartbeat,
     Hello,
     ProtocolError,
@@ -36,6 +39,7 @@ from fleet.protocol import (
     Welcome,
     dump,
     parse_agent_message,
+    to_builtins,
 )
 
 from .errors import BadRequest, CommandTimeout, Conflict, Unauthenticated
@@ -128,6 +132,8 @@ class AgentChannel:
         self.time_sent: dict[int, float] = {}
         self._ids = itertools.count(1)
         self.closed = asyncio.Event()
+        self.goodbye: str | None = None
+        """What the agent said as it stopped on purpose (a ``goodbye`` message)."""
 
     async def send(self, text: str) -> None:
         await self.ws.send_text(text)
@@ -300,6 +306,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         heartbeat_interval_s=cp.settings.heartbeat_interval_s,
         pinned_version=agent.pinned_version,
         time_probe_interval_s=cp.settings.time_probe_interval_s,
+        accepts=list(AGENT_EXTRAS),
     )
     try:
         await channel.send(dump(welcome))
@@ -332,7 +339,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         channel.closed.set()
         if agent.channel is channel:
             cp.channels.pop(agent.id, None)
-            cp.fleet.on_disconnect(agent)
+            cp.fleet.on_disconnect(agent, channel.goodbye)
 
 
 async def clock_sweeper(cp: ControlPlane, batch: int = 100) -> None:
@@ -384,6 +391,12 @@ async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
             channel.resolve(msg)
         elif isinstance(msg, RenewRequest):
             await _renew(channel, cp, msg)
+        elif isinstance(msg, Goodbye):
+            channel.goodbye = msg.reason
+            log.info("agent %s is stopping: %s", agent.record.name, msg.reason)
+            await cp.fleet.audit(agent.id, "agent.goodbye", agent.id, "ok", msg.reason)
+        elif isinstance(msg, Disconnects):
+            cp.fleet.on_disconnects(agent, [to_builtins(r) for r in msg.records])
         else:
             raise _Close(CloseCode.PROTOCOL_ERROR, f"unexpected {msg.type!r} after auth")
 

@@ -12,6 +12,7 @@ Timers (``*_s``) are seconds: a number, or a duration with a unit (``"30s"``,
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
@@ -27,6 +28,7 @@ from .defaults import (
     ENV_PREFIX,
     LOG_LEVELS,
 )
+from .notify.receivers import Receiver
 
 __all__ = ["Settings"]
 
@@ -157,6 +159,14 @@ class Settings(BaseSettings):
         "two says the server is not answering.",
     )
 
+    # metrics ------------------------------------------------------------------
+    metrics_token_file: FilePath | None = Field(
+        None,
+        description="A file (mode 0600) holding the scrape token Prometheus sends as its "
+        "bearer token to GET /metrics; read again when it changes. Unset: only API tokens "
+        "(any role) may scrape.",
+    )
+
     # limits (docs/server.md, "Limits") ----------------------------------------
     agent_message_rate: float = Field(
         20.0,
@@ -199,6 +209,56 @@ class Settings(BaseSettings):
         ge=1,
         description="Connections one source address may hold before they authenticate "
         "(agent channels, event streams, REST requests being read); more are refused at once.",
+    )
+
+    # notifications (docs/server.md, "Notifications") ---------------------------
+    receivers: list[Receiver] = Field(
+        default_factory=list,
+        description="Where alerts are delivered: [[receivers]] tables with name, kind "
+        "(alertmanager, webhook or slack), url and, for a webhook, secret_file (0600).",
+    )
+    notify_queue: int = Field(
+        1_000,
+        ge=1,
+        description="Notifications a receiver may have waiting; past it the "
+        "oldest is dropped and counted.",
+    )
+    notify_timeout_s: float = Field(10.0, gt=0, description="Timeout of one delivery attempt.")
+    notify_retries: int = Field(
+        5, ge=0, description="Attempts after the first before a notification is given up."
+    )
+    notify_backoff_s: float = Field(
+        1.0, gt=0, description="First retry delay; doubles each time, with full jitter."
+    )
+    notify_backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
+    notify_resend_s: float = Field(
+        60.0,
+        gt=0,
+        description="Firing alerts are re-sent to Alertmanager this often (it expects "
+        "it of its clients, or resolves them itself).",
+    )
+    notify_repeat_s: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description="A webhook or Slack receiver hears again of an alert still firing "
+        "(and not acknowledged) this often; 0 never.",
+    )
+    notify_instance: str = Field(
+        "fleet",
+        min_length=1,
+        description="The fleet label on every alert sent to Alertmanager: tells this "
+        "control plane's alerts from another's.",
+    )
+    runbook_url: str = Field(
+        "docs/oncall.md",
+        min_length=1,
+        description="The on-call guide; each alert links to its kind's anchor there "
+        "(runbook_url#KIND). Set it to where your team reads docs/oncall.md.",
+    )
+    public_url: str = Field(
+        "",
+        description="This control plane's URL as on-call reaches it, for the links in "
+        "alerts (generatorURL); empty: the listening endpoint.",
     )
 
     @classmethod
@@ -252,6 +312,23 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("metrics_token_file", mode="before")
+    @classmethod
+    def _empty_token_file_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("metrics_token_file")
+    @classmethod
+    def _private_token(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from .scrape_token import read_scrape_token
+
+            try:
+                read_scrape_token(value)
+            except (OSError, ValueError) as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("agent_port", mode="before")
     @classmethod
     def _empty_port_is_unset(cls, value: Any) -> Any:
@@ -270,6 +347,10 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key go together: set both, or neither")
         if self.tls_cert is not None and not self.tls:
             raise ValueError("tls_cert is set but tls is false: drop one of them")
+        names = [r.name for r in self.receivers]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"receivers: each needs its own name; {', '.join(doubled)} repeat")
         if self.skew_critical_ms < self.skew_warn_ms:
             raise ValueError("skew_critical_ms must be at least skew_warn_ms")
         return self

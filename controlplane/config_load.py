@@ -27,6 +27,7 @@ from pydantic_settings import EnvSettingsSource, TomlConfigSettingsSource
 
 from .config import Settings
 from .defaults import ENV_PREFIX
+from .notify.receivers import Receiver
 
 __all__ = [
     "LoadedSettings",
@@ -95,6 +96,9 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, Path):
         value = str(value)
+    if isinstance(value, Receiver):
+        # Never a receiver's URL as written: it may carry a token.
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.shown().items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
@@ -171,7 +175,13 @@ def _explain(exc: ValidationError, origins: Mapping[str, Origin]) -> str:
     lines = []
     for err in exc.errors():
         loc = err["loc"]
-        if loc and isinstance(loc[0], str) and loc[0] in origins:
+        if len(loc) > 1 and loc[0] == "receivers" and "receivers" in origins:
+            # Not the value as written: a receiver's URL may carry a token.
+            origin = origins["receivers"]
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+            source = origin.name if origin.kind != "default" else "default"
+            lines.append(f"{source}: receivers{path}: {_message(err)}")
+        elif loc and isinstance(loc[0], str) and loc[0] in origins:
             key = loc[0]
             lines.append(f"{origins[key].describe(key)}: {_message(err)}")
         else:

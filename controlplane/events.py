@@ -22,13 +22,33 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fleet.protocol import AgentState, AgentUpdate, StreamToClient, dump
 
-__all__ = ["EventBus", "Subscriber"]
+__all__ = ["EventBus", "StreamCounts", "Subscriber"]
 
 OtherEvent = StreamToClient
 StateOf = Callable[[str], AgentState | None]
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """What the subscribers' buffers did, summed (see :meth:`EventBus.counts`)."""
+
+    coalesced: int = 0
+    """Agent updates replaced by a newer one before they were sent."""
+    resets: int = 0
+    """Times a subscriber fell behind and got a fresh snapshot instead of deltas."""
+    dropped: int = 0
+    """Pending updates discarded at those resets."""
+
+    def __add__(self, other: StreamCounts) -> StreamCounts:
+        return StreamCounts(
+            self.coalesced + other.coalesced,
+            self.resets + other.resets,
+            self.dropped + other.dropped,
+        )
 
 
 class Subscriber:
@@ -43,6 +63,10 @@ class Subscriber:
         self.wake = asyncio.Event()
         self.coalesced = 0
         """Agent updates replaced before they were sent: a measure of lag."""
+        self.resets = 0
+        """Times this subscriber fell behind and was sent a fresh snapshot instead."""
+        self.dropped = 0
+        """Pending updates discarded by those resets (the snapshot carries their news)."""
 
     def offer_agent(self, agent_id: str, seq: int) -> None:
         if agent_id in self.agents:
@@ -59,6 +83,8 @@ class Subscriber:
         self.wake.set()
 
     def reset_to_snapshot(self) -> None:
+        self.resets += 1
+        self.dropped += len(self.agents) + len(self.others)
         self.needs_snapshot = True
         self.agents.clear()
         self.others.clear()
@@ -79,6 +105,8 @@ class EventBus:
         self._log: deque[OtherEvent] = deque(maxlen=replay_len)
         self._floor = 0
         """The ``since`` below which the log no longer covers the other events."""
+        self._gone = StreamCounts()
+        """What subscribers that left had counted (the totals never go down)."""
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -90,7 +118,21 @@ class EventBus:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self._subscribers.discard(sub)
+        if sub in self._subscribers:
+            self._subscribers.discard(sub)
+            self._gone = self._gone + StreamCounts(sub.coalesced, sub.resets, sub.dropped)
+
+    def counts(self) -> StreamCounts:
+        """Coalesced updates, snapshot resets and dropped updates since start, over
+        every subscriber (those that left too): read by ``/metrics``.
+
+        Counted per subscriber on the hot path (an integer each) and summed here,
+        at scrape time.
+        """
+        total = self._gone
+        for sub in self._subscribers:
+            total = total + StreamCounts(sub.coalesced, sub.resets, sub.dropped)
+        return total
 
     @property
     def subscriber_count(self) -> int:

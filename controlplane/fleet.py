@@ -14,11 +14,13 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from fleet.protocol import (
+    MAX_DISCONNECTS,
     PROTOCOL_VERSION,
     AgentState,
     AlertCleared,
@@ -39,10 +41,12 @@ from .alerts import (
     Finding,
     agent_findings,
     presence_finding,
+    stopped_reason,
     to_info,
 )
 from .config import Settings
 from .events import EventBus
+from .instruments import Instruments
 from .live import LiveAgent
 from .policy import ProbePolicy
 from .store.base import (
@@ -72,9 +76,13 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, instruments: Instruments | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.instruments = instruments or Instruments()
+        """Timings for ``/metrics`` (the flush here, commands in the control plane)."""
         self.bus = EventBus(settings.replay_len, settings.subscriber_buffer, self._state_of)
         self.agents: dict[str, LiveAgent] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -100,8 +108,13 @@ class Fleet:
         """Alert changes (a copy, raised?) waiting to be stored, then published."""
         self._alerts_queued = asyncio.Event()
         self._alert_lock = asyncio.Lock()
+        self.alert_listeners: list[Callable[[AlertInfo, bool], None]] = []
+        """Called with each alert change (raised or changed: True) once it is stored
+        and published, e.g. the notifier; they must not block or await."""
         self.pauses = 0
         """Pauses of the server noticed by the timers."""
+        self._disconnects: list[tuple[str, list[dict[str, Any]]]] = []
+        """Disconnect records agents reported, waiting for the next flush."""
         self.heartbeats = 0
 
     def _state_of(self, agent_id: str) -> AgentState | None:
@@ -188,14 +201,27 @@ class Fleet:
         # Connecting counts as a sign of life: stale timers start now.
         agent.last_heartbeat_mono = mono
         agent.last_heartbeat_at = agent.last_heartbeat_at or now
+        agent.stopped_at = agent.stop_reason = None
         agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
 
-    def on_disconnect(self, agent: LiveAgent) -> None:
+    def on_disconnect(self, agent: LiveAgent, goodbye: str | None = None) -> None:
+        """The agent's channel closed; ``goodbye`` is what it said first, if it did.
+
+        An agent that said goodbye is ``stopped``: away on purpose, not an incident
+        (as Buildkite and Teleport treat an agent stopped cleanly), so no stale or
+        offline alert follows; its open presence alerts clear.
+        """
         agent.channel = None
-        if agent.state in (*HEALTHY, Presence.STALE):
+        if agent.state not in (*HEALTHY, Presence.STALE):
+            return
+        if goodbye is not None:
+            agent.stopped_at = time.time()
+            agent.stop_reason = goodbye
+            agent.set_state(Presence.STOPPED)
+        else:
             agent.set_state(Presence.OFFLINE)
-            self.refresh(agent)
+        self.refresh(agent)
 
     def on_heartbeat(self, agent: LiveAgent, hb: Heartbeat) -> None:
         self.heartbeats += 1
@@ -203,6 +229,26 @@ class Fleet:
         if agent.state in (Presence.STALE, Presence.OFFLINE, Presence.PENDING):
             agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
+
+    def on_disconnects(self, agent: LiveAgent, records: list[dict[str, Any]]) -> None:
+        """Keep what an agent reported about its earlier channels, for the next flush.
+
+        Written behind, in one batch with the others: after a restart of the control
+        plane every agent reports its "going away" close at once, and one
+        transaction per agent would slow the reconnect storm down.
+        """
+        if records:
+            self._disconnects.append((agent.id, records))
+
+    async def flush_disconnects(self) -> int:
+        """Store the reported disconnect records now; returns how many agents' batches."""
+        batch, self._disconnects = self._disconnects, []
+        try:
+            await self.store.add_disconnects(batch, MAX_DISCONNECTS)
+        except BaseException:
+            self._disconnects[:0] = batch
+            raise
+        return len(batch)
 
     def on_time(self, agent: LiveAgent, t1: float, t2: float, t3: float, t4: float) -> None:
         offset = ((t2 - t1) + (t3 - t4)) / 2
@@ -223,6 +269,8 @@ class Fleet:
         if agent.state in HEALTHY:
             agent.set_state(Presence.DEGRADED if findings else Presence.CONNECTED)
         presence = presence_finding(agent)
+        if agent.state == Presence.STOPPED:
+            agent.reasons = [stopped_reason(agent)]
         # Away, the agent's other checks cannot be measured: they stay as they were.
         kinds = AGENT_KINDS if agent.state in HEALTHY else PRESENCE_KINDS
         unknown: frozenset[str] = frozenset()
@@ -367,7 +415,7 @@ class Fleet:
         else:
             self.via.pop(conn.name, None)
         finding = (
-            [_finding("unroutable", f"no healthy agent in pools {conn.pools}")]
+            [_finding("unroutable", f"no healthy agent in pools {', '.join(conn.pools)}")]
             if not info.routable
             else []
         )
@@ -455,6 +503,11 @@ class Fleet:
                 else:
                     self.published.pop(info.id, None)
                     self.bus.publish(partial(_cleared, info))
+                for listener in self.alert_listeners:
+                    try:
+                        listener(info, raised)
+                    except Exception:
+                        log.exception("an alert listener failed on %s", info.id)
             return len(batch)
 
     async def settle_alerts(self) -> None:
@@ -483,20 +536,27 @@ class Fleet:
 
     async def flush(self) -> int:
         """Write dirty agents (and any queued alerts) in one batch; returns rows written."""
+        started = time.perf_counter()
+        ok = False
         rows = []
-        for agent in self.agents.values():
-            if agent.dirty:
-                agent.dirty = False
-                rows.append((agent.id, agent.status()))
         try:
-            await self.store.save_agent_status(rows)
-        except Exception:
-            # Keep what could not be written: it is retried on the next flush.
-            for agent_id, _ in rows:
-                if agent_id in self.agents:
-                    self.agents[agent_id].dirty = True
-            raise
-        return len(rows) + await self.store_alerts()
+            for agent in self.agents.values():
+                if agent.dirty:
+                    agent.dirty = False
+                    rows.append((agent.id, agent.status()))
+            try:
+                await self.store.save_agent_status(rows)
+            except Exception:
+                # Keep what could not be written: it is retried on the next flush.
+                for agent_id, _ in rows:
+                    if agent_id in self.agents:
+                        self.agents[agent_id].dirty = True
+                raise
+            written = len(rows) + await self.store_alerts() + await self.flush_disconnects()
+            ok = True
+            return written
+        finally:
+            self.instruments.flush(ok, time.perf_counter() - started)
 
     async def run_timers(self) -> None:
         last_flush = last_tick = time.monotonic()

@@ -43,6 +43,9 @@ class LiveAgent:
     skew_ms: float | None = None
     rtt_ms: float | None = None
     remote_addr: str | None = None
+    stopped_at: float | None = None
+    """When the agent said goodbye; None unless ``state`` is ``stopped``."""
+    stop_reason: str | None = None
     channel: AgentChannel | None = None
     usable: bool = False
     """Healthy with an open channel, as of the last refresh: can carry a probe."""
@@ -120,6 +123,8 @@ class LiveAgent:
             skew_ms=self.skew_ms,
             rtt_ms=self.rtt_ms,
             remote_addr=self.remote_addr,
+            stopped_at=self.stopped_at,
+            stop_reason=self.stop_reason,
         )
 
     def history(self) -> AgentHistory:
@@ -144,6 +149,11 @@ class LiveAgent:
             "cpu": list(self.cpu),
             "mem": list(self.mem),
             "queue": list(self.queue),
+            "stopped": (
+                {"at": self.stopped_at, "reason": self.stop_reason or ""}
+                if self.state == Presence.STOPPED
+                else None
+            ),
         }
 
     def _restore(self, status: dict[str, Any]) -> None:
@@ -169,5 +179,12 @@ class LiveAgent:
         self.mem.extend(status.get("mem", []))
         self.queue.extend(status.get("queue", []))
         if status.get("ever_connected") and self.state != Presence.REVOKED:
+            stopped = status.get("stopped")
+            if isinstance(stopped, dict):
+                # It said goodbye before the restart: still away on purpose.
+                self.state = Presence.STOPPED
+                self.stopped_at = stopped.get("at")
+                self.stop_reason = str(stopped.get("reason") or "")
+                return
             # Known before the restart, not connected since: offline until it dials in.
             self.state = Presence.OFFLINE

@@ -7,6 +7,11 @@
                    ▼  │           ▼
                   stale ──────▶ offline
     (any) ──▶ revoked  (final)
+    connected, degraded, stale ──▶ stopped ──▶ connected, degraded
+
+``stopped``: the agent said goodbye before it closed (SIGTERM, ``systemctl stop``):
+away on purpose, so no timer moves it and no alert is raised; it returns to
+``connected`` when it dials in again.
 
 ``connected`` and ``degraded`` differ only in whether a check fails (skew,
 certificate, queue, version); the fleet decides which on every heartbeat.
@@ -22,10 +27,23 @@ _LIVE = {Presence.CONNECTED, Presence.DEGRADED}
 
 _ALLOWED: dict[Presence, set[Presence]] = {
     Presence.PENDING: {*_LIVE, Presence.REVOKED},
-    Presence.CONNECTED: {Presence.DEGRADED, Presence.STALE, Presence.OFFLINE, Presence.REVOKED},
-    Presence.DEGRADED: {Presence.CONNECTED, Presence.STALE, Presence.OFFLINE, Presence.REVOKED},
-    Presence.STALE: {*_LIVE, Presence.OFFLINE, Presence.REVOKED},
+    Presence.CONNECTED: {
+        Presence.DEGRADED,
+        Presence.STALE,
+        Presence.OFFLINE,
+        Presence.STOPPED,
+        Presence.REVOKED,
+    },
+    Presence.DEGRADED: {
+        Presence.CONNECTED,
+        Presence.STALE,
+        Presence.OFFLINE,
+        Presence.STOPPED,
+        Presence.REVOKED,
+    },
+    Presence.STALE: {*_LIVE, Presence.OFFLINE, Presence.STOPPED, Presence.REVOKED},
     Presence.OFFLINE: {*_LIVE, Presence.STALE, Presence.REVOKED},
+    Presence.STOPPED: {*_LIVE, Presence.REVOKED},
     Presence.REVOKED: set(),
 }
 

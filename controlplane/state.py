@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from fleet.protocol import (
@@ -29,10 +30,14 @@ from .config import Settings
 from .errors import Conflict, NotFound, PolicyDenied, TooManyRequests, Unauthenticated
 from .fleet import Fleet
 from .heap import trim_periodically
+from .instruments import Instruments
 from .limits import FailureCounter, PendingConnections, RefusalAudit
 from .live import LiveAgent
+from .notify.notifier import Notifier
+from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
 
@@ -55,7 +60,9 @@ class ControlPlane:
         self.store = store
         self.settings = settings
         self.ca = ca
-        self.fleet = Fleet(settings, store)
+        self.instruments = Instruments()
+        """Command and flush timings for ``/metrics`` (:mod:`controlplane.metrics`)."""
+        self.fleet = Fleet(settings, store, self.instruments)
         self.channels: dict[str, AgentChannel] = {}
         self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
@@ -78,6 +85,16 @@ class ControlPlane:
         self.pending = PendingConnections(settings.pending_connections)
         """Connections per source address that have not authenticated yet."""
         self._refusals: asyncio.Task[None] | None = None
+        self.notifier = Notifier(
+            settings, partial(target_labels, self.fleet), base_url=lambda: self.endpoint
+        )
+        """Delivers alert changes to the configured receivers; its ``hold`` and ``ack``
+        hooks are where silences, maintenance and acknowledgements plug in."""
+        self.fleet.alert_listeners.append(self.notifier.alert_changed)
+        self.scrape_token = (
+            ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
+        )
+        """The scrape token that opens ``GET /metrics`` (besides any API token)."""
 
     # -------------------------------------------------------------- lifecycle
 
@@ -85,6 +102,8 @@ class ControlPlane:
         await self.store.open()
         await self.fleet.load()
         await self.operators.load()
+        self.notifier.load(self.fleet.published.values())
+        await self.notifier.start()
         self._last_used = asyncio.create_task(
             self.operators.run_flush(self.settings.flush_interval_s)
         )
@@ -112,6 +131,7 @@ class ControlPlane:
             await self.fleet.flush()
             await self.operators.flush()
         finally:
+            await self.notifier.stop()
             await self.store.close()
 
     # ------------------------------------------------------------ operators
@@ -318,9 +338,11 @@ class ControlPlane:
             )
         timeout = getattr(command, "timeout_s", self.settings.command_timeout_s)
         timeout = max(timeout + 3.0, self.settings.command_timeout_s)
+        started = time.perf_counter()
         try:
             result = await channel.request(command, timeout)
         except Exception as exc:
+            self.instruments.command(action, "error", time.perf_counter() - started)
             message = getattr(exc, "message", str(exc))
             await self.fleet.audit(actor.name, action, target, "error", message)
             self._command_event(agent, action, actor.name, False, message)
@@ -328,6 +350,7 @@ class ControlPlane:
         ok = result.error is None and (
             getattr(result.result, "ok", True) if result.result is not None else False
         )
+        self.instruments.command(action, "ok" if ok else "failed", time.perf_counter() - started)
         summary = _summarise(result)
         await self.fleet.audit(actor.name, action, target, "ok" if ok else "failed", summary)
         self._command_event(agent, action, actor.name, ok, summary)

@@ -29,10 +29,12 @@ from msgspec import Meta, Struct
 
 __all__ = [
     "AGENT_CHANNEL_PATH",
+    "AGENT_EXTRAS",
     "AUTH_CONTEXT",
     "CLOSE_MEANINGS",
     "EVENTS_PATH",
     "MAX_CERTIFICATE_CHARS",
+    "MAX_DISCONNECTS",
     "MAX_FRAME_BYTES",
     "MAX_STREAM_FRAME_BYTES",
     "PROTOCOL_VERSION",
@@ -58,8 +60,13 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionRemoved",
     "ConnectionUpdate",
+    "Disconnect",
+    "DisconnectCause",
+    "DisconnectHint",
+    "Disconnects",
     "ErrorMessage",
     "FailureClass",
+    "Goodbye",
     "Heartbeat",
     "Hello",
     "LogsCommand",
@@ -116,6 +123,15 @@ agents with their sparklines is several MiB."""
 
 MAX_CERTIFICATE_CHARS = 16_384
 """Longest PEM an agent may send (a certificate or a CSR)."""
+
+MAX_DISCONNECTS = 50
+"""Most disconnect records an agent keeps and reports in one message; the control
+plane keeps as many per agent."""
+
+AGENT_EXTRAS = ("goodbye", "disconnects")
+"""Agent messages newer than protocol version 1's first release.  A control plane
+lists those it accepts in :attr:`Welcome.accepts`; an agent sends one only when it
+is listed there (an older control plane closes on a message type it does not know)."""
 
 
 class CloseCode:
@@ -216,6 +232,8 @@ class Presence(StrEnum):
     STALE = "stale"
     OFFLINE = "offline"
     REVOKED = "revoked"
+    STOPPED = "stopped"
+    """The agent said goodbye (SIGTERM, ``systemctl stop``): away on purpose, no alert."""
 
 
 class AgentState(_Value, frozen=True, kw_only=True):
@@ -245,6 +263,10 @@ class AgentState(_Value, frozen=True, kw_only=True):
     skew_ms: float | None = None
     rtt_ms: float | None = None
     remote_addr: str | None = None
+    stopped_at: float | None = None
+    """When the agent said goodbye (``state`` is ``stopped``)."""
+    stop_reason: str | None = None
+    """What it said as it stopped."""
 
 
 class AgentHistory(_Value, frozen=True, kw_only=True):
@@ -282,6 +304,58 @@ class ConnectionInfo(_Value, frozen=True, kw_only=True):
     routable: bool
     via_pool: str | None = None
     via_agent: str | None = None
+
+
+DisconnectCause = Literal[
+    "server_close",
+    "ping_timeout",
+    "reset",
+    "tls",
+    "proxy",
+    "dns",
+    "refused",
+    "timeout",
+    "sleep",
+    "stopped",
+    "other",
+]
+"""Why a channel ended (or an attempt failed), as the agent saw it."""
+
+_Text = Annotated[str, Meta(max_length=300)]
+
+
+class Disconnect(_Value, frozen=True, kw_only=True):
+    """One channel that ended, or a run of failed attempts to open one, as the agent saw it.
+
+    A channel that never opened (DNS, proxy, TLS, refused) has no ``connected_at``;
+    consecutive failures of the same kind are one record with ``attempts``.
+    """
+
+    cause: DisconnectCause
+    detail: _Text = ""
+    """In words: the close code's meaning, the error."""
+    code: int | None = None
+    """The close code the server sent, if it sent one."""
+    connected_at: float | None = None
+    """When the channel opened (the welcome), wall clock."""
+    ended_at: float
+    """When it ended (the last attempt, for a run of failures), wall clock."""
+    age_s: NonNegFloat | None = None
+    """How long the channel was open (monotonic clock)."""
+    slept_s: NonNegFloat | None = None
+    """How long the host slept meanwhile (wall clock ahead of the monotonic clock)."""
+    tls_issuer: _Text | None = None
+    """Issuer of the certificate the server presented (an SSL-inspecting proxy changes it)."""
+    attempts: Annotated[int, Meta(ge=1)] = 1
+
+
+class DisconnectHint(_Value, frozen=True, kw_only=True):
+    """A pattern the control plane read from an agent's disconnects, with the fix."""
+
+    kind: Literal["same_age", "same_time", "tls_issuer", "sleep"]
+    message: str
+    count: int
+    """How many records show the pattern."""
 
 
 # --------------------------------------------------------------------------
@@ -370,6 +444,8 @@ class Welcome(_Msg, frozen=True, kw_only=True, tag="welcome"):
     heartbeat_interval_s: Positive
     pinned_version: str | None = None
     time_probe_interval_s: Positive = 30.0
+    accepts: list[str] = []
+    """Which of :data:`AGENT_EXTRAS` this control plane accepts."""
 
 
 class TimeProbe(_Msg, frozen=True, kw_only=True, tag="time_probe"):
@@ -446,7 +522,21 @@ class RenewRequest(_Msg, frozen=True, kw_only=True, tag="renew_request"):
     csr_pem: Pem
 
 
-AgentToServer = Auth | Heartbeat | TimeReply | CommandFinished | RenewRequest
+class Goodbye(_Msg, frozen=True, kw_only=True, tag="goodbye"):
+    """The agent is stopping on purpose; a normal close (1000) follows."""
+
+    reason: Annotated[str, Meta(max_length=200)]
+
+
+class Disconnects(_Msg, frozen=True, kw_only=True, tag="disconnects"):
+    """Why earlier channels ended, sent right after the welcome, oldest first."""
+
+    records: Annotated[list[Disconnect], Meta(max_length=MAX_DISCONNECTS)]
+
+
+AgentToServer = (
+    Auth | Heartbeat | TimeReply | CommandFinished | RenewRequest | Goodbye | Disconnects
+)
 
 
 # --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ STATE_SYMBOL: dict[Presence, str] = {
     Presence.OFFLINE: "✗",
     Presence.REVOKED: "⊘",
     Presence.PENDING: "○",
+    Presence.STOPPED: "■",
 }
 """A symbol per state, so a state reads in monochrome and at a glance."""
 
@@ -39,11 +40,13 @@ STATE_RANK: dict[Presence, int] = {
     Presence.OFFLINE: 0,
     Presence.STALE: 1,
     Presence.DEGRADED: 2,
-    Presence.PENDING: 3,
-    Presence.REVOKED: 4,
-    Presence.CONNECTED: 5,
+    Presence.STOPPED: 3,
+    Presence.PENDING: 4,
+    Presence.REVOKED: 5,
+    Presence.CONNECTED: 6,
 }
-"""Unhealthy first: the default sort order of states."""
+"""Unhealthy first: the default sort order of states.  ``stopped`` (said goodbye,
+away on purpose) is not unhealthy, but it is away: after the unhealthy ones."""
 
 CERT_WARN_S = 6 * 3600.0
 """Certificates closer than this to expiry are shown in the warning colour.

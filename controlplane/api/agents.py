@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import time
 from typing import Any
 
@@ -12,19 +13,24 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet.protocol import (
+    MAX_DISCONNECTS,
     AgentState,
     CommandEvent,
     ConfigCommand,
     ConfigResult,
+    Disconnect,
     LogsCommand,
     LogsResult,
     ProbeCommand,
     ProbeResult,
+    ProtocolError,
+    convert,
 )
 
 from ..body_types import JsonInt, Port
 from ..decommission import decommission
-from ..errors import Conflict, NotFound
+from ..disconnects import read_patterns
+from ..errors import Conflict, NotFound, StoreError
 from ..fleet import config_hash
 from ..pool_edits import clear_pin
 from ..state import ControlPlane, Principal
@@ -37,6 +43,7 @@ from .responses import LOGS_RESPONSES, errors
 from .structs import StructResponse, returns
 
 router = APIRouter()
+log = logging.getLogger("controlplane.api")
 
 
 class ProbeBody(BaseModel):
@@ -76,9 +83,32 @@ async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> Response:
     events = [
         e for e in cp.fleet.bus.recent() if isinstance(e, CommandEvent) and e.agent_id == agent.id
     ]
+    history = await disconnect_history(cp, agent.id)
     return StructResponse(
-        AgentDetail(agent=agent.to_state(), history=agent.history(), events=events[-50:])
+        AgentDetail(
+            agent=agent.to_state(),
+            history=agent.history(),
+            events=events[-50:],
+            disconnects=history,
+            disconnect_hints=read_patterns(history),
+        )
     )
+
+
+async def disconnect_history(cp: ControlPlane, agent_id: str) -> list[Disconnect]:
+    """The agent's stored disconnect records, oldest first (a record an older or newer
+    agent wrote that does not validate is left out rather than failing the answer)."""
+    out = []
+    try:
+        await cp.fleet.flush_disconnects()  # what came in since the last flush, too
+    except StoreError as exc:  # a full disk: answer with what is stored; retried later
+        log.error("storing disconnect records failed, will retry: %s", exc)
+    for raw in await cp.fleet.store.list_disconnects(agent_id, MAX_DISCONNECTS):
+        try:
+            out.append(convert(raw, Disconnect))
+        except ProtocolError:
+            continue
+    return out
 
 
 @router.post(

@@ -107,7 +107,7 @@ async def probe(name: ConnectionName, body: ConnectionProbe, cp: CP, who: Operat
     if route is None:
         await cp.fleet.audit(who.name, "connection.probe", name, "refused", "unroutable")
         raise Conflict(
-            f"connection {name} is unroutable: no healthy agent in pools {rec.pools}; "
+            f"connection {name} is unroutable: no healthy agent in pools {', '.join(rec.pools)}; "
             "start or fix an agent in one of them"
         )
     pool, agent = route

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..errors import Forbidden, TooManyRequests, Unauthenticated
 from ..state import ControlPlane, Principal, Role
 
-__all__ = ["CP", "Admin", "Operator", "Viewer", "bearer", "get_cp"]
+__all__ = ["CP", "Admin", "Operator", "Viewer", "authorize", "bearer", "get_cp"]
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -26,6 +26,40 @@ def get_cp(request: Request) -> ControlPlane:
     return cp
 
 
+def authorize(request: Request, role: Role, hint: str = "") -> Principal:
+    """The caller of ``request`` if its API token has ``role`` or a higher one.
+
+    Failures are counted per address (429 past the limit) and audited; ``hint``
+    is added to the message of a 401 (what else the route accepts).
+    """
+    cp = get_cp(request)
+    try:
+        principal = cp.authenticate(request.headers.get("authorization"))
+    except Unauthenticated as exc:
+        message = f"{exc.message}; {hint}" if hint else exc.message
+        # Anyone can send a bad token: counted per address and window.
+        address = request.client.host if request.client else "?"
+        wait = cp.auth_failed(address, "http.auth", message)
+        if wait is not None:
+            raise TooManyRequests(
+                f"too many failed authentications from {address}: wait {wait:.0f} s, "
+                f"then check your token ({message})",
+                wait,
+            ) from None
+        if hint:
+            raise Unauthenticated(message) from None
+        raise
+    try:
+        principal.require(role)
+    except Forbidden as exc:
+        # A valid token asking beyond its role is worth a line in the audit.
+        # Counted per window: a script looping on a 403 must not flood it.
+        action = f"http.{request.method.lower()}"
+        cp.refusals.note(principal.name, action, request.url.path, exc.message, "forbidden")
+        raise
+    return principal
+
+
 def _role(
     role: Role,
 ) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
@@ -35,29 +69,7 @@ def _role(
     ) -> Principal:
         # ``bearer`` only declares the scheme (it refuses nothing): the header is
         # checked here, so every refusal says what happened in our words.
-        cp = get_cp(request)
-        try:
-            principal = cp.authenticate(request.headers.get("authorization"))
-        except Unauthenticated as exc:
-            # Anyone can send a bad token: counted per address and window.
-            address = request.client.host if request.client else "?"
-            wait = cp.auth_failed(address, "http.auth", exc.message)
-            if wait is not None:
-                raise TooManyRequests(
-                    f"too many failed authentications from {address}: wait {wait:.0f} s, "
-                    f"then check your token ({exc.message})",
-                    wait,
-                ) from None
-            raise
-        try:
-            principal.require(role)
-        except Forbidden as exc:
-            # A valid token asking beyond its role is worth a line in the audit.
-            # Counted per window: a script looping on a 403 must not flood it.
-            action = f"http.{request.method.lower()}"
-            cp.refusals.note(principal.name, action, request.url.path, exc.message, "forbidden")
-            raise
-        return principal
+        return authorize(request, role)
 
     return dependency
 

@@ -11,7 +11,14 @@ from typing import Any, Literal
 import msgspec
 from pydantic import BaseModel
 
-from fleet.protocol import AgentHistory, AgentState, CommandEvent, ProbeResult
+from fleet.protocol import (
+    AgentHistory,
+    AgentState,
+    CommandEvent,
+    Disconnect,
+    DisconnectHint,
+    ProbeResult,
+)
 
 from ..decommission import RemovalAction
 from ..store.base import AuditRecord, OperatorRecord, PinRecord, TokenRecord, TokenState
@@ -29,6 +36,7 @@ __all__ = [
     "PinInfo",
     "PolicyCleared",
     "PoolInfo",
+    "ReceiverInfo",
     "TokenCreated",
     "TokenInfo",
     "TokenRevoked",
@@ -44,6 +52,24 @@ class ErrorBody(BaseModel):
 
     detail: str
     """What happened and what to do."""
+
+
+class ReceiverInfo(BaseModel):
+    """``GET /v1/notifications``: one receiver's delivery state (ReceiverStats), and
+    where it delivers without the URL's secret parts (userinfo, query; a Slack
+    webhook's path)."""
+
+    name: str
+    kind: Literal["alertmanager", "webhook", "slack"]
+    url: str
+    queued: int
+    delivered: int
+    failed: int
+    dropped: int
+    held: int
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 class Health(BaseModel):
@@ -69,6 +95,11 @@ class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
     agent: AgentState
     history: AgentHistory
     events: list[CommandEvent]
+    disconnects: list[Disconnect] = []
+    """Why its last (up to 50) channels ended, as the agent reported them, oldest first."""
+    disconnect_hints: list[DisconnectHint] = []
+    """Patterns read from ``disconnects`` (a middlebox's timeout, a patch window, SSL
+    inspection, host sleep), each with its fix."""
 
 
 class AgentConfigView(BaseModel):

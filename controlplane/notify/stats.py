@@ -22,6 +22,8 @@ class ReceiverStats:
         last_success_at: epoch seconds of the last accepted delivery, if any.
         last_error: what the last failed attempt said, if any.
         last_error_at: when it failed.
+        held: notifications held back (a silence, maintenance; see
+            :class:`controlplane.notify.notifier.Notifier`), not sent.
     """
 
     name: str
@@ -33,6 +35,7 @@ class ReceiverStats:
     last_success_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    held: int = 0
 
 
 class StatsSource(Protocol):

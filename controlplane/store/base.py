@@ -178,6 +178,17 @@ class Store(Protocol):
 
     async def list_alerts(self, include_cleared: bool) -> list[AlertRecord]: ...
 
+    async def add_disconnects(
+        self, batch: list[tuple[str, list[dict[str, Any]]]], keep: int
+    ) -> None:
+        """Append disconnect records (plain JSON data) of each agent in ``batch``,
+        then drop all but each one's newest ``keep``, in one transaction."""
+        ...
+
+    async def list_disconnects(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
+        """An agent's newest ``limit`` disconnect records, oldest first."""
+        ...
+
     async def audit(self, entry: AuditRecord) -> None: ...
     async def list_audit(
         self, limit: int, since: float | None = None, actor: str | None = None

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -110,6 +111,18 @@ MIGRATION_3: tuple[str, ...] = ("ALTER TABLE alerts ADD COLUMN flaps INTEGER NOT
 """Issue 8 (durable, calm alerts): how often an alert cleared and was raised again
 within the hold time, kept open instead.  Step 3 of :data:`MIGRATIONS`."""
 
+MIGRATION_DISCONNECTS: tuple[str, ...] = (
+    """
+CREATE TABLE IF NOT EXISTS disconnects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL,
+    received_at REAL NOT NULL, record TEXT NOT NULL
+)
+""",
+    "CREATE INDEX IF NOT EXISTS disconnects_agent ON disconnects (agent_id, id)",
+)
+"""Issue 9 (disconnect history): why each agent's channels ended, as the agent
+reported it, append-only and trimmed to the newest 50 per agent."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -122,6 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         MIGRATION_2,
     ),
     Migration(3, "alerts' flap count", MIGRATION_3),
+    Migration(4, "agents' disconnect history", MIGRATION_DISCONNECTS),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -333,6 +347,7 @@ class SQLiteStore:
         async with self._write() as db:
             await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
             await db.execute("DELETE FROM pins WHERE scope = 'agent' AND name = ?", (agent_id,))
+            await db.execute("DELETE FROM disconnects WHERE agent_id = ?", (agent_id,))
 
     async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None:
         async with self._write() as db:
@@ -589,6 +604,36 @@ class SQLiteStore:
             (int(include_cleared),),
         )
         return [AlertRecord(*r) for r in rows]
+
+    # disconnect history -------------------------------------------------
+
+    async def add_disconnects(
+        self, batch: list[tuple[str, list[dict[str, Any]]]], keep: int
+    ) -> None:
+        rows = [
+            (agent_id, time.time(), json.dumps(r, separators=(",", ":")))
+            for agent_id, records in batch
+            for r in records
+        ]
+        if not rows:
+            return
+        agents = sorted({agent_id for agent_id, _ in batch})
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO disconnects (agent_id, received_at, record) VALUES (?, ?, ?)", rows
+            )
+            await db.executemany(
+                "DELETE FROM disconnects WHERE agent_id = ? AND id NOT IN"
+                " (SELECT id FROM disconnects WHERE agent_id = ? ORDER BY id DESC LIMIT ?)",
+                [(agent_id, agent_id, keep) for agent_id in agents],
+            )
+
+    async def list_disconnects(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self._rows(
+            "SELECT record FROM disconnects WHERE agent_id = ? ORDER BY id DESC LIMIT ?",
+            (agent_id, limit),
+        )
+        return [json.loads(r[0]) for r in reversed(rows)]
 
     async def audit(self, entry: AuditRecord) -> None:
         async with self._write() as db:

@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from ..cliparse import FleetParser, name_of
+from ..disconnects import disconnect_line
+from ..protocol import Disconnect, Presence, ProtocolError, convert
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import NotFoundError, UsageError
@@ -13,7 +15,10 @@ from .output import Column, ago, emit, print_fields, print_table, seconds, when
 
 __all__ = ["register"]
 
-STATES = ("pending", "connected", "degraded", "stale", "offline", "revoked")
+STATES = tuple(p.value for p in Presence)
+
+SHOWN_DISCONNECTS = 5
+"""``fleet agents show`` prints this many of the newest disconnect records (``-o json``: all)."""
 
 
 def _ms(value: float | None) -> str:
@@ -99,12 +104,33 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
                 ("certificate expires", when(a.get("cert_not_after"))),
                 ("config hash", a.get("config_hash")),
                 ("pinned config hash", a.get("pinned_config_hash")),
+                ("stopped", when(a.get("stopped_at"))),
                 ("recent commands", len(detail.get("events") or [])),
             ]
         )
+        _print_disconnects(detail)
 
     emit(detail, args.output, human)
     return 0
+
+
+def _print_disconnects(detail: dict[str, Any]) -> None:
+    """The newest disconnect records, then what the control plane reads in them."""
+    records = []
+    for raw in detail.get("disconnects") or []:
+        try:
+            records.append(convert(raw, Disconnect))
+        except ProtocolError:
+            continue  # a record this CLI does not understand
+    hints = [str(h.get("message", "")) for h in detail.get("disconnect_hints") or []]
+    if not records and not hints:
+        return
+    shown = records[-SHOWN_DISCONNECTS:]
+    print(f"\ndisconnects (newest {len(shown)} of {len(records)}; all with -o json):")
+    for record in reversed(shown):
+        print(f"  {disconnect_line(record)}")
+    for hint in hints:
+        print(f"hint: {hint}")
 
 
 def _revoke(args: argparse.Namespace, api: ApiClient) -> int:

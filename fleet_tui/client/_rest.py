@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -12,6 +12,8 @@ from fleet.protocol import (
     AgentState,
     CommandEvent,
     ConnectionInfo,
+    Disconnect,
+    DisconnectHint,
     ProbeResult,
     ProtocolError,
     convert,
@@ -54,6 +56,10 @@ class AgentDetail:
 
     agent: AgentState
     events: list[CommandEvent]
+    disconnects: list[Disconnect] = field(default_factory=list)
+    """Why its last channels ended, oldest first (empty from an older control plane)."""
+    hints: list[DisconnectHint] = field(default_factory=list)
+    """What the control plane reads in them, each with its fix."""
 
 
 class RestClient:
@@ -151,14 +157,15 @@ class RestClient:
     async def agent(self, agent_id: str) -> AgentDetail:
         """One agent with its recent events."""
         data = _obj(await self._call("GET", f"/v1/agents/{agent_id}"))
-        events: list[CommandEvent] = []
-        for raw in data.get("events") or []:
-            try:
-                events.append(convert(raw, CommandEvent))
-            except ProtocolError:
-                continue  # an event this dashboard does not understand
+        # An event this dashboard does not understand is skipped.
+        events = _values(data.get("events"), CommandEvent)
         agent = _value(data.get("agent"), AgentState)
-        return AgentDetail(agent=agent, events=events)
+        return AgentDetail(
+            agent=agent,
+            events=events,
+            disconnects=_values(data.get("disconnects"), Disconnect),
+            hints=_values(data.get("disconnect_hints"), DisconnectHint),
+        )
 
     async def connections(self) -> list[ConnectionInfo]:
         """Every registered connection and whether it is routable now."""
@@ -174,6 +181,17 @@ def _value(obj: Any, kind: type[_V]) -> _V:
         return convert(obj, kind)
     except ProtocolError as exc:
         raise ServerError(200, f"the control plane sent an unexpected answer: {exc}") from None
+
+
+def _values(items: Any, kind: type[_V]) -> list[_V]:
+    """The items of a list that validate as ``kind``; others (a newer server's) skipped."""
+    out = []
+    for raw in items if isinstance(items, list) else []:
+        try:
+            out.append(convert(raw, kind))
+        except ProtocolError:
+            continue
+    return out
 
 
 def _obj(resp: httpx.Response) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
-from fleet.protocol import AgentState
+from fleet.disconnects import disconnect_line
+from fleet.protocol import AgentState, Disconnect, DisconnectHint
 
 from .. import format as fmt
 from ..client import RestClient
@@ -25,7 +26,10 @@ from ..model import FleetModel
 from ..widgets.banner import LinkBanner
 from ..widgets.chart import BarChart
 
-__all__ = ["AgentDetailScreen", "config_markup", "field_lines"]
+__all__ = ["AgentDetailScreen", "config_markup", "disconnects_markup", "field_lines"]
+
+SHOWN_DISCONNECTS = 8
+"""The newest disconnect records the detail screen lists."""
 
 
 def _duration(seconds: float | None) -> str:
@@ -98,6 +102,7 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("pool", a.pool),
         ("labels", labels),
         ("state", _state_words(a, now)),
+        *([("stopped", fmt.age(a.stopped_at, now))] if a.stopped_at is not None else []),
         ("reasons", "; ".join(a.reasons) or "-"),
         ("version", f"{a.version or '-'}{drift}"),
         ("pinned version", a.pinned_version or "-"),
@@ -118,6 +123,15 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("certificate", f"expires {cert}"),
         ("cert not after", fmt.utc_minute(a.cert_not_after)),
     ]
+
+
+def disconnects_markup(records: list[Disconnect], hints: list[DisconnectHint]) -> str:
+    """The control plane's hints (warning colour), then the newest records, newest first."""
+    lines = [f"[$warning]hint: {escape(h.message)}[/]" for h in hints]
+    lines += [escape(disconnect_line(r)) for r in reversed(records[-SHOWN_DISCONNECTS:])]
+    if len(records) > SHOWN_DISCONNECTS:
+        lines.append(f"… {len(records) - SHOWN_DISCONNECTS} older (fleet agents show -o json)")
+    return "\n".join(lines)
 
 
 def config_markup(view: ConfigView) -> str:
@@ -185,11 +199,16 @@ class AgentDetailScreen(Screen[None]):
                         yield BarChart(None if key == "queue" else 100.0, id=f"chart-{key}")
             yield Label("Recent commands", classes="section")
             yield Static(id="detail-events")
+            # Shown once the agent's detail has loaded with any: most agents have none.
+            yield Label("Disconnects", classes="section", id="detail-disconnects-label")
+            yield Static(id="detail-disconnects")
             yield Label("Config: effective versus pinned", classes="section")
             yield Static("loading…", id="detail-config")
         yield Footer()
 
     def on_mount(self) -> None:
+        for part in ("#detail-disconnects-label", "#detail-disconnects"):
+            self.query_one(part).display = False
         self.query_one("#detail").focus()
         self.tick()
         if self.rest is not None:
@@ -204,6 +223,12 @@ class AgentDetailScreen(Screen[None]):
         try:
             detail = await self.rest.agent(self.agent_id)
             self.model.merge_events(self.agent_id, detail.events)
+            if detail.disconnects or detail.hints:
+                self.query_one("#detail-disconnects", Static).update(
+                    disconnects_markup(detail.disconnects, detail.hints)
+                )
+                for part in ("#detail-disconnects-label", "#detail-disconnects"):
+                    self.query_one(part).display = True
             self.tick()
         except ApiError:
             pass  # the stream's events are still shown

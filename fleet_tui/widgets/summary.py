@@ -19,6 +19,7 @@ _TONE = {
     Presence.OFFLINE: "$error",
     Presence.REVOKED: "$text-muted",
     Presence.PENDING: "$text-muted",
+    Presence.STOPPED: "$secondary",
 }
 
 _ORDER = (
@@ -26,6 +27,7 @@ _ORDER = (
     Presence.DEGRADED,
     Presence.STALE,
     Presence.OFFLINE,
+    Presence.STOPPED,
     Presence.REVOKED,
     Presence.PENDING,
 )

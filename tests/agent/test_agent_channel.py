@@ -126,7 +126,10 @@ async def recv(ws: ServerConnection, kind: type, *, skip: tuple[type, ...] = (P.
 
 
 async def handshake(
-    ws: ServerConnection, interval: float = 0.2, pinned: str | None = None
+    ws: ServerConnection,
+    interval: float = 0.2,
+    pinned: str | None = None,
+    accepts: tuple[str, ...] = (),
 ) -> P.Auth:
     nonce = "a1" * 32
     await ws.send(P.dump(P.Hello(protocol_version=1, server_version="x", nonce=nonce)))
@@ -138,7 +141,10 @@ async def handshake(
         base64.b64decode(auth.signature), (AUTH_CONTEXT + nonce).encode(), ec.ECDSA(hashes.SHA256())
     )
     welcome = P.Welcome(
-        agent_id=auth.agent_id, heartbeat_interval_s=interval, pinned_version=pinned
+        agent_id=auth.agent_id,
+        heartbeat_interval_s=interval,
+        pinned_version=pinned,
+        accepts=list(accepts),
     )
     await ws.send(P.dump(welcome))
     return auth

@@ -34,6 +34,7 @@ VIEWER = [
     ("get", "/v1/agents", None),
     ("get", "/v1/alerts", None),
     ("get", "/v1/connections", None),
+    ("get", "/v1/notifications", None),
     ("get", "/v1/pools", None),
     ("get", "/v1/whoami", None),
 ]

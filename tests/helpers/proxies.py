@@ -88,16 +88,35 @@ class _Listener:
 
 class Relay(_Listener):
     """Listens on ``host`` (and ``port``, default any) and relays every connection
-    to ``target``."""
+    to ``target``; with ``cut_after_s``, ends each one that long after accepting it
+    (both ways, without a close frame), as a load balancer or NAT with a timeout does."""
 
-    def __init__(self, host: str, target: tuple[str, int], port: int = 0) -> None:
+    def __init__(
+        self, host: str, target: tuple[str, int], port: int = 0, cut_after_s: float | None = None
+    ) -> None:
         self.target = target
+        self.cut_after_s = cut_after_s
         super().__init__(host, port)
 
     def handle(self, conn: socket.socket) -> None:
         upstream = socket.create_connection(self.target, timeout=5)
         upstream.settimeout(None)
-        splice(conn, upstream)
+        if self.cut_after_s is None:
+            splice(conn, upstream)
+            return
+
+        def cut() -> None:
+            for s in (conn, upstream):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)  # wakes the splice's select
+
+        timer = threading.Timer(self.cut_after_s, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            splice(conn, upstream)
+        finally:
+            timer.cancel()
 
 
 class ConnectProxy(_Listener):

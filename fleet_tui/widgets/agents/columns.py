@@ -37,6 +37,7 @@ _STATE_TONE: dict[Presence, Tone] = {
     Presence.OFFLINE: "bad",
     Presence.REVOKED: "muted",
     Presence.PENDING: "muted",
+    Presence.STOPPED: "muted",
 }
 
 NAME_MIN = 12
