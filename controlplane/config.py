@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         2_000, ge=1, description="Deltas a subscriber may have pending before a fresh snapshot."
     )
     replay_len: int = Field(10_000, ge=1, description="Deltas kept for since=SEQ resumption.")
+    stream_heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the event stream sends a heartbeat; a dashboard that misses "
+        "two says the server is not answering.",
+    )
 
     # metrics ------------------------------------------------------------------
     metrics_token_file: FilePath | None = Field(

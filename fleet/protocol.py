@@ -81,6 +81,7 @@ __all__ = [
     "ServerToAgent",
     "Snapshot",
     "StreamError",
+    "StreamHeartbeat",
     "StreamToClient",
     "Subscribe",
     "TimeProbe",
@@ -661,6 +662,20 @@ class StreamError(_Msg, frozen=True, kw_only=True, tag="error"):
     message: str
 
 
+class StreamHeartbeat(_Msg, frozen=True, kw_only=True, tag="heartbeat"):
+    """The server is alive: sent every ``interval_s`` seconds on every stream.
+
+    A hung control plane (stopped, deadlocked) keeps its TCP connections open,
+    so only a missing beat tells a dashboard that its "live" data has stopped
+    moving.  Not a fleet event: it carries no sequence number (``seq`` is 0)
+    and a resume never replays it.
+    """
+
+    seq: int = 0
+    server_time: float
+    interval_s: float
+
+
 StreamToClient = (
     Snapshot
     | AgentUpdate
@@ -671,6 +686,7 @@ StreamToClient = (
     | ConnectionRemoved
     | CommandEvent
     | StreamError
+    | StreamHeartbeat
 )
 
 # --------------------------------------------------------------------------

@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
+from textual.actions import ActionParseResult
+from textual.actions import parse as parse_action
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from fleet.protocol import AgentState, AlertInfo, Snapshot, StreamToClient
@@ -24,6 +27,7 @@ from .actions import AgentActions
 from .alert_actions import AlertActions
 from .client import ConnectionState, LinkStatus, RestClient, StreamClient
 from .client._tls import make_ssl_context
+from .commands import AgentCommands
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
@@ -33,6 +37,7 @@ from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
 from .screens.keys import KeysScreen, key_rows
 from .screens.wall import WallScreen
+from .server_url import check_server_url
 from .widgets.alerts import AlertsPanel
 from .widgets.banner import LinkBanner
 
@@ -66,6 +71,8 @@ class FleetApp(AlertActions, AgentActions):
 
     CSS_PATH = "app.tcss"
     TITLE = "fleet"
+    COMMANDS = AgentActions.COMMANDS | {AgentCommands}
+    """Textual's commands (ours among the system ones) and every agent by name."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="fleet.quit"),
@@ -140,6 +147,7 @@ class FleetApp(AlertActions, AgentActions):
     async def _connect(self) -> None:
         assert self.server_url is not None
         try:
+            self.server_url = check_server_url(self.server_url)
             ctx = await asyncio.to_thread(
                 make_ssl_context, self.server_url, self._ca_file, self._ca_pin
             )
@@ -204,8 +212,16 @@ class FleetApp(AlertActions, AgentActions):
             return ""
         if state is ConnectionState.REFUSED:
             return f"refused: {self.link.detail}"
+        if state is ConnectionState.NOT_ANSWERING:
+            heard = self.stream.last_heard if self.stream is not None else self.link_since
+            quiet = time.monotonic() - heard
+            detail = self.link.detail
+            return f"the server is not answering: nothing heard for {quiet:.0f} s — {detail}"
         if not self.model.has_snapshot:
             where = self.server_url or "the control plane"
+            if state is ConnectionState.RECONNECTING:
+                # Never connected: say why each try failed, not "connecting…" forever.
+                return f"cannot connect to {where}: {self.link.detail}"
             return f"connecting to {where}…"
         age = self.model.data_age() or 0.0
         return f"reconnecting… data as of {age:.0f} s ago — {self.link.detail}"
@@ -257,6 +273,28 @@ class FleetApp(AlertActions, AgentActions):
             if not self.gate.allows(action):
                 return None
             return True if self.current_agent() is not None else None
+        return True
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Run ``action``; a key of a refused agent action says why instead of nothing.
+
+        :meth:`check_action` keeps refused actions dimmed in the footer, and
+        Textual then drops their keys without a word: a viewer pressing ``p``
+        deserves "needs the operator role; you are a viewer".
+        """
+        if await super().run_action(action, default_namespace, namespaces):
+            return True
+        _, name, _ = action if isinstance(action, tuple) else parse_action(action)
+        if self.wall or name not in ACTIONS:
+            return False
+        if default_namespace is not None and default_namespace is not self:
+            return False
+        self._action_callback(name)()  # refuses, saying why (_require)
         return True
 
     def _require(self, action: str) -> AgentState | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from fleet.cliparse import FleetParser, duration
 
 from .errors import ConfigError
+from .server_url import check_server_url
 
 __all__ = ["add_tui_arguments", "apply_profile", "build_parser", "load_keymap", "main", "run_tui"]
 
@@ -139,6 +140,7 @@ def run_tui(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "no server: pass --server URL or set FLEET_SERVER, or run 'fleet login'"
             )
+        args.server = check_server_url(args.server)
         if args.tick <= 0:
             raise ConfigError("--tick must be above 0")
         token = _token(args)
@@ -151,6 +153,14 @@ def run_tui(args: argparse.Namespace) -> int:
     from textual.app import InvalidThemeError
 
     from .app import FleetApp
+    from .keymap import check_keymap
+
+    if keymap:
+        try:
+            check_keymap(keymap, keymap_path or "")
+        except ConfigError as exc:
+            print(f"fleet tui: {exc}", file=sys.stderr)
+            return 2
 
     try:
         app = FleetApp(

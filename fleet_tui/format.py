@@ -6,16 +6,21 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from fleet.protocol import Presence
+from fleet.protocol import AgentState, Presence
 
 __all__ = [
+    "LATE_INTERVALS",
     "STATE_RANK",
     "STATE_SYMBOL",
     "age",
+    "bar_chart",
     "cert_expiry",
     "cert_warning",
     "count",
+    "heartbeat_age",
+    "heartbeat_late",
     "percent",
+    "shown_state",
     "skew",
     "sparkline",
     "state_label",
@@ -58,6 +63,39 @@ Agent certificates live 24 h and renew at two thirds of their life (8 h left);
 under 6 h the renewal is overdue.  The control plane uses the same window."""
 
 _BARS = " ▁▂▃▄▅▆▇█"
+
+LATE_INTERVALS = 3.0
+"""Heartbeat intervals without one after which an agent is late: the control
+plane's default ``stale_after_intervals``."""
+
+_UP = frozenset({Presence.CONNECTED, Presence.DEGRADED})
+
+
+def shown_state(a: AgentState, now: float) -> Presence:
+    """The state to show for ``a``, the same in the table, the detail and the wall.
+
+    The control plane's word, except when it says the agent is up while its last
+    heartbeat is older than the stale threshold: then that word is older than the
+    data it is about (a hung control plane, a stream gone quiet), and the agent
+    reads ``stale``, as the server itself will say once it catches up.
+    """
+    if a.state in _UP and heartbeat_late(a, now):
+        return Presence.STALE
+    return a.state
+
+
+def heartbeat_late(a: AgentState, now: float) -> bool:
+    """True when ``a``'s last heartbeat is over :data:`LATE_INTERVALS` old."""
+    last = a.last_heartbeat_at
+    return last is not None and now - last > LATE_INTERVALS * a.heartbeat_interval_s
+
+
+def heartbeat_age(a: AgentState, now: float) -> str:
+    """The last heartbeat's age for the table: ``<8s`` while the agent is up and
+    on time (a cell that does not tick every second), its real age otherwise:
+    an offline agent's ``<8s`` read as healthy."""
+    fresh = a.heartbeat_interval_s * 1.5 if shown_state(a, now) in _UP else None
+    return age(a.last_heartbeat_at, now, fresh_s=fresh)
 
 
 def state_label(state: Presence) -> str:
@@ -148,3 +186,22 @@ def sparkline(values: Sequence[float], width: int, top: float | None = None) -> 
         level = 0 if peak <= 0 else round(min(max(value, 0.0), peak) / peak * steps)
         chars.append(_BARS[max(level, 1) if value > 0 else 0])
     return "".join(chars).rjust(width)
+
+
+def bar_chart(values: Sequence[float], width: int, height: int, top: float | None) -> list[str]:
+    """The last ``width`` values as ``height`` rows of bars, top row first.
+
+    Args:
+        top: The value of a full bar: 100 for percentages, so 5 % memory is a
+            stub and not a full bar; None scales to the largest value (counts).
+    """
+    if width <= 0 or height <= 0:
+        return []
+    tail = [max(0.0, float(v)) for v in list(values)[-width:]]
+    peak = top if top is not None else max([*tail, 1e-9])
+    eighths = [0 if v <= 0 else max(1, round(min(v, peak) / peak * height * 8)) for v in tail]
+    rows = []
+    for row in range(height - 1, -1, -1):
+        cells = "".join(_BARS[min(8, max(0, e - row * 8))] for e in eighths)
+        rows.append(cells.rjust(width))
+    return rows

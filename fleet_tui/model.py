@@ -28,10 +28,11 @@ from fleet.protocol import (
     Presence,
     Snapshot,
     StreamError,
+    StreamHeartbeat,
     StreamToClient,
 )
 
-from .format import STATE_RANK
+from .format import STATE_RANK, shown_state
 
 __all__ = [
     "UNHEALTHY",
@@ -186,6 +187,12 @@ _SORTS: dict[SortKey, tuple[Callable[[AgentState], Any], bool]] = {
     SortKey.VERSION: (_last(lambda a: a.version), True),
 }
 
+_HIGHEST_FIRST = frozenset(
+    {SortKey.HEARTBEAT, SortKey.SKEW, SortKey.CPU, SortKey.MEM, SortKey.QUEUE}
+)
+"""Sorts whose first direction puts the largest value shown first (the oldest
+heartbeat is the largest age)."""
+
 # Fields whose change can move an agent under the health sort or the filter.
 _ORDER_FIELDS = ("state", "name", "pool", "labels", "version")
 
@@ -233,6 +240,8 @@ class FleetModel:
 
     def apply(self, msg: StreamToClient) -> None:
         """Fold one stream message into the model."""
+        if isinstance(msg, StreamHeartbeat):
+            return  # the link's business (the stream client's), not the fleet's
         self.data_at = self.clock()
         if isinstance(msg, StreamError):
             self.last_error = msg.message
@@ -327,6 +336,11 @@ class FleetModel:
         self.sort_key, self.sort_reverse = key, reverse
         self._touch_order()
 
+    def sort_descending(self) -> bool:
+        """True when the sorted column's largest values come first: the header
+        then shows ``▼``, as spreadsheets and k9s do (``▲``: smallest first)."""
+        return (self.sort_key in _HIGHEST_FIRST) != self.sort_reverse
+
     def set_filter(self, text: str) -> None:
         """Filter by what the user typed (see :class:`AgentFilter`)."""
         self.filter = AgentFilter.parse(text)
@@ -396,8 +410,10 @@ class FleetModel:
         return rows
 
     def counts(self) -> Counter[Presence]:
-        """How many agents are in each state."""
-        return Counter(a.state for a in self.agents.values())
+        """How many agents are in each state, as the rows show it
+        (:func:`~fleet_tui.format.shown_state`: the counters agree with the table)."""
+        now = self.server_now()
+        return Counter(shown_state(a, now) for a in self.agents.values())
 
     def open_alerts(self) -> list[AlertInfo]:
         """Open alerts, newest first."""

@@ -152,6 +152,11 @@ class Gate:
             return "this is a wall display: only quit is accepted"
         spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action) or CONNECTION_ACTIONS[action]
         return (
-            f"{spec.title} needs the {spec.role} role; this token is {self.role}. "
-            f"Ask an admin for an {spec.role} token."
+            f"{spec.title} needs the {spec.role} role; you are {_a(self.role)}. "
+            f"Ask an admin for {_a(spec.role)} token."
         )
+
+
+def _a(word: str) -> str:
+    """``viewer`` -> ``a viewer``, ``operator`` -> ``an operator``."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

@@ -15,6 +15,7 @@ from fleet.protocol import (
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
+    StreamHeartbeat,
     Subscribe,
     dump,
     parse_client_message,
@@ -75,14 +76,29 @@ async def events(ws: WebSocket, since: int | None = None, epoch: str | None = No
             first = [dump(cp.fleet.snapshot(principal.role))]
         for frame in first:
             await ws.send_text(frame)
+        beat_s = cp.settings.stream_heartbeat_s
+        next_beat = time.monotonic()
         while not reader.done():
             if session.reason is not None:
                 break
+            if time.monotonic() >= next_beat:
+                # A sign of life a hung server cannot fake: the dashboard
+                # says "not answering" when two of these are missing.
+                beat = StreamHeartbeat(server_time=time.time(), interval_s=beat_s)
+                await ws.send_text(dump(beat))
+                next_beat = time.monotonic() + beat_s
             waiter = asyncio.create_task(sub.wake.wait())
-            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiter, reader},
+                timeout=max(0.0, next_beat - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            woken = waiter.done()
             waiter.cancel()
             if reader.done() or session.reason is not None:
                 break
+            if not woken:
+                continue
             await asyncio.sleep(COALESCE_S)
             if sub.needs_snapshot:
                 sub.needs_snapshot = False

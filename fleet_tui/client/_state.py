@@ -13,6 +13,8 @@ class ConnectionState(StrEnum):
 
     CONNECTING = "connecting"
     LIVE = "live"
+    NOT_ANSWERING = "not answering"
+    """Connected, but the server's heartbeats stopped: hung or stopped (SIGSTOP)."""
     RECONNECTING = "reconnecting"
     REFUSED = "refused"
     STOPPED = "stopped"
@@ -32,7 +34,20 @@ _ALLOWED: dict[ConnectionState, frozenset[ConnectionState]] = {
         }
     ),
     ConnectionState.LIVE: frozenset(
-        {ConnectionState.RECONNECTING, ConnectionState.STOPPED, ConnectionState.REFUSED}
+        {
+            ConnectionState.NOT_ANSWERING,
+            ConnectionState.RECONNECTING,
+            ConnectionState.STOPPED,
+            ConnectionState.REFUSED,
+        }
+    ),
+    ConnectionState.NOT_ANSWERING: frozenset(
+        {
+            ConnectionState.LIVE,
+            ConnectionState.RECONNECTING,
+            ConnectionState.STOPPED,
+            ConnectionState.REFUSED,
+        }
     ),
     ConnectionState.RECONNECTING: frozenset(
         {

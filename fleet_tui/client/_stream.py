@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from fleet.protocol import (
     EVENTS_PATH,
@@ -20,6 +29,7 @@ from fleet.protocol import (
     ProtocolError,
     Snapshot,
     StreamError,
+    StreamHeartbeat,
     StreamToClient,
     Subscribe,
     dump,
@@ -28,9 +38,22 @@ from fleet.protocol import (
 
 from ._state import ConnectionState, LinkStatus
 
-__all__ = ["StreamClient", "events_url", "refusal_reason"]
+__all__ = ["StreamClient", "events_url", "refusal_reason", "silence_limit"]
 
 log = logging.getLogger(__name__)
+
+MISSED_BEATS = 2
+"""Server heartbeats missed in a row before the link reads "not answering"."""
+
+BEAT_SLACK_S = 1.0
+"""Added to the missed beats' time, for a loaded machine or network."""
+
+
+def silence_limit(interval_s: float) -> float:
+    """Seconds without any frame after which a server sending beats every
+    ``interval_s`` is not answering."""
+    return MISSED_BEATS * interval_s + BEAT_SLACK_S
+
 
 _REFUSING_CLOSES = {
     CloseCode.UNAUTHENTICATED,
@@ -113,6 +136,11 @@ class StreamClient:
         """Frames that were not valid messages (skipped, not fatal)."""
         self._ws: ClientConnection | None = None
         self._stopping = False
+        self.beat_interval: float | None = None
+        """The server's heartbeat interval, once it sent one (older servers send none:
+        then a hung server is noticed only by the websocket ping timeout)."""
+        self.last_heard = time.monotonic()
+        """When the last frame arrived (monotonic)."""
 
     def _set(self, state: ConnectionState, detail: str = "", attempt: int = 0) -> None:
         if self.status.state is ConnectionState.STOPPED:
@@ -141,7 +169,21 @@ class StreamClient:
                     "--ca-file with the control plane's ca.pem or --ca-pin with its pin",
                 )
                 return
+            except InvalidURI as exc:
+                self._set(
+                    ConnectionState.REFUSED,
+                    f"{exc.uri} is not a websocket URL; pass --server https://HOST:PORT",
+                )
+                return
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                if isinstance(exc, InvalidMessage) and await self._speaks_tls():
+                    https = "https://" + urlsplit(self.url).netloc
+                    self._set(
+                        ConnectionState.REFUSED,
+                        f"the server at {urlsplit(self.url).netloc} speaks TLS, not plain "
+                        f"HTTP: pass --server {https}",
+                    )
+                    return
                 error = _describe(exc)
             if self._stopping:
                 break
@@ -188,7 +230,21 @@ class StreamClient:
                 protocol_version=PROTOCOL_VERSION, since=self.last_seq, epoch=self.epoch
             )
             await ws.send(dump(subscribe))
-            async for frame in ws:
+            self.beat_interval = None
+            while True:
+                limit = self._wait_limit()
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), limit)
+                except TimeoutError:
+                    # Cancelling recv() loses nothing: the next call gets the frame.
+                    self._set(
+                        ConnectionState.NOT_ANSWERING,
+                        f"{MISSED_BEATS} heartbeats missed: the control plane is hung, stopped "
+                        "or overloaded; check its process",
+                    )
+                    continue
+                except ConnectionClosedOK:
+                    break
                 self._handle(frame)
         except ConnectionClosed as exc:
             self._check_refusal(exc)
@@ -198,12 +254,50 @@ class StreamClient:
             await ws.close()
         self._check_refusal_code(ws.close_code, ws.close_reason or "")
 
+    async def _speaks_tls(self) -> bool:
+        """Whether a plain ``ws://`` URL points at a TLS port (``http://`` for
+        ``https://``): a TLS handshake there succeeds.  Only the handshake: no
+        trust is needed to tell the two apart, and nothing is sent."""
+        if self._ssl is not None:
+            return False
+        parts = urlsplit(self.url)
+        if parts.hostname is None:
+            return False
+        probe = ssl.create_default_context()
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 80, ssl=probe), 5
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        return True
+
+    def _wait_limit(self) -> float | None:
+        """How long the next frame may take before the server counts as not
+        answering; None while that is unknown or already said."""
+        if self.beat_interval is None or self.status.state is not ConnectionState.LIVE:
+            return None
+        deadline = self.last_heard + silence_limit(self.beat_interval)
+        return max(0.0, deadline - time.monotonic())
+
     def _handle(self, frame: str | bytes) -> None:
+        self.last_heard = time.monotonic()
         try:
             msg = parse_stream_message(frame)
         except ProtocolError as exc:
             self.bad_frames += 1
             log.warning("skipped a bad stream frame: %s", exc)
+            return
+        if isinstance(msg, StreamHeartbeat):
+            # The link's own business, not the fleet's: not passed on.
+            self.beat_interval = msg.interval_s
+            if self.status.state is ConnectionState.NOT_ANSWERING:
+                self._set(ConnectionState.LIVE)
             return
         if isinstance(msg, StreamError):
             if msg.code in _REFUSING_CLOSES:
@@ -240,9 +334,17 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionClosed):
         return "the stream was lost"
     if isinstance(exc, ConnectionRefusedError):
-        return "the server refused the connection"
+        return (
+            "connection refused: nothing listens on that port; is the control plane "
+            "running, and is this its port? (it prints its URL at start)"
+        )
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            return (
+                "TLS failed: the server answered in plain HTTP; if it runs with --no-tls, "
+                "pass --server http://HOST:PORT"
+            )
         return f"TLS failed ({exc.reason or exc})"
     return str(exc) or exc.__class__.__name__

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Sparkline, Static
+from textual.widgets import Footer, Header, Label, Static
 
 from fleet.disconnects import disconnect_line
 from fleet.protocol import AgentState, Disconnect, DisconnectHint
@@ -24,6 +24,7 @@ from ..client._rest import ConfigView
 from ..errors import ApiError
 from ..model import FleetModel
 from ..widgets.banner import LinkBanner
+from ..widgets.chart import BarChart
 
 __all__ = ["AgentDetailScreen", "config_markup", "disconnects_markup", "field_lines"]
 
@@ -79,6 +80,15 @@ def _pinned_config(effective: str | None, pinned: str | None) -> str:
     return f"{_short_hash(pinned)} ({same})"
 
 
+def _state_words(a: AgentState, now: float) -> str:
+    """The state as the table shows it (:func:`fmt.shown_state`), and why when it
+    differs from the control plane's last word."""
+    shown = fmt.shown_state(a, now)
+    if shown is a.state:
+        return fmt.state_label(shown)
+    return f"{fmt.state_label(shown)} (the server said {a.state.value}: no heartbeat since)"
+
+
 def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
     """Every field of an agent as (label, text) pairs."""
     labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items())) or "-"
@@ -91,7 +101,7 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("name", a.name),
         ("pool", a.pool),
         ("labels", labels),
-        ("state", fmt.state_label(a.state)),
+        ("state", _state_words(a, now)),
         *([("stopped", fmt.age(a.stopped_at, now))] if a.stopped_at is not None else []),
         ("reasons", "; ".join(a.reasons) or "-"),
         ("version", f"{a.version or '-'}{drift}"),
@@ -185,7 +195,8 @@ class AgentDetailScreen(Screen[None]):
                 for key, title in (("cpu", "cpu %"), ("mem", "memory %"), ("queue", "queue")):
                     with Vertical(classes="chart"):
                         yield Label(title, id=f"chart-{key}-label")
-                        yield Sparkline([], id=f"chart-{key}")
+                        # Percentages on 0-100; the queue on its own largest depth.
+                        yield BarChart(None if key == "queue" else 100.0, id=f"chart-{key}")
             yield Label("Recent commands", classes="section")
             yield Static(id="detail-events")
             # Shown once the agent's detail has loaded with any: most agents have none.
@@ -250,12 +261,13 @@ class AgentDetailScreen(Screen[None]):
             if hist is not None:
                 for key_name, data in (("cpu", hist.cpu), ("mem", hist.mem), ("queue", hist.queue)):
                     values = [float(v) for v in data]
-                    self.query_one(f"#chart-{key_name}", Sparkline).data = values
+                    self.query_one(f"#chart-{key_name}", BarChart).data = tuple(values)
                     last = f"{values[-1]:.0f}" if values else "-"
                     peak = f"{max(values):.0f}" if values else "-"
                     title = {"cpu": "cpu %", "mem": "mem %", "queue": "queue"}[key_name]
+                    scale = "" if key_name == "queue" else " · scale 0-100"
                     self.query_one(f"#chart-{key_name}-label", Label).update(
-                        f"{title} now {last} · max {peak}"
+                        f"{title} now {last} · max {peak}{scale}"
                     )
             self._shown = key
         events = tuple(self.model.events.get(self.agent_id, ()))

@@ -32,6 +32,13 @@ def describe_probe(agent_name: str, host: str, port: str, tls: bool) -> str:
     )
 
 
+class _TlsBox(Checkbox, inherit_bindings=False):
+    """The TLS checkbox: Space toggles it; Enter submits the form, as in every
+    other field (a checkbox's Enter toggling it surprised a user who meant "go")."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "toggle_button", show=False)]
+
+
 class ProbeModal(ModalScreen[ProbeRequest | None]):
     """Ask for host, port and TLS; dismiss with the request, or None on cancel."""
 
@@ -50,8 +57,17 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
     ProbeModal Button { margin-left: 2; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-    """Escape cancels."""
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        # Priority: Textual hands a key to the focused widget's own queue, so a
+        # Tab left to bubble up from the host field moved focus only after the
+        # keys typed behind it had gone to the host too ("127.0.0.142409").  As
+        # a priority binding it moves focus as it arrives, in order.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
+        Binding("enter", "submit", show=False),
+    ]
+    """Escape cancels; Enter submits (from the fields and the TLS box alike)."""
 
     def __init__(self, agent_name: str, host: str = "", port: int | None = None) -> None:
         super().__init__()
@@ -68,7 +84,7 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
             yield Input(
                 self._port, placeholder="e.g. 5432", type="integer", id="probe-port", compact=True
             )
-            yield Checkbox("TLS handshake: off", id="probe-tls")
+            yield _TlsBox("TLS handshake: off", id="probe-tls")
             yield Static(id="probe-does")
             yield Static(id="probe-error")
             with Horizontal():
@@ -107,7 +123,7 @@ class ProbeModal(ModalScreen[ProbeRequest | None]):
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#probe-go")
-    def _submit(self) -> None:
+    def action_submit(self) -> None:
         request = self._request()
         if request is not None:
             self.dismiss(request)

@@ -12,9 +12,17 @@ from fleet.protocol import AgentState, Presence
 
 from .. import format as fmt
 from ..format import STATE_RANK
-from ..model import FleetModel
+from ..model import UNHEALTHY, FleetModel
+from ..widgets.alerts.panel import alert_line
 
-__all__ = ["WallScreen", "wall_order"]
+__all__ = [
+    "WallScreen",
+    "column_widths",
+    "fleet_alert_lines",
+    "wall_line",
+    "wall_order",
+    "wall_pages",
+]
 
 _COUNTERS = (
     ("connected", (Presence.CONNECTED,)),
@@ -24,9 +32,79 @@ _COUNTERS = (
 )
 
 
-def wall_order(agents: list[AgentState]) -> list[AgentState]:
+def wall_order(agents: list[AgentState], now: float | None = None) -> list[AgentState]:
     """Unhealthy first, then by name; the wall shows these pages in turn."""
-    return sorted(agents, key=lambda a: (STATE_RANK[a.state], a.name.lower()))
+
+    def state(a: AgentState) -> Presence:
+        return a.state if now is None else fmt.shown_state(a, now)
+
+    return sorted(agents, key=lambda a: (STATE_RANK[state(a)], a.name.lower()))
+
+
+def wall_pages(
+    unhealthy: list[AgentState], healthy: list[AgentState], rows: int
+) -> list[list[AgentState]]:
+    """Pages of at most ``rows`` agents, the unhealthy ones on every page.
+
+    The healthy agents share what room the unhealthy ones leave, page by page; when
+    the unhealthy ones alone overflow a page, they are what the pages turn through.
+    """
+    rows = max(rows, 1)
+    if len(unhealthy) >= rows or not healthy:
+        chunks = [unhealthy[i : i + rows] for i in range(0, len(unhealthy), rows)]
+        return chunks or [[]]
+    room = rows - len(unhealthy)
+    return [unhealthy + healthy[i : i + room] for i in range(0, len(healthy), room)]
+
+
+def wall_line(a: AgentState, now: float, width: int, name_w: int, pool_w: int) -> str:
+    """One agent in a row of ``width`` cells: state, name, pool, heartbeat, and
+    the reasons in what is left (the column a person at the wall reads for why)."""
+    state = fmt.state_label(fmt.shown_state(a, now))
+    beat = fmt.heartbeat_age(a, now)
+    head = f"{state:<11} {a.name[:name_w]:<{name_w}} "
+    if pool_w:
+        head += f"{a.pool[:pool_w]:<{pool_w}} "
+    head += f"{beat:>8}  "
+    reasons = "; ".join(a.reasons)
+    room = width - len(head)
+    if len(reasons) > room:
+        reasons = reasons[: max(room - 1, 0)] + "…"
+    return (head + reasons).rstrip()
+
+
+REASONS_MIN = 36
+"""Cells kept for an agent's reasons: "no heartbeat for 19 s (3 intervals)" is 35."""
+
+
+def column_widths(agents: list[AgentState], width: int) -> tuple[int, int]:
+    """Name and pool widths that leave the reasons at least :data:`REASONS_MIN`
+    cells: a pool is shown whole or not at all (``db-eas`` would mislead), then
+    the name shrinks."""
+    name_w = min(max((len(a.name) for a in agents), default=4), 28)
+    pool_w = min(max((len(a.pool) for a in agents), default=4), 14)
+    fixed = 11 + 1 + 8 + 2  # state, its space, heartbeat, the gap before the reasons
+    if fixed + name_w + 1 + pool_w + 1 + REASONS_MIN > width:
+        pool_w = 0
+    while fixed + name_w + 1 + (pool_w + 1 if pool_w else 0) + REASONS_MIN > width and name_w > 12:
+        name_w -= 1
+    return name_w, pool_w
+
+
+def fleet_alert_lines(model: FleetModel, now: float, limit: int) -> list[str]:
+    """Pool and connection alerts by their text (agents' alerts are in the list)."""
+    alerts = sorted(
+        (a for a in model.alerts.values() if a.target.startswith(("pool:", "connection:"))),
+        key=lambda a: (a.severity != "critical", -a.raised_at),
+    )
+    lines = [alert_line(a, a.target.replace(":", " ", 1), now) for a in alerts[:limit]]
+    if len(alerts) > limit:
+        lines.append(f"   … and {len(alerts) - limit} more")
+    return lines
+
+
+ALERT_LINES = 4
+"""Pool and connection alerts shown above the agents; more are counted."""
 
 
 class WallScreen(Screen[None]):
@@ -42,6 +120,9 @@ class WallScreen(Screen[None]):
     WallScreen .counter Label { width: 100%; content-align: center middle; text-style: bold; }
     WallScreen .counter.-bad { border: heavy $error; }
     WallScreen .counter.-bad Label { color: $error; }
+    WallScreen #wall-alerts { height: auto; padding: 0 1; color: $error; text-style: bold;
+                              text-wrap: nowrap; text-overflow: ellipsis; display: none; }
+    WallScreen #wall-alerts.-shown { display: block; }
     WallScreen #wall-list { height: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     WallScreen #wall-page { width: 100%; padding: 0 1; color: $text-muted; }
     """
@@ -53,6 +134,7 @@ class WallScreen(Screen[None]):
         self.page = 0
         self.pages = 1
         self._shown: object = None
+        self._alerts_shown: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("fleet: connecting…", id="wall-status")
@@ -61,8 +143,9 @@ class WallScreen(Screen[None]):
                 with Vertical(classes="counter", id=f"counter-{name}"):
                     yield Digits("0", id=f"digits-{name}")
                     yield Label(name)
-        yield Static(id="wall-list")
-        yield Label(id="wall-page")
+        yield Static(id="wall-alerts", markup=False)
+        yield Static(id="wall-list", markup=False)
+        yield Label(id="wall-page", markup=False)
 
     def on_mount(self) -> None:
         self.set_interval(self.page_s, self.next_page)
@@ -86,25 +169,31 @@ class WallScreen(Screen[None]):
             self._counter(name, n, bad=name != "connected" and n > 0)
         alerts = len(self.model.alerts)
         self._counter("alerts", alerts, bad=alerts > 0)
-        agents = wall_order(list(self.model.agents.values()))
-        per_page = max(self.query_one("#wall-list").size.height, 1)
-        self.pages = max(1, -(-len(agents) // per_page))
-        self.page %= self.pages
         now = self.model.server_now()
-        chunk = agents[self.page * per_page : (self.page + 1) * per_page]
-        lines = [
-            f"{fmt.state_label(a.state):<12} {escape(a.name):<28} {escape(a.pool):<14} "
-            f"{fmt.age(a.last_heartbeat_at, now, fresh_s=a.heartbeat_interval_s * 1.5):>9}  "
-            f"{escape('; '.join(a.reasons))}"
-            for a in chunk
-        ]
+        alert_text = "\n".join(fleet_alert_lines(self.model, now, ALERT_LINES))
+        box = self.query_one("#wall-alerts", Static)
+        box.set_class(bool(alert_text), "-shown")
+        if alert_text != self._alerts_shown:
+            self._alerts_shown = alert_text
+            box.update(alert_text)
+        agents = wall_order(list(self.model.agents.values()), now)
+        unhealthy = [a for a in agents if fmt.shown_state(a, now) in UNHEALTHY]
+        healthy = [a for a in agents if fmt.shown_state(a, now) not in UNHEALTHY]
+        listing = self.query_one("#wall-list")
+        pages = wall_pages(unhealthy, healthy, listing.size.height)
+        self.pages = len(pages)
+        self.page %= self.pages
+        width = max(listing.content_region.width, 40)
+        name_w, pool_w = column_widths(agents, width)
+        lines = [wall_line(a, now, width, name_w, pool_w) for a in pages[self.page]]
         key = (tuple(lines), self.page, self.pages)
         if key != self._shown:
             self._shown = key
             self.query_one("#wall-list", Static).update("\n".join(lines))
+            pinned = f", {len(unhealthy):,} unhealthy on each page" if unhealthy else ""
             self.query_one("#wall-page", Label).update(
-                f"page {self.page + 1} of {self.pages}, turning every {self.page_s:g}s · "
-                f"{fmt.count(len(agents), 'agent')} · q quits"
+                f"page {self.page + 1}/{self.pages} · every {self.page_s:g}s · "
+                f"{fmt.count(len(agents), 'agent')}{pinned} · q quits"
             )
 
     def _counter(self, name: str, value: int, bad: bool) -> None:

@@ -23,7 +23,7 @@ def test_gate_ranks_roles_and_explains_refusals():
     assert Gate("operator").allows("probe") and Gate("operator").allows("logs")
     assert not Gate("operator").allows("revoke") and not Gate("operator").allows("pin")
     assert all(Gate("admin").allows(a) for a in ACTIONS)
-    assert "needs the admin role; this token is operator" in (Gate("operator").why_not("pin") or "")
+    assert "needs the admin role; you are an operator" in (Gate("operator").why_not("pin") or "")
     wall = Gate("admin", wall=True)
     assert wall.allows("quit") and not wall.allows("probe") and not wall.allows("filter")
 
@@ -40,6 +40,12 @@ async def test_viewer_sees_every_action_unavailable_and_nothing_opens():
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, FleetScreen)  # no modal opened
+        # ... but each key said why, rather than nothing at all.
+        said = [n.message for n in app._notifications]
+        assert sum("; you are a viewer" in m for m in said) == 4, said
+        assert any("Probe from agent needs the operator role; you are a viewer" in m for m in said)
+        assert any("Revoke agent needs the admin role; you are a viewer" in m for m in said)
+        app.clear_notifications()
         # The command palette lists them as unavailable, saying why.
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
         probe = next(help for title, help in commands.items() if title.startswith("Probe"))
@@ -58,7 +64,10 @@ async def test_operator_may_probe_and_fetch_logs_but_not_pin_or_revoke():
         assert app.check_action("probe", ()) and app.check_action("logs", ())
         assert app.check_action("pin", ()) is None and app.check_action("revoke", ()) is None
         await pilot.press("x")
+        await pilot.pause()
         assert isinstance(app.screen, FleetScreen)
+        said = [n.message for n in app._notifications]
+        assert any("Revoke agent needs the admin role; you are an operator" in m for m in said)
         await pilot.press("p")
         assert isinstance(app.screen, ProbeModal)
 

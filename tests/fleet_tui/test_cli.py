@@ -77,3 +77,40 @@ def test_the_profile_written_by_fleet_login_fills_what_flags_do_not_give(tmp_pat
     cli.apply_profile(args)
     assert args.server == "https://127.0.0.2:8" and cli._token(args) == "flta_env"
     assert args.ca_file is None
+
+
+@pytest.mark.parametrize(
+    ("server", "says"),
+    [
+        ("127.0.0.1:8443", "it has no scheme: write https://127.0.0.1:8443"),
+        ("ftp://127.0.0.1:8443", "the scheme must be https:// (or http://), not ftp://"),
+        ("https://127.0.0.1:99999", "Port out of range"),
+        ("https://:8443", "it names no host"),
+    ],
+)
+def test_a_server_url_that_cannot_work_is_refused_with_the_fix(monkeypatch, capsys, server, says):
+    monkeypatch.setenv("FLEET_TOKEN", "flta_x")
+    assert cli.main(["--server", server]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fleet tui: --server {server!r} is not a control plane URL: ")
+    assert says in err and "Traceback" not in err
+
+
+def test_a_keymap_naming_an_unknown_binding_id_is_refused_at_start(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FLEET_TOKEN", "flta_x")
+    path = tmp_path / "keys.toml"
+    path.write_text('[keymap]\n"fleet.revok" = "X"\n"fleet.probe" = "P"\n"nothing" = "n"\n')
+    assert cli.main(["--server", "https://127.0.0.1:1", "--keymap", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"fleet tui: keymap {path}: no binding has the id 'fleet.revok' " in err
+    assert "(did you mean 'fleet.revoke'?)" in err and "'nothing'" in err
+    assert "'fleet.probe'" not in err.split("; the ids are")[0]  # a known id is not named
+    assert "fleet.sort_queue" in err  # the list of ids to choose from
+
+
+def test_binding_ids_are_found_on_the_classes_that_declare_them():
+    import fleet_tui.app  # noqa: F401 - declares the bindings
+    from fleet_tui.keymap import binding_ids
+
+    ids = binding_ids()
+    assert {"fleet.probe", "fleet.revoke", "fleet.detail", "fleet.keys", "fleet.sort_cpu"} <= ids

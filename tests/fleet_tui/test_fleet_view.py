@@ -75,9 +75,17 @@ async def test_number_keys_sort_by_column_and_again_flips():
         await pilot.press("8")  # queue
         await pilot.pause()
         lines = table_lines(table)
-        assert "queue▲" in lines[0]
+        # Highest first, and the mark says so: ▼, as spreadsheets and k9s draw it.
+        assert "queue▼" in lines[0]
         assert "4812" in lines[1]
-        await pilot.press("2", "2")  # name, then name descending
+        await pilot.press("8")  # again: smallest first, ▲
+        await pilot.pause()
+        lines = table_lines(table)
+        assert "queue▲" in lines[0] and "4812" not in lines[1]
+        await pilot.press("2")  # name: A to Z
+        await pilot.pause()
+        assert "name▲" in table_lines(table)[0]
+        await pilot.press("2")  # name descending
         await pilot.pause()
         lines = table_lines(table)
         assert "name▼" in lines[0]

@@ -11,7 +11,7 @@ import json
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from fleet.protocol import AgentUpdate, CloseCode, dump, replace
+from fleet.protocol import AgentUpdate, CloseCode, StreamHeartbeat, dump, replace
 from fleet_tui.client import ConnectionState, LinkStatus, StreamClient
 from fleet_tui.sample import sample_snapshot
 
@@ -94,3 +94,52 @@ async def test_a_refusal_close_stops_retrying_and_says_what_to_do():
     refused = next(s for s in statuses if s.state is ConnectionState.REFUSED)
     assert "token is unknown or expired" in refused.detail
     assert "FLEET_TOKEN" in refused.detail
+
+
+async def test_heartbeats_keep_the_link_live_and_their_absence_reads_not_answering():
+    """Beats are the link's own business: not passed on, no sequence number kept.
+    The scripted server beats twice, then goes quiet with the connection open, then
+    speaks again."""
+    snap = replace(sample_snapshot(8, seq=10), epoch="e1")
+    speak_again = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(dump(snap))
+        for _ in range(2):
+            await ws.send(dump(StreamHeartbeat(server_time=1.0, interval_s=0.2)))
+            await asyncio.sleep(0.2)
+        await speak_again.wait()  # hung: the TCP connection stays open
+        await ws.send(dump(StreamHeartbeat(server_time=2.0, interval_s=0.2)))
+        await ws.wait_closed()
+
+    def until(client, messages, statuses):
+        if client.status.state is ConnectionState.NOT_ANSWERING:
+            speak_again.set()
+        return speak_again.is_set() and client.status.state is ConnectionState.LIVE
+
+    client, messages, statuses = await _run_against(handler, until)
+    assert [type(m).__name__ for m in messages] == ["Snapshot"]
+    assert client.last_seq == 10 and client.beat_interval == 0.2
+    states = [s.state for s in statuses if s.state is not ConnectionState.STOPPED]
+    assert states == [ConnectionState.LIVE, ConnectionState.NOT_ANSWERING, ConnectionState.LIVE]
+    assert "2 heartbeats missed" in statuses[1].detail
+
+
+async def test_a_server_that_sends_no_heartbeats_is_never_called_not_answering():
+    """An older control plane: quiet is not taken for hung."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(dump(sample_snapshot(8, seq=3)))
+        await ws.wait_closed()
+
+    started = asyncio.get_running_loop().time()
+
+    def until(client, messages, statuses):
+        return asyncio.get_running_loop().time() - started > 1.5
+
+    client, _, statuses = await _run_against(handler, until)
+    states = [s.state for s in statuses if s.state is not ConnectionState.STOPPED]
+    assert states == [ConnectionState.LIVE]
+    assert client.beat_interval is None

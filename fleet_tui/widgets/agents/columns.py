@@ -115,19 +115,14 @@ def agent_cells(
 def _cell(col: Column, a: AgentState, hist: History | None, now: float) -> Cell:
     key = col.key
     if key == "state":
-        return fmt.state_label(a.state), _STATE_TONE[a.state]
+        state = fmt.shown_state(a, now)
+        return fmt.state_label(state), _STATE_TONE[state]
     if key == "name":
         return a.name, ""
     if key == "pool":
         return a.pool, ""
     if key == "beat":
-        # Within one and a half intervals a heartbeat is on time: show it as
-        # fresh rather than ticking every second (no redraw, no bytes).
-        text = fmt.age(a.last_heartbeat_at, now, fresh_s=a.heartbeat_interval_s * 1.5)
-        late = a.last_heartbeat_at is not None and (
-            now - a.last_heartbeat_at > 3 * a.heartbeat_interval_s
-        )
-        return text, "bad" if late else ""
+        return fmt.heartbeat_age(a, now), "bad" if fmt.heartbeat_late(a, now) else ""
     if key == "skew":
         bad = a.skew_ms is not None and abs(a.skew_ms) >= 500
         return fmt.skew(a.skew_ms), "warn" if bad else ""

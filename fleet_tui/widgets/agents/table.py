@@ -266,7 +266,7 @@ class FleetTable(ScrollView, can_focus=True):
 
     def _line_key(self, y: int, scroll_y: int) -> tuple[object, ...]:
         if y < _HEADER_LINES:
-            return ("header", self.model.sort_key, self.model.sort_reverse, len(self.columns))
+            return ("header", self.model.sort_key, self.model.sort_descending(), len(self.columns))
         index = scroll_y + y - _HEADER_LINES
         if index >= len(self._rows):
             return ("blank",)
@@ -334,7 +334,7 @@ class FleetTable(ScrollView, can_focus=True):
     def _render_header(self, width: int, base: Style) -> Strip:
         head = base + self._style("fleet-table--header")
         sorted_style = base + self._style("fleet-table--sorted")
-        arrow = "▼" if self.model.sort_reverse else "▲"
+        arrow = "▼" if self.model.sort_descending() else "▲"
         segments = [Segment(" ", head)]
         for col in self.columns:
             is_sorted = col.sort is not None and col.sort is self.model.sort_key
