@@ -44,7 +44,7 @@ def test_connection_body_says_what_to_fix():
 
 def test_connection_actions_need_their_roles():
     assert Gate("viewer").why_not("connection_probe") == (
-        "Probe connection needs the operator role; this token is viewer. "
+        "Probe connection needs the operator role; you are a viewer. "
         "Ask an admin for an operator token."
     )
     assert Gate("operator").allows("connection_probe")
@@ -77,10 +77,10 @@ async def test_the_view_shows_next_runs_and_the_one_at_risk_first():
 @pytest.mark.parametrize(
     ("role", "key", "needs"),
     [
-        ("viewer", "p", "Probe connection needs the operator role; this token is viewer"),
-        ("operator", "a", "Add connection needs the admin role; this token is operator"),
-        ("operator", "e", "Edit connection needs the admin role; this token is operator"),
-        ("viewer", "e", "Edit connection needs the admin role; this token is viewer"),
+        ("viewer", "p", "Probe connection needs the operator role; you are a viewer"),
+        ("operator", "a", "Add connection needs the admin role; you are an operator"),
+        ("operator", "e", "Edit connection needs the admin role; you are an operator"),
+        ("viewer", "e", "Edit connection needs the admin role; you are a viewer"),
     ],
 )
 async def test_a_key_the_role_does_not_allow_says_which_role_it_needs(role, key, needs):

@@ -111,7 +111,7 @@ async def test_a_viewer_is_told_the_keys_need_an_operator(control_plane, gone, t
             await pilot.pause()
             assert isinstance(app.screen, FleetScreen)  # no modal opened
         messages = [n.message for n in app._notifications]
-        assert any("needs the operator role; this token is viewer" in m for m in messages)
+        assert any("needs the operator role; you are a viewer" in m for m in messages)
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
         assert commands["Silence alerts"].startswith("Unavailable: Silence alerts needs the")
 
