@@ -133,14 +133,24 @@ class DemoBackend:
             ).raise_for_status()
             for pool in ("db-east", "db-west", "etl", "edge"):
                 api.put(f"/v1/pools/{pool}/pin", json={"version": "1.4.0"}).raise_for_status()
-            for name, host, conn_port, pools in [
-                ("control-plane", "127.0.0.1", port, ["local"]),
-                ("orders-db", "127.0.0.1", 5432, ["db-east", "db-west"]),
-                ("warehouse", "10.20.0.15", 1433, ["legacy"]),
+            hourly = {"cron": "0 * * * *", "timezone": "Europe/Berlin", "name": "export"}
+            # Every 10 minutes, always within the lead time: its pool has no agent,
+            # so the demo shows a connection at risk before its next run.
+            sync = {"cron": "*/10 * * * *", "timezone": "UTC", "name": "stock-sync"}
+            for name, host, conn_port, pools, schedules in [
+                ("control-plane", "127.0.0.1", port, ["local"], []),
+                ("orders-db", "127.0.0.1", 5432, ["db-east", "db-west"], [hourly]),
+                ("warehouse", "127.0.0.1", 1433, ["legacy"], [sync]),
             ]:
                 api.post(
                     "/v1/connections",
-                    json={"name": name, "host": host, "port": conn_port, "pools": pools},
+                    json={
+                        "name": name,
+                        "host": host,
+                        "port": conn_port,
+                        "pools": pools,
+                        "schedules": schedules,
+                    },
                 ).raise_for_status()
 
     def start_real_agents(self, count: int = REAL_AGENTS) -> None:

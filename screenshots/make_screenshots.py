@@ -130,6 +130,7 @@ async def main(out: Path) -> None:
         await shoot(out, "detail", (160, 50), keys=["down", "down", "enter"])
     await shoot(out, "probe-result", (120, 36), then=_probe)
     await shoot(out, "wall", (160, 50), wall=True)
+    await shoot(out, "connections", (120, 30), keys=["c"])
     # Monochrome at 80x24: NO_COLOR is read when the app is created.
     os.environ["NO_COLOR"] = "1"
     try:
