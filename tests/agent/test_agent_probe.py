@@ -83,23 +83,6 @@ async def test_closed_port_is_refused_with_the_raw_error():
     assert result["resolved"] == ["127.0.0.1"]
 
 
-async def test_a_real_unroutable_address_is_unreachable_not_an_error():
-    # Linux refuses a TCP connect to the limited broadcast address with
-    # ENETUNREACH at once, whatever the machine's routes: a real "no route" from
-    # the kernel, with no network set up for the test.
-    broadcast = ProbePolicy.from_config(
-        load_config(
-            file=None,
-            env={},
-            flags={"allow_cidrs": ["255.255.255.255/32"], "allow_ports": ["1-65535"]},
-        )
-    )
-    result = await run_probe(ProbeCommand(host="255.255.255.255", port=80), broadcast)
-    assert result["ok"] is False
-    assert result["failure"] == "unreachable", result
-    assert "Network is unreachable" in result["error"]
-
-
 async def test_tls_server_with_soon_expiring_certificate(tmp_path):
     issued = self_signed("soon.internal", lifetime=dt.timedelta(hours=2))
     cert, key = issued.write(tmp_path, "soon")
