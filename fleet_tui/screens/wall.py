@@ -29,7 +29,11 @@ _COUNTERS = (
     ("degraded", (Presence.DEGRADED,)),
     ("stale", (Presence.STALE,)),
     ("offline", (Presence.OFFLINE,)),
+    ("stopped", (Presence.STOPPED,)),
 )
+"""The big counters; ``stopped`` (said goodbye on purpose) is counted, never red."""
+
+_NOT_BAD = frozenset({"connected", "stopped"})
 
 
 def wall_order(agents: list[AgentState], now: float | None = None) -> list[AgentState]:
@@ -166,7 +170,7 @@ class WallScreen(Screen[None]):
         counts = self.model.counts()
         for name, states in _COUNTERS:
             n = sum(counts.get(s, 0) for s in states)
-            self._counter(name, n, bad=name != "connected" and n > 0)
+            self._counter(name, n, bad=name not in _NOT_BAD and n > 0)
         alerts = len(self.model.alerts)
         self._counter("alerts", alerts, bad=alerts > 0)
         now = self.model.server_now()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleet.protocol import AlertInfo, replace
+from fleet.protocol import AlertInfo, Presence, replace
 from fleet_tui.app import FleetApp
 from fleet_tui.sample import NOW, sample_snapshot
 from fleet_tui.screens.wall import WallScreen, wall_pages
@@ -67,3 +67,21 @@ async def test_pool_and_connection_alerts_are_shown_by_their_text():
         assert "connection warehouse: no healthy agent in pool etl-dr" in text
         # An agent's alert is on its row, not repeated here.
         assert "no heartbeat for 19 s" not in text
+
+
+async def test_stopped_agents_have_a_counter_that_is_never_red():
+    snapshot = sample_snapshot(20)
+    stopped = [
+        replace(a, state=Presence.STOPPED, stop_reason="received SIGTERM")
+        for a in snapshot.agents[10:13]
+    ]
+    snapshot = replace(snapshot, agents=[*snapshot.agents[:10], *stopped, *snapshot.agents[13:]])
+    app = FleetApp(model=fixed_model(), wall=True, tick=0.2, page_s=3600)
+    app.feed(snapshot)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause(0.2)
+        counter = app.screen.query_one("#counter-stopped")
+        assert "stopped" in static_text(app, "#counter-stopped Label")
+        assert "3" in str(counter.query_one("Digits").value)
+        assert not counter.has_class("-bad")
+        assert app.screen.query_one("#counter-offline").has_class("-bad")
