@@ -152,7 +152,8 @@ class AgentChannel:
             await self.send(
                 dump(CommandRequest(request_id=request_id, timeout_s=timeout_s, command=command))
             )
-            return await asyncio.wait_for(future, timeout_s + 2.0)
+            async with asyncio.timeout(timeout_s + 2.0):
+                return await future
         except TimeoutError:
             raise CommandTimeout(
                 f"agent {self.agent.record.name} did not answer within {timeout_s:.0f} s; "
@@ -202,7 +203,8 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
         dump(Hello(protocol_version=PROTOCOL_VERSION, server_version=__version__, nonce=nonce))
     )
     try:
-        raw = await asyncio.wait_for(ws.receive(), cp.settings.auth_timeout_s)
+        async with asyncio.timeout(cp.settings.auth_timeout_s):
+            raw = await ws.receive()
     except TimeoutError:
         raise _Close(
             CloseCode.AUTH_TIMEOUT,

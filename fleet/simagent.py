@@ -282,9 +282,8 @@ async def _tcp_probe(cmd: ProbeCommand) -> ProbeResult:
     start = time.perf_counter()
     failure: FailureClass
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(cmd.host, cmd.port), cmd.timeout_s
-        )
+        async with asyncio.timeout(cmd.timeout_s):
+            _, writer = await asyncio.open_connection(cmd.host, cmd.port)
     except ConnectionRefusedError as exc:
         failure, error = "refused", str(exc)
     except TimeoutError:

@@ -138,7 +138,8 @@ async def _subscribe(
             )
         return None
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), cp.settings.auth_timeout_s)
+        async with asyncio.timeout(cp.settings.auth_timeout_s):
+            raw = await ws.receive_text()
         msg = parse_client_message(raw)
     except TimeoutError:
         await _refuse(ws, cp, principal, CloseCode.AUTH_TIMEOUT, "send a 'subscribe' message first")

@@ -255,8 +255,11 @@ class Notifier:
         period = self.settings.notify_resend_s
         next_pass = time.monotonic() + period
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel that lands
+            # as the wake-up does, and stop() then waited a whole resend period.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.wake.wait(), max(0.0, next_pass - time.monotonic()))
+                async with asyncio.timeout(max(0.0, next_pass - time.monotonic())):
+                    await worker.wake.wait()
             worker.wake.clear()
             try:
                 if time.monotonic() >= next_pass:

@@ -234,7 +234,8 @@ class StreamClient:
             while True:
                 limit = self._wait_limit()
                 try:
-                    frame = await asyncio.wait_for(ws.recv(), limit)
+                    async with asyncio.timeout(limit):
+                        frame = await ws.recv()
                 except TimeoutError:
                     # Cancelling recv() loses nothing: the next call gets the frame.
                     self._set(
@@ -267,9 +268,10 @@ class StreamClient:
         probe.check_hostname = False
         probe.verify_mode = ssl.CERT_NONE
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, parts.port or 80, ssl=probe), 5
-            )
+            async with asyncio.timeout(5):
+                _, writer = await asyncio.open_connection(
+                    parts.hostname, parts.port or 80, ssl=probe
+                )
         except (OSError, TimeoutError):
             return False
         writer.close()

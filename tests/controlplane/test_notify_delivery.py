@@ -319,3 +319,24 @@ async def test_after_a_restart_open_alerts_are_not_announced_again(tmp_path, rec
         ("a2", "raised"),
         ("a1", "resolved"),
     ]
+
+
+async def test_stop_is_never_lost_to_a_wake_up(tmp_path, receiver):
+    """A stop that lands as the worker wakes up still stops it.
+
+    Python 3.11's ``asyncio.wait_for`` returns the inner result and drops the
+    cancellation when both happen in one loop turn; the worker then slept on for a
+    resend period (a CI run hung 120 s here).  Every interleaving of the wake-up and
+    the stop, a loop turn apart, must end at once.
+    """
+    for turns in range(8):
+        n = Notifier(settings(tmp_path, receiver.url, notify_resend_s=3600), lambda a: LABELS)
+        await n.start()
+        await asyncio.sleep(0.01)  # the worker is asleep in its wait
+        n.workers[0].wake.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        began = time.monotonic()
+        async with asyncio.timeout(5):  # a hung stop fails here, not at the suite's timeout
+            await n.stop()
+        assert time.monotonic() - began < 2, f"stop lost {turns} loop turns after a wake-up"
