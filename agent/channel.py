@@ -362,7 +362,7 @@ class Agent:
 
     def _closed(self, exc: ConnectionClosed) -> ChannelClosed:
         self._ended = classify(exc)
-        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        code = exc.rcvd.code if exc.rcvd is not None else CloseCode.ABNORMAL
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
         said = self._last_error.message if self._last_error is not None else reason
         if code == CloseCode.REVOKED:
@@ -499,7 +499,7 @@ class Agent:
             # Stopped on purpose: the control plane shows "stopped", not an offline alert.
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(dump(Goodbye(reason=self.stop_reason)))
-        await ws.close(1000, "agent stopping")
+        await ws.close(CloseCode.NORMAL, "agent stopping")
         raise _Stop
 
     async def _heartbeats(self, ws: ClientConnection, welcome: Welcome, queue: WorkQueue) -> None:

@@ -42,7 +42,7 @@ _KEEPALIVE = "keepalive ping timeout"
 _STANDARD_CLOSES = {
     CloseCode.NORMAL: "normal close",
     CloseCode.GOING_AWAY: "going away (the control plane is restarting or shutting down)",
-    1011: "internal error of the control plane",
+    CloseCode.INTERNAL_ERROR: "internal error of the control plane",
     CloseCode.MESSAGE_TOO_BIG: "a message was too big",
 }
 

@@ -140,7 +140,12 @@ class CloseCode:
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    ABNORMAL = 1006
+    """Never sent: what a side reports when the connection ended without a close frame."""
+    POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    """The peer failed while handling a message (an unhandled error on its side)."""
     PROTOCOL_ERROR = 4000
     """A frame was not JSON or not a message we know."""
     UNAUTHENTICATED = 4001

@@ -33,6 +33,7 @@ from .protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
+    CloseCode,
     CommandError,
     CommandFinished,
     CommandRequest,
@@ -170,7 +171,7 @@ class SimAgent:
             except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
             self.connected.clear()
-            if not reconnect or self.close_code == 4004:
+            if not reconnect or self.close_code == CloseCode.REVOKED:
                 return
             await asyncio.sleep(random.uniform(0, window))
             window = min(window * 2, 60.0)
@@ -226,7 +227,7 @@ class SimAgent:
             finally:
                 if beat is not None:
                     beat.cancel()
-            if ws.close_code is not None and ws.close_code != 1000:
+            if ws.close_code is not None and ws.close_code != CloseCode.NORMAL:
                 self.close_code = ws.close_code
 
     async def _heartbeats(self, ws: websockets.ClientConnection) -> None:

@@ -95,7 +95,7 @@ def _recv(ws: ClientConnection, timeout_s: float) -> ServerToAgent:
 
 
 def _closed(report: Report, exc: ConnectionClosed, said: str | None) -> None:
-    code = exc.rcvd.code if exc.rcvd is not None else 1006
+    code = exc.rcvd.code if exc.rcvd is not None else CloseCode.ABNORMAL
     reason = said or (exc.rcvd.reason if exc.rcvd is not None else "") or "no reason given"
     meaning, fix = CLOSE_FIXES.get(
         code,

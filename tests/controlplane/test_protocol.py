@@ -184,14 +184,100 @@ def test_agent_and_server_share_one_definition():
     assert not (REPO / "agent" / "wire.py").exists()
 
 
-def test_the_agent_names_close_codes_not_numbers():
-    # Close codes are CloseCode's names everywhere in the agent (issue 8, l).
-    ours = {v for k, v in vars(CloseCode).items() if k.isupper() and v >= 4000}
+# 4xxx codes are ours and mean nothing else: any such number is a close code.
+_OUR_CLOSES = {v for k, v in vars(CloseCode).items() if k.isupper() and v >= 4000}
+# The standard codes also occur as plain numbers (1000 ms in a second), so one of
+# them counts as a close code only next to a name or word that says "code" or "close".
+_STANDARD_CLOSES = {1000, 1001, 1006, 1008, 1009, 1011}
+_CONTAINERS = (ast.Tuple, ast.List, ast.Set, ast.Starred)
+
+
+def _close_code_numbers(source: str) -> list[tuple[int, int]]:
+    """(line, number) of each close code written as a number in ``source``."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found = []
-    for path in sorted((REPO / "agent").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in ours:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value}")
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and type(node.value) is int):
+            continue
+        if _inside_close_code_class(node, parents):
+            continue
+        if node.value in _OUR_CLOSES or (
+            node.value in _STANDARD_CLOSES and _beside_a_close_code(node, parents)
+        ):
+            found.append((node.lineno, node.value))
+    return found
+
+
+def _inside_close_code_class(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.ClassDef) and node.name == "CloseCode":
+            return True
+    return False
+
+
+def _beside_a_close_code(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    context = parents[node]
+    while isinstance(context, _CONTAINERS) and context in parents:
+        context = parents[context]
+    if isinstance(context, (ast.MatchValue, ast.MatchOr, ast.match_case)):
+        while not isinstance(context, ast.Match):
+            context = parents[context]
+        context = context.subject
+    words = []
+    for sub in ast.walk(context):
+        if isinstance(sub, ast.Name):
+            words.append(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            words.append(sub.attr)
+        elif isinstance(sub, ast.keyword) and sub.arg:
+            words.append(sub.arg)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            words.append(sub.value)
+    return any("code" in word.lower() or "close" in word.lower() for word in words)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'await ws.close(1000, "agent stopping")',
+        "ws.close(code=1001)",
+        "if self.close_code == 4004: pass",
+        "stop = ws.close_code not in (1000, 1001)",
+        "code = exc.rcvd.code if exc.rcvd is not None else 1006",
+        'MEANINGS = {CloseCode.NORMAL: "normal", 1011: "internal error"}',
+        'code = message.get("code", 1008)',
+        "raise ChannelClosed(1009)",
+        "match exc.code:\n    case 1000 | 1001: pass",
+    ],
+)
+def test_a_close_code_written_as_a_number_is_found(source):
+    assert _close_code_numbers(source) != []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "ms = round(seconds * 1000, 2)",
+        "if abs(ms) >= 1000: pass",
+        "TIMEOUT_MS = 1000",
+        "if ws.close_code != CloseCode.NORMAL: pass",
+        "class CloseCode:\n    NORMAL = 1000\n    REVOKED = 4004",
+    ],
+)
+def test_a_number_that_is_no_close_code_is_left_alone(source):
+    assert _close_code_numbers(source) == []
+
+
+def test_close_codes_are_named_not_numbers():
+    # Close codes are CloseCode's names wherever they are sent or compared (issue 8, l):
+    # in the agent, the simulated agents and demo, and the dashboard.
+    found = []
+    for package in ("agent", "fleet", "fleet_tui"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for line, number in _close_code_numbers(path.read_text()):
+                found.append(f"{path.relative_to(REPO)}:{line}: {number}")
     assert found == []
 
 
