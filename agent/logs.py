@@ -1,7 +1,7 @@
 """The agent's own logs: a rotating file in the state directory and a ring in memory.
 
 On request the agent returns its last N lines, or the lines since a time,
-redacted by :func:`agent.redaction.redact` before they leave the host.  The ring
+redacted by :class:`agent.redaction.Redactor` before they leave the host.  The ring
 answers recent requests; the files (current first, then rotated ones) answer for
 older lines, including those of earlier runs.
 """
@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.redaction import redact
+from agent.redaction import Redactor
 
 __all__ = ["LOGGER_NAME", "MAX_BUNDLE_BYTES", "LogBook", "restrict_umask"]
 
@@ -164,13 +164,33 @@ class LogBook:
             if len(from_files) > len(picked):
                 picked = from_files
         picked = picked[-lines:]
-        redacted = redact("\n".join(picked)).split("\n") if picked else []
-        truncated = False
-        size = sum(len(line.encode("utf-8")) + 1 for line in redacted)
-        while redacted and size > MAX_BUNDLE_BYTES:
-            size -= len(redacted.pop(0).encode("utf-8")) + 1
-            truncated = True
-        return redacted, truncated
+        return _redact_within_budget(picked)
+
+
+def _redact_within_budget(picked: list[str]) -> tuple[list[str], bool]:
+    """The newest of ``picked`` that fit :data:`MAX_BUNDLE_BYTES` once redacted,
+    oldest first, and whether any were left out.
+
+    Redacting is the cost (10,000 lines of 16 KiB took 6.5 s), so only the lines
+    that fit are redacted, newest first.  A line inside a private key block is
+    masked whole: one cheap pass, oldest first, finds which lines start inside
+    one, so each line comes out as redacting them all in order would give it.
+    """
+    tracker = Redactor()
+    inside: list[bool] = []
+    for line in picked:
+        inside.append(tracker.in_private_key)
+        tracker.follow(line)
+    kept: list[str] = []
+    size = 0
+    for line, in_key in zip(reversed(picked), reversed(inside), strict=True):
+        redacted = Redactor(in_private_key=in_key).redact_line(line)
+        size += len(redacted.encode("utf-8")) + 1
+        if size > MAX_BUNDLE_BYTES:
+            break
+        kept.append(redacted)
+    kept.reverse()
+    return kept, len(kept) < len(picked)
 
 
 def restrict_umask() -> None:

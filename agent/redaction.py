@@ -705,9 +705,14 @@ class Redactor:
     private key block split over several calls is still masked.
     """
 
-    def __init__(self) -> None:
-        """Start outside any PEM block."""
-        self._in_private_key = False
+    def __init__(self, *, in_private_key: bool = False) -> None:
+        """Start outside any PEM block, or inside one.
+
+        Args:
+            in_private_key: Start where another redactor's :attr:`in_private_key`
+                stood, to redact a line out of order (see :meth:`follow`).
+        """
+        self._in_private_key = in_private_key
 
     @property
     def in_private_key(self) -> bool:
@@ -717,6 +722,19 @@ class Redactor:
     def reset(self) -> None:
         """Forget any open PEM block."""
         self._in_private_key = False
+
+    def follow(self, line: str) -> None:
+        """Move past one line as :meth:`redact_line` would, without redacting it.
+
+        Only a PEM marker changes the state, so a line without one costs a
+        substring search, not the redaction rules: a caller can learn the state
+        before each of many lines and then redact only the few it will keep.
+
+        Args:
+            line: One line of log text, with no line break in it.
+        """
+        if "-----BEGIN " in line or (self._in_private_key and "-----END " in line):
+            self.redact_line(line)
 
     def redact_line(self, line: str) -> str:
         """Redact one line (without its line terminator).

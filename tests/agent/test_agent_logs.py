@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent.logs import MAX_BUNDLE_BYTES, LogBook
-from agent.redaction import MAX_LINE_CHARS
+from agent.redaction import MAX_LINE_CHARS, Redactor, redact
 
 SECRET_URL = "postgres://app:Sup3rS3cret!@db.internal:5432/orders"
 
@@ -128,4 +128,78 @@ def test_since_reaches_into_rotated_files_of_earlier_runs(tmp_path):
         "Traceback (most recent call last):",
         "after",
         "latest",
+    ]
+
+
+def _redacted_then_trimmed(picked: list[str]) -> tuple[list[str], bool]:
+    """What ``tail`` returned before it redacted newest first: all lines, then the budget."""
+    redacted = redact("\n".join(picked)).split("\n") if picked else []
+    truncated = False
+    size = sum(len(line.encode()) + 1 for line in redacted)
+    while redacted and size > MAX_BUNDLE_BYTES:
+        size -= len(redacted.pop(0).encode()) + 1
+        truncated = True
+    return redacted, truncated
+
+
+def test_a_long_log_redacts_only_the_lines_that_fit_the_bundle(tmp_path, monkeypatch):
+    book = LogBook(tmp_path / "logs", max_bytes=1 << 26, backups=1, ring_lines=10_000)
+    book.install("info", stderr=False)
+    try:
+        for i in range(10_000):  # 10 MB: twenty bundles' worth
+            secret = "password=hunter2 " if i % 100 == 99 else ""
+            log.info("entry %05d %s%s", i, secret, "word " * 200)
+        redacted_lines = 0
+        redact_line = Redactor.redact_line
+
+        def counting(self: Redactor, line: str) -> str:
+            nonlocal redacted_lines
+            redacted_lines += 1
+            return redact_line(self, line)
+
+        monkeypatch.setattr(Redactor, "redact_line", counting)
+        lines, truncated = book.tail(10_000)
+        monkeypatch.undo()
+    finally:
+        book.close()
+    assert truncated and 400 < len(lines) < 600
+    # The lines sent, and the one that did not fit: not the 10,000 picked.
+    assert redacted_lines <= len(lines) + 1
+    written = (tmp_path / "logs" / "agent.log").read_text().splitlines()
+    assert (lines, truncated) == _redacted_then_trimmed(written)
+    assert lines[-1].split(": ", 1)[1].startswith("entry 09999 password=[REDACTED] word")
+
+
+def test_a_key_block_cut_by_the_budget_is_masked_from_the_first_line_sent(tmp_path):
+    # The block opens in a line the budget drops: its lines that are sent must
+    # still be masked, exactly as when every line was redacted oldest first.
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    body = [" " * 1000 + f"key material line {i}" for i in range(700)]
+    (log_dir / "agent.log").write_text(
+        "\n".join(
+            [
+                "2026-01-01T00:00:00.000Z ERROR agent.keys: cannot load key:",
+                "-----BEGIN PRIVATE KEY-----",
+                *body,
+                "-----END PRIVATE KEY-----",
+                "2026-01-01T00:00:01.000Z INFO agent.channel: connect token=flte_" + "B" * 40,
+                "2026-01-01T00:00:02.000Z INFO agent.channel: connected",
+            ]
+        )
+        + "\n"
+    )
+    book = LogBook(log_dir, max_bytes=1 << 26, backups=1, ring_lines=10)
+    try:
+        lines, truncated = book.tail(10_000)
+    finally:
+        book.close()
+    written = (log_dir / "agent.log").read_text().splitlines()
+    assert (lines, truncated) == _redacted_then_trimmed(written)
+    assert truncated and lines[0] == " " * 1000 + "[REDACTED:private-key]"
+    assert not any("key material" in line or "B" * 40 in line for line in lines)
+    assert lines[-3:] == [
+        "-----END PRIVATE KEY-----",
+        "2026-01-01T00:00:01.000Z INFO agent.channel: connect token=[REDACTED:enrollment-token]",
+        "2026-01-01T00:00:02.000Z INFO agent.channel: connected",
     ]

@@ -229,6 +229,32 @@ def test_property_arbitrary_text(text: str) -> None:
     assert redact(once) == once
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TEXT, max_size=8).map("\n".join))
+def test_property_each_line_redacts_alone_from_the_state_follow_found(text: str) -> None:
+    # What LogBook.tail relies on to redact newest first: following lines gives the
+    # state before each, and a redactor started there redacts it as redact() does.
+    lines = text.splitlines()
+    tracker = Redactor()
+    alone = []
+    for line in lines:
+        alone.append(Redactor(in_private_key=tracker.in_private_key).redact_line(line))
+        tracker.follow(line)
+    assert alone == redact("\n".join(lines)).split("\n")[: len(lines)]
+
+
+def test_follow_moves_through_a_key_block_without_redacting() -> None:
+    redactor = Redactor()
+    redactor.follow("key: -----BEGIN EC PRIVATE KEY-----")
+    assert redactor.in_private_key
+    redactor.follow("password=hunter2")
+    assert redactor.in_private_key
+    redactor.follow("-----END EC PRIVATE KEY----- and on")
+    assert not redactor.in_private_key
+    inside = Redactor(in_private_key=True)
+    assert inside.redact_line("  plain words") == "  [REDACTED:private-key]"
+
+
 def test_throughput_sanity() -> None:
     """Not a timed assertion: prints how long 10,000 realistic lines take."""
     lines = ([line for line, _ in MASKED] + KEPT) * (10_000 // (len(MASKED) + len(KEPT)) + 1)
