@@ -24,7 +24,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from fleet.protocol import AGENT_CHANNEL_PATH, MAX_FRAME_BYTES, ErrorMessage, dump
+from fleet.protocol import AGENT_CHANNEL_PATH, MAX_FRAME_BYTES, CloseCode, ErrorMessage, dump
 
 from .channel import ChannelClosed, serve_agent
 
@@ -41,7 +41,7 @@ def _close_code(exc: ConnectionClosed) -> int:
         return exc.rcvd.code
     if exc.sent is not None:
         return exc.sent.code
-    return 1006
+    return CloseCode.ABNORMAL
 
 
 class WebsocketsSocket:

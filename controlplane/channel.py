@@ -99,15 +99,15 @@ class StarletteSocket:
         try:
             await self.ws.send_text(text)
         except (WebSocketDisconnect, RuntimeError) as exc:
-            raise ChannelClosed(getattr(exc, "code", 1006)) from None
+            raise ChannelClosed(getattr(exc, "code", CloseCode.ABNORMAL)) from None
 
     async def receive(self) -> str | bytes:
         try:
             message = await self.ws.receive()
         except RuntimeError:  # receive after a disconnect
-            raise ChannelClosed(1006) from None
+            raise ChannelClosed(CloseCode.ABNORMAL) from None
         if message["type"] == "websocket.disconnect":
-            raise ChannelClosed(message.get("code", 1000))
+            raise ChannelClosed(message.get("code", CloseCode.NORMAL))
         text: str | None = message.get("text")
         return text if text is not None else (message.get("bytes") or b"")
 

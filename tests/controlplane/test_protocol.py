@@ -274,7 +274,7 @@ def test_close_codes_are_named_not_numbers():
     # Close codes are CloseCode's names wherever they are sent or compared (issue 8, l):
     # in the agent, the simulated agents and demo, and the dashboard.
     found = []
-    for package in ("agent", "fleet", "fleet_tui"):
+    for package in ("agent", "controlplane", "fleet", "fleet_tui"):
         for path in sorted((REPO / package).rglob("*.py")):
             for line, number in _close_code_numbers(path.read_text()):
                 found.append(f"{path.relative_to(REPO)}:{line}: {number}")
