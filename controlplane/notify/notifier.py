@@ -18,8 +18,9 @@ Holding back (silences, maintenance, acknowledgements; built elsewhere):
   stops the *repeat* reminders to webhook and Slack receivers (a person has it),
   but Alertmanager keeps getting it in the periodic re-send: Alertmanager resolves
   an alert its client stops sending, and it deduplicates re-sends itself, so
-  stopping there would read as "resolved" to whoever routes from it.  Its
-  escalation and resolve still go to every receiver.
+  stopping there would read as "resolved" to whoever routes from it (its
+  ``acknowledged_by`` annotation says who has it).  Its escalation, a new and
+  worse situation, and its resolve still go to every receiver.
 
 After a restart the open alerts are loaded as already announced: webhook and
 Slack receivers are not told again of what they heard before the restart (they
@@ -406,6 +407,7 @@ class Notifier:
             generator_url=f"{base}/v1/alerts" if base else "",
             severity=severity,
             ends_at=ends_at,
+            acked_by=self.ack(notice.alert) if ends_at is None else None,
         )
 
     async def _post(

@@ -96,11 +96,13 @@ def alertmanager_alert(
     generator_url: str,
     severity: str | None = None,
     ends_at: float | None = None,
+    acked_by: str | None = None,
 ) -> dict[str, Any]:
     """One element of the list ``POST /api/v2/alerts`` takes.
 
     ``severity`` overrides the alert's (an escalation also ends the alert under its
-    old severity, whose labels differ); ``ends_at`` resolves it.
+    old severity, whose labels differ); ``ends_at`` resolves it; ``acked_by`` (who
+    acknowledged it) goes in the ``acknowledged_by`` annotation.
     """
     alert = notice.alert
     labels = {
@@ -119,6 +121,8 @@ def alertmanager_alert(
         },
         "startsAt": iso(alert.raised_at),
     }
+    if acked_by:
+        out["annotations"]["acknowledged_by"] = acked_by
     if ends_at is not None:
         out["endsAt"] = iso(ends_at)
     if generator_url:
