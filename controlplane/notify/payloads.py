@@ -107,6 +107,7 @@ def alertmanager_alert(
     alert = notice.alert
     labels = {
         "alertname": alert.kind,
+        "kind": alert.kind,
         "severity": severity or alert.severity,
         "fleet": instance,
         **{k: v for k, v in notice.labels.items() if v},

@@ -212,6 +212,7 @@ def test_a_stopped_agent_reaches_alertmanager_and_resolves(tmp_path, alertmanage
             labels = am["labels"]
             assert labels == {
                 "alertname": "stale",
+                "kind": "stale",
                 "severity": "warning",
                 "fleet": "test-fleet",
                 "agent": "etl-07",
