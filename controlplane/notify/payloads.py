@@ -85,7 +85,10 @@ def summary(notice: Notice) -> str:
     """One line a person reads: ``agent offline: agent etl-07 (pool db-east): agent is
     offline``."""
     kind = _KIND_TEXT.get(notice.alert.kind, notice.alert.kind.replace("_", " "))
-    return f"{kind}: {_about(notice.labels)}: {notice.alert.message}"
+    # Some messages start with the kind already ("connection at risk: next run ..."):
+    # said once.
+    message = notice.alert.message.removeprefix(f"{kind}: ")
+    return f"{kind}: {_about(notice.labels)}: {message}"
 
 
 def alertmanager_alert(

@@ -366,6 +366,85 @@ async def test_an_acknowledged_alert_escalates_and_stays_in_alertmanager(
         server.stop()
 
 
+def test_a_connection_at_risk_reaches_the_webhook_and_alertmanager(tmp_path, alertmanager, hook):
+    """The hour-end failure, announced ahead: a scheduled run due within the lead
+    with no agent in its pools reaches the receivers, and the documented regex
+    matcher picks it out by one of its pools in Alertmanager."""
+    secret = tmp_path / "hook.secret"
+    secret.write_text("s3cret-0123456789abcdef\n")
+    secret.chmod(0o600)
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[[receivers]]\nname = "am"\nkind = "alertmanager"\nurl = "{alertmanager}"\n\n'
+        f'[[receivers]]\nname = "hook"\nkind = "webhook"\nurl = "{hook.url}/fleet"\n'
+        f'secret_file = "{secret}"\n'
+    )
+    settings = {**FAST, "schedule_lead_s": "600", "notify_resend_s": "0.5"}
+    server = RunningServer(
+        tmp_path / "cp", settings=settings, extra_args=["--config", str(config)]
+    ).start()
+    try:
+        at = time.gmtime(time.time() + 5 * 60)  # a daily run 5 min from now, in UTC
+        with server.api() as api:
+            created = api.post(
+                "/v1/connections",
+                json={
+                    "name": "orders-db",
+                    "host": "127.0.0.1",
+                    "port": 5432,
+                    "pools": ["db-east", "db-west"],
+                    "schedules": [{"cron": f"{at.tm_min} {at.tm_hour} * * *", "name": "nightly"}],
+                },
+            )
+            assert created.status_code == 201, created.text
+
+        def at_risk() -> list[dict[str, Any]]:
+            return [b for b in hook.bodies("/fleet") if b["alert"]["kind"] == "connection_at_risk"]
+
+        [body] = wait_for(at_risk, 30, 0.2, "connection_at_risk at the webhook")
+        assert (body["event"], body["alert"]["severity"]) == ("raised", "critical")
+        assert body["alert"]["target"] == "connection:orders-db"
+        assert body["labels"] == {"connection": "orders-db", "pools": "db-east,db-west"}
+        when = f"{at.tm_hour:02d}:{at.tm_min:02d} UTC"
+        assert body["summary"] == (
+            f"connection at risk: connection orders-db: next run {when} (nightly) "
+            "has no healthy agent in pools db-east, db-west"
+        ), body["summary"]
+        assert body["runbook_url"] == "docs/oncall.md#connection_at_risk"
+
+        def in_alertmanager(matcher: str) -> list[dict[str, Any]]:
+            response = httpx.get(
+                f"{alertmanager}/api/v2/alerts", params={"filter": matcher}, timeout=5
+            )
+            response.raise_for_status()
+            return [
+                a
+                for a in response.json()
+                if a["labels"]["alertname"] == "connection_at_risk" and _active(a)
+            ]
+
+        [am] = wait_for(
+            lambda: in_alertmanager('pools=~"(.+,)?db-west(,.+)?"'),
+            30,
+            0.2,
+            "the alert in Alertmanager, matched by one of its pools",
+        )
+        assert am["labels"] == {
+            "alertname": "connection_at_risk",
+            "kind": "connection_at_risk",
+            "severity": "critical",
+            "fleet": "fleet",
+            "connection": "orders-db",
+            "pools": "db-east,db-west",
+        }, am["labels"]
+        assert in_alertmanager('pools=~"(.+,)?db-east(,.+)?"')
+        # Anchored: a pool whose name merely starts the same does not match.
+        assert in_alertmanager('pools=~"(.+,)?db(,.+)?"') == []
+        assert in_alertmanager('pools=~"(.+,)?db-wes(,.+)?"') == []
+    finally:
+        server.stop()
+
+
 async def test_escalation_and_resolve_in_alertmanager(alertmanager):
     """A warning that becomes critical ends under its old labels and fires under the
     new; its resolve carries endsAt; re-sends keep it firing meanwhile."""
