@@ -221,6 +221,13 @@ def _notifications(source: StatsSource | None) -> Iterable[Metric]:
         "Notifications dropped, oldest first, because a receiver's queue was full.",
         labels=labels,
     )
+    held = CounterMetricFamily(
+        "fleet_notifications_held",
+        "Notifications held back, not sent, since start: an alert's raise while a "
+        "silence or maintenance window holds it (once per hold), and the resolve of a "
+        "raise the receiver never got.",
+        labels=labels,
+    )
     queued = GaugeMetricFamily(
         "fleet_notifications_queued",
         "Notifications waiting to be sent to a receiver now.",
@@ -236,10 +243,11 @@ def _notifications(source: StatsSource | None) -> Iterable[Metric]:
         delivered.add_metric(key, float(s.delivered))
         failed.add_metric(key, float(s.failed))
         dropped.add_metric(key, float(s.dropped))
+        held.add_metric(key, float(s.held))
         queued.add_metric(key, float(s.queued))
         if s.last_success_at is not None:
             last_success.add_metric(key, s.last_success_at)
-    yield from (delivered, failed, dropped, queued, last_success)
+    yield from (delivered, failed, dropped, held, queued, last_success)
 
 
 def make_registry(cp: ControlPlane, process: bool = True) -> CollectorRegistry:

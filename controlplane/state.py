@@ -93,8 +93,9 @@ class ControlPlane:
             ack=self._acked_by,
             base_url=lambda: self.endpoint,
         )
-        """Delivers alert changes to the configured receivers; silences, maintenance
-        windows (``hold``) and acknowledgements (``ack``) hold notifications back."""
+        """Delivers alert changes to the configured receivers; silences and maintenance
+        windows (``hold``) hold notifications back, acknowledgements (``ack``) stop
+        only the webhook and Slack repeats."""
         self.fleet.alert_listeners.append(self.notifier.alert_changed)
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None

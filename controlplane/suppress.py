@@ -4,8 +4,10 @@ Alertmanager's model: a held alert still exists, is still shown (marked, with wh
 and why) and still clears; only its notifications stop.  :class:`Suppression` keeps
 the live acknowledgements, silences and windows in memory (loaded at start, changed
 by the API) and answers, without I/O, why an alert is held: :meth:`Suppression.hold`
-is the notifier's ``hold`` hook, :meth:`Suppression.annotate` fills the fields of
-:class:`~fleet.protocol.AlertInfo` that the dashboard shows.
+is the notifier's ``hold`` hook (silences and maintenance only; an acknowledgement
+stops repeats, through :meth:`Suppression.ack_of`, not the alert itself),
+:meth:`Suppression.annotate` fills the fields of :class:`~fleet.protocol.AlertInfo`
+that the dashboard shows.
 
 What an alert is about (its labels, as Alertmanager would see them):
 
@@ -225,8 +227,10 @@ class Suppression:
     def hold(self, alert: AlertInfo, now: float | None = None) -> str | None:
         """Why ``alert`` must not be notified now (None: notify it).
 
-        The notifier's ``hold`` hook.  A maintenance window or a silence first, then
-        an acknowledgement (repeat notifications stop; a cleared alert is not held).
+        The notifier's ``hold`` hook: a maintenance window or a silence.  Not an
+        acknowledgement: that only stops the repeats to webhook and Slack (the
+        notifier's ``ack`` hook), while an escalation still notifies and
+        Alertmanager keeps getting the alert in its re-sends.
         """
         return hold_reason(self, alert, time.time() if now is None else now)
 
@@ -245,17 +249,12 @@ class Suppression:
 
 
 def hold_reason(suppression: Suppression, alert: AlertInfo, now: float) -> str | None:
-    """Why ``alert`` is held back from notifications at ``now``, or None."""
+    """Why a silence or a maintenance window holds ``alert`` back from notifications
+    at ``now``, or None (a cleared alert is never held)."""
     if alert.cleared_at is not None:
         return None
     held = suppression.suppressed(alert, now)
-    if held is not None:
-        return held[0]
-    ack = suppression.ack_of(alert.id, now)
-    if ack is None:
-        return None
-    reason = f"acknowledged by {ack.acked_by}"
-    return f"{reason}: {ack.note}" if ack.note else reason
+    return held[0] if held is not None else None
 
 
 def _said(text: str, reason: str) -> str:

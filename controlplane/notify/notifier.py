@@ -18,8 +18,9 @@ Holding back (silences, maintenance, acknowledgements; built elsewhere):
   stops the *repeat* reminders to webhook and Slack receivers (a person has it),
   but Alertmanager keeps getting it in the periodic re-send: Alertmanager resolves
   an alert its client stops sending, and it deduplicates re-sends itself, so
-  stopping there would read as "resolved" to whoever routes from it.  Its
-  escalation and resolve still go to every receiver.
+  stopping there would read as "resolved" to whoever routes from it (its
+  ``acknowledged_by`` annotation says who has it).  Its escalation, a new and
+  worse situation, and its resolve still go to every receiver.
 
 After a restart the open alerts are loaded as already announced: webhook and
 Slack receivers are not told again of what they heard before the restart (they
@@ -49,7 +50,7 @@ from .receivers import Receiver, read_secret
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .stats import ReceiverStats
 
-__all__ = ["RESOLVED_RETENTION_S", "Hold", "Notifier"]
+__all__ = ["RESOLVED_RETENTION_S", "Hold", "Notifier", "retry_delay"]
 
 log = logging.getLogger("controlplane.notify")
 
@@ -67,6 +68,16 @@ _BATCH = 500
 
 def _never(alert: AlertInfo) -> str | None:
     return None
+
+
+def retry_delay(retry: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """The pause before retry number ``retry`` (1 for the first): capped exponential
+    backoff with full jitter, uniform in ``[0, min(max_s, base_s * 2 ** (retry - 1))]``.
+
+    Full jitter (AWS's "Exponential Backoff And Jitter") spreads the receivers' retries
+    after a shared outage instead of bringing them back on the same tick.
+    """
+    return rng.uniform(0.0, min(max_s, base_s * 2 ** (retry - 1)))
 
 
 class Undeliverable(Exception):
@@ -122,6 +133,7 @@ class Notifier:
         ack: who acknowledged an alert, or None (stops webhook and Slack repeats).
         base_url: this control plane's URL (for generatorURL), read when sending.
         transport: for tests only, an httpx transport.
+        rng: the retry jitter's random source (a seeded one in tests).
     """
 
     def __init__(
@@ -133,8 +145,10 @@ class Notifier:
         ack: Hold = _never,
         base_url: Callable[[], str] = lambda: "",
         transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self._rng = rng if rng is not None else random.Random()
         self.labels = labels
         self.hold = hold
         self.ack = ack
@@ -406,6 +420,7 @@ class Notifier:
             generator_url=f"{base}/v1/alerts" if base else "",
             severity=severity,
             ends_at=ends_at,
+            acked_by=self.ack(notice.alert) if ends_at is None else None,
         )
 
     async def _post(
@@ -417,8 +432,8 @@ class Notifier:
         counters = worker.counters
         for attempt in range(s.notify_retries + 1):
             if attempt:
-                cap = min(s.notify_backoff_max_s, s.notify_backoff_s * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, cap))  # full jitter
+                delay = retry_delay(attempt, s.notify_backoff_s, s.notify_backoff_max_s, self._rng)
+                await asyncio.sleep(delay)
             body, headers = request()  # fresh each time: a webhook's timestamp moves on
             try:
                 response = await self._client.post(url, content=body, headers=headers)

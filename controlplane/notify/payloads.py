@@ -85,7 +85,10 @@ def summary(notice: Notice) -> str:
     """One line a person reads: ``agent offline: agent etl-07 (pool db-east): agent is
     offline``."""
     kind = _KIND_TEXT.get(notice.alert.kind, notice.alert.kind.replace("_", " "))
-    return f"{kind}: {_about(notice.labels)}: {notice.alert.message}"
+    # Some messages start with the kind already ("connection at risk: next run ..."):
+    # said once.
+    message = notice.alert.message.removeprefix(f"{kind}: ")
+    return f"{kind}: {_about(notice.labels)}: {message}"
 
 
 def alertmanager_alert(
@@ -96,15 +99,18 @@ def alertmanager_alert(
     generator_url: str,
     severity: str | None = None,
     ends_at: float | None = None,
+    acked_by: str | None = None,
 ) -> dict[str, Any]:
     """One element of the list ``POST /api/v2/alerts`` takes.
 
     ``severity`` overrides the alert's (an escalation also ends the alert under its
-    old severity, whose labels differ); ``ends_at`` resolves it.
+    old severity, whose labels differ); ``ends_at`` resolves it; ``acked_by`` (who
+    acknowledged it) goes in the ``acknowledged_by`` annotation.
     """
     alert = notice.alert
     labels = {
         "alertname": alert.kind,
+        "kind": alert.kind,
         "severity": severity or alert.severity,
         "fleet": instance,
         **{k: v for k, v in notice.labels.items() if v},
@@ -119,6 +125,8 @@ def alertmanager_alert(
         },
         "startsAt": iso(alert.raised_at),
     }
+    if acked_by:
+        out["annotations"]["acknowledged_by"] = acked_by
     if ends_at is not None:
         out["endsAt"] = iso(ends_at)
     if generator_url:

@@ -1,6 +1,7 @@
-"""Real agent processes: a purposeful stop shows ``stopped`` (no alert), and a
-middlebox that cuts the channel at the same age shows in the disconnect history
-with its fix (issue 9, points 4 and 6)."""
+"""Real agent processes: a purposeful stop shows ``stopped`` (no alert); a
+middlebox that cuts the channel at the same age, and a firewall that starts
+inspecting TLS, show in the disconnect history with their fix (issue 9, points 4
+and 6)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.agent.agents import AgentProcess, agent_env, enroll
+from tests.agent.certs import ca_and_leaf
 from tests.fleet.run import clean_env, fleet
-from tests.helpers.proxies import ConnectProxy, Relay
+from tests.helpers.proxies import ConnectProxy, InspectionSwitch, Relay
 from tests.helpers.server import FAST, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -162,3 +164,70 @@ def test_a_proxy_refusal_is_one_record_with_its_attempts_once_it_lets_the_agent_
     assert "403" in record["detail"]
     assert record["attempts"] >= 2
     assert record["connected_at"] is None and record["age_s"] is None
+
+
+def test_ssl_inspection_switched_on_shows_as_a_changed_issuer_with_the_fix(
+    control_plane, tmp_path, agents
+):
+    state_dir = enrolled(control_plane, tmp_path, "inspected")
+    _, leaf = ca_and_leaf("Corp Inspection CA")
+    cert_file, key_file = leaf.write(tmp_path, "inspect-leaf")
+    firewall = InspectionSwitch(
+        cert_file, key_file, ("127.0.0.1", control_plane.agent_port), control_plane.ca_file
+    )
+    try:
+        identity = json.loads((state_dir / "agent.json").read_text())
+        identity["channel_port"] = firewall.port
+        (state_dir / "agent.json").write_text(json.dumps(identity))
+        agent = AgentProcess(state_dir).start()
+        agents.append(agent)
+        agent_id = agent.agent_id
+        wait_for(lambda: state_of(control_plane, agent_id) == "connected", 20, 0.1, "connected")
+
+        # The firewall starts inspecting: the open channel is cut, and every new
+        # handshake meets a certificate the agent's pin refuses.
+        firewall.inspecting = True
+        firewall.cut()
+
+        def refused() -> int:
+            lines = agent.output().splitlines()
+            return sum("channel failed" in line and "Corp Inspection CA" in line for line in lines)
+
+        wait_for(lambda: refused() >= 3, 40, 0.2, "three handshakes refused")
+        # Exempted from inspection: the agent gets through and reports the history.
+        firewall.inspecting = False
+
+        def hinted() -> dict | None:
+            d = detail(control_plane, agent_id)
+            return d if any(h["kind"] == "tls_issuer" for h in d["disconnect_hints"]) else None
+
+        found = wait_for(hinted, 60, 0.5, "the history reported with the TLS-issuer hint")
+    finally:
+        firewall.close()
+    assert found["agent"]["state"] == "connected"
+    cut, failed = found["disconnects"][-2:]
+    assert cut["cause"] == "reset" and cut["connected_at"] is not None, cut
+    assert cut["tls_issuer"] == "CN=fleet control plane CA", cut
+    assert failed["cause"] == "tls" and failed["connected_at"] is None, failed
+    assert failed["tls_issuer"] == "CN=Corp Inspection CA", failed
+    assert failed["attempts"] >= 3, failed
+    [hint] = [h for h in found["disconnect_hints"] if h["kind"] == "tls_issuer"]
+    assert hint["message"].startswith(
+        "the control plane's certificate, as the agent saw it, changed issuer from "
+        "'CN=fleet control plane CA' to 'CN=Corp Inspection CA'"
+    ), hint["message"]
+    assert "SSL-inspecting proxy" in hint["message"]
+    assert "exempt the control plane's address from inspection" in hint["message"]
+
+    # `fleet agents show` prints both records and the hint.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(home)
+    assert fleet("login", "--data-dir", str(control_plane.data_dir), env=env).returncode == 0
+    out = fleet("agents", "show", "inspected", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "disconnects (newest " in out.stdout
+    assert "TLS verification failed" in out.stdout, out.stdout
+    assert "hint: the control plane's certificate, as the agent saw it, changed issuer" in (
+        out.stdout
+    )

@@ -188,7 +188,9 @@ class Notifier:
 
     def stats(self) -> list[ReceiverStats]:
         return [
-            ReceiverStats("pager", "alertmanager", queued=2, delivered=7, failed=3, dropped=1),
+            ReceiverStats(
+                "pager", "alertmanager", queued=2, delivered=7, failed=3, dropped=1, held=5
+            ),
             ReceiverStats("chat", "slack", 0, 4, 0, 0, last_success_at=1.8e9),
         ]
 
@@ -218,10 +220,26 @@ def test_the_collector_reads_state_pools_skew_queues_certificates_and_notificati
     assert values[("fleet_notifications_delivered_total", pager)] == 7
     assert values[("fleet_notifications_failed_total", pager)] == 3
     assert values[("fleet_notifications_dropped_total", pager)] == 1
+    assert values[("fleet_notifications_held_total", pager)] == 5
     assert values[("fleet_notifications_queued", pager)] == 2
     chat = (("kind", "slack"), ("receiver", "chat"))
+    assert values[("fleet_notifications_held_total", chat)] == 0
     assert values[("fleet_notifications_last_success_timestamp_seconds", chat)] == 1.8e9
     assert ("fleet_notifications_last_success_timestamp_seconds", pager) not in values
+
+
+def test_promtool_accepts_the_notification_metrics(tmp_path):
+    # The live scrape above has no receivers: these families are empty there.
+    promtool = require_binary("promtool", "prometheus")
+    cp = SimpleNamespace(
+        fleet=fleet_of(tmp_path, 4), channels={}, instruments=Instruments(), notifier=Notifier()
+    )
+    text = render(make_registry(cp, process=False)).decode()  # type: ignore[arg-type]
+    assert 'fleet_notifications_held_total{kind="alertmanager",receiver="pager"} 5.0' in text
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
 
 
 def test_stream_counters_survive_the_subscribers_that_counted_them():

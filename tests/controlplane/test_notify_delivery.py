@@ -4,6 +4,8 @@ retries, the bounded queue, holds and escalations."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -160,6 +162,60 @@ async def test_retries_after_two_500s(tmp_path, running):
         assert len(receiver.requests) == 3
         # Each attempt is signed afresh, and the same notification each time.
         assert len({r.json()["alert"]["id"] for r in receiver.requests}) == 1
+    finally:
+        receiver.stop()
+
+
+def test_retry_delays_are_full_jitter_under_a_doubling_cap():
+    from controlplane.notify.notifier import retry_delay
+
+    rng = random.Random(20260901)
+    for retry in range(1, 12):
+        bound = min(8.0, 0.5 * 2 ** (retry - 1))
+        drawn = [retry_delay(retry, 0.5, 8.0, rng) for _ in range(400)]
+        assert all(0.0 <= d <= bound for d in drawn), (retry, bound, max(drawn))
+        # Full jitter: spread over the whole window, not a fixed step or a small band.
+        assert min(drawn) < 0.05 * bound and max(drawn) > 0.95 * bound, (retry, bound)
+
+
+class RecordingRandom(random.Random):
+    """A seeded random source that remembers every window it was asked to draw in."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.draws: list[tuple[float, float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        value = super().uniform(a, b)
+        self.draws.append((a, b, value))
+        return value
+
+
+async def test_retries_sleep_the_drawn_delay_within_the_capped_window(tmp_path, running):
+    receiver = Receiver(answers=[500, 500, 503, 500, 500]).start()
+    rng = RecordingRandom(7)
+    try:
+        config = settings(
+            tmp_path,
+            receiver.url,
+            notify_retries=5,
+            notify_backoff_s=0.04,
+            notify_backoff_max_s=0.15,
+        )
+        n = await start(Notifier(config, lambda a: LABELS, rng=rng), running)
+        n.alert_changed(alert(), True)
+        await until(lambda: n.stats()[0].delivered == 1, "the sixth attempt accepted")
+        assert n.stats()[0].failed == 5
+        # One draw before each retry, in [0, min(cap, base * 2 ** (n - 1))].
+        assert [(a, b) for a, b, _ in rng.draws] == pytest.approx(
+            [(0, 0.04), (0, 0.08), (0, 0.15), (0, 0.15), (0, 0.15)]
+        )
+        assert all(a <= v <= b for a, b, v in rng.draws)
+        # And each retry waited at least what was drawn for it.
+        arrived = [r.arrived_at for r in receiver.requests]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(arrived)]
+        for gap, (_, _, drawn) in zip(gaps, rng.draws, strict=True):
+            assert gap >= drawn - 0.002, (gaps, rng.draws)
     finally:
         receiver.stop()
 

@@ -73,6 +73,10 @@ def test_a_held_alert_is_shown_but_not_sent_until_the_hold_ends(tmp_path, hold):
                     0.2,
                     "the held notification counted",
                 )
+                # The same count for Prometheus.
+                metrics = api.get("/metrics").text
+                held = 'fleet_notifications_held_total{kind="webhook",receiver="hook"} 1.0'
+                assert held in metrics, [m for m in metrics.splitlines() if "held" in m]
                 time.sleep(2 * float(FAST["heartbeat_interval_s"]))  # resends would come
                 assert hook.bodies("/fleet") == [], "a held alert reached the receiver"
                 # The hold ends early: the still-firing alert is announced.

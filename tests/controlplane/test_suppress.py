@@ -74,24 +74,28 @@ def view() -> FleetView:
     )
 
 
-def test_an_acknowledged_alert_is_held_until_the_ack_expires(view):
+def test_an_acknowledgement_is_shown_until_it_expires_but_holds_nothing_back(view):
+    # Repeats stop (the notifier's ack hook); escalations and Alertmanager's
+    # re-sends go on, so the hold hook must not name the acknowledgement.
     s = Suppression(view)
-    assert s.hold(alert("ag_1"), NOW) is None
     s.acks["a1"] = AckRecord("a1", "alice", "looking", NOW, expires_at=NOW + 600)
-    assert s.hold(alert("ag_1"), NOW) == "acknowledged by alice: looking"
+    assert s.hold(alert("ag_1"), NOW) is None
+    assert s.ack_of("a1", NOW) is not None
     shown = s.annotate(alert("ag_1"), NOW)
     assert (shown.acked_by, shown.ack_note, shown.suppressed) == ("alice", "looking", None)
-    assert s.hold(alert("ag_1"), NOW + 601) is None
+    assert s.ack_of("a1", NOW + 601) is None
+    assert s.annotate(alert("ag_1"), NOW + 601).acked_by is None
     assert s.expire(NOW + 601) and not s.acks
 
 
 def test_a_cleared_alert_is_never_held(view):
     s = Suppression(view)
-    s.acks["a1"] = AckRecord("a1", "alice", "", NOW)
+    s.silences["sil_1"] = silence(pool="etl")
     cleared = AlertInfo(
         id="a1", kind="offline", severity="critical", target="ag_1", message="m",
         raised_at=NOW - 60, cleared_at=NOW,
     )  # fmt: skip
+    assert hold_reason(s, alert("ag_1"), NOW) is not None
     assert hold_reason(s, cleared, NOW) is None
 
 

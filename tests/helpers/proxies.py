@@ -4,7 +4,9 @@
 * :class:`ConnectProxy`: an HTTP forward proxy that allows or refuses ``CONNECT``;
 * :class:`TlsFront`: a TLS-terminating reverse proxy with its own certificate,
   passing the request on over TLS, optionally dropping ``Upgrade``/``Connection``
-  as a proxy not set up for websockets does.
+  as a proxy not set up for websockets does;
+* :class:`InspectionSwitch`: a firewall in the path whose SSL inspection is switched
+  on and off: a plain TCP relay, or a :class:`TlsFront` with a foreign certificate.
 
 Each serves in daemon threads until :meth:`close`.
 """
@@ -192,6 +194,39 @@ class TlsFront(_Listener):
         tls.settimeout(None)
         upstream.settimeout(None)
         splice(tls, upstream)
+
+
+class InspectionSwitch(TlsFront):
+    """A firewall between the agent and ``target``: with ``inspecting`` off it relays
+    TCP untouched; on, it terminates TLS with its own certificate (an SSL-inspecting
+    proxy).  :meth:`cut` ends the connections it relays, as turning inspection on
+    does to the connections open at the time."""
+
+    def __init__(
+        self, cert_file: Path, key_file: Path, target: tuple[str, int], upstream_ca: Path
+    ) -> None:
+        self.inspecting = False
+        self.intercepted = 0
+        """Connections that met the inspecting certificate."""
+        self._relayed: list[socket.socket] = []
+        super().__init__(cert_file, key_file, target, upstream_ca)
+
+    def handle(self, conn: socket.socket) -> None:
+        if self.inspecting:
+            self.intercepted += 1
+            super().handle(conn)
+            return
+        upstream = socket.create_connection(self.target, timeout=5)
+        upstream.settimeout(None)
+        self._relayed += [conn, upstream]
+        splice(conn, upstream)
+
+    def cut(self) -> None:
+        """End every relayed connection (both ways, without a close frame)."""
+        relayed, self._relayed = self._relayed, []
+        for s in relayed:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)  # wakes the splice's select
 
 
 def strip_upgrade(head: bytes) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    arrived_at: float = 0.0
+    """``time.monotonic()`` when the request's body had been read."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -48,12 +51,13 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                arrived_at = time.monotonic()
                 with owner._lock:
                     owner.arrived += 1
                 if owner.gate is not None:
                     owner.gate.wait(30)
                 with owner._lock:
-                    owner.requests.append(Received(self.path, dict(self.headers), body))
+                    owner.requests.append(Received(self.path, dict(self.headers), body, arrived_at))
                     status = owner.answers.pop(0) if owner.answers else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
