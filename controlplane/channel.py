@@ -36,6 +36,7 @@ from fleet.protocol import (
     RenewResponse,
     TimeProbe,
     TimeReply,
+    UpgradeStatus,
     Welcome,
     dump,
     parse_agent_message,
@@ -309,6 +310,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         pinned_version=agent.pinned_version,
         time_probe_interval_s=cp.settings.time_probe_interval_s,
         accepts=list(AGENT_EXTRAS),
+        release_key=cp.releases.key.public,
     )
     try:
         await channel.send(dump(welcome))
@@ -399,6 +401,8 @@ async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
             await cp.fleet.audit(agent.id, "agent.goodbye", agent.id, "ok", msg.reason)
         elif isinstance(msg, Disconnects):
             cp.fleet.on_disconnects(agent, [to_builtins(r) for r in msg.records])
+        elif isinstance(msg, UpgradeStatus):
+            cp.upgrades.on_status(agent, msg)
         else:
             raise _Close(CloseCode.PROTOCOL_ERROR, f"unexpected {msg.type!r} after auth")
 

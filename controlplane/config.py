@@ -146,6 +146,25 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How long the API waits for an agent's command reply."
     )
 
+    # upgrades -----------------------------------------------------------------
+    release_max_bytes: int = Field(
+        64 << 20,
+        ge=1 << 16,
+        description="Largest agent release (a wheel) an admin may upload; larger ones get 413.",
+    )
+    upgrade_deadline_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="An upgraded agent must connect and send healthy heartbeats within this, "
+        "or it switches back to its previous version by itself.",
+    )
+    upgrade_token_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the token an agent gets to download a release stays valid.",
+    )
+
     # memory and storage -------------------------------------------------------
     heap_trim_s: float = Field(
         30.0,

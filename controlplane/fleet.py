@@ -34,6 +34,8 @@ from fleet.protocol import (
     ConnectionUpdate,
     Heartbeat,
     Presence,
+    RemediationInfo,
+    RolloutInfo,
     Snapshot,
 )
 
@@ -131,6 +133,10 @@ class Fleet:
         self._disconnects: list[tuple[str, list[dict[str, Any]]]] = []
         """Disconnect records agents reported, waiting for the next flush."""
         self.heartbeats = 0
+        self.rollout_infos: Callable[[], list[RolloutInfo]] = list
+        """The rollouts a snapshot shows (set by :mod:`controlplane.rollouts`)."""
+        self.remediation_infos: Callable[[], list[RemediationInfo]] = list
+        """The remediations a snapshot shows (set by :mod:`controlplane.remediation`)."""
 
     def _state_of(self, agent_id: str) -> AgentState | None:
         agent = self.agents.get(agent_id)
@@ -179,6 +185,8 @@ class Fleet:
             alerts=self.alert_infos(),
             connections=list(self.connection_state.values()),
             role=role,
+            rollouts=self.rollout_infos(),
+            remediations=self.remediation_infos(),
         )
 
     # ------------------------------------------------------------------ pins
@@ -698,6 +706,22 @@ class Fleet:
         self, actor: str, action: str, target: str, result: str, detail: str = ""
     ) -> None:
         await self.store.audit(AuditRecord(time.time(), actor, action, target, result, detail))
+
+    def audit_later(
+        self, actor: str, action: str, target: str, result: str, detail: str = ""
+    ) -> None:
+        """:meth:`audit` from code that may not await (a failure is logged)."""
+        record = AuditRecord(time.time(), actor, action, target, result, detail)
+
+        async def write() -> None:
+            try:
+                await self.store.audit(record)
+            except Exception as exc:
+                log.error("audit of %s %s failed: %s", action, target, exc)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def _connection_update(info: ConnectionInfo, seq: int) -> ConnectionUpdate:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fleet.protocol import AgentHistory, AgentState, Heartbeat, Presence
+import msgspec
+
+from fleet.protocol import AgentHistory, AgentState, Heartbeat, Presence, UpgradeInfo
 
 from .presence import check_transition
 from .series import Series
@@ -46,6 +48,8 @@ class LiveAgent:
     stopped_at: float | None = None
     """When the agent said goodbye; None unless ``state`` is ``stopped``."""
     stop_reason: str | None = None
+    upgrade: UpgradeInfo | None = None
+    """Its latest upgrade step (:mod:`controlplane.upgrades`), kept across restarts."""
     channel: AgentChannel | None = None
     usable: bool = False
     """Healthy with an open channel, as of the last refresh: can carry a probe."""
@@ -125,6 +129,7 @@ class LiveAgent:
             remote_addr=self.remote_addr,
             stopped_at=self.stopped_at,
             stop_reason=self.stop_reason,
+            upgrade=self.upgrade,
         )
 
     def history(self) -> AgentHistory:
@@ -154,6 +159,7 @@ class LiveAgent:
                 if self.state == Presence.STOPPED
                 else None
             ),
+            "upgrade": msgspec.to_builtins(self.upgrade) if self.upgrade else None,
         }
 
     def _restore(self, status: dict[str, Any]) -> None:
@@ -175,6 +181,11 @@ class LiveAgent:
                 setattr(self, key, status[key])
         if status.get("cert_not_after"):
             self.cert_not_after = status["cert_not_after"]
+        if isinstance(status.get("upgrade"), dict):
+            try:
+                self.upgrade = msgspec.convert(status["upgrade"], UpgradeInfo)
+            except msgspec.ValidationError:
+                self.upgrade = None  # written by another version: shown again at the next step
         self.cpu.extend(status.get("cpu", []))
         self.mem.extend(status.get("mem", []))
         self.queue.extend(status.get("queue", []))

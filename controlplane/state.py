@@ -20,9 +20,13 @@ from fleet.protocol import (
     Command,
     CommandEvent,
     CommandFinished,
+    ConfigResult,
     LogsResult,
     Presence,
     ProbeResult,
+    RenewResult,
+    RollbackResult,
+    UpgradeResult,
 )
 from fleet.units import NAME_MAX
 
@@ -38,9 +42,12 @@ from .notify.notifier import Notifier
 from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .release_key import ReleaseKey
+from .releases import ReleaseBook
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
+from .upgrades import Upgrades
 
 __all__ = ["ROLES", "ControlPlane", "Principal", "Role"]  # the last three from .operators
 
@@ -97,6 +104,12 @@ class ControlPlane:
         windows (``hold``) hold notifications back, acknowledgements (``ack``) stop
         only the webhook and Slack repeats."""
         self.fleet.alert_listeners.append(self.notifier.alert_changed)
+        self.releases = ReleaseBook(
+            store, data_dir / "releases", ReleaseKey.load_or_create(ca.directory)
+        )
+        """Agent releases, signed with the release key kept beside the CA."""
+        self.upgrades = Upgrades(self, self.releases)
+        """Sends upgrades and rollbacks to agents, follows the steps they report."""
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
         )
@@ -112,6 +125,7 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.open()
         await self.fleet.load()
+        await self.releases.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()
@@ -415,4 +429,12 @@ def _summarise(result: CommandFinished) -> str:
         return f"{r.host}:{r.port} failed ({r.failure}): {r.error or ''}".strip()
     if isinstance(r, LogsResult):
         return f"{len(r.lines)} log lines"
-    return f"config {r.hash}"
+    if isinstance(r, ConfigResult):
+        return f"config {r.hash}"
+    if isinstance(r, UpgradeResult):
+        return f"upgrade to {r.version} accepted ({r.driver}) {r.detail}".strip()
+    if isinstance(r, RollbackResult):
+        return f"rolling back to {r.version or 'the installed version'} {r.detail}".strip()
+    if isinstance(r, RenewResult):
+        return f"certificate renewed {r.detail}".strip()
+    return f"restarting {r.detail}".strip()

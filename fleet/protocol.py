@@ -38,6 +38,8 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_STREAM_FRAME_BYTES",
     "PROTOCOL_VERSION",
+    "RELEASES_PATH",
+    "RELEASE_KEY_PREFIX",
     "AgentHistory",
     "AgentRemoved",
     "AgentState",
@@ -76,8 +78,20 @@ __all__ = [
     "ProbeCommand",
     "ProbeResult",
     "ProtocolError",
+    "RemediationInfo",
+    "RemediationUpdate",
+    "RenewCommand",
     "RenewRequest",
     "RenewResponse",
+    "RenewResult",
+    "RestartCommand",
+    "RestartResult",
+    "RollbackCommand",
+    "RollbackResult",
+    "RolloutAgent",
+    "RolloutInfo",
+    "RolloutUpdate",
+    "RolloutWave",
     "ServerToAgent",
     "Snapshot",
     "StreamError",
@@ -86,6 +100,11 @@ __all__ = [
     "Subscribe",
     "TimeProbe",
     "TimeReply",
+    "UpgradeCommand",
+    "UpgradeInfo",
+    "UpgradeResult",
+    "UpgradeStatus",
+    "UpgradeStep",
     "Welcome",
     "command_request_id",
     "command_result",
@@ -96,6 +115,7 @@ __all__ = [
     "parse_client_message",
     "parse_server_message",
     "parse_stream_message",
+    "release_message",
     "replace",
     "to_builtins",
 ]
@@ -129,10 +149,25 @@ MAX_DISCONNECTS = 50
 """Most disconnect records an agent keeps and reports in one message; the control
 plane keeps as many per agent."""
 
-AGENT_EXTRAS = ("goodbye", "disconnects")
+AGENT_EXTRAS = ("goodbye", "disconnects", "upgrade_status")
 """Agent messages newer than protocol version 1's first release.  A control plane
 lists those it accepts in :attr:`Welcome.accepts`; an agent sends one only when it
 is listed there (an older control plane closes on a message type it does not know)."""
+
+
+RELEASES_PATH = "/v1/releases"
+"""Agent releases: listed, uploaded and downloaded under this path on the API port."""
+
+RELEASE_KEY_PREFIX = "ed25519:"
+"""How a release public key is written: this prefix, then base64 of its 32 raw bytes."""
+
+
+def release_message(version: str, sha256: str, size: int) -> bytes:
+    """What a release signature covers: the version, the file's hash and its size.
+
+    Binding the version means a signed file cannot be offered as another version.
+    """
+    return f"fleet-release-v1\nversion={version}\nsha256={sha256}\nsize={size}\n".encode()
 
 
 class CloseCode:
@@ -223,6 +258,11 @@ NonNegFloat = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 Pem = Annotated[str, Meta(max_length=MAX_CERTIFICATE_CHARS)]
+VersionText = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+]
+"""A release version as agents report it (``0.2.0``, ``0.3.0rc1``, ``1.0.0+build.7``)."""
+Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 
 
 # --------------------------------------------------------------------------
@@ -273,6 +313,8 @@ class AgentState(_Value, frozen=True, kw_only=True):
     """When the agent said goodbye (``state`` is ``stopped``)."""
     stop_reason: str | None = None
     """What it said as it stopped."""
+    upgrade: UpgradeInfo | None = None
+    """Its latest upgrade step, if it was ever asked to upgrade."""
 
 
 class AgentHistory(_Value, frozen=True, kw_only=True):
@@ -281,6 +323,33 @@ class AgentHistory(_Value, frozen=True, kw_only=True):
     cpu: list[float] = []
     mem: list[float] = []
     queue: list[int] = []
+
+
+UpgradeStep = Literal[
+    "requested",
+    "downloading",
+    "verifying",
+    "installing",
+    "restarting",
+    "running",
+    "rolled_back",
+    "failed",
+    "refused",
+]
+"""Where an agent's upgrade is: sent by the control plane (``requested``), then as
+the agent reports it.  ``running`` ends a good upgrade; ``rolled_back``, ``failed``
+and ``refused`` end a bad one, with the reason in ``detail``."""
+
+
+class UpgradeInfo(_Value, frozen=True, kw_only=True):
+    """An agent's latest upgrade step, as shown beside it."""
+
+    version: str
+    """The version the step is about (the target; for a rollback, the one left)."""
+    step: UpgradeStep
+    detail: str = ""
+    from_version: str | None = None
+    at: float
 
 
 class AlertInfo(_Value, frozen=True, kw_only=True):
@@ -417,7 +486,56 @@ class ConfigCommand(_Kind, frozen=True, kw_only=True, tag="config"):
     """The agent's effective configuration and its hash."""
 
 
-Command = ProbeCommand | LogsCommand | ConfigCommand
+class UpgradeCommand(_Kind, frozen=True, kw_only=True, tag="upgrade"):
+    """Upgrade to ``version``: download the release, check its hash and signature,
+    install it beside the running one and restart into it (the ``release`` driver),
+    or run the agent's own upgrade command with the version (the ``command`` driver).
+
+    The agent answers at once (accepted or refused) and reports each step with
+    :class:`UpgradeStatus`.
+    """
+
+    version: VersionText
+    sha256: Sha256Hex
+    size: Annotated[int, Meta(ge=1)]
+    signature: Annotated[str, Meta(max_length=200)]
+    """Base64 of the release key's Ed25519 signature over :func:`release_message`."""
+    download_path: Annotated[str, Meta(max_length=300)]
+    """Where to GET the file on the control plane's API port (Range requests resume)."""
+    token: Annotated[str, Meta(max_length=200)]
+    """A bearer token for that download only, short-lived."""
+    deadline_s: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+    """The new version must connect and send healthy heartbeats within this, or the
+    agent switches back by itself."""
+
+
+class RollbackCommand(_Kind, frozen=True, kw_only=True, tag="rollback"):
+    """Switch back to the version that ran before the last upgrade, and restart."""
+
+    reason: _Text
+
+
+class RestartCommand(_Kind, frozen=True, kw_only=True, tag="restart"):
+    """Restart the agent's process (a remediation): it reconnects within seconds."""
+
+    reason: _Text
+
+
+class RenewCommand(_Kind, frozen=True, kw_only=True, tag="renew"):
+    """Renew the certificate now, whatever its age (a remediation)."""
+
+    reason: _Text
+
+
+Command = (
+    ProbeCommand
+    | LogsCommand
+    | ConfigCommand
+    | UpgradeCommand
+    | RollbackCommand
+    | RestartCommand
+    | RenewCommand
+)
 
 FailureClass = Literal["dns", "refused", "timeout", "tls", "unreachable", "denied", "error"]
 
@@ -449,7 +567,44 @@ class ConfigResult(_Kind, frozen=True, kw_only=True, tag="config"):
     hash: str
 
 
-CommandResult = ProbeResult | LogsResult | ConfigResult
+class UpgradeResult(_Kind, frozen=True, kw_only=True, tag="upgrade"):
+    """The upgrade was accepted: its steps follow as :class:`UpgradeStatus`."""
+
+    version: str
+    driver: Literal["release", "command"]
+    detail: str = ""
+
+
+class RollbackResult(_Kind, frozen=True, kw_only=True, tag="rollback"):
+    """The agent is switching back to ``version`` and restarting."""
+
+    version: str | None = None
+    """The version it goes back to (``None``: the one it was installed with)."""
+    detail: str = ""
+
+
+class RestartResult(_Kind, frozen=True, kw_only=True, tag="restart"):
+    """The agent is restarting."""
+
+    detail: str = ""
+
+
+class RenewResult(_Kind, frozen=True, kw_only=True, tag="renew"):
+    """The certificate was renewed."""
+
+    not_after: float
+    detail: str = ""
+
+
+CommandResult = (
+    ProbeResult
+    | LogsResult
+    | ConfigResult
+    | UpgradeResult
+    | RollbackResult
+    | RestartResult
+    | RenewResult
+)
 
 
 class CommandError(_Value, frozen=True, kw_only=True):
@@ -480,6 +635,10 @@ class Welcome(_Msg, frozen=True, kw_only=True, tag="welcome"):
     time_probe_interval_s: Positive = 30.0
     accepts: list[str] = []
     """Which of :data:`AGENT_EXTRAS` this control plane accepts."""
+    release_key: Annotated[str, Meta(max_length=100)] | None = None
+    """The public key that signs releases (:data:`RELEASE_KEY_PREFIX` + base64).  An
+    agent keeps the one it got at enrollment; one enrolled before releases were
+    signed keeps the first it sees here, over its pinned channel."""
 
 
 class TimeProbe(_Msg, frozen=True, kw_only=True, tag="time_probe"):
@@ -568,8 +727,26 @@ class Disconnects(_Msg, frozen=True, kw_only=True, tag="disconnects"):
     records: Annotated[list[Disconnect], Meta(max_length=MAX_DISCONNECTS)]
 
 
+class UpgradeStatus(_Msg, frozen=True, kw_only=True, tag="upgrade_status"):
+    """A step of an upgrade or a rollback, as the agent reports it (only to a
+    control plane that lists ``upgrade_status`` in :attr:`Welcome.accepts`)."""
+
+    version: VersionText
+    step: UpgradeStep
+    detail: _Text = ""
+    from_version: Annotated[str, Meta(max_length=64)] | None = None
+    at: float
+
+
 AgentToServer = (
-    Auth | Heartbeat | TimeReply | CommandFinished | RenewRequest | Goodbye | Disconnects
+    Auth
+    | Heartbeat
+    | TimeReply
+    | CommandFinished
+    | RenewRequest
+    | Goodbye
+    | Disconnects
+    | UpgradeStatus
 )
 
 
@@ -597,6 +774,89 @@ ClientToStream = Subscribe
 # Event stream: control plane -> dashboard
 
 
+RolloutState = Literal[
+    "waiting", "canary", "soaking", "wave", "pausing", "paused", "done", "halted", "aborted"
+]
+"""A rollout's phase: ``waiting`` (outside its pool's maintenance windows, or in a
+freeze), ``canary`` (the canaries upgrade), ``soaking`` (the health gate watches
+them), ``wave`` (a wave upgrades), ``pausing`` (between waves, the gate still
+watching), ``paused`` (by an operator), then ``done``, ``halted`` (the gate failed:
+the upgraded agents roll back) or ``aborted`` (by an operator)."""
+
+RolloutAgentStep = Literal[
+    "pending", "upgrading", "upgraded", "failed", "rolled_back", "skipped", "refused"
+]
+
+
+class RolloutAgent(_Value, frozen=True, kw_only=True):
+    """One agent in a rollout."""
+
+    agent_id: str
+    name: str
+    wave: int
+    """0 for the canaries, then 1, 2, ..."""
+    step: RolloutAgentStep
+    from_version: str | None = None
+    detail: str = ""
+
+
+class RolloutWave(_Value, frozen=True, kw_only=True):
+    """One wave's progress (wave 0: the canaries)."""
+
+    index: int
+    size: int
+    upgraded: int = 0
+    failed: int = 0
+    state: Literal["pending", "upgrading", "soaking", "done", "failed"] = "pending"
+
+
+class RolloutInfo(_Value, frozen=True, kw_only=True):
+    """A rollout of one version to one pool, as stored and shown."""
+
+    id: str
+    pool: str
+    version: str
+    state: RolloutState
+    detail: str = ""
+    """What it waits for, or why it halted, in words."""
+    canaries: int
+    soak_s: float
+    wave_size: int
+    pause_s: float
+    waves: list[RolloutWave] = []
+    agents: list[RolloutAgent] = []
+    created_by: str
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+
+
+RemediationState = Literal["pending_approval", "running", "done", "failed", "rejected", "expired"]
+
+
+class RemediationInfo(_Value, frozen=True, kw_only=True):
+    """A remediation: run by itself, or waiting in the approval inbox."""
+
+    id: str
+    pool: str
+    agent_id: str
+    agent_name: str
+    condition: str
+    """What held for K checks, in words (``stale or offline for 3 checks``)."""
+    action: Literal["restart", "renew", "rollback", "move_connections"]
+    state: RemediationState
+    automatic: bool
+    """Run without a person (the policy marks the action automatic and the budget allowed it)."""
+    why_approval: str = ""
+    """Why it waits for a person: the policy says so, or the budget is spent."""
+    detail: str = ""
+    """The outcome, in words."""
+    created_at: float
+    decided_by: str | None = None
+    decided_at: float | None = None
+    finished_at: float | None = None
+
+
 class Snapshot(_Msg, frozen=True, kw_only=True, tag="snapshot"):
     """The whole fleet, first on every stream (and again after a gap)."""
 
@@ -612,6 +872,10 @@ class Snapshot(_Msg, frozen=True, kw_only=True, tag="snapshot"):
     connections: list[ConnectionInfo] = []
     role: str = "viewer"
     """The subscriber's role, so a dashboard can show what it may do."""
+    rollouts: list[RolloutInfo] = []
+    """Rollouts that run, wait or are paused, and the latest finished one per pool."""
+    remediations: list[RemediationInfo] = []
+    """Remediations waiting for approval, and the recent others."""
 
 
 class AgentUpdate(_Msg, frozen=True, kw_only=True, tag="agent"):
@@ -661,6 +925,20 @@ class CommandEvent(_Msg, frozen=True, kw_only=True, tag="command_event"):
     at: float
 
 
+class RolloutUpdate(_Msg, frozen=True, kw_only=True, tag="rollout"):
+    """A rollout started, moved on, or ended."""
+
+    seq: int
+    rollout: RolloutInfo
+
+
+class RemediationUpdate(_Msg, frozen=True, kw_only=True, tag="remediation"):
+    """A remediation was run, queued for approval, decided or finished."""
+
+    seq: int
+    remediation: RemediationInfo
+
+
 class StreamError(_Msg, frozen=True, kw_only=True, tag="error"):
     seq: int = 0
     code: int
@@ -690,6 +968,8 @@ StreamToClient = (
     | AgentRemoved
     | ConnectionRemoved
     | CommandEvent
+    | RolloutUpdate
+    | RemediationUpdate
     | StreamError
     | StreamHeartbeat
 )

@@ -93,4 +93,5 @@ async def enroll(body: EnrollRequest, request: Request, cp: CP) -> dict[str, obj
         "not_after": result.agent.cert_not_after,
         # The agent channel's own port, on the host the agent reached us at.
         "channel_port": cp.channel_port,
+        "release_key": cp.releases.key.public,
     }

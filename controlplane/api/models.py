@@ -152,6 +152,9 @@ class Enrolled(BaseModel):
     not_after: float
     channel_port: int | None
     """The agents' own channel port, on the host the agent reached us at."""
+    release_key: str
+    """The public key that signs agent releases (``ed25519:BASE64``): the agent keeps
+    it and refuses any release it did not sign."""
 
 
 class UserInfo(BaseModel):

@@ -275,6 +275,21 @@ class Store(Protocol):
         """Like :meth:`list_silences`, for maintenance windows."""
         ...
 
+    async def put_document(self, kind: str, key: str, body: dict[str, Any], at: float) -> None:
+        """Insert or replace the document ``(kind, key)``: plain JSON data.
+
+        Documents hold what the control plane keeps whole and reads whole: releases,
+        rollouts, pools' windows, remediation policies and actions.
+        """
+        ...
+
+    async def get_document(self, kind: str, key: str) -> dict[str, Any] | None: ...
+    async def list_documents(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every document of ``kind`` as ``(key, body)``, oldest change first."""
+        ...
+
+    async def delete_document(self, kind: str, key: str) -> None: ...
+
     async def audit(self, entry: AuditRecord) -> None: ...
     async def list_audit(
         self, limit: int, since: float | None = None, actor: str | None = None

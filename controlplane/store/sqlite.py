@@ -165,6 +165,17 @@ MIGRATION_SCHEDULES: tuple[str, ...] = (
 """Issue 9 (schedule-aware connections): the jobs' schedules on each connection, a
 JSON list of ``{"cron", "timezone", "name"}``.  The next step of :data:`MIGRATIONS`."""
 
+MIGRATION_DOCUMENTS: tuple[str, ...] = (
+    """
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+)
+""",
+)
+"""Issue 10 (releases, rollouts, windows, remediation): documents kept and read
+whole, as JSON, by kind and key (docs/decisions.md, "Documents")."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -180,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "agents' disconnect history", MIGRATION_DISCONNECTS),
     Migration(5, "acknowledgements, silences, maintenance windows", MIGRATION_SUPPRESS),
     Migration(6, "connections' schedules", MIGRATION_SCHEDULES),
+    Migration(7, "documents: releases, rollouts, windows, remediation", MIGRATION_DOCUMENTS),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -752,6 +764,33 @@ class SQLiteStore:
             (ended_after, ended_after),
         )
         return [MaintenanceRecord(*r) for r in rows]
+
+    # documents --------------------------------------------------------
+
+    async def put_document(self, kind: str, key: str, body: dict[str, Any], at: float) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO documents (kind, key, body, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body,"
+                " updated_at = excluded.updated_at",
+                (kind, key, json.dumps(body, separators=(",", ":")), at),
+            )
+
+    async def get_document(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = await self._rows(
+            "SELECT body FROM documents WHERE kind = ? AND key = ?", (kind, key)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def list_documents(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._rows(
+            "SELECT key, body FROM documents WHERE kind = ? ORDER BY updated_at, key", (kind,)
+        )
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    async def delete_document(self, kind: str, key: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key))
 
     async def audit(self, entry: AuditRecord) -> None:
         async with self._write() as db:

@@ -283,7 +283,7 @@ def test_close_codes_are_named_not_numbers():
 
 def test_an_unknown_command_still_yields_its_request_id_for_an_unsupported_answer():
     frame = json.dumps(
-        {"type": "command", "request_id": "r9", "timeout_s": 5, "command": {"kind": "upgrade"}}
+        {"type": "command", "request_id": "r9", "timeout_s": 5, "command": {"kind": "teleport"}}
     )
     with pytest.raises(ProtocolError, match=r"command\.kind"):
         parse_server_message(frame)

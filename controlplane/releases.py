@@ -1,0 +1,196 @@
+"""Agent releases: stored content-addressed, signed, listed, downloaded by agents.
+
+A release is a wheel of this project (:mod:`fleet.wheels`) kept as
+``DATA/releases/SHA256.whl``, with a document per version in the store holding its
+hash, size and the release key's signature over :func:`fleet.protocol.release_message`.
+An agent downloads it with a bearer token minted for that agent and that version
+(:meth:`ReleaseBook.mint_token`), short-lived and held in memory only, as a hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fleet.protocol import RELEASES_PATH, release_message
+from fleet.wheels import WheelError, WheelInfo, inspect_wheel
+
+from .errors import BadRequest, Conflict, NotFound
+from .release_key import ReleaseKey
+from .store.base import Store
+
+__all__ = ["DOWNLOAD_PREFIX", "Release", "ReleaseBook"]
+
+KIND = "release"
+"""The store's document kind for releases (keyed by version)."""
+
+DOWNLOAD_PREFIX = "fdl_"
+"""Download tokens start with this, so a log or a secret scanner knows them."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One stored release."""
+
+    version: str
+    sha256: str
+    size: int
+    signature: str
+    """Base64 Ed25519 signature over :func:`release_message` of the three above."""
+    filename: str
+    """The name it was uploaded with (shown, never used as a path)."""
+    added_at: float
+    added_by: str
+
+    @property
+    def download_path(self) -> str:
+        return f"{RELEASES_PATH}/{self.version}/download"
+
+
+@dataclass(frozen=True)
+class _Grant:
+    agent_id: str
+    version: str
+    expires_at: float
+
+
+class ReleaseBook:
+    """The releases this control plane holds, and who may download which.
+
+    Args:
+        store: where each release's document is kept.
+        directory: where the files are (``DATA/releases``, 0700).
+        key: the release key that signs them.
+    """
+
+    def __init__(self, store: Store, directory: Path, key: ReleaseKey) -> None:
+        self.store = store
+        self.directory = directory
+        self.key = key
+        self.releases: dict[str, Release] = {}
+        self._grants: dict[str, _Grant] = {}
+
+    async def load(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        for version, body in await self.store.list_documents(KIND):
+            self.releases[version] = Release(**body)
+
+    def get(self, version: str) -> Release:
+        """The release of ``version``.
+
+        Raises:
+            NotFound: none is stored (says how to add one).
+        """
+        release = self.releases.get(version)
+        if release is None:
+            raise NotFound(
+                f"no release {version!r} is stored; add it with "
+                f"`fleet releases add FILE --version {version}`"
+            )
+        return release
+
+    def listed(self) -> list[Release]:
+        """Every release, newest first."""
+        return sorted(self.releases.values(), key=lambda r: r.added_at, reverse=True)
+
+    def path(self, release: Release) -> Path:
+        return self.directory / f"{release.sha256}.whl"
+
+    async def add(self, version: str, upload: Path, filename: str, added_by: str) -> Release:
+        """Check the uploaded wheel at ``upload`` (a temporary file in :attr:`directory`),
+        keep it under its hash and sign it.
+
+        Raises:
+            BadRequest: not a release wheel, or a wheel of another version.
+            Conflict: ``version`` is stored already, with other content.
+        """
+        try:
+            info, sha256, size = await asyncio.to_thread(_examine, upload)
+        except WheelError as exc:
+            raise BadRequest(str(exc)) from None
+        if info.version != version:
+            raise BadRequest(
+                f"the wheel says it is version {info.version}, not {version}: give "
+                f"--version {info.version}, or build the wheel again"
+            )
+        existing = self.releases.get(version)
+        if existing is not None:
+            if existing.sha256 == sha256:
+                return existing
+            raise Conflict(
+                f"release {version} is stored already with other content "
+                f"(sha256 {existing.sha256[:12]}…); remove it first "
+                f"(`fleet releases rm {version}`), or give the new one another version"
+            )
+        release = Release(
+            version=version,
+            sha256=sha256,
+            size=size,
+            signature=self.key.sign(release_message(version, sha256, size)),
+            filename=filename,
+            added_at=time.time(),
+            added_by=added_by,
+        )
+        await asyncio.to_thread(_keep, upload, self.path(release))
+        await self.store.put_document(KIND, version, asdict(release), release.added_at)
+        self.releases[version] = release
+        return release
+
+    async def remove(self, version: str) -> Release:
+        """Forget ``version``; its file goes unless another version has the same content.
+
+        Raises:
+            NotFound: no such release.
+        """
+        release = self.get(version)
+        await self.store.delete_document(KIND, version)
+        del self.releases[version]
+        if all(r.sha256 != release.sha256 for r in self.releases.values()):
+            self.path(release).unlink(missing_ok=True)
+        for token, grant in list(self._grants.items()):
+            if grant.version == version:
+                del self._grants[token]
+        return release
+
+    # ------------------------------------------------------------- downloads
+
+    def mint_token(self, agent_id: str, version: str, ttl_s: float) -> str:
+        """A bearer token that lets ``agent_id`` download ``version`` for ``ttl_s``."""
+        now = time.time()
+        for key, grant in list(self._grants.items()):
+            if grant.expires_at <= now:
+                del self._grants[key]
+        token = DOWNLOAD_PREFIX + secrets.token_urlsafe(32)
+        self._grants[_hash(token)] = _Grant(agent_id, version, now + ttl_s)
+        return token
+
+    def check_token(self, token: str, version: str) -> str | None:
+        """The agent a valid download token of ``version`` was minted for, else None."""
+        grant = self._grants.get(_hash(token))
+        if grant is None or grant.version != version or grant.expires_at <= time.time():
+            return None
+        return grant.agent_id
+
+
+def _examine(upload: Path) -> tuple[WheelInfo, str, int]:
+    info = inspect_wheel(upload)
+    digest = hashlib.sha256()
+    with upload.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return info, digest.hexdigest(), upload.stat().st_size
+
+
+def _keep(upload: Path, path: Path) -> None:
+    upload.chmod(0o600)
+    os.replace(upload, path)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
