@@ -32,6 +32,7 @@ from .api import (
     silences,
     streams,
     users,
+    windows,
 )
 from .api.models import Health
 from .api.responses import add_error_schema, errors
@@ -132,6 +133,7 @@ def create_app(
         metrics,
         notifications,
         silences,
+        windows,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)

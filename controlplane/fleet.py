@@ -54,6 +54,7 @@ from .config import Settings
 from .events import EventBus
 from .instruments import Instruments
 from .live import LiveAgent
+from .pin_rules import EffectivePin, effective
 from .policy import ProbePolicy
 from .schedules import ScheduleWatch, at_risk_message, describe
 from .store.base import (
@@ -191,16 +192,17 @@ class Fleet:
 
     # ------------------------------------------------------------------ pins
 
-    def pin_for(self, agent: LiveAgent) -> PinRecord | None:
-        return self.pins.get(("agent", agent.id)) or self.pins.get(("pool", agent.record.pool))
+    def effective_pin(self, agent: LiveAgent) -> EffectivePin:
+        """The version and config pinned for ``agent``, each from its own pin or its pool's."""
+        return effective(
+            self.pins.get(("agent", agent.id)), self.pins.get(("pool", agent.record.pool))
+        )
 
     def apply_pin(self, agent: LiveAgent) -> None:
         """Set the agent's pinned version and config hash from the pins in force."""
-        pin = self.pin_for(agent)
-        agent.pinned_version = pin.version if pin else None
-        agent.pinned_config_hash = (
-            config_hash(pin.config) if pin and pin.config is not None else None
-        )
+        pin = self.effective_pin(agent)
+        agent.pinned_version = pin.version
+        agent.pinned_config_hash = config_hash(pin.config) if pin.config is not None else None
 
     async def set_pin(self, pin: PinRecord) -> None:
         await self.store.set_pin(pin)

@@ -48,6 +48,7 @@ from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
 from .upgrades import Upgrades
+from .window_book import WindowBook
 
 __all__ = ["ROLES", "ControlPlane", "Principal", "Role"]  # the last three from .operators
 
@@ -110,6 +111,8 @@ class ControlPlane:
         """Agent releases, signed with the release key kept beside the CA."""
         self.upgrades = Upgrades(self, self.releases)
         """Sends upgrades and rollbacks to agents, follows the steps they report."""
+        self.windows = WindowBook(store, self.fleet.audit)
+        """Each pool's maintenance and freeze windows."""
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
         )
@@ -126,6 +129,7 @@ class ControlPlane:
         await self.store.open()
         await self.fleet.load()
         await self.releases.load()
+        await self.windows.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()

@@ -92,6 +92,12 @@ include-name = "PATCH /v1/connections/{{name}}"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "401", "403", "404", "422", "429", "5xx",
 ]
+
+# - a window's time zone must be an IANA name, a freeze's from/until ISO times in
+#   order, and names differ: 422 otherwise.
+[[operations]]
+include-name = "PUT /v1/pools/{{pool}}/windows"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422", "429", "5xx"]
 """
 
 

@@ -71,3 +71,21 @@ async def stop_agent(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+async def eventually(
+    predicate, timeout: float = 10.0, what: str = "condition", interval: float = 0.1
+):  # type: ignore[no-untyped-def]
+    """Await ``predicate()`` (sync or async) until it is truthy; fail with ``what`` and
+    its last value on timeout.  Never blocks the loop the simulated agents run in."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = predicate()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
