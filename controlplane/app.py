@@ -29,6 +29,7 @@ from .api import (
     metrics,
     notifications,
     pools,
+    rollouts,
     silences,
     streams,
     users,
@@ -134,6 +135,7 @@ def create_app(
         notifications,
         silences,
         windows,
+        rollouts,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)

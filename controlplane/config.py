@@ -164,6 +164,33 @@ class Settings(BaseSettings):
         gt=0,
         description="How long the token an agent gets to download a release stays valid.",
     )
+    upgrade_margin_s: float = Field(
+        120.0,
+        ge=0,
+        description="Time for the download and the restart, added to upgrade_deadline_s: an "
+        "upgrade not finished by then counts as failed (a rollout halts on it).",
+    )
+    rollout_tick_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often rollouts and the pin reconciler look at the fleet.",
+    )
+    rollout_gate_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="How much worse the upgraded agents may do than the rest of their pool on "
+        "each health signal (a share: of time away or degraded, of agents restarted) before "
+        "the gate halts the rollout and rolls them back.",
+    )
+    pin_upgrades_per_pool: int = Field(
+        1,
+        ge=1,
+        description="Agents of one pool the reconciler upgrades at a time to the pool's "
+        "pinned version (an agent's own pin upgrades it at once; a rollout is the gated way "
+        "to move a whole pool).",
+    )
 
     # memory and storage -------------------------------------------------------
     heap_trim_s: float = Field(

@@ -139,6 +139,12 @@ class Fleet:
         self.remediation_infos: Callable[[], list[RemediationInfo]] = list
         """The remediations a snapshot shows (set by :mod:`controlplane.remediation`)."""
 
+    @property
+    def in_grace(self) -> bool:
+        """Right after a start: agents may not have dialled in yet, so their absence
+        says nothing (no presence alert, no health gate sample)."""
+        return not self._grace_over
+
     def _state_of(self, agent_id: str) -> AgentState | None:
         agent = self.agents.get(agent_id)
         return agent.to_state() if agent is not None else None

@@ -2,7 +2,8 @@
 
 Setting a version keeps the config pin and setting a config keeps the version pin
 (:mod:`controlplane.pin_rules`); clearing takes one part or both.  A freeze of the
-pool (an agent's pool, for an agent's pin) refuses any change with 409, audited.
+pool (an agent's pool, for an agent's pin) refuses any change with 409, audited; so
+does a change of a pool's version while a rollout moves the pool.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, Conflict, NotFound
 from .operators import Principal
 from .pin_rules import Part, merged, without
 from .pool_edits import get_pin
@@ -30,9 +31,20 @@ def _pool_of(cp: ControlPlane, scope: str, name: str) -> str:
 
 
 async def _check_allowed(
-    cp: ControlPlane, who: Principal, action: str, scope: str, name: str
+    cp: ControlPlane, who: Principal, action: str, scope: str, name: str, version: bool
 ) -> None:
-    await cp.windows.refuse_if_frozen(who.name, action, name, _pool_of(cp, scope, name))
+    """Refuse (409, audited) during a freeze of the pool, and a change of a pool's
+    version while a rollout moves that pool (the rollout sets it when done)."""
+    pool = _pool_of(cp, scope, name)
+    await cp.windows.refuse_if_frozen(who.name, action, name, pool)
+    rollout = cp.rollouts.active_in(pool) if scope == "pool" and version else None
+    if rollout is not None:
+        why = f"rollout {rollout.id} of {rollout.version} is {rollout.state} in pool {pool}"
+        await cp.fleet.audit(who.name, action, name, "refused", why)
+        raise Conflict(
+            f"{why}: it sets the pool's version when done; abort it first "
+            f"(fleet rollouts abort {rollout.id}) to pin another"
+        )
 
 
 async def set_pin(
@@ -50,7 +62,7 @@ async def set_pin(
     if version is None and config is None:
         await cp.fleet.audit(who.name, action, name, "refused", "empty pin")
         raise BadRequest("give a version, a config, or both")
-    await _check_allowed(cp, who, action, scope, name)
+    await _check_allowed(cp, who, action, scope, name, version is not None)
     existing = cp.fleet.pins.get((scope, name))
     pin = merged(existing, scope, name, version, config, time.time(), who.name)
     await cp.fleet.set_pin(pin)
@@ -85,7 +97,7 @@ async def clear_pin(
     except NotFound as exc:
         await fleet.audit(who.name, action, name, "refused", exc.message)
         raise
-    await _check_allowed(cp, who, action, scope, name)
+    await _check_allowed(cp, who, action, scope, name, part != "config")
     rest = without(pin, part)
     if rest is None:
         await fleet.store.delete_pin(scope, name)

@@ -42,8 +42,10 @@ from .notify.notifier import Notifier
 from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .reconciler import Reconciler
 from .release_key import ReleaseKey
 from .releases import ReleaseBook
+from .rollouts import Rollouts
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
@@ -86,6 +88,8 @@ class ControlPlane:
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
         self._alert_writer: asyncio.Task[None] | None = None
+        self._rollouts: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
         window = settings.auth_failure_window_s
         self.refusals = RefusalAudit(self.fleet.audit, window)
         """Refusals anyone could repeat: one audit row per source and window."""
@@ -113,6 +117,10 @@ class ControlPlane:
         """Sends upgrades and rollbacks to agents, follows the steps they report."""
         self.windows = WindowBook(store, self.fleet.audit)
         """Each pool's maintenance and freeze windows."""
+        self.rollouts = Rollouts(self)
+        """Rollouts of a version to a pool: canaries, waves, the health gate."""
+        self.reconciler = Reconciler(self)
+        """Upgrades agents that run another version than their pin."""
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
         )
@@ -130,6 +138,7 @@ class ControlPlane:
         await self.fleet.load()
         await self.releases.load()
         await self.windows.load()
+        await self.rollouts.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()
@@ -141,6 +150,8 @@ class ControlPlane:
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
         self._refusals = asyncio.create_task(self.refusals.run())
+        self._rollouts = asyncio.create_task(self.rollouts.run())
+        self._reconciler = asyncio.create_task(self.reconciler.run())
 
     async def stop(self) -> None:
         for task in (
@@ -150,12 +161,16 @@ class ControlPlane:
             self._trimmer,
             self._last_used,
             self._refusals,
+            self._rollouts,
+            self._reconciler,
         ):
             if task is not None:
                 task.cancel()
+        self.reconciler.stop()
         for channel in list(self.channels.values()):
             await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
         try:
+            await self.rollouts.stop()
             await self.refusals.flush()
             await self.fleet.flush()
             await self.operators.flush()

@@ -3,7 +3,8 @@
 Pure functions of the windows and a ``now`` (Unix time), so that tests give the
 time rather than wait for it.  A recurring window opens on some weekdays at a
 wall-clock time in an IANA time zone and lasts a duration of elapsed time; a
-freeze may also be absolute (from, until).
+window may also open once (from, until): a freeze over a launch, a one-off
+maintenance slot.
 
 Daylight saving time, read as people write a window (and as Python's zoneinfo
 resolves a wall time, ``fold=0``): a start in the hour a spring-forward skips

@@ -64,8 +64,8 @@ class RecurringWindow(BaseModel):
 
 
 class AbsoluteWindow(BaseModel):
-    """A freeze from one time until another (ISO 8601; without an offset, read in
-    ``timezone``, which also says how the times are told)."""
+    """A window from one time until another, once (ISO 8601; without an offset, read
+    in ``timezone``, which also says how the times are told)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
 
@@ -87,11 +87,11 @@ def _form(value: Any) -> str:
     return "absolute" if "from" in fields or "from_" in fields or "until" in fields else "recurring"
 
 
-Freeze = Annotated[
+AnyWindow = Annotated[
     Annotated[RecurringWindow, Tag("recurring")] | Annotated[AbsoluteWindow, Tag("absolute")],
     Discriminator(_form),
 ]
-"""A freeze: recurring like a maintenance window, or absolute (from, until)."""
+"""A window: recurring (weekdays, start, duration), or once (from, until)."""
 
 
 class WindowsBody(BaseModel):
@@ -99,8 +99,8 @@ class WindowsBody(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    maintenance: list[RecurringWindow] = Field(default_factory=list, max_length=MAX_WINDOWS)
-    freezes: list[Freeze] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    maintenance: list[AnyWindow] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    freezes: list[AnyWindow] = Field(default_factory=list, max_length=MAX_WINDOWS)
 
     @model_validator(mode="after")
     def _unique(self) -> WindowsBody:

@@ -5,10 +5,12 @@ A window is written in one argument, its fields separated by spaces:
     --maintenance "nightly mon-fri 02:00 2h Europe/Berlin"
     --freeze "month-end daily 00:00 24h"
     --freeze "black-friday 2026-11-27T00:00 2026-11-30T00:00 Europe/Berlin"
+    --maintenance "patch 2026-12-01T22:00 2026-12-02T02:00"
 
-Days are ``mon,wed,fri``, a range ``mon-fri``, ``daily`` or ``weekends``; a
-freeze whose second field is an ISO time is absolute (from, until).  The zone is
-optional (``--timezone``, else UTC).  The flags replace every window of the pool.
+Days are ``mon,wed,fri``, a range ``mon-fri``, ``daily``, ``weekdays`` or
+``weekends``; a window whose second field is an ISO time opens once (from,
+until).  The zone is optional (``--timezone``, else UTC).  The flags replace
+every window of the pool.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def parse_spec(text: str, timezone: str, kind: str) -> dict[str, Any]:
     """
     fields = text.split()
     example = (
-        "'nightly mon-fri 02:00 2h Europe/Berlin'"
+        "'nightly mon-fri 02:00 2h Europe/Berlin' or 'patch 2026-12-01T22:00 2026-12-02T02:00'"
         if kind == "maintenance"
         else "'month-end daily 00:00 24h' or 'black-friday 2026-11-27T00:00 2026-11-30T00:00'"
     )
@@ -66,7 +68,7 @@ def parse_spec(text: str, timezone: str, kind: str) -> dict[str, Any]:
             f"--{kind} {text!r}: write NAME DAYS HH:MM DURATION [ZONE], e.g. {example}"
         )
     name = fields[0]
-    if kind == "freeze" and len(fields) in (3, 4) and "T" in fields[1]:
+    if len(fields) in (3, 4) and "T" in fields[1]:
         zone = fields[3] if len(fields) == 4 else timezone
         return {"name": name, "from": fields[1], "until": fields[2], "timezone": zone}
     if len(fields) < 4:
@@ -170,8 +172,9 @@ def add_windows_verb(verbs: Subparsers) -> None:
         "--maintenance",
         action="append",
         metavar="SPEC",
-        help="a maintenance window, 'NAME DAYS HH:MM DURATION [ZONE]': rollouts, and the "
-        "upgrades the pool's pin brings, proceed only inside one; repeatable (default: none)",
+        help="a maintenance window, 'NAME DAYS HH:MM DURATION [ZONE]' or 'NAME FROM UNTIL "
+        "[ZONE]': rollouts, and the upgrades the pool's pin brings, proceed only inside one; "
+        "repeatable (default: none)",
     )
     parser.add_argument(
         "--freeze",
