@@ -41,6 +41,7 @@ from fleet.protocol import (
     RolloutState,
     RolloutUpdate,
     UpgradeInfo,
+    UpgradeStep,
 )
 from fleet.units import format_duration
 
@@ -538,43 +539,43 @@ class Rollouts:
             elif live is not None and live.version not in (None, doc.version):
                 a.step, a.rollback = "rolled_back", ""
                 a.detail = f"back on {live.version}"
+            elif live is None or live.channel is None:
+                a.rollback = "failed"
+                a.detail = (
+                    f"not rolled back: it is {live.state.value if live else 'gone'}; when it "
+                    f"is back, roll it back by hand (fleet agents rollback {a.name}), or let "
+                    "its pool's pin bring it back"
+                )
             else:
                 a.rollback = "sent"
-                self._spawn(self._roll_back(doc, a, live))
+                reason = f"rollout {doc.id} {doc.state}: {doc.detail}"
+                # Shown as in flight at once, so that nothing else (the pin reconciler)
+                # sends this agent an upgrade while its rollback goes out.
+                self._step(live, doc, "restarting", f"rolling back to {a.from_version}: {reason}")
+                self._spawn(self._roll_back(doc, a, live, reason))
             self._changed(doc)
 
-    async def _roll_back(self, doc: RolloutDoc, a: AgentDoc, live: LiveAgent | None) -> None:
-        reason = f"rollout {doc.id} {doc.state}: {doc.detail}"
-        if live is None or live.channel is None:
-            state = live.state.value if live is not None else "gone"
-            a.rollback = "failed"
-            a.detail = (
-                f"not rolled back: it is {state}; when it is back, roll it back by hand "
-                f"(fleet agents rollback {a.name}), or its pool's pin brings it back"
-            )
+    async def _roll_back(self, doc: RolloutDoc, a: AgentDoc, live: LiveAgent, reason: str) -> None:
+        try:
+            result = await self.cp.upgrades.rollback(self._actor(doc), live, reason)
+        except FleetError as exc:
+            a.rollback, a.detail = "failed", f"rollback not sent: {exc.message}"
         else:
-            try:
-                result = await self.cp.upgrades.rollback(self._actor(doc), live, reason)
-            except FleetError as exc:
-                a.rollback, a.detail = "failed", f"rollback not sent: {exc.message}"
+            if result.error is None:
+                a.step, a.detail = "rolled_back", f"rolled back to {a.from_version}"
             else:
-                if result.error is not None:
-                    a.rollback = "failed"
-                    a.detail = f"rollback refused: {result.error.message}"
-                else:
-                    a.step, a.detail = "rolled_back", f"rolled back to {a.from_version}"
-                    self.cp.upgrades.record(
-                        live,
-                        UpgradeInfo(
-                            version=doc.version,
-                            step="restarting",
-                            detail=f"rolling back to {a.from_version}: {reason}",
-                            from_version=doc.version,
-                            at=time.time(),
-                        ),
-                    )
+                a.rollback = "failed"
+                a.detail = f"rollback refused: {result.error.message}"
+        if a.rollback == "failed":
+            self._step(live, doc, "refused", a.detail)
         self._changed(doc)
         self._wake.set()
+
+    def _step(self, live: LiveAgent, doc: RolloutDoc, step: UpgradeStep, detail: str) -> None:
+        info = UpgradeInfo(
+            version=doc.version, step=step, detail=detail, from_version=doc.version, at=time.time()
+        )
+        self.cp.upgrades.record(live, info)
 
     def _on_step(self, agent: LiveAgent, info: UpgradeInfo) -> None:
         # An agent's step: shown at once, and the tick that acts on it comes sooner.
