@@ -84,6 +84,8 @@ class Rollouts:
         self._dirty: set[str] = set()
         self._sampled_at: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        """Held by a tick and by each operator's action: one changes a rollout at a time."""
         self._tasks: set[asyncio.Task[None]] = set()
         cp.upgrades.listeners.append(self._on_step)
         cp.fleet.rollout_infos = self.infos
@@ -185,6 +187,19 @@ class Rollouts:
             BadRequest: ``canaries`` or ``wave`` is neither a count nor a percentage.
         """
         who.require("admin")
+        async with self._lock:
+            return await self._start(who, pool, version, canaries, soak_s, wave, pause_s)
+
+    async def _start(
+        self,
+        who: Principal,
+        pool: str,
+        version: str,
+        canaries: Share,
+        soak_s: float,
+        wave: Share,
+        pause_s: float,
+    ) -> RolloutDoc:
         target = f"pool:{pool}"
         fleet = self.cp.fleet
         try:
@@ -256,6 +271,10 @@ class Rollouts:
     async def pause(self, who: Principal, ref: str) -> RolloutDoc:
         """Hold the rollout where it is (upgrades in flight finish; the gate watches on)."""
         who.require("operator")
+        async with self._lock:
+            return await self._pause(who, ref)
+
+    async def _pause(self, who: Principal, ref: str) -> RolloutDoc:
         doc = self.get(ref)
         if not doc.active or doc.state == "paused":
             why = f"rollout {doc.id} is {doc.state}: nothing to pause"
@@ -274,6 +293,10 @@ class Rollouts:
     async def resume(self, who: Principal, ref: str) -> RolloutDoc:
         """Go on from where it was paused (refused during a freeze of its pool)."""
         who.require("operator")
+        async with self._lock:
+            return await self._resume(who, ref)
+
+    async def _resume(self, who: Principal, ref: str) -> RolloutDoc:
         doc = self.get(ref)
         if doc.state != "paused":
             why = f"rollout {doc.id} is {doc.state}, not paused: nothing to resume"
@@ -291,6 +314,10 @@ class Rollouts:
     async def abort(self, who: Principal, ref: str) -> RolloutDoc:
         """Stop the rollout and roll back every agent it upgraded."""
         who.require("operator")
+        async with self._lock:
+            return await self._abort(who, ref)
+
+    async def _abort(self, who: Principal, ref: str) -> RolloutDoc:
         doc = self.get(ref)
         if not doc.active:
             why = f"rollout {doc.id} is {doc.state} already"
@@ -311,10 +338,11 @@ class Rollouts:
 
     async def tick(self, now: float) -> None:
         """Move every rollout on as far as it can go now, then write and publish."""
-        for doc in list(self.docs.values()):
-            if doc.active or self._cleaning(doc):
-                await self._advance(doc, now)
-        await self._save(now)
+        async with self._lock:
+            for doc in list(self.docs.values()):
+                if doc.active or self._cleaning(doc):
+                    await self._advance(doc, now)
+            await self._save(now)
 
     async def _advance(self, doc: RolloutDoc, now: float) -> None:
         self._follow(doc, now)

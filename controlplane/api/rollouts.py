@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, Tag
 
 from fleet.protocol import RolloutInfo
 
+from ..body_types import json_integer
 from ..rollout_plan import to_info
 from .deps import CP, Admin, Operator, Viewer
 from .names import PoolName
@@ -20,10 +21,31 @@ __all__ = ["RolloutBody", "router"]
 
 router = APIRouter()
 
-Count = Annotated[int, Field(ge=0, le=100_000)]
 Percent = Annotated[
     str,
     Field(pattern=r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$", description="a share of the pool"),
+]
+
+
+def _kind(value: Any) -> str:
+    return "percent" if isinstance(value, str) else "count"
+
+
+# A count or a percentage, told apart by their JSON type so that a refusal names
+# the one meant (``canaries.count: ...``).
+Canaries = Annotated[
+    Annotated[
+        int, Field(ge=0, le=100_000), Strict(False), BeforeValidator(json_integer), Tag("count")
+    ]
+    | Annotated[Percent, Tag("percent")],
+    Discriminator(_kind),
+]
+Wave = Annotated[
+    Annotated[
+        int, Field(ge=1, le=100_000), Strict(False), BeforeValidator(json_integer), Tag("count")
+    ]
+    | Annotated[Percent, Tag("percent")],
+    Discriminator(_kind),
 ]
 WEEK_S = 7 * 86400.0
 
@@ -35,13 +57,13 @@ class RolloutBody(BaseModel):
 
     pool: PoolName
     version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
-    canaries: Count | Percent = Field(
+    canaries: Canaries = Field(
         default=1, description="agents upgraded first and watched: a count or a percentage"
     )
     soak_s: float = Field(
         default=600.0, ge=0, le=WEEK_S, description="how long the canaries are watched"
     )
-    wave: Annotated[int, Field(ge=1, le=100_000)] | Percent = Field(
+    wave: Wave = Field(
         default="25%", description="agents per wave after the canaries: a count or a percentage"
     )
     pause_s: float = Field(

@@ -83,8 +83,10 @@ class AbsoluteWindow(BaseModel):
 
 def _form(value: Any) -> str:
     # Told apart by their fields, so a refusal names the fields of the form meant.
-    fields = value if isinstance(value, dict) else vars(value)
-    return "absolute" if "from" in fields or "from_" in fields or "until" in fields else "recurring"
+    if isinstance(value, AbsoluteWindow):
+        return "absolute"
+    fields = value if isinstance(value, dict) else {}
+    return "absolute" if "from" in fields or "until" in fields else "recurring"
 
 
 AnyWindow = Annotated[

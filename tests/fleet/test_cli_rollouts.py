@@ -29,7 +29,9 @@ async def test_start_follow_list_and_refusals(tmp_path: Path, env):
         agents, tasks = await start_pool(server, "cli", 4, "1.0.0")
 
         async def run(*args: str):
-            return await asyncio.to_thread(fleet, *args, "--data-dir", str(server.data_dir), env=env)
+            return await asyncio.to_thread(
+                fleet, *args, "--data-dir", str(server.data_dir), env=env
+            )
 
         out = await run("rollouts", "start", "cli", "--version", "2.0.0", "--canaries", "abc")
         assert out.returncode == 2 and "neither a count (3) nor a percentage" in out.stderr
