@@ -38,6 +38,7 @@ from .notify.notifier import Notifier
 from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .rekeys import Rekeys
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
@@ -65,6 +66,8 @@ class ControlPlane:
         """Command and flush timings for ``/metrics`` (:mod:`controlplane.metrics`)."""
         self.fleet = Fleet(settings, store, self.instruments)
         self.channels: dict[str, AgentChannel] = {}
+        self.rekeys = Rekeys(store, self.fleet.audit)
+        """Certificates renewed for a new key, superseding the older ones at first use."""
         self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
         self.channel_port: int | None = None
@@ -111,6 +114,7 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.open()
         await self.fleet.load()
+        await self.rekeys.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()
