@@ -14,21 +14,7 @@ import dataclasses
 from fleet.protocol import CloseCode
 from fleet.simagent import SimAgent
 from tests.helpers.server import wait_for
-from tests.helpers.stream import start_agent, stop_agent
-
-
-async def _connect_once(server, identity) -> SimAgent:
-    """One channel attempt with ``identity``; the agent tells how it ended."""
-    agent = SimAgent(identity=identity, ws_url=server.ws_url, ca_file=server.ca_file)
-    task = asyncio.create_task(agent.run(reconnect=False))
-    done, _ = await asyncio.wait(
-        [task, asyncio.create_task(agent.connected.wait())],
-        timeout=10,
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    assert done, "neither connected nor refused within 10 s"
-    await stop_agent(task)
-    return agent
+from tests.helpers.stream import connect_once, start_agent, stop_agent
 
 
 async def _renew(agent: SimAgent, *, new_key: bool) -> None:
@@ -62,17 +48,17 @@ async def test_old_certificate_and_key_are_refused_once_the_new_key_is_used(cont
     await stop_agent(task)
 
     # The new certificate authenticates: from then on the old pair is refused.
-    assert (await _connect_once(control_plane, new)).connected.is_set()
-    assert _refused_as_superseded(await _connect_once(control_plane, old))
+    assert (await connect_once(control_plane, new)).connected.is_set()
+    assert _refused_as_superseded(await connect_once(control_plane, old))
     # Supersession is one write at the first use, not one per authentication.
-    assert (await _connect_once(control_plane, new)).connected.is_set()
+    assert (await connect_once(control_plane, new)).connected.is_set()
     [entry] = _supersessions(control_plane, new.agent_id)
     assert entry["result"] == "ok" and "first use" in entry["detail"]
 
     # Kept in the store: still refused after a restart.
     await asyncio.to_thread(control_plane.restart)
-    assert _refused_as_superseded(await _connect_once(control_plane, old))
-    assert (await _connect_once(control_plane, new)).connected.is_set()
+    assert _refused_as_superseded(await connect_once(control_plane, old))
+    assert (await connect_once(control_plane, new)).connected.is_set()
     assert len(_supersessions(control_plane, new.agent_id)) == 1
 
 
@@ -85,11 +71,11 @@ async def test_a_renewal_answer_that_never_arrives_locks_nobody_out(control_plan
     lost = dataclasses.replace(agent.identity)
     await stop_agent(task)
 
-    assert (await _connect_once(control_plane, old)).connected.is_set()
+    assert (await connect_once(control_plane, old)).connected.is_set()
     # Pending survives a crash of the control plane: still not superseded...
     await asyncio.to_thread(control_plane.kill)
     await asyncio.to_thread(control_plane.start)
-    assert (await _connect_once(control_plane, old)).connected.is_set()
+    assert (await connect_once(control_plane, old)).connected.is_set()
     assert _supersessions(control_plane, old.agent_id) == []
 
     # ...and the agent renews again later, with another new key, and uses it: the
@@ -99,9 +85,9 @@ async def test_a_renewal_answer_that_never_arrives_locks_nobody_out(control_plan
     await asyncio.wait_for(agent.connected.wait(), 10)
     await _renew(agent, new_key=True)
     await stop_agent(task)
-    assert (await _connect_once(control_plane, agent.identity)).connected.is_set()
-    assert _refused_as_superseded(await _connect_once(control_plane, old))
-    assert _refused_as_superseded(await _connect_once(control_plane, lost))
+    assert (await connect_once(control_plane, agent.identity)).connected.is_set()
+    assert _refused_as_superseded(await connect_once(control_plane, old))
+    assert _refused_as_superseded(await connect_once(control_plane, lost))
     [entry] = _supersessions(control_plane, old.agent_id)
     assert entry["detail"].count(",") == 1  # both older certificates, in one entry
 
@@ -113,5 +99,5 @@ async def test_a_same_key_renewal_supersedes_nothing(control_plane):
     old = dataclasses.replace(agent.identity)
     await _renew(agent, new_key=False)
     await stop_agent(task)
-    assert (await _connect_once(control_plane, old)).connected.is_set()
-    assert (await _connect_once(control_plane, agent.identity)).connected.is_set()
+    assert (await connect_once(control_plane, old)).connected.is_set()
+    assert (await connect_once(control_plane, agent.identity)).connected.is_set()
