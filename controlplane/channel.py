@@ -134,6 +134,9 @@ class AgentChannel:
         self.closed = asyncio.Event()
         self.goodbye: str | None = None
         """What the agent said as it stopped on purpose (a ``goodbye`` message)."""
+        self.rekeyed = False
+        """A renewal for a new key was answered here: the agent closes this channel
+        normally to reconnect with that key at once."""
 
     async def send(self, text: str) -> None:
         await self.ws.send_text(text)
@@ -326,6 +329,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         await old.close(CloseCode.REPLACED, "another connection for this agent took over")
     cp.channels[agent.id] = channel
     cp.fleet.on_connect(agent, client)
+    closed_normally = False
     try:
         # The first clock probe at once; clock_sweeper sends the later ones.
         await channel.time_probe()
@@ -334,6 +338,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         await channel.close(close.code, close.message)
         await cp.fleet.audit(agent.id, "channel.close", agent.id, "refused", close.message)
     except ChannelClosed as exc:
+        closed_normally = exc.code == CloseCode.NORMAL
         if exc.code == CloseCode.MESSAGE_TOO_BIG:
             await cp.fleet.audit(
                 agent.id,
@@ -347,7 +352,8 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         channel.closed.set()
         if agent.channel is channel:
             cp.channels.pop(agent.id, None)
-            cp.fleet.on_disconnect(agent, channel.goodbye)
+            reconnecting = channel.rekeyed and closed_normally and channel.goodbye is None
+            cp.fleet.on_disconnect(agent, channel.goodbye, reconnecting=reconnecting)
 
 
 async def clock_sweeper(cp: ControlPlane, batch: int = 100) -> None:
@@ -438,6 +444,7 @@ async def _renew(channel: AgentChannel, cp: ControlPlane, msg: RenewRequest) -> 
         agent.record.cert_not_after = issued.not_after
         agent.cert_not_after = issued.not_after
     await channel.send(dump(RenewResponse(certificate_pem=issued.pem, ca_pem=cp.ca.pem)))
+    channel.rekeyed = channel.rekeyed or new_key
     detail = f"serial {issued.serial}"
     if new_key:
         detail += "; a new key: the older certificates are refused from its first use"

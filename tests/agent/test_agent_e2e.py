@@ -463,6 +463,10 @@ def test_certificate_renewed_with_a_new_key_at_two_thirds_of_its_life_old_key_re
         assert agent.output().count("connected to") == 2
         assert "channel failed" not in agent.output()
         assert agent.output().count("certificate renewed") == 1  # no renewal storm
+        # A planned reconnect: never offline, so no alert and nobody paged.
+        with server.api() as api:
+            alerts = api.get("/v1/alerts", params={"all": True}).json()
+        assert [a for a in alerts if a["kind"] in ("offline", "stale")] == []
         # Restarted, it connects with the renewed pair.
         agent.stop()
         again = AgentProcess(agent.state_dir).start()

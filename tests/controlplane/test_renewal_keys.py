@@ -101,3 +101,26 @@ async def test_a_same_key_renewal_supersedes_nothing(control_plane):
     await stop_agent(task)
     assert (await connect_once(control_plane, old)).connected.is_set()
     assert (await connect_once(control_plane, agent.identity)).connected.is_set()
+
+
+def _state(server, agent_id: str) -> str:
+    with server.api() as api:
+        return str(api.get(f"/v1/agents/{agent_id}").json()["agent"]["state"])
+
+
+async def test_the_close_after_a_new_key_renewal_is_a_reconnect_not_an_outage(control_plane):
+    # The real agent closes normally after installing its new key and dials again at
+    # once: no offline alert at each renewal.  One that does not come back is seen
+    # by the presence timers, as when heartbeats stop (test timings: stale at 1.5 s).
+    agent, task = await start_agent(control_plane, "planned")
+    await _renew(agent, new_key=True)
+    await agent.close(1000, "renewed with a new key; reconnecting with it")  # no goodbye
+    await stop_agent(task)  # and it does not come back
+    agent_id = agent.identity.agent_id
+    await asyncio.to_thread(
+        wait_for, lambda: _state(control_plane, agent_id) == "stale", 10, 0.05, "stale"
+    )
+    with control_plane.api() as api:
+        alerts = api.get("/v1/alerts", params={"all": True}).json()
+    assert [a["kind"] for a in alerts if a["target"] == agent_id] == ["stale"]
+    assert (await connect_once(control_plane, agent.identity)).connected.is_set()
