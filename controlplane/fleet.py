@@ -150,7 +150,9 @@ class Fleet:
             )
         for conn in await self.store.list_connections():
             self.connections[conn.name] = conn
-        self.revoked_serials = await self.store.revoked_serials()
+        # Expired ones are refused as expired: every renewal supersedes a certificate,
+        # and a year of them for 10,000 agents would be millions of serials.
+        self.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
         stored = await self.store.list_alerts(include_cleared=False)
         self.alerts.load(stored)
         self.published = {r.id: to_info(r) for r in stored if r.cleared_at is None}

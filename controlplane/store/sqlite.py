@@ -169,6 +169,7 @@ MIGRATION_PENDING_KEYS: tuple[str, ...] = (
     "ALTER TABLE certificates ADD COLUMN pending INTEGER NOT NULL DEFAULT 0",
     "CREATE INDEX IF NOT EXISTS certificates_pending ON certificates (serial) WHERE pending = 1",
     "CREATE INDEX IF NOT EXISTS certificates_agent ON certificates (agent_id)",
+    "CREATE INDEX IF NOT EXISTS certificates_not_after ON certificates (not_after)",
 )
 """Issue 8 (a renewal with a new key supersedes the old certificate): a certificate
 issued for a new key is ``pending`` until it first authenticates; then the agent's
@@ -448,8 +449,14 @@ class SQLiteStore:
             )
         return serials
 
-    async def revoked_serials(self) -> set[str]:
-        rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
+    async def revoked_serials(self, valid_at: float | None = None) -> set[str]:
+        if valid_at is None:
+            rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
+        else:
+            rows = await self._rows(
+                "SELECT serial FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?",
+                (valid_at,),
+            )
         return {r[0] for r in rows}
 
     # tokens -------------------------------------------------------------

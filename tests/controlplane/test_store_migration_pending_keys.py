@@ -47,6 +47,8 @@ async def test_certificates_from_before_are_not_pending_and_a_first_use_supersed
     assert await again.supersede_certificates("ag_1", "b2", 3.0) == ["a1"]
     assert await again.pending_serials() == set()
     assert await again.revoked_serials() == {"a0", "a1"}
+    # What the control plane loads at start: only the refused ones not yet expired.
+    assert await again.revoked_serials(valid_at=600.0) == {"a1"}
     [agent] = await again.list_agents()
     assert (agent.cert_serial, agent.cert_not_after) == ("b2", 2000.0)
     # A revoked pending certificate is not pending (its agent was revoked).
