@@ -115,11 +115,18 @@ def test_load_identity_finishes_or_undoes_an_interrupted_renewal(
     if crash == "after the swap":
         identity.cert_path.write_bytes(new.cert_pem)
 
-    with caplog.at_level(logging.WARNING, logger="agent.state"):
-        assert load_identity(tmp_path) == identity
-    assert _matching_pair(identity) == (new if expect == "new" else old).cert_pem
-    assert (said in caplog.text) if said else caplog.text == ""
-    # Done once: a second start finds nothing left to do.
-    caplog.clear()
-    load_identity(tmp_path)
-    assert caplog.text == ""
+    # Heard on the logger itself: a test that installed the agent's LogBook stops
+    # the "agent" logger from propagating to the root, where caplog listens.
+    logger = logging.getLogger("agent.state")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent.state"):
+            assert load_identity(tmp_path) == identity
+        assert _matching_pair(identity) == (new if expect == "new" else old).cert_pem
+        assert (said in caplog.text) if said else caplog.text == ""
+        # Done once: a second start finds nothing left to do.
+        caplog.clear()
+        load_identity(tmp_path)
+        assert caplog.text == ""
+    finally:
+        logger.removeHandler(caplog.handler)
