@@ -126,7 +126,7 @@ async def show_remediation(rem_id: RemediationId, cp: CP, who: Viewer) -> Respon
 @router.post(
     "/v1/remediations/{rem_id}/approve",
     response_class=StructResponse,
-    responses={**returns(RemediationInfo), **errors(403, 404, 409)},
+    responses={**returns(RemediationInfo), **errors(400, 403, 404, 409)},
 )
 async def approve(
     rem_id: RemediationId, cp: CP, who: Operator, body: DecisionBody | None = None
@@ -141,7 +141,7 @@ async def approve(
 @router.post(
     "/v1/remediations/{rem_id}/reject",
     response_class=StructResponse,
-    responses={**returns(RemediationInfo), **errors(403, 404, 409)},
+    responses={**returns(RemediationInfo), **errors(400, 403, 404, 409)},
 )
 async def reject(
     rem_id: RemediationId, cp: CP, who: Operator, body: DecisionBody | None = None
