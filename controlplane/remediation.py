@@ -69,6 +69,10 @@ log = logging.getLogger("controlplane.remediation")
 PROBE_SLOTS = 64
 """Probes in flight at once across all pools' checks."""
 
+YIELD_EVERY = 1000
+"""A check gives the loop back after this many agents (10,000 agents with three
+rules take 22 ms here: docs/decisions.md)."""
+
 _HEALTHY = (Presence.CONNECTED, Presence.DEGRADED)
 
 
@@ -187,13 +191,16 @@ class Remediations:
         """One check of ``pool``: probe what its rules need, count, decide."""
         agents = list(self.fleet.members.get(pool, {}).values())
         probes = await self._probe(policy, agents)
-        stored = self.policies.policies.get(pool)
-        if stored is None or stored.policy is not policy:
+        if not self._current(pool, policy):
             return  # changed while probing: the next check judges with the new rules
         now = self.clock()
         lifetime = self.cp.settings.cert_lifetime_s
         busy = {r.info.agent_id for r in self.book.in_state("running")}
-        for agent in agents:
+        for count, agent in enumerate(agents, 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let heartbeats in: a large pool's check is ~2 ms/1,000
+                if not self._current(pool, policy):
+                    return
             if agent.id not in self.fleet.agents:
                 continue  # decommissioned meanwhile
             for index, rule in enumerate(policy.rules):
@@ -208,6 +215,10 @@ class Remediations:
                     self._unreachable.discard(key)
                 if self.streaks.observe(key, held, rule.checks):
                     await self._decide(pool, policy, index, rule, agent, now)
+
+    def _current(self, pool: str, policy: RemediationPolicy) -> bool:
+        stored = self.policies.policies.get(pool)
+        return stored is not None and stored.policy is policy
 
     async def _probe(
         self, policy: RemediationPolicy, agents: list[LiveAgent]
