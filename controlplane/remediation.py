@@ -33,20 +33,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fleet.protocol import (
-    CommandFinished,
-    Presence,
     ProbeCommand,
     ProbeResult,
     RemediationInfo,
-    RenewResult,
 )
 from fleet.units import format_duration
 
-from .connection_moves import move_connections, revert_moves
+from .connection_moves import revert_moves
 from .errors import CommandTimeout, Conflict, FleetError, NotFound
 from .live import LiveAgent
 from .operators import Principal
-from .remediation_book import Remediation, RemediationBook, new_id
+from .remediation_actions import RemediationActions
+from .remediation_book import Remediation, RemediationBook, actor_of, new_id
 from .remediation_policies import PolicyBook, StoredPolicy
 from .remediation_rules import (
     AGENT_ACTIONS,
@@ -73,8 +71,6 @@ YIELD_EVERY = 1000
 """A check gives the loop back after this many agents (10,000 agents with three
 rules take 22 ms here: docs/decisions.md)."""
 
-_HEALTHY = (Presence.CONNECTED, Presence.DEGRADED)
-
 
 class Remediations:
     """The remediation engine and its inbox (``cp.remediation``).
@@ -91,6 +87,7 @@ class Remediations:
         settings = cp.settings
         self.policies = PolicyBook(cp.fleet, settings.remediation_min_check_s)
         self.book = RemediationBook(cp.fleet, settings.remediation_history)
+        self.actions = RemediationActions(cp, self.book, clock)
         self.streaks = Streaks()
         self.budget = Budget()
         self._due: dict[str, float] = {}
@@ -122,7 +119,7 @@ class Remediations:
                 await self.book.move(
                     rec,
                     "failed",
-                    _actor(rec.info.pool),
+                    actor_of(rec.info.pool),
                     now,
                     detail="the control plane stopped while it ran: check the agent and its audit",
                 )
@@ -144,7 +141,7 @@ class Remediations:
         """Expire, follow running actions, and start the checks that are due."""
         now = self.clock()
         await self._expire(now)
-        await self._follow(now)
+        await self.actions.follow(now)
         mono = time.monotonic()
         for pool, stored in self.policies.policies.items():
             if pool in self._checking or mono < self._due.get(pool, 0.0):
@@ -275,7 +272,7 @@ class Remediations:
         action = rule.action
         if self.book.waiting(agent.id, pool, action) is not None:
             return
-        actor = _actor(pool)
+        actor = actor_of(pool)
         base: dict[str, Any] = {
             "id": new_id(),
             "pool": pool,
@@ -316,84 +313,18 @@ class Remediations:
             **base, state="running", automatic=True, decided_by=actor, decided_at=now
         )
         rec = await self.book.add(info, actor)
-        self._spawn(self._execute(rec, Principal(actor, "admin")))
-
-    # ------------------------------------------------------------ actions
-
-    async def _execute(self, rec: Remediation, actor: Principal) -> None:
-        """Run ``rec``'s action as ``actor``; the record says how it went."""
-        info = rec.info
-        try:
-            if info.action == "move_connections":
-                detail, rec.moved = await move_connections(self.fleet, actor, info.pool)
-                await self.book.move(rec, "done", actor.name, self.clock(), detail=detail)
-                return
-            agent = self.fleet.agents.get(info.agent_id)
-            if agent is None:
-                raise NotFound(f"agent {info.agent_name} was removed")
-            rec.started_at = self.clock()
-            result = await self._send(
-                info.action, actor, agent, f"remediation {rec.id}: {info.condition}"
-            )
-        except FleetError as exc:
-            await self.book.move(rec, "failed", actor.name, self.clock(), detail=exc.message)
-            return
-        if result.error is not None:
-            why = f"the agent refused: {result.error.code}: {result.error.message}"
-            await self.book.move(rec, "failed", actor.name, self.clock(), detail=why)
-        elif isinstance(result.result, RenewResult):
-            left = format_duration(max(result.result.not_after - self.clock(), 0))
-            await self.book.move(
-                rec,
-                "done",
-                actor.name,
-                self.clock(),
-                detail=f"certificate renewed: valid {left} more",
-            )
-        else:  # a restart or a rollback: done when the agent is back
-            await self.book.touch(rec, self.clock(), "sent: waiting for the agent to come back")
-
-    async def _send(
-        self, action: str, actor: Principal, agent: LiveAgent, reason: str
-    ) -> CommandFinished:
-        upgrades = self.cp.upgrades
-        if action == "restart":
-            return await upgrades.restart(actor, agent, reason)
-        if action == "renew":
-            return await upgrades.renew(actor, agent, reason)
-        return await upgrades.rollback(actor, agent, reason)
-
-    async def _follow(self, now: float) -> None:
-        """Finish the restarts and rollbacks whose agent is back, fail those past
-        ``remediation_verify_s``."""
-        limit = self.cp.settings.remediation_verify_s
-        for rec in self.book.in_state("running"):
-            started = rec.started_at
-            if started is None or rec.info.action not in ("restart", "rollback"):
-                continue
-            agent = self.fleet.agents.get(rec.info.agent_id)
-            actor = _actor(rec.info.pool)
-            if agent is None:
-                await self.book.move(rec, "failed", actor, now, detail="the agent was removed")
-            elif _back(agent, started):
-                elapsed = now - started
-                uptime = agent.uptime_s or 0.0
-                if uptime <= elapsed + 2.0:
-                    detail = f"back after {elapsed:.1f} s, running {agent.version or '?'}"
-                    await self.book.move(rec, "done", actor, now, detail=detail)
-                else:
-                    detail = f"it reconnected without restarting (uptime {format_duration(uptime)})"
-                    await self.book.move(rec, "failed", actor, now, detail=detail)
-            elif now - started > limit:
-                detail = f"the agent was not back within remediation_verify_s ({limit:g} s)"
-                await self.book.move(rec, "failed", actor, now, detail=detail)
+        self._spawn(self.actions.execute(rec, Principal(actor, "admin")))
 
     async def _expire(self, now: float) -> None:
         for rec in self.book.in_state("pending_approval"):
             if rec.info.expires_at is not None and now >= rec.info.expires_at:
                 ttl = format_duration(self.cp.settings.remediation_pending_ttl_s)
                 await self.book.move(
-                    rec, "expired", _actor(rec.info.pool), now, detail=f"not approved within {ttl}"
+                    rec,
+                    "expired",
+                    actor_of(rec.info.pool),
+                    now,
+                    detail=f"not approved within {ttl}",
                 )
 
     # ------------------------------------------------------------ decisions
@@ -448,7 +379,7 @@ class Remediations:
             detail=note,
         )
         runner = Principal(actor.name, "admin") if rec.info.action == "move_connections" else actor
-        await self._execute(rec, runner)
+        await self.actions.execute(rec, runner)
         return rec
 
     async def reject(self, actor: Principal, rec_id: str, reason: str = "") -> Remediation:
@@ -497,20 +428,3 @@ class Remediations:
             f"{rec.info.detail}; reverted by {actor.name}: {words}",
         )
         return rec
-
-
-def _actor(pool: str) -> str:
-    return f"remediation:{pool}"
-
-
-def _back(agent: LiveAgent, since: float) -> bool:
-    """Connected again after ``since``, with a heartbeat on the new channel."""
-    connected = agent.connected_at
-    beat = agent.last_heartbeat_at
-    return (
-        agent.state in _HEALTHY
-        and connected is not None
-        and connected > since
-        and beat is not None
-        and beat > connected
-    )

@@ -27,7 +27,7 @@ from fleet.protocol import RemediationInfo, RemediationUpdate, to_builtins
 from .fleet import Fleet
 from .remediation_rules import BUDGET_WINDOW_S
 
-__all__ = ["FINISHED", "KIND", "NEXT", "Remediation", "RemediationBook"]
+__all__ = ["FINISHED", "KIND", "NEXT", "Remediation", "RemediationBook", "actor_of", "new_id"]
 
 log = logging.getLogger("controlplane.remediation")
 
@@ -109,6 +109,11 @@ class Remediation:
             moved=moved,
             reverted_by=reverted if isinstance(reverted, str) else None,
         )
+
+
+def actor_of(pool: str) -> str:
+    """Who acts for a pool's policy, in the audit and ``decided_by``."""
+    return f"remediation:{pool}"
 
 
 def new_id() -> str:
