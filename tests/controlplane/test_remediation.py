@@ -167,6 +167,11 @@ async def test_a_wedged_agent_is_restarted_within_budget_then_the_next_restart_w
     ]:
         assert expected in mine, expected
     assert ("vic", "http.post") in [(e["actor"], e["action"]) for e in rows]
+    # A dashboard that connects now finds them in its snapshot.
+    late = await subscribe(cp, viewer)
+    snapshot = await next_event(late)
+    assert {done["id"], pending["id"], nxt["id"]} <= {r.id for r in snapshot.remediations}
+    await late.close()
     await ws.close()
     await stop_agent(task)
 
