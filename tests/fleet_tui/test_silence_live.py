@@ -65,7 +65,7 @@ async def test_an_operator_acknowledges_then_silences_the_selected_alert(
         assert isinstance(app.screen, AckModal)
         await pilot.press(*"on it", "enter")
         await until(pilot, lambda: isinstance(app.screen, FleetScreen), what="modal closed")
-        await until(pilot, lambda: "✓ alice" in panel_text(app), what="ack shown")
+        await until(pilot, lambda: "✓ alice: on it" in panel_text(app), what="ack and note")
         acked = offline_alert(app, agent_id)
         assert acked is not None and acked.ack_note == "on it"
 
