@@ -4,7 +4,7 @@ Acknowledged, silenced and maintenance-held alerts stay in the list, dimmed, wit
 a mark and who or why: ``✓ alice: on it`` (acknowledged, with the note), ``⊘
 silenced by bob until 14:00 UTC: patching``.  Keys here acknowledge (``A``), take it
 back (``U``) and silence the alert's target (``Z``); the app's gate says why when the
-role is too low.
+role is too low.  ``h`` (the fleet view's) lists the silences and windows.
 """
 
 from __future__ import annotations
