@@ -1,4 +1,5 @@
-"""Durations and names: one rule each, for the CLI, the API and the config files.
+"""Durations, start times and names: one rule each, for the CLI, the API, the
+dashboard and the config files.
 
 Standard library only, so that the agent, the control plane and the dashboard may
 all import it.
@@ -6,6 +7,7 @@ all import it.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "format_ago",
     "format_duration",
     "parse_duration",
+    "parse_start",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -57,6 +60,61 @@ def parse_duration(text: str) -> float:
     if not value or pos != len(value):
         raise ValueError(f"{text!r} is not a duration: write e.g. 90s, 30m, 24h or 7d")
     return total
+
+
+START_SLACK_S = 60.0
+"""A start this far in the past is taken as now (a slow typist, a slow request); the
+control plane allows the same."""
+
+START_EXAMPLES = "+30m, 2026-05-01T14:00 (local time) or 2026-05-01T14:00Z"
+""":func:`parse_start`'s forms, for help texts and placeholders."""
+
+
+def parse_start(text: str, now: float) -> float:
+    """Epoch seconds of a start time written ``now``, ``+30m`` (a delay, as
+    :func:`parse_duration` reads it) or in ISO 8601: ``2026-05-01T14:00`` (local
+    time), ``2026-05-01 14:00Z``, ``2026-05-01T14:00+02:00``.
+
+    Args:
+        text: What the user wrote.
+        now: The time now, epoch seconds, for ``+30m`` and the check of the past.
+
+    Raises:
+        ValueError: with what is wrong and what to write instead: not a time, a
+            time without a date, or a start more than :data:`START_SLACK_S` ago.
+    """
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    if value.startswith("+"):
+        try:
+            return now + parse_duration(value[1:])
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a delay: write + and a duration, e.g. +30m, +2h or +1d"
+            ) from None
+    try:
+        # A time without a zone is the local time, as ``date`` and cron read it.
+        start = dt.datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(_not_a_start(text, value, now)) from None
+    if start < now - START_SLACK_S:
+        shown = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
+        raise ValueError(
+            f"{text!r} is in the past ({shown}, {format_ago(start, now)}): give a later "
+            "time, or none to start now"
+        )
+    return start
+
+
+def _not_a_start(text: str, value: str, now: float) -> str:
+    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value):
+        today = dt.datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        hhmm = value if value.index(":") == 2 else "0" + value
+        return f"{text!r} has no date: write {today}T{hhmm} (local time), or a delay: +30m"
+    if re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h|d|w)\S*", value.lower()):
+        return f"{text!r} is a duration: write +{value} to start in {value}"
+    return f"{text!r} is not a start time: write now, {START_EXAMPLES}"
 
 
 def format_duration(seconds: float) -> str:
