@@ -28,6 +28,7 @@ from .api import (
     metrics,
     notifications,
     pools,
+    releases,
     silences,
     streams,
     users,
@@ -120,6 +121,7 @@ def create_app(
     for module in (
         enroll,
         agents,
+        releases,
         admin,
         users,
         pools,
