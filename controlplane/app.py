@@ -22,6 +22,7 @@ from fleet.protocol import PROTOCOL_VERSION
 from .agent_listener import start_agent_listener
 from .api import (
     admin,
+    agent_actions,
     agents,
     connections,
     enroll,
@@ -121,6 +122,7 @@ def create_app(
     for module in (
         enroll,
         agents,
+        agent_actions,
         releases,
         admin,
         users,
