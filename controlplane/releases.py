@@ -132,7 +132,8 @@ class ReleaseBook:
         try:
             info, sha256, size = await asyncio.to_thread(_examine, upload)
         except WheelError as exc:
-            raise BadRequest(str(exc)) from None
+            # Said of the name it was uploaded with, not of the temporary file.
+            raise BadRequest(str(exc).replace(upload.name, filename)) from None
         if info.version != version:
             raise BadRequest(
                 f"the wheel says it is version {info.version}, not {version}: give "

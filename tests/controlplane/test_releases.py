@@ -130,6 +130,7 @@ def test_bad_wheels_are_400_with_the_reason_and_nothing_is_kept(
     r = _put(control_plane, "0.2.0", make(tmp_path))
     assert r.status_code == 400, r.text
     assert says in r.json()["detail"]
+    assert ".upload-" not in r.json()["detail"]  # named as uploaded, not as stored meanwhile
     with control_plane.api() as api:
         assert api.get("/v1/releases").json() == []
     assert list((control_plane.data_dir / "releases").iterdir()) == []
