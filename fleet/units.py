@@ -22,6 +22,7 @@ __all__ = [
     "check_version",
     "format_ago",
     "format_duration",
+    "format_size",
     "parse_duration",
 ]
 
@@ -83,6 +84,17 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts)
+
+
+def format_size(size: float) -> str:
+    """Bytes in binary units, to one decimal: ``512 B``, ``3.4 KiB``, ``64.0 MiB``."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def format_ago(at: float | None, now: float) -> str:

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import ClientDisconnect
 
 from fleet.protocol import RELEASES_PATH
+from fleet.units import format_size
 
 from ..errors import (
     BadRequest,
@@ -60,7 +61,7 @@ _WHEEL_BODY = {
 
 def _too_big(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the release is over {limit} bytes ({limit / 2**20:.1f} MiB), the server's "
+        f"the release is over {limit} bytes ({format_size(limit)}), the server's "
         "release_max_bytes: build a smaller wheel, or raise the cap "
         "(fleet server --set release_max_bytes=BYTES)"
     )
