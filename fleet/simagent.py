@@ -146,6 +146,9 @@ class SimAgent:
     close_message: str | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    obeys_actions: bool = False
+    """True: obey ``restart`` (close, reconnect with a new uptime) and ``renew`` (renew
+    now), as a current agent does; False: answer ``unsupported``, as an older agent."""
     restarts: int = 0
     """Restart commands obeyed: each closed the channel and started the uptime again,
     as a process restarted by its supervisor would."""
@@ -287,17 +290,19 @@ class SimAgent:
         await self._ws.send(dump(RenewRequest(csr_pem=make_csr(key, self.identity.name))))
 
     async def _command(self, ws: websockets.ClientConnection, req: CommandRequest) -> None:
+        restarting = False
         if self.handler is not None:
             result = await self.handler(req)
-        elif isinstance(req.command, RenewCommand):
+        elif self.obeys_actions and isinstance(req.command, RenewCommand):
             result = await self._renew_now(req)
-        elif isinstance(req.command, RestartCommand):
+        elif self.obeys_actions and isinstance(req.command, RestartCommand):
             result = CommandFinished(request_id=req.request_id, result=RestartResult())
+            restarting = True
         else:
             result = await default_handler(req)
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(dump(result))
-            if isinstance(result.result, RestartResult):
+            if restarting:
                 # As a process that exits for its supervisor to start it again.
                 self.restarts += 1
                 self.started = time.monotonic()

@@ -14,7 +14,8 @@ import pytest
 
 from fleet.protocol import RemediationUpdate
 from tests.helpers.server import FAST, RunningServer
-from tests.helpers.stream import next_event, start_agent, stop_agent, subscribe
+from tests.helpers.stream import next_event, stop_agent, subscribe
+from tests.helpers.stream import start_agent as start_sim
 
 SETTINGS = {**FAST, "remediation_min_check_s": "0.2"}
 
@@ -26,6 +27,11 @@ def cp(tmp_path: Path) -> Iterator[RunningServer]:
         yield server
     finally:
         server.stop()
+
+
+async def start_agent(server: RunningServer, name: str, **attrs):
+    """A simulated agent that obeys restart and renew, as a current agent does."""
+    return await start_sim(server, name, obeys_actions=True, **attrs)
 
 
 async def eventually(predicate, timeout: float = 15.0, what: str = "condition"):

@@ -50,7 +50,7 @@ def _json(out) -> object:
 
 def test_policy_inbox_approve_reject_and_agent_show(cp, env, tmp_path):
     assert fleet("login", "--data-dir", str(cp.data_dir), env=env).returncode == 0
-    sim = AgentThread(cp, "cli-1", "cli", queue_depth=900)
+    sim = AgentThread(cp, "cli-1", "cli", queue_depth=900, obeys_actions=True)
     try:
         policy = tmp_path / "policy.json"
         policy.write_text(
