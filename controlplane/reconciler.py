@@ -11,13 +11,17 @@ ones enrolled since).
 
 A failed attempt is retried later, backing off as Elastic Fleet does: 1, 5, 10,
 15 and 30 minutes, then every hour (:data:`RETRY_DELAYS_S`), counted from when
-the attempt ended; a success or a new pin starts the count again.  The counts
-are kept in memory: a restart of the control plane tries again at once.
+the attempt ended; a success, or a pin of another version, starts the count again.  A rollback
+from the pinned version by anything else (a remediation, an admin, the agent's
+own watchdog) counts as a failed attempt too, so the pin does not undo it at
+once.  The counts are kept in memory: a restart of the control plane tries
+again at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -106,6 +110,14 @@ class Reconciler:
         self._attempts: dict[str, _Attempt] = {}
         """Agent id -> the attempt in flight."""
         self._tasks: set[asyncio.Task[None]] = set()
+        cp.upgrades.listeners.append(self._on_step)
+
+    def _on_step(self, agent: LiveAgent, info: UpgradeInfo) -> None:
+        # A rollback that was not ours (a remediation, an admin, the agent's watchdog)
+        # counts as a failed attempt of that version: the pin waits before it tries
+        # again, rather than undo the rollback at once.
+        if info.step == "rolled_back" and agent.id not in self._attempts:
+            self.backoff.failed((agent.id, info.version), time.time())
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -188,20 +200,9 @@ class Reconciler:
                 )
 
     async def _upgrade(self, agent: LiveAgent, version: str) -> None:
-        try:
+        # Not sent, or no answer: Upgrades shows it refused, and the attempt is over.
+        with contextlib.suppress(FleetError):
             await self.cp.upgrades.upgrade(ACTOR, agent, version)
-        except FleetError as exc:
-            # Not accepted (gone before it answered, no answer): the attempt is over.
-            self.cp.upgrades.record(
-                agent,
-                UpgradeInfo(
-                    version=version,
-                    step="refused",
-                    detail=f"not sent: {exc.message}",
-                    from_version=agent.version,
-                    at=time.time(),
-                ),
-            )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

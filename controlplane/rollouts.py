@@ -89,6 +89,7 @@ class Rollouts:
         self._tasks: set[asyncio.Task[None]] = set()
         cp.upgrades.listeners.append(self._on_step)
         cp.fleet.rollout_infos = self.infos
+        cp.releases.in_use = self.in_use
 
     # ------------------------------------------------------------ lifecycle
 
@@ -146,9 +147,16 @@ class Rollouts:
         """The rollout that is not over in ``pool``, if any."""
         return next((d for d in self.docs.values() if d.pool == pool and d.active), None)
 
-    def targets(self, version: str) -> bool:
-        """Whether a rollout that is not over upgrades to ``version`` (its release is in use)."""
-        return any(d.active and d.version == version for d in self.docs.values())
+    def in_use(self, version: str) -> str | None:
+        """Why the release of ``version`` may not be removed: a rollout that is not over
+        upgrades to it (:attr:`ReleaseBook.in_use`)."""
+        doc = next((d for d in self.docs.values() if d.active and d.version == version), None)
+        if doc is None:
+            return None
+        return (
+            f"rollout {doc.id} of pool {doc.pool} is {doc.state}; abort it first "
+            f"(fleet rollouts abort {doc.id})"
+        )
 
     def listed(self, pool: str | None = None) -> list[RolloutInfo]:
         """Every rollout (of ``pool``), newest first."""
@@ -513,8 +521,11 @@ class Rollouts:
         except NotFound as exc:
             a.step, a.detail = "failed", exc.message
         except FleetError as exc:
-            # It may have started before its channel dropped: its steps or the deadline tell.
-            a.detail = f"no answer yet: {exc.message}"
+            # Gone before it answered, or no answer: not a verdict on the release (the
+            # pool's pin tries it again later), as an agent away at its turn.
+            if a.step == "upgrading":
+                a.step, a.detail = "refused", f"not sent: {exc.message}"
+                self._unmark_agent(doc, a.agent_id)
         else:
             if result.error is not None:
                 refused = result.error.code == "busy"

@@ -43,8 +43,10 @@ from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
 from .reconciler import Reconciler
+from .rekeys import Rekeys
 from .release_key import ReleaseKey
 from .releases import ReleaseBook
+from .remediation import Remediations
 from .rollouts import Rollouts
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
@@ -75,6 +77,8 @@ class ControlPlane:
         """Command and flush timings for ``/metrics`` (:mod:`controlplane.metrics`)."""
         self.fleet = Fleet(settings, store, self.instruments)
         self.channels: dict[str, AgentChannel] = {}
+        self.rekeys = Rekeys(store, self.fleet.audit)
+        """Certificates renewed for a new key, superseding the older ones at first use."""
         self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
         self.channel_port: int | None = None
@@ -90,6 +94,7 @@ class ControlPlane:
         self._alert_writer: asyncio.Task[None] | None = None
         self._rollouts: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
+        self._remediation: asyncio.Task[None] | None = None
         window = settings.auth_failure_window_s
         self.refusals = RefusalAudit(self.fleet.audit, window)
         """Refusals anyone could repeat: one audit row per source and window."""
@@ -121,6 +126,8 @@ class ControlPlane:
         """Rollouts of a version to a pool: canaries, waves, the health gate."""
         self.reconciler = Reconciler(self)
         """Upgrades agents that run another version than their pin."""
+        self.remediation = Remediations(self)
+        """Each pool's remediation policy, its checks, actions and approval inbox."""
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
         )
@@ -139,6 +146,8 @@ class ControlPlane:
         await self.releases.load()
         await self.windows.load()
         await self.rollouts.load()
+        await self.rekeys.load()
+        await self.remediation.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()
@@ -152,6 +161,7 @@ class ControlPlane:
         self._refusals = asyncio.create_task(self.refusals.run())
         self._rollouts = asyncio.create_task(self.rollouts.run())
         self._reconciler = asyncio.create_task(self.reconciler.run())
+        self._remediation = asyncio.create_task(self.remediation.run())
 
     async def stop(self) -> None:
         for task in (
@@ -163,6 +173,7 @@ class ControlPlane:
             self._refusals,
             self._rollouts,
             self._reconciler,
+            self._remediation,
         ):
             if task is not None:
                 task.cancel()

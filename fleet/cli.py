@@ -120,6 +120,8 @@ ADMIN_COMMANDS = frozenset(
     {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
     | {"connections", "alerts", "audit", "silences", "silence", "maintenance"}
     | {"rollouts", "rollout"}
+    | {"releases", "release"}
+    | {"remediation", "remediations"}
 )
 """The commands of :mod:`fleet.ctl`, which need httpx."""
 

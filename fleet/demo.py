@@ -90,11 +90,13 @@ class DemoBackend:
             )
         self.procs.append(proc)
 
-    def store_release(self) -> None:
-        """Keep the demo's release in the data directory, before the server starts."""
-        from .simrelease import store_release
+    def add_release(self) -> None:
+        """Upload the demo's release (a simulated one) as an admin does."""
+        from .simrelease import sim_wheel
 
-        store_release(self.data_dir, DEMO_RELEASE, added_by="demo")
+        wheel = sim_wheel(self.root / "release", DEMO_RELEASE)
+        with self.api() as api:
+            api.put(f"/v1/releases/{DEMO_RELEASE}", content=wheel.read_bytes()).raise_for_status()
 
     def start_rollout(self, timeout: float = 60.0) -> str | None:
         """Roll :data:`DEMO_RELEASE` out to pool ``edge`` once its agents are connected;
@@ -298,9 +300,9 @@ def running_demo(
     root.mkdir(parents=True, exist_ok=True)
     backend = DemoBackend(root)
     try:
-        backend.store_release()
         backend.start_server()
         backend.configure()
+        backend.add_release()
         if real_agents:
             backend.start_real_agents(real_agents)
         if sim_count:

@@ -12,7 +12,9 @@ goodbye, comes back with the new version (its uptime starting again) and reports
 fails instead (``fail``: refused at verification, never run) or crash-loops
 (``crash``: the new version never connects; the old one comes back and reports
 ``rolled_back``).  ``rollback`` switches back to the previous version, ``restart``
-restarts.  It downloads nothing: the release's bytes are the real agent's business.
+restarts, ``renew`` renews.  It does so with :attr:`SimAgent.obeys_actions`; without,
+it answers ``unsupported``, as an agent older than those commands.  It downloads
+nothing: the release's bytes are the real agent's business.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ from .protocol import (
     LogsResult,
     ProbeCommand,
     ProbeResult,
+    RenewCommand,
     RenewRequest,
     RenewResponse,
+    RenewResult,
     RestartCommand,
     RestartResult,
     RollbackCommand,
@@ -162,6 +166,9 @@ class SimAgent:
     close_message: str | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    obeys_actions: bool = False
+    """True: obey ``upgrade``, ``rollback``, ``restart`` and ``renew`` as a current agent
+    does; False: answer ``unsupported``, as an agent older than those commands."""
     bad_versions: dict[str, str] = field(default_factory=dict)
     """Versions that do not work here: ``fail`` (refused before it runs) or ``crash``
     (the new version exits at start; the previous one comes back, rolled back)."""
@@ -170,10 +177,12 @@ class SimAgent:
     previous_version: str | None = None
     """What a rollback goes back to (set by an upgrade)."""
     restarts: int = 0
-    """Restarts so far (upgrades, rollbacks, restart commands)."""
+    """Restarts so far (restart commands obeyed, upgrades, rollbacks): each closed the
+    channel and started the uptime again, as a process restarted by its supervisor."""
     _seq: int = 0
     _ws: websockets.ClientConnection | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _renewal: asyncio.Future[str] | None = None
     _accepts: list[str] = field(default_factory=list)
     _restart_in: float | None = None
     """Set while restarting: reconnect after this many seconds, a new process."""
@@ -266,8 +275,11 @@ class SimAgent:
                         task.add_done_callback(self._tasks.discard)
                     elif isinstance(msg, ErrorMessage):
                         self.close_code, self.close_message = msg.code, msg.message
-                    elif isinstance(msg, RenewResponse) and msg.certificate_pem:
-                        self.identity.certificate_pem = msg.certificate_pem
+                    elif isinstance(msg, RenewResponse):
+                        if msg.certificate_pem:
+                            self.identity.certificate_pem = msg.certificate_pem
+                        if self._renewal is not None and not self._renewal.done():
+                            self._renewal.set_result(msg.certificate_pem or f"!{msg.error}")
             except websockets.ConnectionClosed as exc:
                 if exc.rcvd is not None:
                     self.close_code = exc.rcvd.code
@@ -315,6 +327,12 @@ class SimAgent:
         assert self._ws is not None
         await self._ws.send(data)
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the channel, normally unless told: as the real agent does before it
+        reconnects with a renewed key."""
+        assert self._ws is not None
+        await self._ws.close(code, reason)
+
     async def renew(self, new_key: bool = True) -> None:
         """Ask for a new certificate, for a new key (or, ``new_key=False``, the same)."""
         assert self._ws is not None
@@ -323,18 +341,52 @@ class SimAgent:
         await self._ws.send(dump(RenewRequest(csr_pem=make_csr(key, self.identity.name))))
 
     async def _command(self, ws: websockets.ClientConnection, req: CommandRequest) -> None:
-        result = self._lifecycle(req)
-        if result is None:
-            result = await (self.handler or default_handler)(req)
+        restarting = False
+        if self.handler is not None:
+            result = await self.handler(req)
+        elif self.obeys_actions and isinstance(req.command, RenewCommand):
+            result = await self._renew_now(req)
+        elif self.obeys_actions and isinstance(req.command, RestartCommand):
+            result = CommandFinished(request_id=req.request_id, result=RestartResult())
+            restarting = True
+        else:
+            result = self.lifecycle(req) or await default_handler(req)
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(dump(result))
+            if restarting:
+                # As a process that exits for its supervisor to start it again.
+                self.restarts += 1
+                self.started = time.monotonic()
+                await ws.close(CloseCode.GOING_AWAY, "restarting")
+
+    async def _renew_now(self, req: CommandRequest) -> CommandFinished:
+        """A renew command: renew the certificate (same key) and answer when renewed."""
+        self._renewal = asyncio.get_running_loop().create_future()
+        await self.renew(new_key=False)
+        try:
+            async with asyncio.timeout(10):
+                answer = await self._renewal
+        except TimeoutError:
+            answer = "!no answer to the renewal"
+        if answer.startswith("!"):
+            error = CommandError(code="failed", message=answer[1:])
+            return CommandFinished(request_id=req.request_id, error=error)
+        cert = x509.load_pem_x509_certificate(answer.encode())
+        self.identity.not_after = cert.not_valid_after_utc.timestamp()
+        self.cert_not_after = None  # heartbeats report the new certificate's expiry
+        return CommandFinished(
+            request_id=req.request_id, result=RenewResult(not_after=self.identity.not_after)
+        )
 
     # ------------------------------------------------------------ upgrades
 
-    def _lifecycle(self, req: CommandRequest) -> CommandFinished | None:
-        """Answer an upgrade, rollback or restart (and start it); None for the others."""
+    def lifecycle(self, req: CommandRequest) -> CommandFinished | None:
+        """With :attr:`obeys_actions`, answer an upgrade or a rollback and start it;
+        None for anything else (a handler of the demo's calls it too)."""
         cmd = req.command
         done = partial(CommandFinished, request_id=req.request_id)
+        if not self.obeys_actions:
+            return None
         if isinstance(cmd, UpgradeCommand):
             if cmd.version == self.version:
                 return done(
@@ -350,9 +402,6 @@ class SimAgent:
             back = self.previous_version
             self._spawn(self._rollback(back, cmd.reason))
             return done(result=RollbackResult(version=back))
-        if isinstance(cmd, RestartCommand):
-            self._spawn(self.restart(f"restart asked: {cmd.reason}"))
-            return done(result=RestartResult())
         return None
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -405,6 +454,7 @@ class SimAgent:
         await self.restart(f"restarting into {version}")
 
     async def _rollback(self, back: str, reason: str) -> None:
+        await asyncio.sleep(self.upgrade_step_s)  # its answer goes out first
         left = self.version
         self.version, self.previous_version = back, None
         self._confirm = None

@@ -1,4 +1,5 @@
-"""``fleet agents list|show|revoke|decommission``."""
+"""``fleet agents list|show|revoke|decommission`` (and, from :mod:`.agent_actions`,
+``upgrade|rollback|restart|renew``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 from ..cliparse import FleetParser, name_of
 from ..disconnects import disconnect_line
 from ..protocol import Disconnect, Presence, ProtocolError, convert
+from .agent_actions import add_verbs, upgrade_text
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import NotFoundError, UsageError
 from .output import Column, ago, emit, print_fields, print_table, seconds, when
+from .remediation import remediation_line
 
 __all__ = ["register"]
 
@@ -19,6 +22,9 @@ STATES = tuple(p.value for p in Presence)
 
 SHOWN_DISCONNECTS = 5
 """``fleet agents show`` prints this many of the newest disconnect records (``-o json``: all)."""
+
+SHOWN_REMEDIATIONS = 5
+"""... and this many of its newest remediations."""
 
 
 def _ms(value: float | None) -> str:
@@ -91,6 +97,7 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
                 ("reasons", "; ".join(a.get("reasons") or [])),
                 ("version", a.get("version")),
                 ("pinned version", a.get("pinned_version")),
+                ("upgrade", _upgrade_line(a.get("upgrade"))),
                 ("remote address", a.get("remote_addr")),
                 ("enrolled", when(a.get("enrolled_at"))),
                 ("connected", when(a.get("connected_at"))),
@@ -109,9 +116,15 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
             ]
         )
         _print_disconnects(detail)
+        _print_remediations(detail)
 
     emit(detail, args.output, human)
     return 0
+
+
+def _upgrade_line(upgrade: dict[str, Any] | None) -> str | None:
+    text = upgrade_text(upgrade)
+    return None if text is None or upgrade is None else f"{text}, {ago(upgrade.get('at'))}"
 
 
 def _print_disconnects(detail: dict[str, Any]) -> None:
@@ -131,6 +144,17 @@ def _print_disconnects(detail: dict[str, Any]) -> None:
         print(f"  {disconnect_line(record)}")
     for hint in hints:
         print(f"hint: {hint}")
+
+
+def _print_remediations(detail: dict[str, Any]) -> None:
+    """The newest remediations of the agent: what ran, what waits, what was decided."""
+    found = detail.get("remediations") or []
+    if not found:
+        return
+    shown = found[:SHOWN_REMEDIATIONS]
+    print(f"\nremediations (newest {len(shown)} of {len(found)}; all with -o json):")
+    for item in shown:
+        print(f"  {remediation_line(item)}")
 
 
 def _revoke(args: argparse.Namespace, api: ApiClient) -> int:
@@ -168,7 +192,7 @@ def register(sub: Subparsers) -> None:
     """Add ``fleet agents`` and its verbs to the root parser's subcommands."""
     noun = sub.add_parser(
         "agents",
-        help="list, inspect, revoke and decommission agents",
+        help="list, inspect, revoke, decommission, upgrade and restart agents",
         description="Agents enrolled with the control plane.",
     )
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -197,3 +221,4 @@ def register(sub: Subparsers) -> None:
             destructive=True,
         )
     )
+    add_verbs(verbs, find_agent)

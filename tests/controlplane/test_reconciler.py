@@ -6,6 +6,7 @@ when it is back, a failing version is not retried at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -73,7 +74,7 @@ def fake_cp(agent: FakeAgent, sent: list[float]) -> SimpleNamespace:
         releases=SimpleNamespace(releases={"2.0.0": object()}),
         rollouts=SimpleNamespace(active_in=lambda pool: None),
         windows=SimpleNamespace(hold=lambda pool, now: None, freeze=lambda pool, now: None),
-        upgrades=SimpleNamespace(upgrade=upgrade, record=record),
+        upgrades=SimpleNamespace(upgrade=upgrade, record=record, listeners=[]),
     )
 
 
@@ -125,14 +126,19 @@ async def test_the_reconciler_backs_off_after_each_failure_and_forgets_on_succes
     agent.upgrade = UpgradeInfo(version="2.0.0", step="running", at=2000.0)
     await tick(2000.0)
     assert reconciler.backoff.failures(("ag_1", "2.0.0")) == 0
+    # Rolled back by something else (a remediation): the pin waits before undoing it.
+    agent.version = "1.0.0"
+    reconciler._on_step(agent, UpgradeInfo(version="2.0.0", step="rolled_back", at=3000.0))
+    assert reconciler.backoff.failures(("ag_1", "2.0.0")) == 1
+    assert reconciler.why_not(agent, "2.0.0", time.time()) == "1 attempts failed: backing off"
     # Away, frozen or outside the windows: not sent, and the reason says why.
-    agent.version, agent.state, agent.channel = "1.0.0", Presence.OFFLINE, None
+    agent.state, agent.channel = Presence.OFFLINE, None
     assert reconciler.why_not(agent, "2.0.0", 3000.0) == "it is offline"
 
 
 @pytest.fixture
 def cp(tmp_path: Path):
-    server = release_server(tmp_path / "cp", "2.0.0", "3.0.0").start()
+    server = release_server(tmp_path / "cp", "2.0.0", "3.0.0")
     try:
         yield server
     finally:

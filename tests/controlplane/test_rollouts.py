@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def cp(tmp_path: Path):
-    server = release_server(tmp_path / "cp", "2.0.0", "3.0.0").start()
+    server = release_server(tmp_path / "cp", "2.0.0", "3.0.0")
     try:
         yield server
     finally:
@@ -259,7 +259,7 @@ async def test_operators_pause_resume_and_abort_and_roles_are_enforced(cp):
 
 
 async def test_a_restart_of_the_control_plane_mid_rollout_resumes_it(tmp_path):
-    server = release_server(tmp_path / "cp", "2.0.0", restart_grace_s="8").start()
+    server = release_server(tmp_path / "cp", "2.0.0", restart_grace_s="8")
     try:
         agents, tasks = await start_pool(server, "web", 6, "1.0.0")
         async with server.aapi() as api:

@@ -24,7 +24,7 @@ def test_shares_are_counts_or_percentages():
 
 
 async def test_start_follow_list_and_refusals(tmp_path: Path, env):
-    server = release_server(tmp_path / "cp", "2.0.0").start()
+    server = release_server(tmp_path / "cp", "2.0.0")
     try:
         agents, tasks = await start_pool(server, "cli", 4, "1.0.0")
 

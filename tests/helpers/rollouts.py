@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from fleet.simagent import SimAgent, enroll
-from fleet.simrelease import store_release
+from fleet.simrelease import sim_wheel
 from tests.helpers.server import FAST, RunningServer
 
 ROLLOUT_SETTINGS = {
@@ -21,10 +21,18 @@ ROLLOUT_SETTINGS = {
 
 
 def release_server(data_dir: Path, *versions: str, **settings: str) -> RunningServer:
-    """A control plane (not started) with a simulated release of each of ``versions``."""
-    for version in versions:
-        store_release(data_dir, version)
-    return RunningServer(data_dir, settings={**ROLLOUT_SETTINGS, **settings})
+    """A control plane, started, with a simulated release of each of ``versions``
+    uploaded as an admin does (``PUT /v1/releases/{version}``)."""
+    server = RunningServer(data_dir, settings={**ROLLOUT_SETTINGS, **settings}).start()
+    try:
+        with server.api() as api:
+            for version in versions:
+                wheel = sim_wheel(data_dir.parent / "wheels", version)
+                api.put(f"/v1/releases/{version}", content=wheel.read_bytes()).raise_for_status()
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 async def start_pool(
@@ -45,6 +53,7 @@ async def start_pool(
                     ws_url=server.ws_url,
                     ca_file=server.ca_file,
                     version=version,
+                    obeys_actions=True,
                     **attrs,  # type: ignore[arg-type]
                 )
             )
