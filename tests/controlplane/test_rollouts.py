@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.protocol import RolloutUpdate, Snapshot
+from fleet.protocol import CommandFinished, RolloutUpdate, Snapshot, UpgradeResult
 from fleet.simagent import SIM_CONFIG
 from tests.helpers.rollouts import release_server, start_pool, stop_all
 from tests.helpers.stream import eventually, next_event, subscribe
@@ -220,6 +220,10 @@ async def test_operators_pause_resume_and_abort_and_roles_are_enforced(cp):
         assert (await ops.post(f"/v1/rollouts/{rid}/pause")).status_code == 409
         await asyncio.sleep(1.0)  # paused: the soak's clock stands still
         assert (await rollout(admin, rid))["state"] == "paused"
+        # Its release cannot be removed while it is not over.
+        removed = await admin.delete("/v1/releases/2.0.0")
+        assert removed.status_code == 409
+        assert f"rollout {rid} of pool web is paused" in removed.json()["detail"]
         r = await ops.post(f"/v1/rollouts/{rid}/resume")
         assert r.status_code == 200 and r.json()["state"] == "soaking"
         left = r.json()["phase_ends_at"] - time.time()
@@ -357,4 +361,28 @@ async def test_refusals_name_what_is_missing(cp):
             r = await api.post("/v1/rollouts", json={"pool": "web", "version": "2.0.0", **bad})
             assert r.status_code == 422, (bad, r.text)
         assert (await api.get("/v1/rollouts")).json() == []
+    await stop_all(tasks)
+
+
+async def test_an_upgrade_that_never_finishes_fails_at_the_deadline_and_halts(cp):
+    agents, tasks = await start_pool(cp, "web", 3, "1.0.0")
+
+    async def accepts_and_forgets(req):
+        # Accepts, then never reports a step nor restarts: a wedged upgrade.
+        return CommandFinished(
+            request_id=req.request_id, result=UpgradeResult(version="2.0.0", driver="release")
+        )
+
+    agents[0].handler = accepts_and_forgets
+    async with cp.aapi() as api:
+        started = await start(api, pool="web", version="2.0.0", canaries=1, soak_s=1, wave=2)
+        halted = await reaches(api, started["id"], "halted", "done", timeout=40)
+        # upgrade_deadline_s (5) + upgrade_margin_s (5) in these tests.
+        assert halted["detail"] == (
+            "web-01 (canary) failed: did not report running 2.0.0 within 10 s "
+            "(upgrade_deadline_s + upgrade_margin_s)"
+        )
+        took = halted["finished_at"] - halted["created_at"]
+        assert 10 <= took < 20
+    assert [a.version for a in agents] == ["1.0.0"] * 3
     await stop_all(tasks)
