@@ -6,7 +6,9 @@ commands on its work queue and renews its certificate at two thirds of its life.
 On a network error it reconnects after a full-jitter delay (window 1 s doubling
 to 60 s).  It stops for good when the control plane says the agent is revoked
 (:class:`~agent.errors.Revoked`) or its certificate expired
-(:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT.
+(:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT/SIGHUP.
+Upgrades, rollbacks, restarts and renewals on request are :mod:`agent.lifecycle`'s;
+a restart ends :meth:`Agent.run` with :attr:`Agent.restarting` set (exit 75).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import time
@@ -31,12 +34,14 @@ from agent.config import AgentConfig
 from agent.disconnects import DisconnectLog, SleepWatch, classify
 from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
 from agent.keys import csr_isolated, sign_isolated
+from agent.lifecycle import LIFECYCLE_COMMANDS, Lifecycle
 from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
 from agent.state import Identity, channel_url
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
+from agent.versions import HEALTHY_HEARTBEATS, SUPERVISED_ENV, Versions
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
 from fleet.files import write_public
@@ -60,11 +65,15 @@ from fleet.protocol import (
     LogsCommand,
     ProbeCommand,
     ProtocolError,
+    RenewCommand,
     RenewRequest,
     RenewResponse,
+    RestartCommand,
+    RollbackCommand,
     ServerToAgent,
     TimeProbe,
     TimeReply,
+    UpgradeCommand,
     Welcome,
     command_request_id,
     command_result,
@@ -160,11 +169,28 @@ class Agent:
         self._ended: tuple[DisconnectCause, int | None, str] | None = None
         """How this session's channel closed, classified before it became an error."""
         self.stop_reason = "stopped by request"
+        self._goodbye = True
+        self.restarting = False
+        """:meth:`run` returned to be started again (exit 75): an upgrade, a restart."""
+        self._renew_lock = asyncio.Lock()
+        self._ws: ClientConnection | None = None
+        self.lifecycle = Lifecycle(self, Versions(identity.state_dir))
 
-    def request_stop(self, reason: str = "stopped by request") -> None:
-        """Ask the agent to close its channel (saying goodbye) and return from :meth:`run`."""
+    def request_stop(self, reason: str = "stopped by request", *, goodbye: bool = True) -> None:
+        """Ask the agent to close its channel (saying goodbye unless told not to) and
+        return from :meth:`run`."""
         self.stop_reason = reason[:200]
+        self._goodbye = goodbye
         self._stop.set()
+
+    def request_restart(self, reason: str) -> None:
+        """Stop as :meth:`request_stop` does, to be started again (exit 75)."""
+        self.restarting = True
+        self.request_stop(reason)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context of the channel (also for release downloads)."""
+        return self._ssl_context()
 
     def _ssl_context(self) -> ssl.SSLContext:
         return client_context(
@@ -212,7 +238,7 @@ class Agent:
             CertificateExpired: the certificate expired; enroll again.
         """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, _SIGNAL_REASONS[sig])
         log.info(
@@ -223,6 +249,9 @@ class Agent:
             self.server,
             _iso(self.cert.not_after),
         )
+        watch = None
+        if os.environ.get(SUPERVISED_ENV) == "1":
+            watch = asyncio.create_task(self.lifecycle.watch_parent(), name="agent-parent-watch")
         try:
             while not self._stop.is_set():
                 self.link.to(LinkState.CONNECTING)
@@ -260,9 +289,11 @@ class Agent:
                     async with asyncio.timeout(delay):
                         await self._stop.wait()
         finally:
+            if watch is not None:
+                watch.cancel()
             if self.link.state is not LinkState.STOPPED:
                 self.link.to(LinkState.STOPPED)
-            log.info("agent stopped")
+            log.info("agent %s", "restarting" if self.restarting else "stopped")
 
     def _note_sleep(self, *, connected: bool) -> None:
         """Check whether the host slept; while connected, blame the next end on it."""
@@ -446,6 +477,7 @@ class Agent:
                     await ws.send(_command_error(outcome.request_id, "failed", str(exc)))
                     return
                 await ws.send(dump(CommandFinished(request_id=outcome.request_id, result=result)))
+                self.lifecycle.delivered(outcome.request_id)
             else:
                 await ws.send(
                     _command_error(
@@ -463,6 +495,8 @@ class Agent:
         )
         queue.start()
         await self._report_disconnects(ws, welcome)
+        self._ws = ws
+        await self.lifecycle.on_welcome(ws.send, welcome)
         jobs: list[Coroutine[Any, Any, None]] = [
             self._heartbeats(ws, welcome, queue),
             self._receive(ws, queue),
@@ -477,6 +511,8 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await queue.stop()
+            self._ws = None
+            self.lifecycle.on_session_end()
         if self._stop.is_set():
             # Asked to stop: the close it started may have ended another job first.
             raise _Stop
@@ -495,7 +531,7 @@ class Agent:
 
     async def _wait_stop(self, ws: ClientConnection, welcome: Welcome) -> None:
         await self._stop.wait()
-        if "goodbye" in welcome.accepts:
+        if "goodbye" in welcome.accepts and self._goodbye:
             # Stopped on purpose: the control plane shows "stopped", not an offline alert.
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(dump(Goodbye(reason=self.stop_reason)))
@@ -525,6 +561,8 @@ class Agent:
                 )
             )
             seq += 1
+            if seq == HEALTHY_HEARTBEATS:
+                await self.lifecycle.healthy()
             await asyncio.sleep(interval)
 
     async def _receive(self, ws: ClientConnection, queue: WorkQueue) -> None:
@@ -561,7 +599,16 @@ class Agent:
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
         log.info("command %s: %s", req.request_id, _describe(req.command))
-        if not queue.submit(req.request_id, self.runner.job(req.command), req.timeout_s):
+        if isinstance(req.command, LIFECYCLE_COMMANDS):
+            refusal = self.lifecycle.refusal(req.command, queue.depth)
+            if refusal is not None:
+                log.warning("command %s refused: %s", req.request_id, refusal.message)
+                await ws.send(_command_error(req.request_id, refusal.code, refusal.message))
+                return
+            job = self.lifecycle.job(req)
+        else:
+            job = self.runner.job(req.command)
+        if not queue.submit(req.request_id, job, req.timeout_s):
             log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
             await ws.send(
                 _command_error(
@@ -601,7 +648,18 @@ class Agent:
                 )
                 await asyncio.sleep(retry)
 
+    async def renew_now(self) -> float:
+        """Renew the certificate now over the open channel; its new ``not_after``."""
+        if self._ws is None:
+            raise RuntimeError("the channel is not open")
+        await self._renew_once(self._ws)
+        return self.cert.not_after
+
     async def _renew_once(self, ws: ClientConnection) -> None:
+        async with self._renew_lock:
+            await self._renew_locked(ws)
+
+    async def _renew_locked(self, ws: ClientConnection) -> None:
         log.info("renewing the certificate (valid until %s)", _iso(self.cert.not_after))
         csr = await csr_isolated(self.identity.key_path, self.identity.name)
         waiter: asyncio.Future[RenewResponse] = asyncio.get_running_loop().create_future()
@@ -628,6 +686,7 @@ class Agent:
 _SIGNAL_REASONS = {
     signal.SIGTERM: "received SIGTERM (systemctl stop, a shutdown or kill)",
     signal.SIGINT: "received SIGINT (interrupted)",
+    signal.SIGHUP: "received SIGHUP (its terminal closed)",
 }
 
 
@@ -663,6 +722,10 @@ def _describe(spec: Command) -> str:
     if isinstance(spec, LogsCommand):
         since = f" since {_iso(spec.since)}" if spec.since is not None else ""
         return f"logs, last {spec.lines} lines{since}"
+    if isinstance(spec, UpgradeCommand):
+        return f"upgrade to {spec.version} ({spec.size} bytes)"
+    if isinstance(spec, RollbackCommand | RestartCommand | RenewCommand):
+        return f"{spec.kind}: {spec.reason}"
     return "config"
 
 
