@@ -1,10 +1,11 @@
-"""Just enough DER to read an X.509 certificate's validity and subject.
+"""Just enough DER to read an X.509 certificate's validity, subject and public key.
 
 The agent reads its own certificate's expiry for every heartbeat and a probed
 peer's expiry for every TLS probe.  ``cryptography`` would do it, but it costs
 about 10 MB of resident memory in a process whose budget is 35 MB, so the long-
-running agent reads these few fields itself.  Anything unexpected raises
-:class:`ValueError`.
+running agent reads these few fields itself (and, to check that a renewed
+certificate certifies the key it asked for, the public key of its own CSR).
+Anything unexpected raises :class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["CertInfo", "cert_info", "pem_to_der"]
+__all__ = ["CertInfo", "cert_info", "csr_public_key", "pem_to_der"]
 
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL)
+_CSR_RE = re.compile(
+    r"-----BEGIN CERTIFICATE REQUEST-----\s*(.+?)\s*-----END CERTIFICATE REQUEST-----", re.DOTALL
+)
 _OID_NAMES = {
     "2.5.4.3": "CN",
     "2.5.4.6": "C",
@@ -43,6 +47,8 @@ class CertInfo:
     not_after: float
     subject: str
     issuer: str = ""
+    public_key: bytes = b""
+    """The DER SubjectPublicKeyInfo: the key the certificate certifies."""
 
 
 def pem_to_der(pem: str) -> bytes:
@@ -55,6 +61,26 @@ def pem_to_der(pem: str) -> bytes:
     if match is None:
         raise ValueError("no PEM certificate block")
     return base64.b64decode("".join(match.group(1).split()), validate=True)
+
+
+def csr_public_key(pem: str) -> bytes:
+    """The DER SubjectPublicKeyInfo of a PEM certificate signing request.
+
+    Raises:
+        ValueError: no CSR block, or not a CSR this parser understands.
+    """
+    match = _CSR_RE.search(pem)
+    if match is None:
+        raise ValueError("no PEM certificate request block")
+    der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    try:
+        _, req_s, _ = _tlv(der, 0)
+        _, info_s, info_e = _tlv(der, req_s)
+        # version, subject, subjectPKInfo, attributes: the key's TLV follows the subject.
+        fields = _children(der, info_s, info_e)
+        return der[fields[1][2] : fields[2][2]]
+    except (IndexError, OverflowError) as exc:
+        raise ValueError(f"malformed certificate request: {exc}") from None
 
 
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -152,4 +178,6 @@ def _cert_info(der: bytes) -> CertInfo:
         not_before=_time(nb_tag, der[nb_s:nb_e]),
         not_after=_time(na_tag, der[na_s:na_e]),
         subject=_name(der, subj_s, subj_e),
+        # subjectPublicKeyInfo, the next field: its TLV begins where the subject ends.
+        public_key=der[subj_e : fields[5][2]] if len(fields) > 5 else b"",
     )

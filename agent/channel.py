@@ -2,11 +2,13 @@
 
 The agent dials ``wss://SERVER/v1/agent/connect``, proves it holds its key by
 signing the server's nonce, then heartbeats, answers time probes at once, runs
-commands on its work queue and renews its certificate at two thirds of its life.
-On a network error it reconnects after a full-jitter delay (window 1 s doubling
-to 60 s).  It stops for good when the control plane says the agent is revoked
-(:class:`~agent.errors.Revoked`) or its certificate expired
-(:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT/SIGHUP.
+commands on its work queue and renews its certificate at two thirds of its life,
+each time with a new key; once the new key and certificate are installed it
+closes the channel and reconnects with them at once, which makes the control
+plane refuse the old ones.  On a network error it reconnects after a full-jitter
+delay (window 1 s doubling to 60 s).  It stops for good when the control plane
+says the agent is revoked (:class:`~agent.errors.Revoked`) or its certificate
+expired (:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT/SIGHUP.
 Upgrades, rollbacks, restarts and renewals on request are :mod:`agent.lifecycle`'s;
 a restart ends :meth:`Agent.run` with :attr:`Agent.restarting` set (exit 75).
 """
@@ -27,19 +29,19 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from agent._der import CertInfo, cert_info, pem_to_der
+from agent._der import CertInfo, cert_info, csr_public_key, pem_to_der
 from agent.backoff import FullJitter
 from agent.commands import CommandRunner
 from agent.config import AgentConfig
 from agent.disconnects import DisconnectLog, SleepWatch, classify
 from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
-from agent.keys import csr_isolated, sign_isolated
+from agent.keys import rekey_isolated, sign_isolated
 from agent.lifecycle import LIFECYCLE_COMMANDS, Lifecycle
 from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
-from agent.state import Identity, channel_url
+from agent.state import Identity, channel_url, install_renewal
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
 from agent.versions import HEALTHY_HEARTBEATS, SUPERVISED_ENV, Versions
 from agent.workqueue import Outcome, WorkQueue
@@ -96,7 +98,10 @@ _MAX_SILENCE_S = 30.0
 _HANDSHAKE_TIMEOUT_S = 30.0
 _RENEW_ANSWER_TIMEOUT_S = 60.0
 _MIN_RENEW_GAP_S = 30.0
-"""Never renew more often than this, even if a short-lived certificate is already due."""
+"""Never renew more often than this, even if a short-lived certificate is already due
+(across the reconnect that follows each renewal, too)."""
+_REKEYED_REASON = "renewed with a new key; reconnecting with it"
+"""The reason of the normal close (1000) before the agent reconnects with its new key."""
 _STABLE_AFTER_S = 10.0
 """A connection that held this long resets the reconnect window."""
 
@@ -118,6 +123,10 @@ class _Stop(Exception):
 
 class _RenewFailed(Exception):
     pass
+
+
+class _Rekeyed(Exception):
+    """A new key and its certificate are installed: reconnect with them now."""
 
 
 class Agent:
@@ -148,15 +157,15 @@ class Agent:
         self.sampler = Sampler(enabled=config.samples)
         self.runner = CommandRunner(config, ProbePolicy.from_config(config), logbook)
         self.config_hash = config.hash()
-        try:
-            self.cert_pem = identity.cert_path.read_text(encoding="ascii")
-            self.cert: CertInfo = cert_info(pem_to_der(self.cert_pem))
-        except (OSError, ValueError) as exc:
-            raise StateError(f"{identity.cert_path} is unreadable ({exc}); enroll again") from None
+        self.cert_pem = ""
+        self.cert: CertInfo
+        self._read_certificate()
         self.started = time.monotonic()
         self._stop = asyncio.Event()
         self._last_error: ErrorMessage | None = None
         self._renew_waiter: asyncio.Future[RenewResponse] | None = None
+        self._last_renewal = -_MIN_RENEW_GAP_S
+        """When the last renewal succeeded (monotonic)."""
         self._connected_at: float | None = None
         self._connected_wall: float | None = None
         self.disconnects = DisconnectLog()
@@ -173,6 +182,7 @@ class Agent:
         self.restarting = False
         """:meth:`run` returned to be started again (exit 75): an upgrade, a restart."""
         self._renew_lock = asyncio.Lock()
+        self._reconnect = asyncio.Event()
         self._ws: ClientConnection | None = None
         self.lifecycle = Lifecycle(self, Versions(identity.state_dir))
 
@@ -267,6 +277,11 @@ class Agent:
                     raise
                 except _Stop:
                     break
+                except _Rekeyed:
+                    # On purpose, not a failure: neither recorded nor backed off.
+                    log.info("reconnecting at once with the new key")
+                    self.backoff.reset()
+                    continue
                 except ssl.SSLCertVerificationError as exc:
                     log.warning("channel failed: %s", await self._explain_tls(exc))
                     self._record_end(exc)
@@ -502,6 +517,7 @@ class Agent:
             self._receive(ws, queue),
             self._renewals(ws),
             self._wait_stop(ws, welcome),
+            self._wait_reconnect(),
         ]
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
@@ -516,8 +532,12 @@ class Agent:
         if self._stop.is_set():
             # Asked to stop: the close it started may have ended another job first.
             raise _Stop
-        for task in done:
-            task.result()  # re-raises what ended the session
+        try:
+            for task in done:
+                task.result()  # re-raises what ended the session
+        except _Rekeyed:
+            await ws.close(CloseCode.NORMAL, _REKEYED_REASON)
+            raise
         raise ConnectionError("channel ended")
 
     async def _report_disconnects(self, ws: ClientConnection, welcome: Welcome) -> None:
@@ -625,18 +645,16 @@ class Agent:
 
     async def _renewals(self, ws: ClientConnection) -> None:
         failures = 0
-        last_renewal = -_MIN_RENEW_GAP_S
         while True:
             wait = max(
-                self.renew_at() - time.time(), last_renewal + _MIN_RENEW_GAP_S - time.monotonic()
+                self.renew_at() - time.time(),
+                self._last_renewal + _MIN_RENEW_GAP_S - time.monotonic(),
             )
             if wait > 0:
                 await asyncio.sleep(min(wait, 3600.0))
                 continue
             try:
                 await self._renew_once(ws)
-                failures = 0
-                last_renewal = time.monotonic()
             except (_RenewFailed, RuntimeError, TimeoutError, ValueError) as exc:
                 failures += 1
                 retry = min(900.0, 15.0 * 2 ** min(failures - 1, 6))
@@ -649,38 +667,103 @@ class Agent:
                 await asyncio.sleep(retry)
 
     async def renew_now(self) -> float:
-        """Renew the certificate now over the open channel; its new ``not_after``."""
+        """Renew now (the ``renew`` command); the new ``not_after``.  The channel goes
+        on with the old key until :meth:`reconnect` (once the answer is sent)."""
         if self._ws is None:
             raise RuntimeError("the channel is not open")
-        await self._renew_once(self._ws)
+        with contextlib.suppress(_Rekeyed):
+            await self._renew_once(self._ws)
         return self.cert.not_after
 
+    def reconnect(self) -> None:
+        """End this session on purpose and reconnect at once (with a renewed key)."""
+        self._reconnect.set()
+
+    async def _wait_reconnect(self) -> None:
+        await self._reconnect.wait()
+        self._reconnect.clear()
+        raise _Rekeyed
+
     async def _renew_once(self, ws: ClientConnection) -> None:
+        """Renew with a new key; raises :class:`_Rekeyed` once the new pair is installed.
+
+        One renewal at a time (the schedule and the ``renew`` command share it).
+
+        The new key waits in ``key.pem.new`` (written by the key child) until the
+        certificate for it has come and been checked; a renewal that fails or is
+        cut off on the way discards it and leaves ``key.pem`` and ``cert.pem`` as
+        they were, still good: the control plane supersedes them only when the new
+        certificate is first used.
+        """
         async with self._renew_lock:
             await self._renew_locked(ws)
 
     async def _renew_locked(self, ws: ClientConnection) -> None:
-        log.info("renewing the certificate (valid until %s)", _iso(self.cert.not_after))
-        csr = await csr_isolated(self.identity.key_path, self.identity.name)
+        log.info(
+            "renewing the certificate with a new key (valid until %s)", _iso(self.cert.not_after)
+        )
+        new_key = self.identity.new_key_path
+        try:
+            csr = await rekey_isolated(new_key, self.identity.name)
+            answer = await self._ask_renewal(ws, csr)
+            certificate = self._check_renewal(answer, csr)
+        except BaseException:
+            new_key.unlink(missing_ok=True)  # never certified, or never to be installed
+            raise
+        try:
+            install_renewal(self.identity, certificate.encode("ascii"))
+        except OSError as exc:
+            log.error("could not install the renewed certificate and its key: %s", exc)
+        # The pair on disk now: the new one, or the old one if the swap failed
+        # before its key; the next authentication uses what is there.
+        self._read_certificate()
+        if self.cert_pem != certificate:
+            raise _RenewFailed(
+                "the renewed certificate could not be installed; the current one stays"
+            )
+        self._last_renewal = time.monotonic()
+        if answer.ca_pem:
+            write_public(self.identity.ca_path, answer.ca_pem.encode("ascii"))
+        log.info(
+            "certificate renewed with a new key; valid until %s; reconnecting with it",
+            _iso(self.cert.not_after),
+        )
+        raise _Rekeyed
+
+    async def _ask_renewal(self, ws: ClientConnection, csr: str) -> RenewResponse:
         waiter: asyncio.Future[RenewResponse] = asyncio.get_running_loop().create_future()
         self._renew_waiter = waiter
         try:
             await ws.send(dump(RenewRequest(csr_pem=csr)))
             async with asyncio.timeout(_RENEW_ANSWER_TIMEOUT_S):
-                answer = await waiter
+                return await waiter
         finally:
             self._renew_waiter = None
+
+    def _check_renewal(self, answer: RenewResponse, csr: str) -> str:
+        """The answer's certificate, if it certifies the CSR's key and lasts longer."""
         if answer.error or not answer.certificate_pem:
             raise _RenewFailed(answer.error or "the answer carried no certificate")
         info = cert_info(pem_to_der(answer.certificate_pem))
+        if info.public_key != csr_public_key(csr):
+            # Installed, it would lock this agent out: its key would not match.
+            raise _RenewFailed("the new certificate is not for the key the agent sent")
         if info.not_after < self.cert.not_after:
             raise _RenewFailed("the new certificate expires before the current one")
-        write_public(self.identity.cert_path, answer.certificate_pem.encode("ascii"))
-        if answer.ca_pem:
-            write_public(self.identity.ca_path, answer.ca_pem.encode("ascii"))
-        self.cert_pem = answer.certificate_pem
-        self.cert = info
-        log.info("certificate renewed; valid until %s", _iso(info.not_after))
+        return answer.certificate_pem
+
+    def _read_certificate(self) -> None:
+        """Read ``cert.pem`` into :attr:`cert_pem` and :attr:`cert`.
+
+        Raises:
+            StateError: it is unreadable.
+        """
+        path = self.identity.cert_path
+        try:
+            self.cert_pem = path.read_text(encoding="ascii")
+            self.cert = cert_info(pem_to_der(self.cert_pem))
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{path} is unreadable ({exc}); enroll again") from None
 
 
 _SIGNAL_REASONS = {

@@ -34,7 +34,7 @@ from agent.errors import (
 )
 from agent.https import Connection, ProxyError, Response, Target, peer_certificate, unverified
 from agent.keys import csr_pem, generate_key_pem
-from agent.state import Identity, save_identity
+from agent.state import RENEWAL_FILES, Identity, save_identity
 from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failure
 from agent.versions import Versions
 from fleet import __version__
@@ -326,7 +326,10 @@ def enroll(req: EnrollRequest) -> Identity:
         doc = _post_enroll(conn, dataclasses.replace(req, server=server), csr, name)
     _check_pin(doc["ca_pem"], req.ca_pin)
     # The key is written only once the control plane accepted its CSR, so a failed
-    # enrollment leaves no orphan key behind.
+    # enrollment leaves no orphan key behind.  A renewal of the identity replaced
+    # (--force) that a crash left half done must not be finished over this one.
+    for leftover in RENEWAL_FILES:
+        (state_dir / leftover).unlink(missing_ok=True)
     write_private(state_dir / "key.pem", key_pem)
     write_public(state_dir / "cert.pem", doc["certificate_pem"].encode("ascii"))
     write_public(state_dir / "ca.pem", doc["ca_pem"].encode("ascii"))

@@ -5,8 +5,8 @@ The CA pin is :func:`fleet.pins.spki_pin`, the one definition every side uses.
 
 ``cryptography`` is imported inside each function, never at module level.  The
 long-running agent does not call these functions in its own process: it runs
-them in a short-lived child (``python -m agent.keys sign|csr``, no shell) through
-:func:`sign_isolated` and :func:`csr_isolated`, so its resident memory never
+them in a short-lived child (``python -m agent.keys sign|rekey``, no shell) through
+:func:`sign_isolated` and :func:`rekey_isolated`, so its resident memory never
 carries ``cryptography`` (about 10 MB).  Enrollment, a one-shot command, calls
 them directly.
 """
@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent._child import run_module
+from fleet.files import write_private
 from fleet.protocol import AUTH_CONTEXT, RELEASE_KEY_PREFIX, release_message
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
 __all__ = [
-    "csr_isolated",
     "csr_pem",
     "generate_key_pem",
+    "new_key_csr",
+    "rekey_isolated",
     "sign_isolated",
     "sign_nonce",
     "verify_release",
@@ -76,6 +78,17 @@ def csr_pem(key_pem: bytes, name: str) -> str:
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def new_key_csr(new_key_path: Path, name: str) -> str:
+    """A new key written to ``new_key_path`` (0600, atomically); the CSR for it.
+
+    A renewal's key: the current ``key.pem`` stays untouched until the certificate
+    for the new one is installed (:func:`agent.state.install_renewal`).
+    """
+    key_pem = generate_key_pem()
+    write_private(new_key_path, key_pem)
+    return csr_pem(key_pem, name)
 
 
 def sign_nonce(key_pem: bytes, nonce: str) -> str:
@@ -149,16 +162,22 @@ async def sign_isolated(key_path: Path, nonce: str) -> str:
     return await _child("sign", str(key_path), stdin=nonce)
 
 
-async def csr_isolated(key_path: Path, name: str) -> str:
-    """:func:`csr_pem` with the key file, in a child process."""
-    return await _child("csr", str(key_path), name) + "\n"
+async def rekey_isolated(new_key_path: Path, name: str) -> str:
+    """:func:`new_key_csr` in a child process: the key goes to the file, the CSR comes back."""
+    return await _child("rekey", str(new_key_path), name) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    """``python -m agent.keys sign KEY`` (nonce on stdin), ``csr KEY NAME``, or
+    """``python -m agent.keys sign KEY`` (nonce on stdin), ``rekey NEW_KEY NAME``, or
     ``verify-release KEYFILE FILE`` (version, sha256, size, signature as JSON on stdin:
     prints ``ok`` or ``refused: WHY``)."""
-    if len(argv) == 3 and argv[0] == "verify-release":
+    if argv[:1] == ["sign"] and len(argv) == 2:
+        print(sign_nonce(Path(argv[1]).read_bytes(), sys.stdin.read()))
+        return 0
+    if argv[:1] == ["rekey"] and len(argv) == 3:
+        print(new_key_csr(Path(argv[1]), argv[2]), end="")
+        return 0
+    if argv[:1] == ["verify-release"] and len(argv) == 3:
         facts = json.loads(sys.stdin.read())
         why = verify_release(
             Path(argv[1]).read_text(encoding="ascii").strip(),
@@ -170,16 +189,8 @@ def main(argv: list[str]) -> int:
         )
         print("ok" if why is None else f"refused: {why}")
         return 0
-    if len(argv) >= 2 and argv[0] in ("sign", "csr"):
-        key_pem = Path(argv[1]).read_bytes()
-        if argv[0] == "sign" and len(argv) == 2:
-            print(sign_nonce(key_pem, sys.stdin.read()))
-            return 0
-        if argv[0] == "csr" and len(argv) == 3:
-            print(csr_pem(key_pem, argv[2]), end="")
-            return 0
     print(
-        "usage: python -m agent.keys sign KEY < nonce | csr KEY NAME "
+        "usage: python -m agent.keys sign KEY < nonce | rekey NEW_KEY NAME "
         "| verify-release KEYFILE FILE < facts.json",
         file=sys.stderr,
     )

@@ -29,7 +29,10 @@ _ALLOWED: dict[LinkState, frozenset[LinkState]] = {
     LinkState.AUTHENTICATING: frozenset(
         {LinkState.CONNECTED, LinkState.BACKING_OFF, LinkState.STOPPED}
     ),
-    LinkState.CONNECTED: frozenset({LinkState.BACKING_OFF, LinkState.STOPPED}),
+    # CONNECTING straight away: a renewal installed a new key, to be used at once.
+    LinkState.CONNECTED: frozenset(
+        {LinkState.CONNECTING, LinkState.BACKING_OFF, LinkState.STOPPED}
+    ),
     LinkState.BACKING_OFF: frozenset({LinkState.CONNECTING, LinkState.STOPPED}),
     LinkState.STOPPED: frozenset(),
 }

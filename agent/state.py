@@ -5,6 +5,8 @@ Layout::
     STATE_DIR/            0700
       key.pem             0600  the agent's private key; never leaves the host
       cert.pem                  the certificate the control plane signed
+      key.pem.new         0600  a renewal's new key, until its certificate is installed
+      cert.pem.new              that certificate, for the moment of the swap
       ca.pem                    the control plane's CA (checked against the pin)
       server-ca.pem             the company CA bundle the server's TLS is checked
                                 against (trust mode ca-file only)
@@ -15,23 +17,34 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.errors import StateError
 from agent.tls import TRUST_MODES, TrustMode
-from fleet.files import check_private, write_public
+from fleet.files import check_private, replace_durably, sync_dir, write_public
 from fleet.protocol import AGENT_CHANNEL_PATH
 
 __all__ = [
+    "RENEWAL_FILES",
     "Identity",
     "channel_url",
+    "finish_renewal",
+    "install_renewal",
     "load_identity",
     "read_identity",
     "save_identity",
 ]
+
+log = logging.getLogger("agent.state")
+
+RENEWAL_FILES = ("key.pem.new", "cert.pem.new")
+"""A renewal's new key and certificate, beside ``key.pem`` and ``cert.pem`` until the swap."""
 
 
 def channel_url(server: str, channel_port: int | None) -> str:
@@ -78,6 +91,16 @@ class Identity:
     @property
     def cert_path(self) -> Path:
         return self.state_dir / "cert.pem"
+
+    @property
+    def new_key_path(self) -> Path:
+        """A renewal's new key (0600), written before its CSR is sent."""
+        return self.state_dir / RENEWAL_FILES[0]
+
+    @property
+    def new_cert_path(self) -> Path:
+        """The renewed certificate, written just before the swap."""
+        return self.state_dir / RENEWAL_FILES[1]
 
     @property
     def ca_path(self) -> Path:
@@ -156,13 +179,97 @@ def read_identity(state_dir: Path) -> Identity:
     return identity
 
 
+def install_renewal(identity: Identity, cert_pem: bytes) -> None:
+    """Install a renewal's certificate with its new key (``key.pem.new``), crash-safely.
+
+    The certificate goes to ``cert.pem.new`` first; then the key is renamed into
+    place, then the certificate, the directory synced after each step.  Whatever
+    the moment of a crash, :func:`finish_renewal` (run by :func:`load_identity`)
+    leaves a key and a certificate that match.
+
+    Raises:
+        OSError: the swap failed.  Before the key's rename it is undone (the old
+            pair stays); after it, completed as far as the disk allows (and again
+            at the next start).  Read ``cert.pem`` again to know which pair is there.
+    """
+    directory = identity.state_dir
+    new_key, new_cert = identity.new_key_path, identity.new_cert_path
+    try:
+        write_public(new_cert, cert_pem)
+        sync_dir(directory)
+        os.replace(new_key, identity.key_path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            new_cert.unlink(missing_ok=True)
+        raise
+    # The key is the new one from here: only forward.
+    try:
+        sync_dir(directory)  # the key's rename, before the certificate's
+        replace_durably(new_cert, identity.cert_path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            finish_renewal(identity)
+        raise
+
+
+def finish_renewal(identity: Identity) -> str | None:
+    """Complete or undo a renewal that a crash interrupted; what was done, in words.
+
+    The four states :func:`install_renewal` can leave, by the side files present:
+
+    * neither: nothing to do;
+    * ``key.pem.new`` alone: the certificate never arrived (or was never
+      installed): the new key is discarded, the old pair stays, and the control
+      plane, which supersedes only at the new certificate's first use, still
+      takes it;
+    * both: the crash came before the key's rename: the swap is completed;
+    * ``cert.pem.new`` alone: the key was renamed, not the certificate: the
+      certificate's rename is completed.
+
+    One agent per state directory: another process's renewal in flight would
+    look like an interrupted one.
+
+    Raises:
+        OSError: a side file could not be renamed or removed.
+    """
+    new_key, new_cert = identity.new_key_path, identity.new_cert_path
+    for leftover in (
+        *identity.state_dir.glob(f".{new_key.name}.*.tmp"),
+        *identity.state_dir.glob(f".{new_cert.name}.*.tmp"),
+    ):
+        leftover.unlink(missing_ok=True)  # a write cut short; never renamed into place
+    has_key, has_cert = new_key.exists(), new_cert.exists()
+    if has_key and not has_cert:
+        new_key.unlink()
+        sync_dir(identity.state_dir)
+        return f"discarded {new_key.name}: a renewal ended before its certificate was installed"
+    if has_key:
+        replace_durably(new_key, identity.key_path)
+    if has_cert:
+        replace_durably(new_cert, identity.cert_path)
+        return "completed a renewal's key and certificate swap that was interrupted"
+    return None
+
+
 def load_identity(state_dir: Path) -> Identity:
     """Read and check the state directory of an enrolled agent.
+
+    A renewal interrupted by a crash is completed or undone first
+    (:func:`finish_renewal`), so that the key and the certificate match.
 
     Raises:
         StateError: not enrolled, files missing, or a key others may read.
     """
     identity = read_identity(state_dir)
+    try:
+        done = finish_renewal(identity)
+    except OSError as exc:
+        raise StateError(
+            f"cannot finish an interrupted certificate renewal in {state_dir}: {exc}; "
+            "check the directory's owner and free space"
+        ) from None
+    if done:
+        log.warning("%s: %s", state_dir, done)
     needed = [identity.key_path, identity.cert_path, identity.ca_path]
     if identity.tls_trust == "ca-file":
         needed.append(identity.server_ca_path)

@@ -135,6 +135,9 @@ class AgentChannel:
         self.closed = asyncio.Event()
         self.goodbye: str | None = None
         """What the agent said as it stopped on purpose (a ``goodbye`` message)."""
+        self.rekeyed = False
+        """A renewal for a new key was answered here: the agent closes this channel
+        normally to reconnect with that key at once."""
 
     async def send(self, text: str) -> None:
         await self.ws.send_text(text)
@@ -256,6 +259,12 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
             f"certificate {serial} of agent {agent.record.name} was superseded by a renewal "
             "with a new key; the agent must use its renewed certificate, or enroll again",
         )
+    superseded = await cp.rekeys.first_use(agent.id, agent.record.name, serial)
+    if superseded is not None:
+        # The first use of a renewal's new key: the older certificates are refused.
+        cp.fleet.revoked_serials.update(superseded)
+        agent.record.cert_serial = serial
+        agent.record.cert_not_after = not_after
     agent.cert_not_after = not_after
     agent.key_der = key_der
     agent.version = msg.version
@@ -322,6 +331,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         await old.close(CloseCode.REPLACED, "another connection for this agent took over")
     cp.channels[agent.id] = channel
     cp.fleet.on_connect(agent, client)
+    closed_normally = False
     try:
         # The first clock probe at once; clock_sweeper sends the later ones.
         await channel.time_probe()
@@ -330,6 +340,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         await channel.close(close.code, close.message)
         await cp.fleet.audit(agent.id, "channel.close", agent.id, "refused", close.message)
     except ChannelClosed as exc:
+        closed_normally = exc.code == CloseCode.NORMAL
         if exc.code == CloseCode.MESSAGE_TOO_BIG:
             await cp.fleet.audit(
                 agent.id,
@@ -343,7 +354,8 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         channel.closed.set()
         if agent.channel is channel:
             cp.channels.pop(agent.id, None)
-            cp.fleet.on_disconnect(agent, channel.goodbye)
+            reconnecting = channel.rekeyed and closed_normally and channel.goodbye is None
+            cp.fleet.on_disconnect(agent, channel.goodbye, reconnecting=reconnecting)
 
 
 async def clock_sweeper(cp: ControlPlane, batch: int = 100) -> None:
@@ -408,42 +420,37 @@ async def _receive_loop(channel: AgentChannel, cp: ControlPlane) -> None:
 
 
 async def _renew(channel: AgentChannel, cp: ControlPlane, msg: RenewRequest) -> None:
+    """Sign the agent's renewal CSR.
+
+    A CSR for a new key (not the one this channel authenticated with) gives a
+    certificate pending its first use (:mod:`controlplane.rekeys`): the older ones
+    stay good until the agent connects with it, so an answer lost on the way
+    locks nobody out.  A CSR for the same key supersedes nothing: whoever holds
+    that key could use the new certificate as well.
+    """
     agent = channel.agent
     try:
         issued = cp.ca.sign_csr(
             msg.csr_pem, agent.id, dt.timedelta(seconds=cp.settings.cert_lifetime_s)
         )
-        await cp.fleet.store.add_certificate(issued.serial, agent.id, issued.not_after)
-        await cp.fleet.store.set_agent_cert(agent.id, issued.serial, issued.not_after)
+        new_key = issued.key_der != agent.key_der
+        if new_key:
+            await cp.rekeys.issued(agent.id, issued.serial, issued.not_after)
+        else:
+            await cp.fleet.store.add_certificate(issued.serial, agent.id, issued.not_after)
+            await cp.fleet.store.set_agent_cert(agent.id, issued.serial, issued.not_after)
     except BadRequest as exc:
         await channel.send(dump(RenewResponse(error=exc.message)))
         await cp.fleet.audit(agent.id, "cert.renew", agent.id, "refused", exc.message)
         return
-    agent.record.cert_serial = issued.serial
-    agent.record.cert_not_after = issued.not_after
-    agent.cert_not_after = issued.not_after
-    if issued.key_der != agent.key_der:
-        await _supersede(cp, agent, issued.serial)
-        agent.key_der = issued.key_der
+    if not new_key:
+        agent.record.cert_serial = issued.serial
+        agent.record.cert_not_after = issued.not_after
+        agent.cert_not_after = issued.not_after
     await channel.send(dump(RenewResponse(certificate_pem=issued.pem, ca_pem=cp.ca.pem)))
-    await cp.fleet.audit(agent.id, "cert.renew", agent.id, "ok", f"serial {issued.serial}")
+    channel.rekeyed = channel.rekeyed or new_key
+    detail = f"serial {issued.serial}"
+    if new_key:
+        detail += "; a new key: the older certificates are refused from its first use"
+    await cp.fleet.audit(agent.id, "cert.renew", agent.id, "ok", detail)
     cp.fleet.refresh(agent)
-
-
-async def _supersede(cp: ControlPlane, agent: LiveAgent, serial: str) -> None:
-    """A renewal with a new key: every older certificate (and so the old key) is refused.
-
-    A renewal with the same key supersedes nothing: whoever holds that key could use
-    the new certificate as well, and an agent that never got the answer (the
-    connection dropped) can still reconnect with the certificate it has.
-    """
-    old = await cp.fleet.store.supersede_certificates(agent.id, serial, time.time())
-    cp.fleet.revoked_serials.update(old)
-    if old:
-        await cp.fleet.audit(
-            agent.id,
-            "cert.supersede",
-            agent.id,
-            "ok",
-            f"renewed with a new key (serial {serial}); refused from now on: {', '.join(old)}",
-        )

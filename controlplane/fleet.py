@@ -156,7 +156,9 @@ class Fleet:
             )
         for conn in await self.store.list_connections():
             self.connections[conn.name] = conn
-        self.revoked_serials = await self.store.revoked_serials()
+        # Expired ones are refused as expired: every renewal supersedes a certificate,
+        # and a year of them for 10,000 agents would be millions of serials.
+        self.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
         stored = await self.store.list_alerts(include_cleared=False)
         self.alerts.load(stored)
         self.published = {r.id: to_info(r) for r in stored if r.cleared_at is None}
@@ -235,15 +237,25 @@ class Fleet:
         agent.set_state(Presence.CONNECTED)
         self.refresh(agent)
 
-    def on_disconnect(self, agent: LiveAgent, goodbye: str | None = None) -> None:
+    def on_disconnect(
+        self, agent: LiveAgent, goodbye: str | None = None, *, reconnecting: bool = False
+    ) -> None:
         """The agent's channel closed; ``goodbye`` is what it said first, if it did.
 
         An agent that said goodbye is ``stopped``: away on purpose, not an incident
         (as Buildkite and Teleport treat an agent stopped cleanly), so no stale or
         offline alert follows; its open presence alerts clear.
+
+        ``reconnecting``: it closed the channel to come back at once with a renewed
+        key (:mod:`controlplane.rekeys`); it is not away, and no offline alert pages
+        anyone at each renewal.  Should it not come back, the presence timers turn
+        it stale, then offline, as for an agent whose heartbeats stop.
         """
         agent.channel = None
         if agent.state not in (*HEALTHY, Presence.STALE):
+            return
+        if reconnecting:
+            self.refresh(agent)  # no channel: not usable for commands meanwhile
             return
         if goodbye is not None:
             agent.stopped_at = time.time()

@@ -42,6 +42,7 @@ from .notify.notifier import Notifier
 from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .rekeys import Rekeys
 from .release_key import ReleaseKey
 from .releases import ReleaseBook
 from .scrape_token import ScrapeToken
@@ -72,6 +73,8 @@ class ControlPlane:
         """Command and flush timings for ``/metrics`` (:mod:`controlplane.metrics`)."""
         self.fleet = Fleet(settings, store, self.instruments)
         self.channels: dict[str, AgentChannel] = {}
+        self.rekeys = Rekeys(store, self.fleet.audit)
+        """Certificates renewed for a new key, superseding the older ones at first use."""
         self.operators = Operators(store, self.fleet.audit, data_dir / "admin.token")
         self.endpoint = ""
         self.channel_port: int | None = None
@@ -126,6 +129,7 @@ class ControlPlane:
         await self.store.open()
         await self.fleet.load()
         await self.releases.load()
+        await self.rekeys.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()

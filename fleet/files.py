@@ -12,7 +12,14 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["check_private", "write_atomic", "write_private", "write_public"]
+__all__ = [
+    "check_private",
+    "replace_durably",
+    "sync_dir",
+    "write_atomic",
+    "write_private",
+    "write_public",
+]
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -60,3 +67,23 @@ def write_private(path: Path, data: bytes) -> None:
 def write_public(path: Path, data: bytes) -> None:
     """Write a file anyone may read (0644): certificates, ``agent.json``, ``endpoint``."""
     write_atomic(path, data, 0o644)
+
+
+def sync_dir(directory: Path) -> None:
+    """Make the renames in ``directory`` so far durable (fsync the directory itself).
+
+    A rename is atomic but, until its directory is synced, a power cut may undo
+    it; where one rename must not outlive an earlier one (a key and its
+    certificate), sync between them.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(src: Path, dst: Path) -> None:
+    """Rename ``src`` over ``dst`` (same directory), then sync the directory."""
+    os.replace(src, dst)
+    sync_dir(dst.parent)

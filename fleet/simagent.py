@@ -262,6 +262,12 @@ class SimAgent:
         assert self._ws is not None
         await self._ws.send(data)
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the channel, normally unless told: as the real agent does before it
+        reconnects with a renewed key."""
+        assert self._ws is not None
+        await self._ws.close(code, reason)
+
     async def renew(self, new_key: bool = True) -> None:
         """Ask for a new certificate, for a new key (or, ``new_key=False``, the same)."""
         assert self._ws is not None

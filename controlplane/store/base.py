@@ -204,10 +204,25 @@ class Store(Protocol):
         """Drop the agent's row and its own pin; its certificates stay (revoked) and refused."""
         ...
 
-    async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None: ...
-    async def revoked_serials(self) -> set[str]: ...
+    async def add_certificate(
+        self, serial: str, agent_id: str, not_after: float, *, pending: bool = False
+    ) -> None:
+        """Record an issued certificate; ``pending``: issued for a new key, not used yet."""
+        ...
+
+    async def revoked_serials(self, valid_at: float | None = None) -> set[str]:
+        """Serials of the revoked (and superseded) certificates; with ``valid_at``, only
+        those not expired then (an expired certificate is refused as expired anyway)."""
+        ...
+
+    async def pending_serials(self) -> set[str]:
+        """Certificates issued for a new key that have not authenticated yet (nor been revoked)."""
+        ...
+
     async def supersede_certificates(self, agent_id: str, keep: str, at: float) -> list[str]:
-        """Refuse every certificate of the agent but ``keep`` from ``at`` on; their serials."""
+        """``keep`` authenticated: refuse every other certificate of the agent from ``at``
+        on, mark ``keep`` no longer pending and make it the agent's current certificate,
+        in one transaction.  Returns the serials refused now."""
         ...
 
     async def add_token(self, token: TokenRecord) -> None: ...

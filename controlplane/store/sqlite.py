@@ -176,6 +176,17 @@ CREATE TABLE IF NOT EXISTS documents (
 """Issue 10 (releases, rollouts, windows, remediation): documents kept and read
 whole, as JSON, by kind and key (docs/decisions.md, "Documents")."""
 
+MIGRATION_PENDING_KEYS: tuple[str, ...] = (
+    "ALTER TABLE certificates ADD COLUMN pending INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS certificates_pending ON certificates (serial) WHERE pending = 1",
+    "CREATE INDEX IF NOT EXISTS certificates_agent ON certificates (agent_id)",
+    "CREATE INDEX IF NOT EXISTS certificates_not_after ON certificates (not_after)",
+)
+"""Issue 8 (a renewal with a new key supersedes the old certificate): a certificate
+issued for a new key is ``pending`` until it first authenticates; then the agent's
+older certificates are refused.  Indexes for the pending ones (read at start) and for
+one agent's certificates (read at each supersession)."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -192,6 +203,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "acknowledgements, silences, maintenance windows", MIGRATION_SUPPRESS),
     Migration(6, "connections' schedules", MIGRATION_SCHEDULES),
     Migration(7, "documents: releases, rollouts, windows, remediation", MIGRATION_DOCUMENTS),
+    Migration(8, "certificates pending their first use", MIGRATION_PENDING_KEYS),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -408,16 +420,27 @@ class SQLiteStore:
             await db.execute("DELETE FROM pins WHERE scope = 'agent' AND name = ?", (agent_id,))
             await db.execute("DELETE FROM disconnects WHERE agent_id = ?", (agent_id,))
 
-    async def add_certificate(self, serial: str, agent_id: str, not_after: float) -> None:
+    async def add_certificate(
+        self, serial: str, agent_id: str, not_after: float, *, pending: bool = False
+    ) -> None:
         async with self._write() as db:
             await db.execute(
-                "INSERT INTO certificates (serial, agent_id, not_after) VALUES (?, ?, ?)",
-                (serial, agent_id, not_after),
+                "INSERT INTO certificates (serial, agent_id, not_after, pending)"
+                " VALUES (?, ?, ?, ?)",
+                (serial, agent_id, not_after, int(pending)),
             )
+
+    async def pending_serials(self) -> set[str]:
+        rows = await self._rows(
+            "SELECT serial FROM certificates WHERE pending = 1 AND revoked_at IS NULL"
+        )
+        return {r[0] for r in rows}
 
     async def supersede_certificates(self, agent_id: str, keep: str, at: float) -> list[str]:
         # Recorded as revoked_at: refused from now on, as a revocation is; the
-        # channel tells the two apart (the agent itself is not revoked).
+        # channel tells the two apart (the agent itself is not revoked).  One
+        # transaction: the others refused, ``keep`` no longer pending and the
+        # agent's current certificate, or none of it.
         async with self._write() as db:
             async with db.execute(
                 "SELECT serial FROM certificates "
@@ -430,10 +453,22 @@ class SQLiteStore:
                 "WHERE agent_id = ? AND serial != ? AND revoked_at IS NULL",
                 (at, agent_id, keep),
             )
+            await db.execute("UPDATE certificates SET pending = 0 WHERE serial = ?", (keep,))
+            await db.execute(
+                "UPDATE agents SET cert_serial = ?, cert_not_after ="
+                " (SELECT not_after FROM certificates WHERE serial = ?) WHERE id = ?",
+                (keep, keep, agent_id),
+            )
         return serials
 
-    async def revoked_serials(self) -> set[str]:
-        rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
+    async def revoked_serials(self, valid_at: float | None = None) -> set[str]:
+        if valid_at is None:
+            rows = await self._rows("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL")
+        else:
+            rows = await self._rows(
+                "SELECT serial FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?",
+                (valid_at,),
+            )
         return {r[0] for r in rows}
 
     # tokens -------------------------------------------------------------

@@ -36,22 +36,27 @@ from agent.state import Identity
 from fleet import protocol as P
 from fleet.protocol import AUTH_CONTEXT
 from tests.agent.certs import Issued, ca_and_leaf
+from tests.helpers.server import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def _agent_cert(ca: Issued, key_pem: bytes, lifetime: dt.timedelta) -> bytes:
+    key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return _cert_for(ca, key.public_key(), lifetime)
+
+
+def _cert_for(ca: Issued, public_key: ec.EllipticCurvePublicKey, lifetime: dt.timedelta) -> bytes:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, None)
-    key = serialization.load_pem_private_key(key_pem, None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "scripted")]))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + lifetime)
@@ -274,41 +279,99 @@ async def test_a_rate_limit_close_widens_the_reconnect_window(tmp_path):
         await second.wait_closed()
 
 
-async def test_renewal_refused_keeps_the_channel_and_a_granted_one_is_stored(tmp_path):
+async def _renew_request(ws: ServerConnection, state: Path) -> tuple[P.RenewRequest, bytes]:
+    """The agent's next renewal request, for a new key waiting in key.pem.new (0600)."""
+    request = await recv(ws, P.RenewRequest)
+    csr = x509.load_pem_x509_csr(request.csr_pem.encode())
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=scripted"
+    new_key = (state / "key.pem.new").read_bytes()
+    assert (state / "key.pem.new").stat().st_mode & 0o777 == 0o600
+    assert csr.public_key() == _public(new_key) != _public((state / "key.pem").read_bytes())
+    return request, new_key
+
+
+def _public(key_pem: bytes) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key.public_key()
+
+
+async def _gone(path: Path) -> None:
+    """Wait until the agent removed ``path`` (a discarded key)."""
+    await asyncio.to_thread(wait_for, lambda: not path.exists(), 10, 0.02, f"{path} removed")
+
+
+async def test_renewal_refused_or_lost_keeps_the_old_pair_and_a_granted_one_reconnects_at_once(
+    tmp_path,
+):
     async with scripted_server(tmp_path) as cp:
         # Backdated 5 min with 1 min left: past two thirds of its life at once.
         agent = make_agent(cp, cert_life=dt.timedelta(minutes=1))
+        state = cp.state_dir
+        old_key, old_cert = (state / "key.pem").read_bytes(), (state / "cert.pem").read_bytes()
         task = asyncio.create_task(agent.run(handle_signals=False))
         ws = await cp.next()
         await handshake(ws)
-        request = await recv(ws, P.RenewRequest)
-        csr = x509.load_pem_x509_csr(request.csr_pem.encode())
-        assert csr.is_signature_valid
-        assert csr.subject.rfc4514_string() == "CN=scripted"
-        assert (
-            csr.public_key()
-            == x509.load_pem_x509_certificate((cp.state_dir / "cert.pem").read_bytes()).public_key()
-        )  # same key: it never leaves the host, nor changes
+
+        # Refused: the channel stays, the new key is discarded.
+        await _renew_request(ws, state)
         await ws.send(P.dump(P.RenewResponse(error="CA offline")))
         await recv(ws, P.Heartbeat, skip=())  # still connected after the refusal
-        old = (cp.state_dir / "cert.pem").read_bytes()
+        await _gone(state / "key.pem.new")
 
-        # The next attempt comes later (15 s doubling); answer it on a new channel.
+        # The next attempt comes later (15 s doubling); on a new channel it comes at
+        # once.  Its answer is lost with the connection: the old pair is kept and
+        # authenticates again.
         agent.backoff = FullJitter(rng=lambda: 0.01)
         await ws.close(1012, "restart")
         ws = await cp.next()
         await handshake(ws)
-        request = await recv(ws, P.RenewRequest)
-        key_pem = (cp.state_dir / "key.pem").read_bytes()
-        fresh = _agent_cert(cp.ca, key_pem, dt.timedelta(hours=24))
+        await _renew_request(ws, state)
+        await ws.close(1012, "restart")
+        ws = await cp.next()
+        assert (await handshake(ws)).certificate_pem.encode() == old_cert
+        assert not (state / "key.pem.new").exists()
+
+        # A certificate for another key than the CSR's is not installed: it would
+        # lock the agent out.
+        await _renew_request(ws, state)
+        stranger = ec.generate_private_key(ec.SECP256R1()).public_key()
+        wrong = _cert_for(cp.ca, stranger, dt.timedelta(hours=24))
+        await ws.send(P.dump(P.RenewResponse(certificate_pem=wrong.decode())))
+        await _gone(state / "key.pem.new")
+        assert (state / "key.pem").read_bytes() == old_key
+        assert (state / "cert.pem").read_bytes() == old_cert
+
+        # Granted: the new pair is installed and used at once (a normal close with
+        # its reason, then a new channel without any backoff wait).
+        await ws.close(1012, "restart")
+        ws = await cp.next()
+        await handshake(ws)
+        request, new_key = await _renew_request(ws, state)
+        csr = x509.load_pem_x509_csr(request.csr_pem.encode())
+        fresh = _cert_for(cp.ca, csr.public_key(), dt.timedelta(hours=24))
+        agent.backoff = FullJitter(base_s=60.0, rng=lambda: 0.99)  # a wait would be 59 s
         await ws.send(P.dump(P.RenewResponse(certificate_pem=fresh.decode())))
-        # Heartbeats carry the new expiry once the new certificate is stored.
-        async with asyncio.timeout(10):
-            beat = await recv(ws, P.Heartbeat, skip=())
-            while beat.cert_not_after is None or beat.cert_not_after < time.time() + 3600:
-                beat = await recv(ws, P.Heartbeat, skip=())
-        assert (cp.state_dir / "cert.pem").read_bytes() == fresh != old
+        await ws.wait_closed()
+        closed = time.monotonic()
+        assert (ws.close_code, ws.close_reason) == (
+            1000,
+            "renewed with a new key; reconnecting with it",
+        )
+        ws = await cp.next()
+        assert time.monotonic() - closed < 5
+        auth = await handshake(ws)  # the proof of possession checks the new key
+        assert auth.certificate_pem.encode() == fresh
+        assert (state / "key.pem").read_bytes() == new_key != old_key
+        assert (state / "cert.pem").read_bytes() == fresh
+        assert (state / "key.pem").stat().st_mode & 0o777 == 0o600
+        assert sorted(p.name for p in state.iterdir() if ".new" in p.name) == []
+        # Heartbeats carry the new expiry; no renewal again so soon.
+        beat = await recv(ws, P.Heartbeat, skip=())
         assert beat.cert_not_after == agent.cert.not_after > time.time() + 23 * 3600
         agent.request_stop()
         async with asyncio.timeout(10):
             await task
+        # The planned reconnect is no disconnect to report: only the server's closes are.
+        assert {d.code for d in agent.disconnects.unreported()} == {1012}

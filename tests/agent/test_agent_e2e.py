@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -16,15 +17,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.sync.client import connect as ws_connect
 
 from agent.cli import EXIT_REVOKED
 from fleet import __version__
-from fleet.protocol import PROTOCOL_VERSION, AgentUpdate, Snapshot, parse_stream_message
+from fleet.protocol import (
+    PROTOCOL_VERSION,
+    AgentUpdate,
+    CloseCode,
+    Snapshot,
+    parse_stream_message,
+)
+from fleet.simagent import Identity as SimIdentity
 from tests.agent.agents import AgentProcess, agent_env, enroll
 from tests.agent.certs import ca_and_leaf, self_signed
 from tests.helpers.proxies import ConnectProxy
 from tests.helpers.server import REPO, RunningServer, wait_for
+from tests.helpers.stream import connect_once
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -370,7 +382,27 @@ def test_agents_come_back_on_their_own_after_sigkill_spread_in_time(
         assert "reconnecting in" in agent.output()
 
 
-def test_certificate_renewed_at_two_thirds_of_its_life(tmp_path, agents):
+def _sim_identity(state_dir: Path, key_pem: bytes, cert_pem: bytes) -> SimIdentity:
+    """A key and certificate of the agent, in hand, to authenticate with by hand."""
+    doc = json.loads((state_dir / "agent.json").read_text())
+    key = serialization.load_pem_private_key(key_pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return SimIdentity(
+        agent_id=doc["agent_id"],
+        name=doc["name"],
+        pool=doc["pool"],
+        key=key,
+        certificate_pem=cert_pem.decode(),
+        ca_pem=(state_dir / "ca.pem").read_text(),
+        not_after=cert.not_valid_after_utc.timestamp(),
+        channel_port=doc["channel_port"],
+    )
+
+
+def test_certificate_renewed_with_a_new_key_at_two_thirds_of_its_life_old_key_refused(
+    tmp_path, agents
+):
     # Certificates are backdated 5 min: a 156 s lifetime puts two thirds of the
     # 456 s validity about 4 s after issue.
     server = RunningServer(
@@ -386,29 +418,82 @@ def test_certificate_renewed_at_two_thirds_of_its_life(tmp_path, agents):
     server.start()
     try:
         agent = start_agent(server, tmp_path, agents, "renewer")
-        before = (agent.state_dir / "cert.pem").read_text()
+        key_path, cert_path = agent.state_dir / "key.pem", agent.state_dir / "cert.pem"
+        old_key, old_cert = key_path.read_bytes(), cert_path.read_bytes()
         # A certificate this short-lived shows as degraded (expiry near): expected.
         up = ("connected", "degraded")
         first = wait_connected(server, agent.agent_id, states=up)["cert_not_after"]
         assert "certificate renewed" not in agent.output()  # not before it is due
         wait_for(lambda: "certificate renewed" in agent.output(), 20, 0.1, "renewal")
-        after = (agent.state_dir / "cert.pem").read_text()
-        assert after != before
+        # A new key, installed with its certificate: they match, the key is private.
+        new_key, new_cert = key_path.read_bytes(), cert_path.read_bytes()
+        assert new_key != old_key and new_cert != old_cert
+        private = serialization.load_pem_private_key(new_key, None)
+        assert x509.load_pem_x509_certificate(new_cert).public_key() == private.public_key()
+        assert key_path.stat().st_mode & 0o777 == 0o600
+        assert not list(agent.state_dir.glob("*.new"))
+        # It reconnected with them at once, not after a backoff wait...
+        wait_for(lambda: agent.output().count("connected to") == 2, 10, 0.1, "reconnected")
+        assert "reconnecting at once with the new key" in agent.output()
+        assert "reconnecting in" not in agent.output()
         wait_for(
             lambda: agent_state(server, agent.agent_id)["cert_not_after"] > first,
             10,
             0.1,
             "the renewed expiry reported",
         )
+        # ...so the old key and certificate are refused from now on.
+        old = asyncio.run(connect_once(server, _sim_identity(agent.state_dir, old_key, old_cert)))
+        assert not old.connected.is_set() and old.close_code == CloseCode.UNAUTHENTICATED
+        assert "superseded by a renewal with a new key" in (old.close_message or "")
+        with server.api() as api:
+            audit = api.get("/v1/audit", params={"limit": 1000}).json()
+        assert [e["action"] for e in audit if e["target"] == agent.agent_id].count(
+            "cert.supersede"
+        ) == 1
+        # It stays connected: heartbeats go on over the same channel.
+        beat = agent_state(server, agent.agent_id)["last_heartbeat_at"]
+        wait_for(
+            lambda: agent_state(server, agent.agent_id)["last_heartbeat_at"] > beat + 2,
+            10,
+            0.1,
+            "heartbeats 2 s later",
+        )
+        assert agent_state(server, agent.agent_id)["state"] in up
+        assert agent.output().count("connected to") == 2
+        assert "channel failed" not in agent.output()
         assert agent.output().count("certificate renewed") == 1  # no renewal storm
-        # It reconnects with the renewed certificate.
+        # A planned reconnect: never offline, so no alert and nobody paged.
+        with server.api() as api:
+            alerts = api.get("/v1/alerts", params={"all": True}).json()
+        assert [a for a in alerts if a["kind"] in ("offline", "stale")] == []
+        # Restarted, it connects with the renewed pair.
         agent.stop()
         again = AgentProcess(agent.state_dir).start()
         agents.append(again)
-        wait_for(lambda: again.output().count("connected to") == 2, 15, 0.1, "reconnected")
+        wait_for(lambda: again.output().count("connected to") == 3, 15, 0.1, "reconnected")
         wait_connected(server, agent.agent_id, states=up)
     finally:
         server.stop()
+
+
+def test_enroll_force_drops_a_half_finished_renewal_of_the_identity_it_replaces(
+    control_plane, tmp_path, agents
+):
+    state_dir = tmp_path / "reborn"
+    assert enroll(control_plane, state_dir, name="reborn").returncode == 0
+    # A crash left the old identity's renewal half done: its new key and certificate.
+    stale = self_signed("stale")
+    (state_dir / "key.pem.new").write_bytes(stale.key_pem)
+    (state_dir / "key.pem.new").chmod(0o600)
+    (state_dir / "cert.pem.new").write_bytes(stale.cert_pem)
+    done = enroll(control_plane, state_dir, name="reborn", args=["--force"])
+    assert done.returncode == 0, done.stderr
+    assert not list(state_dir.glob("*.new"))
+    # Not finished over the new identity at start: the agent connects with it.
+    agent = AgentProcess(state_dir).start()
+    agents.append(agent)
+    wait_connected(control_plane, agent.agent_id)
 
 
 def test_run_without_enrollment_or_with_a_readable_key_explains(tmp_path):

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.keys import (
-    csr_isolated,
     csr_pem,
     generate_key_pem,
+    rekey_isolated,
     sign_isolated,
     sign_nonce,
 )
@@ -63,8 +63,13 @@ async def test_isolated_operations_run_in_a_child_process(tmp_path):
     key_path.write_bytes(key_pem)
     signature = base64.b64decode(await sign_isolated(key_path, "n0nce"))
     _public(key_pem).verify(signature, (AUTH_CONTEXT + "n0nce").encode(), ec.ECDSA(hashes.SHA256()))
-    csr = x509.load_pem_x509_csr((await csr_isolated(key_path, "edge-1")).encode())
-    assert csr.subject.rfc4514_string() == "CN=edge-1"
+    # A renewal's key: made in the child, written beside key.pem (0600), which stays.
+    new_key = tmp_path / "key.pem.new"
+    csr = x509.load_pem_x509_csr((await rekey_isolated(new_key, "edge-1")).encode())
+    assert csr.subject.rfc4514_string() == "CN=edge-1" and csr.is_signature_valid
+    assert new_key.stat().st_mode & 0o777 == 0o600
+    assert csr.public_key() == _public(new_key.read_bytes()) != _public(key_pem)
+    assert key_path.read_bytes() == key_pem
 
 
 async def test_isolated_failure_is_reported(tmp_path):

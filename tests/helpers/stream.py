@@ -18,7 +18,7 @@ from fleet.protocol import (
     dump,
     parse_stream_message,
 )
-from fleet.simagent import SimAgent, enroll
+from fleet.simagent import Identity, SimAgent, enroll
 from tests.helpers.server import RunningServer
 
 
@@ -71,3 +71,19 @@ async def stop_agent(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+async def connect_once(server: RunningServer, identity: Identity) -> SimAgent:
+    """One channel attempt with ``identity`` (a key and certificate in hand); the
+    simulated agent returned tells how it ended (``connected``, ``close_code``,
+    ``close_message``)."""
+    agent = SimAgent(identity=identity, ws_url=server.ws_url, ca_file=server.ca_file)
+    task = asyncio.create_task(agent.run(reconnect=False))
+    done, _ = await asyncio.wait(
+        [task, asyncio.create_task(agent.connected.wait())],
+        timeout=10,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    assert done, "neither connected nor refused within 10 s"
+    await stop_agent(task)
+    return agent
