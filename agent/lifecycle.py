@@ -82,6 +82,8 @@ class AgentControl(Protocol):
 
     async def renew_now(self) -> float: ...
 
+    def reconnect(self) -> None: ...
+
     def tls_context(self) -> Any: ...
 
 
@@ -100,8 +102,8 @@ class Lifecycle:
         self._upgrading: str | None = None
         """The version being installed, while an upgrade runs."""
         self._task: asyncio.Task[None] | None = None
-        self._restart_after: dict[str, str] = {}
-        """Request ids whose delivered answer restarts the agent, with the reason."""
+        self._after_answer: dict[str, Callable[[], None]] = {}
+        """What to do once the answer to a request id is sent (restart, reconnect)."""
         self._warned_key: str | None = None
         self._confirmed = False
         self.versions.update(lambda s: interrupted(s, time.time()))
@@ -141,10 +143,10 @@ class Lifecycle:
         await self._report_last()
 
     def delivered(self, request_id: str) -> None:
-        """The answer to ``request_id`` was sent: restart now if it asked for that."""
-        reason = self._restart_after.pop(request_id, None)
-        if reason is not None:
-            self.agent.request_restart(reason)
+        """The answer to ``request_id`` was sent: restart or reconnect now if it asked."""
+        then = self._after_answer.pop(request_id, None)
+        if then is not None:
+            then()
 
     async def watch_parent(self) -> None:
         """Stop when the supervisor that started this agent is gone (no orphan)."""
@@ -204,7 +206,7 @@ class Lifecycle:
             return lambda: self._rollback(req.request_id, spec.reason)
         if isinstance(spec, RestartCommand):
             return lambda: self._restart(req.request_id, spec.reason)
-        return self._renew
+        return lambda: self._renew(req.request_id)
 
     async def _start_upgrade(self, spec: UpgradeCommand) -> dict[str, Any]:
         driver = self.agent.config.upgrade_driver
@@ -255,17 +257,25 @@ class Lifecycle:
         )
         back = state.active or "the base install"
         log.warning("rolling back from %s to %s: %s", __version__, back, reason)
-        self._restart_after[request_id] = f"rolling back to {back}: {reason}"
+        why = f"rolling back to {back}: {reason}"
+        self._after_answer[request_id] = lambda: self.agent.request_restart(why)
         return {"kind": "rollback", "version": state.active, "detail": f"restarting into {back}"}
 
     async def _restart(self, request_id: str, reason: str) -> dict[str, Any]:
         log.warning("restarting on request: %s", reason)
-        self._restart_after[request_id] = f"restarting on request: {reason}"
+        why = f"restarting on request: {reason}"
+        self._after_answer[request_id] = lambda: self.agent.request_restart(why)
         return {"kind": "restart", "detail": f"restarting {__version__}"}
 
-    async def _renew(self) -> dict[str, Any]:
+    async def _renew(self, request_id: str) -> dict[str, Any]:
         not_after = await self.agent.renew_now()
-        return {"kind": "renew", "not_after": not_after, "detail": "certificate renewed"}
+        # The new key is used from the next connection: reconnect once answered.
+        self._after_answer[request_id] = self.agent.reconnect
+        return {
+            "kind": "renew",
+            "not_after": not_after,
+            "detail": "certificate renewed with a new key; reconnecting with it",
+        }
 
     # ------------------------------------------------------------- steps
 
