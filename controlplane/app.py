@@ -31,6 +31,7 @@ from .api import (
     pools,
     silences,
     streams,
+    upgrade_stub,
     users,
 )
 from .api.models import Health
@@ -132,6 +133,7 @@ def create_app(
         metrics,
         notifications,
         silences,
+        upgrade_stub,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)
