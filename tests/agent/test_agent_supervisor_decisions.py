@@ -121,7 +121,8 @@ def test_confirm_ends_the_trial_of_the_running_version_only():
 
 def test_after_the_command_driver_the_restarted_agent_says_whether_it_worked():
     restarting = VersionState(last=LastStep("0.2.0", "restarting", NOW, from_version="0.1.0"))
-    assert confirm(restarting, "0.2.0", NOW).last.step == "running"  # type: ignore[union-attr]
+    running = confirm(restarting, "0.2.0", NOW).last
+    assert running is not None and running.step == "running"
     failed = confirm(restarting, "0.1.0", NOW).last
     assert failed is not None and failed.step == "failed" and "still runs 0.1.0" in failed.detail
 

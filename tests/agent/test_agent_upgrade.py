@@ -48,12 +48,15 @@ def start_agent(
     name: str,
     toml: str = "",
     args: list[str] | None = None,
+    release_key: str | None = None,
 ) -> AgentProcess:
     state_dir = tmp_path / name
     done = enroll(server, state_dir, name=name)
     assert done.returncode == 0, done.stderr
     if toml:
         (state_dir / "agent.toml").write_text(toml)
+    if release_key is not None:
+        (state_dir / "release.pub").write_text(release_key + "\n")
     agent = AgentProcess(state_dir, args=args or []).start()
     agents.append(agent)
     wait_for(lambda: heartbeating(server, agent, BASE), 30, 0.1, f"{name} connected")
@@ -191,7 +194,9 @@ def test_a_tampered_release_is_refused_reported_and_never_unpacked(
     control_plane, tmp_path, agents, fault
 ):
     wheel = build_release(GOOD)
-    agent = start_agent(control_plane, tmp_path, agents, f"up-{fault}")
+    # For "signature", the agent keeps another release key than the one that signs.
+    other = "ed25519:" + "A" * 43 + "=" if fault == "signature" else None
+    agent = start_agent(control_plane, tmp_path, agents, f"up-{fault}", release_key=other)
     child = agent.child_pid
     release = add_release(control_plane, GOOD, wheel)
     if fault == "hash":
@@ -200,10 +205,6 @@ def test_a_tampered_release_is_refused_reported_and_never_unpacked(
         data = bytearray(stored.read_bytes())
         data[len(data) // 2] ^= 0xFF
         stored.write_bytes(bytes(data))
-    else:
-        # The agent keeps another release key than the one that signed it.
-        other = "ed25519:" + "A" * 43 + "="
-        (agent.state_dir / "release.pub").write_text(other + "\n")
 
     assert upgrade(control_plane, agent, GOOD).status_code == 200  # accepted, then...
     done = step(control_plane, agent, "running", "failed", "rolled_back", version=GOOD)
@@ -216,6 +217,25 @@ def test_a_tampered_release_is_refused_reported_and_never_unpacked(
     assert agent.child_pid == child
     assert heartbeating(control_plane, agent, BASE)
     assert f"failed {GOOD}: {expected}" in " ".join(audited_steps(control_plane, agent.agent_id))
+    if fault == "signature":
+        # The control plane's key was not taken over the one kept: said, not obeyed.
+        assert "but this agent keeps ed25519:AAAA" in agent.output()
+        assert (agent.state_dir / "release.pub").read_text().startswith("ed25519:AAAA")
+
+
+def test_an_agent_without_a_release_key_keeps_the_first_one_it_is_sent(
+    control_plane, tmp_path, agents
+):
+    state_dir = tmp_path / "up-key"
+    assert enroll(control_plane, state_dir, name="up-key").returncode == 0
+    (state_dir / "release.pub").unlink()  # as if enrolled before releases were signed
+    agent = AgentProcess(state_dir).start()
+    agents.append(agent)
+    wait_for(lambda: heartbeating(control_plane, agent, BASE), 30, 0.1, "connected")
+    served = (control_plane.data_dir / "pki" / "release.pub").read_text().strip()
+    kept = wait_for(lambda: (state_dir / "release.pub").is_file(), 10, 0.05, "the key kept")
+    assert kept and (state_dir / "release.pub").read_text().strip() == served
+    assert "kept the release key the control plane sent" in agent.output()
 
 
 def test_a_download_cut_halfway_resumes_with_range_through_the_proxy(
