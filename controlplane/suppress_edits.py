@@ -56,7 +56,7 @@ def span(
     if start - now > max_s:
         raise BadRequest(
             f"the {what} would start more than {max_s:.0f} s from now (silence_max_s); "
-            "start it later"
+            "plan it nearer the time"
         )
     if duration_s is None and ends_at is None:
         raise BadRequest(f"say how long the {what} lasts: duration_s (seconds) or ends_at (epoch)")

@@ -10,12 +10,13 @@ import argparse
 import difflib
 import re
 import textwrap
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from .units import check_name, parse_duration
+from .units import check_name, parse_duration, parse_start
 
-__all__ = ["FleetParser", "HelpFormatter", "duration", "name_of"]
+__all__ = ["FleetParser", "HelpFormatter", "duration", "name_of", "start_time"]
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -82,6 +83,15 @@ def duration(text: str) -> float:
     """An argparse ``type``: seconds from ``30m``, ``24h``, ``7d`` (a bare number is refused)."""
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def start_time(text: str) -> float:
+    """An argparse ``type``: epoch seconds from ``+30m``, ``now`` or an ISO 8601 time
+    (local without a zone); a time in the past is refused."""
+    try:
+        return parse_start(text, time.time())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

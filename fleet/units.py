@@ -1,4 +1,5 @@
-"""Durations and names: one rule each, for the CLI, the API and the config files.
+"""Durations, start times and names: one rule each, for the CLI, the API, the
+dashboard and the config files.
 
 Standard library only, so that the agent, the control plane and the dashboard may
 all import it.
@@ -6,6 +7,7 @@ all import it.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 __all__ = [
@@ -14,11 +16,17 @@ __all__ = [
     "NAME_MAX",
     "NAME_PATTERN",
     "NAME_RULE",
+    "VERSION_MAX",
+    "VERSION_PATTERN",
+    "VERSION_RULE",
     "check_label_value",
     "check_name",
+    "check_version",
     "format_ago",
     "format_duration",
+    "format_size",
     "parse_duration",
+    "parse_start",
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -36,6 +44,15 @@ _NAME = re.compile(NAME_PATTERN)
 
 LABEL_VALUE_MAX = 256
 """Label values: at most this many printable characters (see :func:`check_label_value`)."""
+
+VERSION_MAX = 64
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+"""A release version (``0.2.0``, ``0.3.0rc1``, ``1.0.0+build.7``): what the channel,
+the API and the CLI accept, and a safe path segment (no ``/``, no spaces)."""
+VERSION_RULE = (
+    f"1 to {VERSION_MAX} letters, digits and . + _ -, starting with a letter or digit (e.g. 0.2.0)"
+)
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 def parse_duration(text: str) -> float:
@@ -59,6 +76,61 @@ def parse_duration(text: str) -> float:
     return total
 
 
+START_SLACK_S = 60.0
+"""A start this far in the past is taken as now (a slow typist, a slow request); the
+control plane allows the same."""
+
+START_EXAMPLES = "+30m, 2026-05-01T14:00 (local time) or 2026-05-01T14:00Z"
+""":func:`parse_start`'s forms, for help texts and placeholders."""
+
+
+def parse_start(text: str, now: float) -> float:
+    """Epoch seconds of a start time written ``now``, ``+30m`` (a delay, as
+    :func:`parse_duration` reads it) or in ISO 8601: ``2026-05-01T14:00`` (local
+    time), ``2026-05-01 14:00Z``, ``2026-05-01T14:00+02:00``.
+
+    Args:
+        text: What the user wrote.
+        now: The time now, epoch seconds, for ``+30m`` and the check of the past.
+
+    Raises:
+        ValueError: with what is wrong and what to write instead: not a time, a
+            time without a date, or a start more than :data:`START_SLACK_S` ago.
+    """
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    if value.startswith("+"):
+        try:
+            return now + parse_duration(value[1:])
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a delay: write + and a duration, e.g. +30m, +2h or +1d"
+            ) from None
+    try:
+        # A time without a zone is the local time, as ``date`` and cron read it.
+        start = dt.datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(_not_a_start(text, value, now)) from None
+    if start < now - START_SLACK_S:
+        shown = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
+        raise ValueError(
+            f"{text!r} is in the past ({shown}, {format_ago(start, now)}): give a later "
+            "time, or none to start now"
+        )
+    return start
+
+
+def _not_a_start(text: str, value: str, now: float) -> str:
+    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value):
+        today = dt.datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        hhmm = value if value.index(":") == 2 else "0" + value
+        return f"{text!r} has no date: write {today}T{hhmm} (local time), or a delay: +30m"
+    if re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h|d|w)\S*", value.lower()):
+        return f"{text!r} is a duration: write +{value} to start in {value}"
+    return f"{text!r} is not a start time: write now, {START_EXAMPLES}"
+
+
 def format_duration(seconds: float) -> str:
     """The inverse of :func:`parse_duration`, to the largest whole units: ``1h30m``."""
     if seconds < 1:
@@ -70,6 +142,17 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts)
+
+
+def format_size(size: float) -> str:
+    """Bytes in binary units, to one decimal: ``512 B``, ``3.4 KiB``, ``64.0 MiB``."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def format_ago(at: float | None, now: float) -> str:
@@ -108,6 +191,18 @@ def check_name(kind: str, name: str) -> str:
         shown = name if len(name) <= 70 else name[:67] + "..."
         raise ValueError(f"{kind} name {shown!r} is not allowed: use {NAME_RULE}")
     return name
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is a valid release version.
+
+    Raises:
+        ValueError: saying what is allowed.
+    """
+    if not _VERSION.fullmatch(version):
+        shown = version if len(version) <= 70 else version[:67] + "..."
+        raise ValueError(f"version {shown!r} is not allowed: use {VERSION_RULE}")
+    return version
 
 
 LABEL_VALUE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"

@@ -1,6 +1,7 @@
 """Acknowledge and silence the selected alert; plan maintenance of an agent or its pool.
 
-The keys are on the alerts panel (``A``, ``U``, ``Z``) and the fleet view (``M``).
+The keys are on the alerts panel (``A``, ``U``, ``Z``) and the fleet view (``M``);
+silences and windows are listed, and ended, in :mod:`fleet_tui.screens.holds`.
 Unlike the agent actions they are never hidden for a low role: pressing one says
 what role it needs (the gate, :mod:`fleet_tui.permissions`), since the server would
 refuse it anyway.  What changed comes back on the event stream (the alert again,
@@ -13,9 +14,11 @@ from textual import work
 from textual.app import App
 
 from fleet.protocol import AgentState, AlertInfo
+from fleet.units import format_ago
 
 from .client import RestClient
 from .errors import ApiError
+from .holds import clock_time
 from .permissions import Gate
 from .screens.silence import (
     AckModal,
@@ -51,6 +54,13 @@ class AlertActions(App[int]):
         raise NotImplementedError
 
     def agent_states(self) -> dict[str, AgentState]:
+        raise NotImplementedError
+
+    def server_now(self) -> float:
+        """The server's clock now, as the dashboard knows it."""
+        raise NotImplementedError
+
+    def no_agent_here(self) -> str:
         raise NotImplementedError
 
     def _allowed(self, action: str) -> bool:
@@ -119,31 +129,44 @@ class AlertActions(App[int]):
             if request is not None:
                 self._silence(request)
 
-        self.push_screen(SilenceModal(target_matchers(alert, self.agent_states())), done)
+        matchers = target_matchers(alert, self.agent_states())
+        self.push_screen(SilenceModal(matchers, clock=self.server_now), done)
 
     @work(group="actions")
     async def _silence(self, request: SilenceRequest) -> None:
         assert self.rest is not None
         try:
-            made = await self.rest.silence(request.matchers, request.duration_s, request.reason)
+            made = await self.rest.silence(
+                request.matchers, request.duration_s, request.reason, request.starts_at
+            )
         except ApiError as exc:
             self._failed("Silence", exc)
             return
-        self.notify(f"Silence {made.get('id', '')} made.", title="Silenced")
+        self.notify(
+            f"Silence {made.get('id', '')} made{self._from(request.starts_at)}.",
+            title="Silenced",
+        )
+
+    def _from(self, starts_at: float | None) -> str:
+        """`` from 14:30Z (in 25m)`` for a later start, else ``""``."""
+        now = self.server_now()
+        if starts_at is None or starts_at <= now:
+            return ""
+        return f" from {clock_time(starts_at, now)} ({format_ago(starts_at, now)})"
 
     def action_maintenance(self) -> None:
         if not self._allowed("maintenance"):
             return
         agent = self.current_agent()
         if agent is None:
-            self.notify("Put the cursor on an agent first.", severity="warning")
+            self.notify(self.no_agent_here(), severity="warning")
             return
 
         def done(request: MaintenanceRequest | None) -> None:
             if request is not None:
                 self._maintenance(agent, request)
 
-        self.push_screen(MaintenanceModal(agent.name, agent.pool), done)
+        self.push_screen(MaintenanceModal(agent.name, agent.pool, clock=self.server_now), done)
 
     @work(group="actions")
     async def _maintenance(self, agent: AgentState, request: MaintenanceRequest) -> None:
@@ -151,8 +174,12 @@ class AlertActions(App[int]):
         target = agent.pool if request.scope == "pool" else agent.id
         what = f"pool {agent.pool}" if request.scope == "pool" else f"agent {agent.name}"
         try:
-            await self.rest.maintenance(request.scope, target, request.duration_s, request.reason)
+            await self.rest.maintenance(
+                request.scope, target, request.duration_s, request.reason, request.starts_at
+            )
         except ApiError as exc:
             self._failed("Maintenance", exc)
             return
-        self.notify(f"{what[0].upper()}{what[1:]} is in maintenance.", title="Maintenance")
+        later = self._from(request.starts_at)
+        said = f"will be in maintenance{later}" if later else "is in maintenance"
+        self.notify(f"{what[0].upper()}{what[1:]} {said}.", title="Maintenance")

@@ -31,10 +31,11 @@ from .commands import AgentCommands
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
-from .permissions import ACTIONS, ALERT_ACTIONS, Gate
+from .permissions import ACTIONS, ALERT_ACTIONS, HOLD_ACTIONS, Gate
 from .screens.agent_detail import AgentDetailScreen
 from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
+from .screens.holds import HoldsScreen
 from .screens.keys import KeysScreen, key_rows
 from .screens.wall import WallScreen
 from .server_url import check_server_url
@@ -260,7 +261,7 @@ class FleetApp(AlertActions, AgentActions):
         elif isinstance(screen, WallScreen):
             count = len(self.model.agents)
             screen.tick(status=banner_text or f"fleet: {words} · {fmt.count(count, 'agent')}")
-        elif isinstance(screen, AgentDetailScreen | ConnectionsScreen):
+        elif isinstance(screen, AgentDetailScreen | ConnectionsScreen | HoldsScreen):
             screen.tick()
 
     # ------------------------------------------------------------------
@@ -270,6 +271,8 @@ class FleetApp(AlertActions, AgentActions):
         if self.wall:
             return self.gate.allows(action)
         if action in ACTIONS:
+            if isinstance(self.screen, HoldsScreen):
+                return False  # no agent here: not even dimmed in the footer
             if not self.gate.allows(action):
                 return None
             return True if self.current_agent() is not None else None
@@ -304,18 +307,26 @@ class FleetApp(AlertActions, AgentActions):
             return None
         agent = self.current_agent()
         if agent is None:
-            self.notify("Put the cursor on an agent first.", severity="warning")
+            self.notify(self.no_agent_here(), severity="warning")
         return agent
+
+    def no_agent_here(self) -> str:
+        """Why an agent's action has no agent to act on, and what to do."""
+        if isinstance(self.screen, HoldsScreen):
+            return (
+                "This view lists silences and maintenance windows: escape goes back to the agents."
+            )
+        return "Put the cursor on an agent first."
 
     def current_agent(self) -> AgentState | None:
         """The agent an action applies to: the one in detail, or under the cursor.
 
-        None over the connections view: its keys act on connections, and the fleet's
-        cursor beneath it is hidden (a probe "from etl-07" with a connection selected
-        was the bug this prevents).
+        None over the connections and the held-back views: their keys act on
+        connections, silences and windows, and the fleet's cursor beneath is hidden
+        (a probe "from etl-07" with a connection selected was the bug this prevents).
         """
         for screen in reversed(self.screen_stack):
-            if isinstance(screen, ConnectionsScreen):
+            if isinstance(screen, ConnectionsScreen | HoldsScreen):
                 return None
             if isinstance(screen, AgentDetailScreen):
                 return self.model.agents.get(screen.agent_id)
@@ -335,6 +346,9 @@ class FleetApp(AlertActions, AgentActions):
 
     def agent_states(self) -> dict[str, AgentState]:
         return self.model.agents
+
+    def server_now(self) -> float:
+        return self.model.server_now()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if self.wall:
@@ -359,6 +373,16 @@ class FleetApp(AlertActions, AgentActions):
         yield SystemCommand(
             "Connections", "Show connections and whether each is routable", self.open_connections
         )
+        yield SystemCommand(
+            "Silences and maintenance",
+            "List the active and planned silences and maintenance windows; end one (h)",
+            self.open_holds,
+        )
+        if isinstance(screen, HoldsScreen):
+            spec = HOLD_ACTIONS["end_hold"]
+            why = self.gate.why_not(spec.name)
+            help_text = f"Unavailable: {why}" if why else f"{spec.does[0].upper()}{spec.does[1:]}."
+            yield SystemCommand(spec.title, help_text, screen.action_end_hold)
         if isinstance(screen, FleetScreen):
             yield SystemCommand(
                 "Filter", "Filter the fleet by text or state (/)", screen.action_filter
@@ -391,6 +415,15 @@ class FleetApp(AlertActions, AgentActions):
     def open_connections(self) -> None:
         """Show the connections view."""
         self.push_screen(ConnectionsScreen(self.model, lambda: self.gate, lambda: self.rest))
+
+    def open_holds(self) -> None:
+        """Show the silences and maintenance windows (again: back where it was)."""
+        if isinstance(self.screen, HoldsScreen):
+            return
+        self.push_screen(HoldsScreen(self.model, lambda: self.gate, lambda: self.rest))
+
+    def action_holds(self) -> None:
+        self.open_holds()
 
     def action_keys(self) -> None:
         if isinstance(self.screen, KeysScreen):

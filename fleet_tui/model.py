@@ -33,6 +33,7 @@ from fleet.protocol import (
 )
 
 from .format import STATE_RANK, shown_state
+from .holds import Hold
 
 __all__ = [
     "UNHEALTHY",
@@ -198,7 +199,8 @@ _ORDER_FIELDS = ("state", "name", "pool", "labels", "version")
 
 
 class FleetModel:
-    """Agents by id with their histories, alerts, connections and command events.
+    """Agents by id with their histories, alerts, connections, command events, and
+    the silences and maintenance windows last fetched.
 
     Args:
         clock: Returns the local wall-clock time; tests pass a fixed one.
@@ -211,6 +213,12 @@ class FleetModel:
         self.alerts: dict[str, AlertInfo] = {}
         """Open alerts by id."""
         self.connections: dict[str, ConnectionInfo] = {}
+        self.holds: list[Hold] | None = None
+        """Silences and maintenance windows as last fetched (None: never fetched); the
+        stream does not carry them, so :class:`~fleet_tui.screens.holds.HoldsScreen`
+        fetches them while it is shown."""
+        self.holds_error: str | None = None
+        """Why the last fetch of :attr:`holds` failed, or None."""
         self.events: dict[str, deque[CommandEvent]] = {}
         self.role = "viewer"
         """The subscriber's role from the last snapshot."""

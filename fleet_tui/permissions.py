@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIONS", "ALERT_ACTIONS", "CONNECTION_ACTIONS", "ROLE_RANK", "ActionSpec", "Gate"]
+__all__ = [
+    "ACTIONS",
+    "ALERT_ACTIONS",
+    "CONNECTION_ACTIONS",
+    "HOLD_ACTIONS",
+    "ROLE_RANK",
+    "ActionSpec",
+    "Gate",
+]
 
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 """Roles in order; a higher role may do all a lower one may."""
@@ -119,6 +127,20 @@ CONNECTION_ACTIONS: dict[str, ActionSpec] = {
 }
 """The connections view's actions: on the selected connection, never on an agent."""
 
+HOLD_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "end_hold",
+            "End silence or maintenance",
+            "operator",
+            "ends the selected silence or maintenance window now: what it held back is "
+            "notified again",
+        ),
+    )
+}
+"""The held-back view's actions: on the selected silence or maintenance window."""
+
 WALL_ALLOWED = frozenset({"quit"})
 """The only action a wall display accepts."""
 
@@ -139,7 +161,7 @@ class Gate:
         """True when ``action`` may run now."""
         if self.wall:
             return action in WALL_ALLOWED
-        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action) or CONNECTION_ACTIONS.get(action)
+        spec = _spec(action)
         if spec is None:
             return True
         return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[spec.role]
@@ -150,11 +172,19 @@ class Gate:
             return None
         if self.wall:
             return "this is a wall display: only quit is accepted"
-        spec = ACTIONS.get(action) or ALERT_ACTIONS.get(action) or CONNECTION_ACTIONS[action]
+        spec = _spec(action)
+        assert spec is not None  # only a gated action is ever refused
         return (
             f"{spec.title} needs the {spec.role} role; you are {_a(self.role)}. "
             f"Ask an admin for {_a(spec.role)} token."
         )
+
+
+def _spec(action: str) -> ActionSpec | None:
+    for specs in (ACTIONS, ALERT_ACTIONS, CONNECTION_ACTIONS, HOLD_ACTIONS):
+        if action in specs:
+            return specs[action]
+    return None
 
 
 def _a(word: str) -> str:

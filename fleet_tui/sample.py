@@ -21,7 +21,9 @@ from fleet.protocol import (
     convert,
 )
 
-__all__ = ["NOW", "sample_snapshot"]
+from .holds import Hold
+
+__all__ = ["NOW", "sample_holds", "sample_snapshot"]
 
 NOW = 1_790_000_000.0
 """The fixed server time of the sample (2026-09-21)."""
@@ -194,3 +196,16 @@ def sample_snapshot(
         connections=connections,
         role=role,
     )
+
+
+def sample_holds(now: float = NOW) -> list[Hold]:
+    """Silences and maintenance windows to go with :func:`sample_snapshot`: one
+    silence and one window active, one window planned."""
+    return [
+        Hold("silence", "sil_5f2a91c04e7d", "pool=etl kind=stale", now - 1200, now + 4800,
+             "alice", "etl hosts migrate to the new rack"),
+        Hold("maintenance", "mnt_0b8e33d1a6f2", "agent edge-0004", now - 600, now + 3000,
+             "bob", "kernel update"),
+        Hold("maintenance", "mnt_9c41e07b2d55", "pool deploy", now + 1500, now + 5100,
+             "alice", "switch swap in rack 4"),
+    ]  # fmt: skip

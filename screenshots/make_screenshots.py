@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from textual.pilot import Pilot
 from fleet.protocol import ProbeResult
 from fleet_tui.app import FleetApp
 from fleet_tui.model import FleetModel
-from fleet_tui.sample import NOW, sample_snapshot
+from fleet_tui.sample import NOW, sample_holds, sample_snapshot
 from fleet_tui.screens.probe import ProbeResultModal
 
 Step = Callable[[FleetApp, Pilot[int]], Awaitable[None]]
@@ -120,6 +121,23 @@ async def _real_probe(app: FleetApp, pilot: Pilot[int]) -> None:
     raise SystemExit(f"the demo's probe never came back; the screen is {app.screen}")
 
 
+async def _holds(app: FleetApp, pilot: Pilot[int]) -> None:
+    """The held-back view: with --demo, a silence, an agent's window and a pool's
+    planned one made through the dashboard's own client first."""
+    if DEMO:
+        assert app.rest is not None
+        agent = next(a for a in app.model.agents.values() if a.name == "local-2")
+        await app.rest.silence({"pool": "etl"}, 7200, "etl backlog: the nightly reload")
+        await app.rest.maintenance("agent", agent.id, 2400, "kernel update")
+        await app.rest.maintenance(
+            "pool", "db-west", 3600, "switch swap in rack 4", starts_at=time.time() + 1800
+        )
+    else:
+        app.model.holds = sample_holds(NOW)
+    await pilot.press("h")
+    await pilot.pause(1.0)  # the view's first fetch
+
+
 async def main(out: Path) -> None:
     await shoot(out, "fleet", (160, 50))
     if DEMO:  # a real agent whose config drifted from its pin: the diff shows
@@ -137,6 +155,8 @@ async def main(out: Path) -> None:
         await shoot(out, "fleet-80x24-mono", (80, 24))
     finally:
         del os.environ["NO_COLOR"]
+    # Last: with --demo its silence and windows would show in the pictures above.
+    await shoot(out, "holds", (100, 24), then=_holds)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""fleet/units.py: durations and names, one rule for every side."""
+"""fleet/units.py: durations, start times and names, one rule for every side."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 
-from fleet.units import check_name, format_duration, parse_duration
+from fleet.units import check_name, format_duration, parse_duration, parse_start
 
 
 @pytest.mark.parametrize(
@@ -73,3 +76,105 @@ def test_label_values_are_printable_and_bounded():
     for value in bad:
         with pytest.raises(ValueError, match="none of them a control character"):
             check_label_value("env", value)
+
+
+NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch):
+    """The local zone is Europe/Berlin (UTC+2 in May) for the test."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("text", "after_now"),
+    [
+        ("now", 0),
+        ("+30m", 1800),
+        ("+1h30m", 5400),
+        ("2026-05-01T14:00Z", 7200),
+        ("2026-05-01 14:00+00:00", 7200),
+        ("2026-05-01T18:00+02:00", 4 * 3600),
+        ("2026-05-01T16:00", 2 * 3600),  # local: Berlin, UTC+2
+        ("2026-05-02", 10 * 3600),  # local midnight
+        ("2026-05-01T11:59:30Z", -30),  # within the slack: a slow typist
+    ],
+)
+def test_starts(berlin, text: str, after_now: float) -> None:
+    assert parse_start(text, NOW) - NOW == pytest.approx(after_now)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("14:00", r"'14:00' has no date: write 2026-05-01T14:00 \(local time\), or a delay"),
+        ("9:30", r"write 2026-05-01T09:30"),
+        ("30m", r"'30m' is a duration: write \+30m to start in 30m"),
+        ("+30", r"not a delay: write \+ and a duration, e.g. \+30m"),
+        ("soon", r"not a start time: write now, \+30m, 2026-05-01T14:00 \(local time\)"),
+        ("2026-05-01T10:00Z", r"in the past \(2026-05-01 10:00Z, 2h ago\): give a later time"),
+    ],
+)
+def test_bad_starts_say_what_to_write(berlin, text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_start(text, NOW)
+
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.3.0rc1", "1.0.0+build.7", "2", "v1_2-3", "9" * 64])
+def test_good_versions(version: str) -> None:
+    from fleet.units import check_version
+
+    assert check_version(version) == version
+
+
+@pytest.mark.parametrize(
+    "version", ["", "9" * 65, ".1", "-1", "0.2 beta", "0.2/../x", "0.2\n", "1;2", "1@2", "é"]
+)
+def test_bad_versions_say_the_rule(version: str) -> None:
+    from fleet.units import check_version
+
+    with pytest.raises(ValueError, match=r"version .* is not allowed: use 1 to 64 letters"):
+        check_version(version)
+
+
+def test_a_version_the_cli_accepts_is_one_the_channel_accepts() -> None:
+    import msgspec
+
+    from fleet.protocol import VersionText
+    from fleet.units import check_version
+
+    for version in ["0.2.0", "1.0.0+build.7", "0.2 beta", "9" * 65, "-1"]:
+        try:
+            check_version(version)
+            ok = True
+        except ValueError:
+            ok = False
+        try:
+            msgspec.convert(version, VersionText)
+            wire = True
+        except msgspec.ValidationError:
+            wire = False
+        assert ok == wire, version
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (64 << 20, "64.0 MiB"),
+        (5 << 30, "5.0 GiB"),
+        (3 << 40, "3072.0 GiB"),
+    ],
+)
+def test_sizes_in_binary_units(size: int, text: str) -> None:
+    from fleet.units import format_size
+
+    assert format_size(size) == text

@@ -1,8 +1,9 @@
 """``fleet alerts ack|unack``, ``fleet silences`` and ``fleet maintenance``.
 
 Held alerts stay open and shown; only their notifications stop.  Durations are
-written as everywhere in fleet (``--for 2h``); the server refuses one longer than
-its ``silence_max_s`` (7 days by default) and says so.
+written as everywhere in fleet (``--for 2h``), starts as ``--start +30m`` or an ISO
+8601 time (:func:`fleet.units.parse_start`); the server refuses one longer than
+its ``silence_max_s`` (7 days by default), or starting further ahead, and says so.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cliparse import duration, name_of
-from ..units import check_label_value
+from ..cliparse import duration, name_of, start_time
+from ..units import START_EXAMPLES, check_label_value
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import UsageError
-from .output import Column, ago, emit, print_table
+from .output import Column, ago, emit, print_table, when
 
 __all__ = ["add_alert_verbs", "held", "register"]
 
@@ -44,10 +45,11 @@ MATCHERS = ("agent", "pool", "connection", "kind")
 
 
 def held(alert: dict[str, Any]) -> str:
-    """``acked by alice; silenced by bob until 14:00 UTC: patching`` (or ``-``)."""
+    """``acked by alice: on it; silenced by bob until 14:00 UTC: patching`` (or ``-``)."""
     parts = []
     if alert.get("acked_by"):
-        parts.append(f"acked by {alert['acked_by']}")
+        note = alert.get("ack_note")
+        parts.append(f"acked by {alert['acked_by']}" + (f": {note}" if note else ""))
     if alert.get("suppressed"):
         parts.append(str(alert["suppressed"]))
     return "; ".join(parts) or "-"
@@ -89,7 +91,16 @@ def add_alert_verbs(verbs: Subparsers) -> None:
 
 
 def _span(args: argparse.Namespace) -> dict[str, Any]:
-    return {"duration_s": args.duration, "reason": _text("reason", args.reason or "")}
+    body = {"duration_s": args.duration, "reason": _text("reason", args.reason or "")}
+    if args.start is not None:
+        body["starts_at"] = args.start
+    return body
+
+
+def _from_until(out: dict[str, Any]) -> str:
+    """``until 2026-12-01 18:30:05Z (in 2h)``, with ``from ...`` first when it starts later."""
+    until = f"until {when(out['ends_at'])}"
+    return f"from {when(out['starts_at'])} {until}" if out.get("state") == "pending" else until
 
 
 def _silences(args: argparse.Namespace, api: ApiClient) -> int:
@@ -108,7 +119,7 @@ def _silence(args: argparse.Namespace, api: ApiClient) -> int:
             "(every one given must match)"
         )
     out = api.call("POST", "/v1/silences", {**matchers, **_span(args)})
-    emit(out, args.output, lambda: print(f"silence {out['id']} until {ago(out['ends_at'])}"))
+    emit(out, args.output, lambda: print(f"silence {out['id']} {_from_until(out)}"))
     return 0
 
 
@@ -134,8 +145,7 @@ def _window(args: argparse.Namespace, api: ApiClient) -> int:
         out,
         args.output,
         lambda: print(
-            f"maintenance {out['id']}: {out['scope']} {out['target_name']} "
-            f"until {ago(out['ends_at'])}"
+            f"maintenance {out['id']}: {out['scope']} {out['target_name']} {_from_until(out)}"
         ),
     )
     return 0
@@ -150,12 +160,18 @@ def _unwindow(args: argparse.Namespace, api: ApiClient) -> int:
 
 def _when(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
+        "--start",
+        type=start_time,
+        metavar="TIME",
+        help=f"when it starts: {START_EXAMPLES} (default: now)",
+    )
+    parser.add_argument(
         "--for",
         dest="duration",
         type=duration,
         default=default,
         metavar="DURATION",
-        help="how long, from now: 30m, 2h, 1d",
+        help="how long, from the start: 30m, 2h, 1d",
     )
     parser.add_argument("--reason", help="why, for the audit and the dashboard (default: none)")
 
@@ -197,7 +213,7 @@ def register(sub: Subparsers) -> None:
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
     listing = verb(verbs, "list", _windows, "list active and planned windows", aliases=("ls",))
     listing.add_argument("--all", action="store_true", help="ended and deleted ones too")
-    add = verb(verbs, "add", _window, "put an agent or a pool in maintenance from now")
+    add = verb(verbs, "add", _window, "put an agent or a pool in maintenance, from now or --start")
     which = add.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--agent", type=name_of("agent"), help="an agent's name or id (this or --pool required)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from fleet.protocol import (
 )
 
 from ..errors import ApiError, RefusedError, ServerError, UnavailableError
+from ..holds import Hold, hold_from
 
 __all__ = ["AgentDetail", "ConfigView", "ConnectionProbe", "ProbeRequest", "RestClient"]
 
@@ -157,18 +159,47 @@ class RestClient:
         await self._call("DELETE", f"/v1/alerts/{alert_id}/ack")
 
     async def silence(
-        self, matchers: dict[str, str], duration_s: float, reason: str
+        self,
+        matchers: dict[str, str],
+        duration_s: float,
+        reason: str,
+        starts_at: float | None = None,
     ) -> dict[str, Any]:
-        """Silence the alerts matching every matcher for ``duration_s`` (operator)."""
-        body = {**matchers, "duration_s": duration_s, "reason": reason}
+        """Silence the alerts matching every matcher for ``duration_s`` from
+        ``starts_at`` (epoch seconds; None: now) (operator)."""
+        body: dict[str, Any] = {**matchers, "duration_s": duration_s, "reason": reason}
+        if starts_at is not None:
+            body["starts_at"] = starts_at
         return _obj(await self._call("POST", "/v1/silences", json=body))
 
     async def maintenance(
-        self, scope: str, target: str, duration_s: float, reason: str
+        self,
+        scope: str,
+        target: str,
+        duration_s: float,
+        reason: str,
+        starts_at: float | None = None,
     ) -> dict[str, Any]:
-        """Plan maintenance of an agent (id) or a pool from now on (operator)."""
-        body = {scope: target, "duration_s": duration_s, "reason": reason}
+        """Plan maintenance of an agent (id) or a pool for ``duration_s`` from
+        ``starts_at`` (epoch seconds; None: now) (operator)."""
+        body: dict[str, Any] = {scope: target, "duration_s": duration_s, "reason": reason}
+        if starts_at is not None:
+            body["starts_at"] = starts_at
         return _obj(await self._call("POST", "/v1/maintenance", json=body))
+
+    async def holds(self) -> list[Hold]:
+        """The active and planned silences and maintenance windows (viewer)."""
+        silences, windows = await asyncio.gather(
+            self._call("GET", "/v1/silences"), self._call("GET", "/v1/maintenance")
+        )
+        found = [hold_from("silence", s) for s in _list(silences)]
+        found += [hold_from("maintenance", w) for w in _list(windows)]
+        return [h for h in found if h is not None]
+
+    async def end_hold(self, hold: Hold) -> None:
+        """End a silence or a maintenance window now (operator)."""
+        where = "/v1/silences" if hold.kind == "silence" else "/v1/maintenance"
+        await self._call("DELETE", f"{where}/{_seg(hold.id)}")
 
     async def revoke(self, agent_id: str) -> None:
         """Revoke the agent's identity; its channel closes and it will not return."""
@@ -262,6 +293,15 @@ def _values(items: Any, kind: type[_V]) -> list[_V]:
         except ProtocolError:
             continue
     return out
+
+
+def _list(resp: httpx.Response) -> list[Any]:
+    data = resp.json()
+    if not isinstance(data, list):
+        raise ServerError(
+            resp.status_code, "the control plane sent an unexpected answer (not a list)"
+        )
+    return data
 
 
 def _obj(resp: httpx.Response) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
+from ..widgets.choice import Choice
+
 __all__ = ["LogsModal", "PinModal", "PinRequest", "RevokeModal"]
 
 _MODAL_CSS = """
@@ -58,8 +60,8 @@ class PinModal(ModalScreen[PinRequest | None]):
                 self._version, placeholder="version, e.g. 1.4.2", id="pin-version", compact=True
             )
             with RadioSet(id="pin-scope"):
-                yield RadioButton(f"this agent ({self.agent_name})", value=True, id="pin-agent")
-                yield RadioButton(f"its whole pool ({self.pool})", id="pin-pool")
+                yield Choice(f"this agent ({self.agent_name})", value=True, id="pin-agent")
+                yield Choice(f"its whole pool ({self.pool})", id="pin-pool")
             yield Static(classes="does", id="pin-does")
             with Horizontal():
                 yield Button("Cancel", id="pin-cancel", compact=True)

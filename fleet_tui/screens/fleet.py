@@ -59,10 +59,12 @@ class FleetScreen(Screen[None]):
         ),
         Binding("g", "group", "Group", id="fleet.group"),
         Binding("a", "alerts", "Alerts", id="fleet.alerts"),
+        Binding("h", "app.holds", "Silences and maintenance", show=False, id="fleet.holds"),
         Binding("c", "connections", "Conns", id="fleet.connections"),
         Binding("M", "app.maintenance", "Maintenance", show=False, id="fleet.maintenance"),
     ]
-    """Filter, sort (s cycles, S flips, 1-0 pick a column), group, alerts, connections,
+    """Filter, sort (s cycles, S flips, 1-0 pick a column), group, alerts, what is held
+    back (silences and maintenance windows; from the alerts panel too), connections,
     maintenance of the agent under the cursor or its pool."""
 
     def __init__(self, model: FleetModel, show_alerts: bool = False) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fleet_tui.app import FleetApp
 from fleet_tui.model import FleetModel
 from fleet_tui.sample import NOW, sample_snapshot
+from tests.helpers.stream import start_agent, stop_agent
 
 
 def fixed_model() -> FleetModel:
@@ -21,3 +24,11 @@ def sample_app(
     app = FleetApp(model=fixed_model(), wall=wall, logs_dir=logs_dir, tick=0.2, page_s=1.0)
     app.feed(sample_snapshot(n, role=role))
     return app
+
+
+@pytest.fixture
+async def gone(control_plane):
+    """An agent of pool etl that connected once and went away (an offline alert)."""
+    agent, task = await start_agent(control_plane, "etl-07", "etl", interval_s=0.3)
+    await stop_agent(task)
+    yield agent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.protocol import ProbeResult
+from fleet_tui.sample import sample_holds
 from fleet_tui.screens.fleet import FleetScreen
 from fleet_tui.screens.probe import ProbeResultModal
 
@@ -106,3 +107,10 @@ def test_keys_80x24(snap_compare):
         await pilot.press("question_mark")
 
     assert snap_compare(_app(), terminal_size=(80, 24), run_before=keys)
+
+
+def test_held_view_80x24(snap_compare):
+    """Silences and maintenance windows, active and planned (h from the fleet view)."""
+    app = _app()
+    app.model.holds = sample_holds()
+    assert snap_compare(app, press=["h"], terminal_size=(80, 24))

@@ -1,37 +1,46 @@
-"""Real agent releases built from this repository, with the version a test asks for.
+"""Agent release wheels for the tests: small stubs, and real ones built from this checkout.
 
-:func:`build_release` copies the repository's files (``git ls-files``: tracked, and
-untracked ones not ignored, as they are in the working tree) to a temporary
-directory, sets the version in ``pyproject.toml`` and ``fleet/__init__.py``,
-optionally breaks it (``broken="exit"``: ``agent run`` exits 1 at start, after
-its imports, so the import check passes and only running it shows it;
-``broken="hang"``: it never connects), and runs
-``pip wheel --no-deps`` with build isolation (the project asks for a newer
-setuptools than the test environment has).
+:func:`release_wheel` writes a small wheel with no pip and no build: a zip with a
+``.dist-info`` (METADATA, WHEEL) and stub ``agent`` and ``fleet`` packages, all
+the control plane checks (:mod:`fleet.wheels`).
 
-Built wheels are cached under ``/tmp/fleet-release-wheels/KEY/``, KEY being the
-hash of the sources, the version and the patch: every test of a session (and
-of the next, until the code changes) shares one build of each.  A lock file
-keeps two sessions from building the same one at once.
+:func:`build_release` builds a real one, for the tests of real upgrades: it copies
+the repository's files (``git ls-files``: tracked, and untracked ones not
+ignored, as they are in the working tree) to a temporary directory, sets the
+version in ``pyproject.toml`` and ``fleet/__init__.py``, optionally breaks it
+(``broken="exit"``: ``agent run`` exits 1 at start, after its imports, so the
+import check passes and only running it shows it; ``broken="hang"``: it never
+connects), and runs ``pip wheel --no-deps`` with build isolation (the project
+asks for a newer setuptools than the test environment has).  Built wheels are
+cached under ``/tmp/fleet-release-wheels/KEY/``, KEY being the hash of the
+sources, the version and the breakage: every test of a session (and of the
+next, until the code changes) shares one build of each.  A lock file keeps two
+sessions from building the same one at once.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from fleet.protocol import RELEASE_KEY_PREFIX, release_message
 from tests.helpers.server import REPO
 
-__all__ = ["BROKEN_MARK", "Broken", "build_release"]
+__all__ = ["BROKEN_MARK", "Broken", "build_release", "release_wheel", "verify_release"]
 
 CACHE = Path(tempfile.gettempdir()) / "fleet-release-wheels"
 
@@ -137,3 +146,59 @@ def build_release(version: str, *, broken: Broken = None) -> Path:
             shutil.copy2(wheel, staging / wheel.name)
             staging.rename(done)
         return next(done.glob("*.whl"))
+
+
+def release_wheel(
+    directory: Path,
+    version: str,
+    *,
+    name: str = "fleet-health",
+    metadata_version: str | None = None,
+    purelib: bool = True,
+    extra: dict[str, bytes] | None = None,
+    pad_bytes: int = 0,
+) -> Path:
+    """Write ``fleet_health-VERSION-py3-none-any.whl`` in ``directory``; its path.
+
+    Args:
+        name: the distribution the metadata names.
+        metadata_version: the version the metadata says (default ``version``).
+        purelib: ``Root-Is-Purelib``.
+        extra: more members, by path inside the wheel (unsafe ones too).
+        pad_bytes: random bytes stored uncompressed, to make the wheel this much larger
+            (and every wheel made with them different).
+    """
+    said = metadata_version or version
+    dist_info = f"fleet_health-{said}.dist-info"
+    path = directory / f"fleet_health-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            f"{dist_info}/METADATA",
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {said}\nRequires-Dist: msgspec\n",
+        )
+        archive.writestr(
+            f"{dist_info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: tests\n"
+            f"Root-Is-Purelib: {'true' if purelib else 'false'}\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{dist_info}/RECORD", "")
+        archive.writestr("agent/__init__.py", "")
+        archive.writestr("fleet/__init__.py", f'__version__ = "{said}"\n')
+        if pad_bytes:
+            archive.writestr(
+                zipfile.ZipInfo("fleet/_pad.bin"), os.urandom(pad_bytes), zipfile.ZIP_STORED
+            )
+        for member, data in (extra or {}).items():
+            archive.writestr(zipfile.ZipInfo(member), data)
+    return path
+
+
+def verify_release(public: str, version: str, sha256: str, size: int, signature: str) -> None:
+    """Check a release's signature with the public key (``ed25519:BASE64``), as agents do.
+
+    Raises:
+        cryptography.exceptions.InvalidSignature: it does not verify.
+    """
+    assert public.startswith(RELEASE_KEY_PREFIX), public
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public[len(RELEASE_KEY_PREFIX) :]))
+    key.verify(base64.b64decode(signature), release_message(version, sha256, size))

@@ -1,9 +1,10 @@
 """Open alerts, newest first, with their age; Enter jumps to the agent.
 
 Acknowledged, silenced and maintenance-held alerts stay in the list, dimmed, with
-a mark and who or why: ``✓ alice`` (acknowledged), ``⊘ silenced by bob until
-14:00 UTC: patching``.  Keys here acknowledge (``A``), take it back (``U``) and
-silence the alert's target (``Z``); the app's gate says why when the role is too low.
+a mark and who or why: ``✓ alice: on it`` (acknowledged, with the note), ``⊘
+silenced by bob until 14:00 UTC: patching``.  Keys here acknowledge (``A``), take it
+back (``U``) and silence the alert's target (``Z``); the app's gate says why when the
+role is too low.  ``h`` (the fleet view's) lists the silences and windows.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
 
 
 def held_marks(alert: AlertInfo) -> str:
-    """``"  ✓ alice  ⊘ silenced by bob until 14:00 UTC"``, or "" for an alert not held."""
+    """``"  ✓ alice: on it  ⊘ silenced by bob until 14:00 UTC"`` (who acknowledged it and
+    their note; what silences it), or "" for an alert not held."""
     marks = ""
     if alert.acked_by:
-        marks += f"  ✓ {alert.acked_by}"
+        marks += f"  ✓ {alert.acked_by}" + (f": {alert.ack_note}" if alert.ack_note else "")
     if alert.suppressed:
         marks += f"  ⊘ {alert.suppressed}"
     return marks
