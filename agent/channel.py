@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import ssl
 import time
@@ -31,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from agent._der import CertInfo, cert_info, csr_public_key, pem_to_der
 from agent.backoff import FullJitter
-from agent.commands import CommandRunner
+from agent.commands import CommandRunner, describe, summarize
 from agent.config import AgentConfig
 from agent.disconnects import DisconnectLog, SleepWatch, classify
 from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
@@ -43,7 +42,7 @@ from agent.policy import ProbePolicy
 from agent.samples import Sampler
 from agent.state import Identity, channel_url, install_renewal
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
-from agent.versions import HEALTHY_HEARTBEATS, SUPERVISED_ENV, Versions
+from agent.versions import HEALTHY_HEARTBEATS, Versions
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
 from fleet.files import write_public
@@ -53,7 +52,6 @@ from fleet.protocol import (
     PROTOCOL_VERSION,
     Auth,
     CloseCode,
-    Command,
     CommandError,
     CommandFinished,
     CommandRequest,
@@ -64,18 +62,12 @@ from fleet.protocol import (
     Goodbye,
     Heartbeat,
     Hello,
-    LogsCommand,
-    ProbeCommand,
     ProtocolError,
-    RenewCommand,
     RenewRequest,
     RenewResponse,
-    RestartCommand,
-    RollbackCommand,
     ServerToAgent,
     TimeProbe,
     TimeReply,
-    UpgradeCommand,
     Welcome,
     command_request_id,
     command_result,
@@ -259,9 +251,7 @@ class Agent:
             self.server,
             _iso(self.cert.not_after),
         )
-        watch = None
-        if os.environ.get(SUPERVISED_ENV) == "1":
-            watch = asyncio.create_task(self.lifecycle.watch_parent(), name="agent-parent-watch")
+        watch = asyncio.create_task(self.lifecycle.watch_parent(), name="agent-parent-watch")
         try:
             while not self._stop.is_set():
                 self.link.to(LinkState.CONNECTING)
@@ -304,8 +294,7 @@ class Agent:
                     async with asyncio.timeout(delay):
                         await self._stop.wait()
         finally:
-            if watch is not None:
-                watch.cancel()
+            watch.cancel()
             if self.link.state is not LinkState.STOPPED:
                 self.link.to(LinkState.STOPPED)
             log.info("agent %s", "restarting" if self.restarting else "stopped")
@@ -484,7 +473,7 @@ class Agent:
     async def _serve(self, ws: ClientConnection, welcome: Welcome) -> None:
         async def deliver(outcome: Outcome) -> None:
             if outcome.result is not None:
-                log.info("command %s done: %s", outcome.request_id, _summary(outcome.result))
+                log.info("command %s done: %s", outcome.request_id, summarize(outcome.result))
                 try:
                     result = command_result(outcome.result)
                 except ProtocolError as exc:
@@ -618,7 +607,7 @@ class Agent:
         )
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
-        log.info("command %s: %s", req.request_id, _describe(req.command))
+        log.info("command %s: %s", req.request_id, describe(req.command))
         if isinstance(req.command, LIFECYCLE_COMMANDS):
             refusal = self.lifecycle.refusal(req.command, queue.depth)
             if refusal is not None:
@@ -797,29 +786,6 @@ def _command_error(request_id: str, code: str, message: str) -> str:
     """
     error = CommandError(code=code, message=message)
     return dump(CommandFinished(request_id=request_id, error=error))
-
-
-def _describe(spec: Command) -> str:
-    if isinstance(spec, ProbeCommand):
-        return f"probe {spec.host}:{spec.port}{' tls' if spec.tls else ''}"
-    if isinstance(spec, LogsCommand):
-        since = f" since {_iso(spec.since)}" if spec.since is not None else ""
-        return f"logs, last {spec.lines} lines{since}"
-    if isinstance(spec, UpgradeCommand):
-        return f"upgrade to {spec.version} ({spec.size} bytes)"
-    if isinstance(spec, RollbackCommand | RestartCommand | RenewCommand):
-        return f"{spec.kind}: {spec.reason}"
-    return "config"
-
-
-def _summary(result: dict[str, Any]) -> str:
-    if result.get("kind") == "probe":
-        if result.get("ok"):
-            return "ok"
-        return f"{result.get('failure')}: {result.get('error')}"
-    if result.get("kind") == "logs":
-        return f"{len(result.get('lines', []))} lines"
-    return str(result.get("kind"))
 
 
 def _explain(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from agent.config import AgentConfig
 from agent.versions import (
     HEALTHY_HEARTBEATS,
+    SUPERVISED_ENV,
     LastStep,
     Versions,
     VersionState,
@@ -149,7 +150,10 @@ class Lifecycle:
             then()
 
     async def watch_parent(self) -> None:
-        """Stop when the supervisor that started this agent is gone (no orphan)."""
+        """Stop when the supervisor that started this agent is gone (no orphan); only
+        under a supervisor (``FLEET_AGENT_SUPERVISED=1``)."""
+        if os.environ.get(SUPERVISED_ENV) != "1":
+            return
         parent = os.getppid()
         while True:
             await asyncio.sleep(_PARENT_CHECK_S)
