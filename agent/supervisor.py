@@ -288,6 +288,8 @@ class _Supervisor:
             start = self._apply(lambda s: before_start(s, self.versions, time.time()))
             began = time.monotonic()
             self.child = child = self._start(start.state.active)
+            if self.stopping:  # a signal that came while there was no child to pass it to
+                child.terminate()
             code = self._wait(child)
             ran_s = time.monotonic() - began
             if code is None:
