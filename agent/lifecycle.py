@@ -318,7 +318,9 @@ class Lifecycle:
             await send(dump(status))
         except ConnectionClosed:
             return  # reported after the next welcome
-        await asyncio.to_thread(self.versions.update, lambda s: _reported(s, last))
+        # Marked at once, not in a thread: the session ending (a cancellation) must not
+        # come between the send and the mark, or the step would be sent twice.
+        self.versions.update(lambda s: _reported(s, last))
 
     def _keep_release_key(self, key: str | None) -> None:
         if key is None or not key.startswith(RELEASE_KEY_PREFIX):
