@@ -395,13 +395,23 @@ def test_renew_command_renews_now_and_reconnects_with_the_new_key(control_plane,
     assert answer.status_code == 200, answer.text
     assert answer.json()["kind"] == "renew" and answer.json()["not_after"] >= before
     assert (agent.state_dir / "cert.pem").read_text() != old_cert
+    # Once answered, the agent reconnects with the new key (heartbeats may carry the
+    # new expiry a moment before, on the old channel: wait for the reconnect itself).
+    wait_for(
+        lambda: "reconnecting at once with the new key" in agent.output(),
+        30,
+        0.1,
+        "the reconnect with the new key",
+    )
     wait_for(
         lambda: (r := heartbeating(control_plane, agent, BASE)) and r["cert_not_after"] != before,
         30,
         0.1,
         "heartbeats with the renewed certificate",
     )
-    assert "reconnecting at once with the new key" in agent.output()
+    with control_plane.api() as api:
+        audit = api.get("/v1/audit", params={"action": "cert.supersede"}).json()
+    assert any(e["target"] == agent.agent_id for e in audit), audit
 
 
 # --------------------------------------------------------------------------
