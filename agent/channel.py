@@ -614,9 +614,10 @@ class Agent:
                 log.warning("command %s refused: %s", req.request_id, refusal.message)
                 await ws.send(_command_error(req.request_id, refusal.code, refusal.message))
                 return
-            job = self.lifecycle.job(req)
-        else:
-            job = self.runner.job(req.command)
+            # Never behind the queue: a wedged queue is what a restart is sent to fix.
+            queue.run_now(req.request_id, self.lifecycle.job(req), req.timeout_s)
+            return
+        job = self.runner.job(req.command)
         if not queue.submit(req.request_id, job, req.timeout_s):
             log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
             await ws.send(

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -385,6 +386,48 @@ def test_rollback_and_restart_commands(control_plane, tmp_path, agents):
     )
     assert agent.proc.pid == supervisor and agent.proc.poll() is None
     assert "restarting on request: wedged" in agent.output()
+
+
+def test_a_restart_gets_through_a_queue_full_of_stuck_commands(control_plane, tmp_path, agents):
+    # A wedged agent (its one worker and its backlog held by a probe that never ends)
+    # is what a restart is for: it must not wait behind the queue, nor be refused busy.
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers TLS
+    port = silent.getsockname()[1]
+    control_plane.set_policy(
+        "default", allow_hosts=["localhost"], allow_cidrs=["127.0.0.0/8"], allow_ports=["1-65535"]
+    )
+    toml = (
+        '[agent]\nallow_cidrs = ["127.0.0.1/32"]\nallow_ports = ["1024-65535"]\n'
+        "max_concurrency = 1\nmax_queue = 1\n"
+    )
+    agent = start_agent(control_plane, tmp_path, agents, "up-wedged", toml=toml)
+    stuck = {"host": "127.0.0.1", "port": port, "tls": True, "timeout_s": 30}
+    probe = threading.Thread(target=post, args=(control_plane, agent, "probe", stuck), daemon=True)
+    try:
+        probe.start()
+        wait_for(
+            lambda: (detail(control_plane, agent.agent_id).get("queue_depth") or 0) >= 1,
+            15,
+            0.1,
+            "the probe holding the agent's only worker",
+        )
+        assert post(control_plane, agent, "probe", stuck).status_code == 409  # busy: wedged
+        child = agent.child_pid
+        began = time.monotonic()
+        answer = post(control_plane, agent, "restart", {"reason": "wedged queue"})
+        assert answer.status_code == 200 and answer.json()["kind"] == "restart", answer.text
+        assert time.monotonic() - began < 10, "the restart waited behind the stuck probe"
+        agent.child(other_than=child)
+        wait_for(
+            lambda: (r := heartbeating(control_plane, agent, BASE)) and r["uptime_s"] < 5 and r,
+            30,
+            0.1,
+            "the restarted agent heartbeating",
+        )
+    finally:
+        silent.close()
 
 
 def test_renew_command_renews_now_and_reconnects_with_the_new_key(control_plane, tmp_path, agents):
