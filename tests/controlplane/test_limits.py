@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
 import select
 import socket
@@ -17,7 +19,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -25,7 +29,7 @@ import pytest
 import websockets
 
 from fleet.protocol import AGENT_CHANNEL_PATH, CloseCode
-from tests.helpers.server import FAST, RunningServer, wait_for
+from tests.helpers.server import FAST, REPO, RunningServer, wait_for
 from tests.helpers.stream import start_agent, stop_agent, subscribe
 
 LOOPBACK_RAISED = ("auth_failures", "pending_connections")
@@ -66,29 +70,86 @@ def _audit(server: RunningServer, action: str) -> list[dict[str, str]]:
     return [r for r in rows if r["action"] == action]
 
 
-FLOOD = """
-import ssl, sys, time, httpx
-url, ca, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-statuses = set()
-body = {"token": "flte_" + "x" * 40, "csr_pem": "y"}
-with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=ca)) as api:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        statuses.add(api.post("/v1/enroll", json=body).status_code)
-print(*sorted(statuses))
-"""
-"""Failed enrollments from one address for a few seconds; prints the statuses seen."""
+ELSEWHERE = "127.0.0.2"
+"""A well-behaved client's address when the abuser holds 127.0.0.1's per-address cap."""
 
 
-def _p50(server: RunningServer, n: int = 40) -> float:
-    """Median latency of a well-behaved client's GET /v1/agents, in seconds."""
+def _p50(server: RunningServer, n: int = 40, source: str = "127.0.0.1") -> float:
+    """Median latency of a well-behaved client's GET /v1/agents from ``source``, in seconds."""
     times = []
-    with server.api() as api:
+    with httpx.Client(
+        base_url=server.url,
+        transport=httpx.HTTPTransport(verify=server.ssl_context(), local_address=source),
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+        timeout=30.0,
+    ) as api:
         for _ in range(n):
             start = time.perf_counter()
             assert api.get("/v1/agents").status_code == 200
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _p50s(server: RunningServer, seconds: float, source: str) -> list[float]:
+    """The p50s of batches of 10 requests, one after another for ``seconds``."""
+    end = time.monotonic() + seconds
+    p50s = [_p50(server, 10, source)]
+    while time.monotonic() < end:
+        p50s.append(_p50(server, 10, source))
+    return p50s
+
+
+@dataclass
+class Abused:
+    """A well-behaved client's p50 unloaded and under one abuser, and what the abuser saw."""
+
+    unloaded: float
+    during: float
+    seen: dict[str, Any]
+
+    @property
+    def ratio(self) -> float:
+        return self.during / self.unloaded
+
+
+def _under_abuse(
+    server: RunningServer,
+    mode: str,
+    seconds: float = 3.0,
+    source: str = "127.0.0.1",
+    token: str | None = None,
+) -> Abused:
+    """A well-behaved client's p50 while ``tests/helpers/abuse.py MODE`` abuses
+    ``server`` from 127.0.0.1, and unloaded: before and after it, so that a change
+    in the machine's other load (other tests) weighs on both sides alike. Each is
+    the median of the p50s of batches of 10 requests."""
+    unloaded = _p50s(server, seconds / 2, source)
+    args = [mode, server.url, str(server.ca_file), str(seconds), str(server.agent_port)]
+    abuser = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.abuse", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FLEET_TOKEN": token or ""},
+    )
+    assert abuser.stdout is not None
+    try:
+        assert abuser.stdout.readline() == "started\n", abuser.communicate(timeout=60)[1]
+        # Until the abuser's time is up (not until it exits: its report, unread
+        # meanwhile, may fill the pipe).
+        during = _p50s(server, seconds - 0.3, source)
+    finally:
+        out, err = abuser.communicate(timeout=60)
+    assert abuser.returncode == 0, err
+    unloaded += _p50s(server, seconds / 2, source)
+    abused = Abused(statistics.median(unloaded), statistics.median(during), json.loads(out))
+    # Shown with the test's output (pytest -rP), and when it fails.
+    print(
+        f"{mode}: p50 {abused.unloaded * 1e3:.2f} ms unloaded, "
+        f"{abused.during * 1e3:.2f} ms abused, ratio {abused.ratio:.2f}"
+    )
+    return abused
 
 
 async def test_a_flooding_agent_is_closed_and_others_do_not_notice(limited):
@@ -162,6 +223,11 @@ async def test_a_stream_client_sending_junk_is_closed_once(limited):
     other = await subscribe(limited)
     assert await asyncio.wait_for(other.recv(), 5)
     await other.close()
+    # And REST answers as fast as before while a client subscribes and sends junk
+    # again and again.
+    abused = await asyncio.to_thread(_under_abuse, limited, "junk", token=limited.admin_token)
+    assert abused.seen["seen"] == [str(int(CloseCode.RATE_LIMITED))], abused.seen
+    assert abused.ratio < 3, abused
 
 
 def _tls_socket(server: RunningServer) -> ssl.SSLSocket:
@@ -254,6 +320,10 @@ def test_a_large_body_is_refused_before_it_is_read(limited):
     # An ordinary body is still read (and refused for its token, not its size).
     with httpx.Client(base_url=limited.url, verify=limited.ssl_context()) as api:
         assert api.post("/v1/enroll", json={"token": "x", "csr_pem": "y"}).status_code == 401
+    # Other clients are answered as fast as before while large bodies stream in.
+    abused = _under_abuse(limited, "big-body")
+    assert abused.seen["seen"] == ["413"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 def test_failed_enrollments_get_429_and_one_audit_row(start):
@@ -269,27 +339,10 @@ def test_failed_enrollments_get_429_and_one_audit_row(start):
     rows = [r for r in _audit(limited, "enroll") if r["target"] == "127.0.0.1"]
     assert len(rows) == 1 and "30 times" in rows[0]["detail"], rows
     # The admin's valid token from the same address still works, as fast as before
-    # while the flood goes on.
-    before = _p50(limited)
-    # One abusive client (DESIGN's wave-2 target), in a process of its own so that
-    # it shares no GIL with the client being measured: what is compared is the
-    # server's answer time.
-    flooders = [
-        subprocess.Popen(
-            [sys.executable, "-c", FLOOD, limited.url, str(limited.ca_file), "4"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(1)
-    ]
-    try:
-        time.sleep(0.5)  # let the flood start
-        during = _p50(limited)
-    finally:
-        outputs = [proc.communicate(timeout=30)[0] for proc in flooders]
-    flood_statuses = {int(code) for out in outputs for code in out.split()}
-    assert flood_statuses == {429}, outputs
-    assert during / before < 3, (before, during)
+    # while the flood goes on (one abusive client, DESIGN's wave-2 target).
+    abused = _under_abuse(limited, "enroll", 4)
+    assert abused.seen["seen"] == ["429"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 async def test_bad_api_tokens_get_429_on_rest_and_a_close_on_the_stream(start):
@@ -309,6 +362,11 @@ async def test_bad_api_tokens_get_429_on_rest_and_a_close_on_the_stream(start):
     rows = [r for r in _audit(limited, "http.auth") if r["target"] == "127.0.0.1"]
     assert len(rows) == 1 and "8 times" in rows[0]["detail"], rows
     assert len(_audit(limited, "stream.auth")) == 1
+    # A valid token from the same address is answered as fast as before while
+    # unknown tokens keep coming.
+    abused = await asyncio.to_thread(_under_abuse, limited, "bad-token")
+    assert abused.seen["seen"] == ["429"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 async def test_bad_agent_auth_is_counted_and_closed_with_4010(start):
@@ -350,6 +408,12 @@ async def test_unauthenticated_connections_per_address_are_capped(start):
         while True:
             await asyncio.wait_for(over.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.RATE_LIMITED
+    # REST is answered as fast as before while more channels are opened and refused
+    # (measured from another address: the API port's connections count against the
+    # same cap before their request is read).
+    abused = await asyncio.to_thread(_under_abuse, limited, "agent-pending", source=ELSEWHERE)
+    assert abused.seen["seen"] == [str(int(CloseCode.RATE_LIMITED))], abused.seen
+    assert abused.ratio < 3, abused
     for ws in idle:
         await ws.close()
     # Freed: an agent gets in once the idle ones went.
@@ -411,6 +475,12 @@ def test_slow_bodies_per_address_are_capped_and_others_still_served(start):
         # Requests without a body (a dashboard's reads) are not held back.
         with limited.api() as api:
             assert api.get("/v1/agents").status_code == 200
+        # Nor slowed down while more bodies are started and refused (measured from
+        # another address, so that the measuring client's own connections never
+        # meet the cap).
+        abused = _under_abuse(limited, "slow-body", source=ELSEWHERE)
+        assert abused.seen["seen"] == ["429"], abused.seen
+        assert abused.ratio < 3, abused
     finally:
         for sock in slow:
             sock.close()
