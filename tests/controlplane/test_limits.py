@@ -28,7 +28,14 @@ import psutil
 import pytest
 import websockets
 
-from fleet.protocol import AGENT_CHANNEL_PATH, CloseCode
+from fleet.protocol import (
+    AGENT_CHANNEL_PATH,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    Subscribe,
+    dump,
+)
 from tests.helpers.server import FAST, REPO, RunningServer, wait_for
 from tests.helpers.stream import start_agent, stop_agent, subscribe
 
@@ -436,6 +443,33 @@ async def test_an_oversized_frame_before_auth_is_audited(limited):
     rows = _audit(limited, "channel.auth")
     assert len(rows) == 1 and "byte limit" in rows[0]["detail"], rows
     assert "3 times" in rows[0]["detail"], rows
+
+
+async def test_an_oversized_stream_frame_is_audited_before_and_after_subscribing(limited):
+    url = limited.ws_url + "/v1/events"
+    auth = {"Authorization": f"Bearer {limited.admin_token}"}
+    codes = []
+    for subscribed in (False, True):
+        async with websockets.connect(
+            url, ssl=limited.ssl_context(), additional_headers=auth, max_size=None
+        ) as ws:
+            if subscribed:
+                await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION)))
+                await ws.recv()  # the snapshot
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send("x" * (MAX_FRAME_BYTES + 1))
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            # 1009; or 1006 when the reset of our unread upload beat the close frame
+            # (docs/decisions.md, "Oversized frames").
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else 1006)
+    assert set(codes) <= {1009, 1006}, codes
+    before = _audit(limited, "stream.subscribe")
+    assert len(before) == 1 and "(1009)" in before[0]["detail"], before
+    assert before[0]["actor"] == "admin" and before[0]["result"] == "refused", before
+    after = _audit(limited, "stream.close")
+    assert len(after) == 1 and "(1009)" in after[0]["detail"], after
+    assert after[0]["actor"] == "admin" and after[0]["target"] == "127.0.0.1", after
 
 
 def test_repeated_403s_are_one_audit_row_with_a_count(limited):
