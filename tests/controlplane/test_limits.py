@@ -237,8 +237,8 @@ async def test_a_stream_client_sending_junk_is_closed_once(limited):
     assert abused.ratio < 3, abused
 
 
-def _tls_socket(server: RunningServer) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+def _tls_socket(server: RunningServer, port: int | None = None) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port or server.port), timeout=10)
     return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
 
 
@@ -520,3 +520,153 @@ def test_slow_bodies_per_address_are_capped_and_others_still_served(start):
             sock.close()
     rows = _audit(limited, "http.connections")
     assert len(rows) == 1 and "pending_connections" in rows[0]["detail"], rows
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most of ``spans`` (start, end) that overlap at any one time."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _count(detail: str) -> int:
+    match = re.search(r"\((once|\d+ times) in", detail)
+    assert match, detail
+    return 1 if match.group(1) == "once" else int(match.group(1).split()[0])
+
+
+def test_stalled_connections_per_address_are_capped_and_timed_out(start):
+    # The slowloris: connections that finish TLS, then trickle header bytes (one a
+    # tenth of a second each) and never end a request; twelve wanted at all times.
+    cap, timeout = 4, 2.0
+    limited = start(pending_connections=str(cap), header_timeout_s=str(timeout))
+    abused = _under_abuse(limited, "slowloris", 3 * timeout, source=ELSEWHERE)
+    ended = abused.seen["ended"]
+    refused = [(opened, closed, said) for opened, closed, said in ended if closed - opened < 1]
+    stalled = [(opened, closed, said) for opened, closed, said in ended if closed - opened >= 1]
+    # Over the cap: closed at once (429 said first, unless the reset of our own bytes won).
+    assert len(refused) >= 20, ended
+    assert {said for *_, said in refused} <= {"429", "closed", "ConnectionResetError"}, refused
+    assert "429" in {said for *_, said in refused}, refused
+    # Under it: closed with 408 when the header timeout ends, although bytes kept coming.
+    assert len(stalled) >= cap and {said for *_, said in stalled} == {"408"}, stalled
+    assert all(timeout - 0.2 < closed - opened < timeout + 1.5 for opened, closed, _ in stalled)
+    assert all(now - opened < timeout + 1.5 for opened, now in abused.seen["open"])
+    # Never more than the cap at once (less the time we took to notice a close; the
+    # youngest may yet be refused).
+    spans = [(opened, closed - 0.25) for opened, closed, _ in stalled]
+    spans += [(opened, now) for opened, now in abused.seen["open"] if now - opened > 0.5]
+    assert _most_at_once(spans) <= cap, spans
+    # A well-behaved client (on another address) is answered as fast as before.
+    assert abused.ratio < 3, abused
+    # One row per refusal kind, with the count.
+    (refusals,) = [r for r in _audit(limited, "http.connections") if r["target"] == "127.0.0.1"]
+    assert "pending_connections" in refusals["detail"]
+    assert _count(refusals["detail"]) >= len(refused), (refusals, len(refused))
+    (timeouts,) = [r for r in _audit(limited, "http.headers") if r["target"] == "127.0.0.1"]
+    assert "header_timeout_s" in timeouts["detail"]
+    assert len(stalled) <= _count(timeouts["detail"]) <= len(stalled) + cap, timeouts
+
+
+def _read_response(sock: ssl.SSLSocket) -> int:
+    """Read one whole answer (headers and ``Content-Length`` bytes); its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: (\d+)", head)
+    assert length, head
+    while len(body) < int(length.group(1)):
+        body += sock.recv(4096)
+    return int(head.split()[1])
+
+
+def test_a_second_request_trickled_on_a_kept_alive_connection_is_timed_out(start):
+    timeout = 1.5
+    limited = start(header_timeout_s=str(timeout))
+    with _tls_socket(limited) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock) == 200
+        answered = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        said = b""
+        while not said and time.monotonic() < answered + timeout + 3:
+            # A byte every 0.2 s: each would have reset uvicorn's keep-alive timer.
+            if select.select([sock], [], [], 0.2)[0]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    said = sock.recv(4096) or b"closed"
+            else:
+                sock.sendall(b"a")
+        waited = time.monotonic() - answered
+    assert said.startswith(b"HTTP/1.1 408"), (said, waited)
+    assert b"header_timeout_s" in said
+    assert timeout - 0.2 < waited < timeout + 1.5, waited
+    rows = _audit(limited, "http.headers")
+    assert len(rows) == 1 and "once" in rows[0]["detail"], rows
+
+
+def _end(sock: ssl.SSLSocket) -> str:
+    """How the server ends ``sock``: the status it answers, ``closed`` or the error."""
+    try:
+        data = sock.recv(4096)
+        while data and b"\r\n" not in data:
+            data += sock.recv(4096)
+    except OSError as exc:
+        return type(exc).__name__
+    match = re.match(rb"HTTP/1\.1 (\d{3})", data)
+    return match.group(1).decode() if match else "closed"
+
+
+def test_connections_before_the_agent_upgrade_are_capped_per_address(start):
+    cap = 4
+    limited = start(pending_connections=str(cap))
+    upgrade = f"GET {AGENT_CHANNEL_PATH} HTTP/1.1\r\nHost: x\r\n".encode()  # never ended
+    held = [_tls_socket(limited, limited.agent_port) for _ in range(cap)]
+    try:
+        for sock in held:
+            sock.sendall(upgrade)
+        ends = []
+        for _ in range(3):
+            with _tls_socket(limited, limited.agent_port) as over:
+                started = time.monotonic()
+                with contextlib.suppress(OSError):
+                    over.sendall(upgrade)
+                ends.append(_end(over))
+                assert time.monotonic() - started < 1
+        assert set(ends) <= {"429", "closed", "ConnectionResetError"} and "429" in ends, ends
+        assert all(_still_open(sock) for sock in held), "a held connection was closed"
+    finally:
+        for sock in held:
+            sock.close()
+    rows = [r for r in _audit(limited, "channel.connections") if r["target"] == "127.0.0.1"]
+    assert len(rows) == 1 and "3 times" in rows[0]["detail"], rows
+    assert "pending_connections" in rows[0]["detail"], rows
+
+    # Freed as they go: the next one is let through to the upgrade (404: not the
+    # channel's path, so answered at once).
+    def served() -> bool:
+        with _tls_socket(limited, limited.agent_port) as sock:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            return _end(sock) == "404"
+
+    wait_for(served, 5, what="the agents' port to serve 127.0.0.1 again")
+
+
+def _still_open(sock: ssl.SSLSocket) -> bool:
+    """The server has neither answered nor closed ``sock`` (without blocking)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return True
+    sock.setblocking(False)
+    try:
+        sock.recv(4096)
+    except ssl.SSLWantReadError:
+        return True  # a TLS 1.3 session ticket, not data
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(10)
+    return False

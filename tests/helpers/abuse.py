@@ -13,6 +13,7 @@ Modes:
     slow-body: bodies started while the address already holds its cap of them.
     agent-pending: websocket upgrades on the agents' port that never authenticate.
     junk: event-stream subscriptions (token in ``FLEET_TOKEN``) that send junk frames.
+    slowloris: connections that trickle header bytes and never finish a request.
 
 The modes that open a connection per attempt open at most ``CONNECTIONS_A_SECOND``:
 what the tests measure is the limit, not the cost of TLS handshakes (a flood of
@@ -188,6 +189,40 @@ def junk(abuse: Abuse) -> None:
     asyncio.run(_junk(abuse))
 
 
+def slowloris(abuse: Abuse, want: int = 12) -> dict[str, object]:
+    """Keeps ``want`` connections open (opening at most 50 a second), each sent a
+    request's first line, then a header byte every 0.1 s; reports each one's life
+    (from after its TLS handshake) and the first thing the server said."""
+    live: dict[ssl.SSLSocket, float] = {}
+    ended: list[tuple[float, float, str]] = []
+    start = next_open = next_byte = time.monotonic()
+    while abuse.running():
+        if len(live) < want and time.monotonic() >= next_open:
+            sock = abuse.tls()
+            sock.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.setblocking(False)
+            live[sock] = time.monotonic() - start
+            next_open = time.monotonic() + 0.02
+        for sock in select.select(list(live), [], [], 0.02)[0]:
+            try:
+                said = sock.recv(64)
+            except ssl.SSLWantReadError:
+                continue  # a TLS 1.3 session ticket, not data
+            except OSError as exc:
+                said = type(exc).__name__.encode()
+            match = re.match(rb"HTTP/1\.1 (\d{3})", said)
+            what = match.group(1).decode() if match else said.decode() or "closed"
+            ended.append((live.pop(sock), time.monotonic() - start, what))
+            sock.close()
+        if time.monotonic() >= next_byte:
+            next_byte = time.monotonic() + 0.1
+            for sock in live:
+                with contextlib.suppress(OSError):  # ssl.SSLWantWriteError too
+                    sock.send(b"a")
+    now = time.monotonic() - start
+    return {"ended": ended, "open": [(opened, now) for opened in live.values()]}
+
+
 MODES: dict[str, Callable[[Abuse], object]] = {
     "enroll": enroll,
     "bad-token": bad_token,
@@ -195,6 +230,7 @@ MODES: dict[str, Callable[[Abuse], object]] = {
     "slow-body": slow_body,
     "agent-pending": agent_pending,
     "junk": junk,
+    "slowloris": slowloris,
 }
 
 
