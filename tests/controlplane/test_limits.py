@@ -154,7 +154,8 @@ def _under_abuse(
     # Shown with the test's output (pytest -rP), and when it fails.
     print(
         f"{mode}: p50 {abused.unloaded * 1e3:.2f} ms unloaded, "
-        f"{abused.during * 1e3:.2f} ms abused, ratio {abused.ratio:.2f}"
+        f"{abused.during * 1e3:.2f} ms abused, ratio {abused.ratio:.2f}; "
+        f"{abused.seen.get('attempts')} attempts"
     )
     return abused
 
