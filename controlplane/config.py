@@ -291,8 +291,17 @@ class Settings(BaseSettings):
     pending_connections: int = Field(
         256,
         ge=1,
-        description="Connections one source address may hold before they authenticate "
-        "(agent channels, event streams, REST requests being read); more are refused at once.",
+        description="Connections one source address may hold before they authenticate, "
+        "counted apart in three stages: before their request (or websocket upgrade) is read, "
+        "REST requests whose body is being read, websockets before auth or subscribe; more "
+        "are refused at once.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection to the API port must send a request's complete headers "
+        "within this after it opens (after TLS), and again after each answer; else it is "
+        "closed (408 if it had sent part of them).",
     )
 
     # notifications (docs/server.md, "Notifications") ---------------------------

@@ -101,7 +101,10 @@ class ControlPlane:
         self.auth_failures = FailureCounter(settings.auth_failures, window)
         """Failed enrollments and authentications per source address."""
         self.pending = PendingConnections(settings.pending_connections)
-        """Connections per source address that have not authenticated yet."""
+        """Websockets per source address that have not authenticated yet."""
+        self.unread = PendingConnections(settings.pending_connections)
+        """Connections per source address, on either port, that have not sent a whole
+        request's headers yet (the websocket upgrade's, on the agents' port)."""
         self._refusals: asyncio.Task[None] | None = None
         self.notifier = Notifier(
             settings,
