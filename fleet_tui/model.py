@@ -290,9 +290,9 @@ class FleetModel:
             self.events.setdefault(msg.agent_id, deque(maxlen=EVENTS_LEN)).append(msg)
             self._dirty.add(msg.agent_id)
         elif isinstance(msg, RolloutUpdate):
-            self._put_rollout(msg.rollout)
+            self.put_rollout(msg.rollout)
         elif isinstance(msg, RemediationUpdate):
-            self._put_remediation(msg.remediation)
+            self.put_remediation(msg.remediation)
         self.generation += 1
 
     def _apply_snapshot(self, snap: Snapshot) -> None:
@@ -351,8 +351,10 @@ class FleetModel:
         known.extend(sorted(merged.values(), key=lambda e: e.at)[-EVENTS_LEN:])
         self.generation += 1
 
-    def _put_rollout(self, rollout: RolloutInfo) -> None:
-        """Keep what a fresh snapshot would have: the rollouts not over, and of the
+    def put_rollout(self, rollout: RolloutInfo) -> None:
+        """Add or replace a rollout (from the stream, or a REST answer).
+
+        Kept is what a fresh snapshot would have: the rollouts not over, and of the
         finished ones only the latest of each pool."""
         self.rollouts[rollout.id] = rollout
         finished = [
@@ -363,9 +365,12 @@ class FleetModel:
         finished.sort(key=lambda r: (r.finished_at or r.updated_at, r.created_at))
         for old in finished[:-1]:
             del self.rollouts[old.id]
+        self.generation += 1
 
-    def _put_remediation(self, remediation: RemediationInfo) -> None:
+    def put_remediation(self, remediation: RemediationInfo) -> None:
+        """Add or replace a remediation (from the stream, or a REST answer)."""
         self.remediations[remediation.id] = remediation
+        self.generation += 1
         over = [
             r for r in self.remediations.values() if r.state not in ("pending_approval", "running")
         ]
