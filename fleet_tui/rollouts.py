@@ -13,6 +13,7 @@ from typing import Literal
 from fleet.protocol import AgentState, RolloutAgent, RolloutInfo, RolloutWave, UpgradeInfo
 from fleet.units import format_ago, format_duration
 
+from . import format as fmt
 from .model import ROLLOUT_ACTIVE
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "rollout_order",
     "rollout_plan",
     "rollout_progress",
+    "rollout_step",
     "rollout_tone",
     "rollout_when",
     "step_label",
+    "upgrade_line",
     "upgrade_mark",
     "upgrade_words",
     "wave_line",
@@ -184,6 +187,26 @@ def agents_in_order(r: RolloutInfo) -> list[RolloutAgent]:
     return sorted(r.agents, key=key)
 
 
+def upgrade_line(upgrade: UpgradeInfo, now: float) -> str:
+    """The agent detail's ``upgrade`` field: its words and when, e.g. ``upgrading to
+    1.5.0: installing · 12s ago``, ``runs 1.5.0 (from 1.4.2) · 4m ago``."""
+    words = upgrade_words(upgrade)
+    if words is None:
+        was = f" (from {upgrade.from_version})" if upgrade.from_version else ""
+        words = f"runs {upgrade.version}{was}"
+    return f"{words} · {fmt.age(upgrade.at, now)}"
+
+
+def rollout_step(r: RolloutInfo, agent_id: str) -> str | None:
+    """Where an agent is in a rollout, for its detail: ``etl → 1.5.0 (wave): wave 1,
+    upgrading``; None when the rollout does not name it."""
+    agent = next((a for a in r.agents if a.agent_id == agent_id), None)
+    if agent is None:
+        return None
+    step = agent.step.replace("_", " ")
+    return f"{r.pool} → {r.version} ({r.state}): {wave_name(agent.wave)}, {step}"
+
+
 def upgrade_words(upgrade: UpgradeInfo | None) -> str | None:
     """An upgrade under way or gone wrong, in words; None once it runs (or never was).
 
@@ -203,7 +226,7 @@ def upgrade_words(upgrade: UpgradeInfo | None) -> str | None:
     return f"upgrade to {upgrade.version} {upgrade.step}{detail}"
 
 
-def upgrade_mark(agent: AgentState) -> tuple[str, Tone] | None:
+def upgrade_mark(agent: AgentState) -> tuple[str, Literal["", "warn"]] | None:
     """The fleet table's version cell while an upgrade is under way or went wrong:
     ``→1.5.0`` (upgrading to it), ``↺1.4.2`` (rolled back, runs 1.4.2),
     ``✗1.4.2`` (the upgrade failed or was refused, runs 1.4.2); None otherwise."""

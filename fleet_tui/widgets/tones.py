@@ -13,7 +13,15 @@ from textual.widget import Widget
 
 from ..rollouts import Tone
 
-__all__ = ["TONE_CLASSES", "tone_css", "tone_style"]
+__all__ = ["TONE_CLASSES", "tone_css", "tone_markup", "tone_style"]
+
+_VARIABLES = {
+    "ok": "$success",
+    "warn": "$warning",
+    "bad": "$error",
+    "muted": "$text-muted",
+    "busy": "$accent",
+}
 
 _RULES = {
     "ok": "color: $success;",
@@ -37,3 +45,10 @@ def tone_style(widget: Widget, tone: Tone) -> Style:
     if not tone:
         return Style()
     return widget.get_component_rich_style(f"tone--{tone}", partial=True)
+
+
+def tone_markup(tone: Tone, text: str) -> str:
+    """``text`` (already escaped) in the tone's colour, as Textual markup."""
+    if not tone:
+        return text
+    return f"[{_VARIABLES[tone]}]{text}[/]"
