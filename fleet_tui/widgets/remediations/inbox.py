@@ -3,8 +3,11 @@ for a person or who decided it and how it went."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from rich.text import Text
+from textual.binding import Binding, BindingType
 
 from fleet.protocol import RemediationInfo
 from fleet.units import format_ago
@@ -23,6 +26,11 @@ __all__ = ["RemediationList", "remediation_entry"]
 
 class RemediationList(KeyedList):
     """The inbox: those waiting for approval, then the recent others."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Agent detail", id="inbox.agent"),
+    ]
+    """Enter opens the highlighted remediation's agent (OptionList's own select)."""
 
     COMPONENT_CLASSES = TONE_CLASSES
     DEFAULT_CSS = tone_css("RemediationList")
@@ -44,7 +52,8 @@ def remediation_entry(r: RemediationInfo, now: float, widget: RemediationList) -
     else:
         head += f" · {word}"
         second = f"{r.condition} · {decided_words(r, now)}"
-    body = Text(head, style="bold")
+    body = Text()
+    body.append(head, style="bold")
     body.append(f"\n{second}", style="" if r.state == "pending_approval" else "dim")
     grid.add_row(Text(mark, style=tone_style(widget, remediation_tone(r))), body)
     return Entry(r.id, f"{label} {head}\n{second}", grid)

@@ -68,7 +68,8 @@ class RolloutDetail(Widget):
         r = self.rollout
         if r is None:
             return Text("")
-        head = Text(f"{r.pool} → {r.version}", style="bold")
+        head = Text()
+        head.append(f"{r.pool} → {r.version}", style="bold")
         head.append(f"  {r.id}")
         head.append(f"\n{rollout_when(r, self.now)} · {rollout_plan(r)}")
         if r.detail:

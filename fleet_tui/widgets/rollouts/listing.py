@@ -33,7 +33,9 @@ def rollout_entry(r: RolloutInfo, now: float, widget: RolloutList) -> Entry:
     grid.add_column(width=LABEL_WIDTH, no_wrap=True)
     grid.add_column(ratio=1)
     head = f"{r.pool} → {r.version} · {rollout_progress(r)} · {rollout_when(r, now)}"
-    body = Text(head, style="bold", no_wrap=True, overflow="ellipsis")
+    # The head alone is bold: a Text's own style would embolden every line.
+    body = Text(no_wrap=True, overflow="ellipsis")
+    body.append(head, style="bold")
     body.append(f"\n{r.detail or '-'}")
     label = rollout_label(r)
     grid.add_row(Text(label, style=tone_style(widget, rollout_tone(r))), body)
