@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -23,12 +22,14 @@ from fleet.protocol import PROTOCOL_VERSION
 from .agent_listener import start_agent_listener
 from .api import (
     admin,
+    agent_actions,
     agents,
     connections,
     enroll,
     metrics,
     notifications,
     pools,
+    releases,
     silences,
     streams,
     users,
@@ -37,7 +38,7 @@ from .api.models import Health
 from .api.responses import add_error_schema, errors
 from .api.structs import add_struct_schemas
 from .body_limit import BodyLimit
-from .errors import FleetError, TooManyRequests
+from .errors import FleetError
 from .metrics import make_registry
 from .state import ControlPlane
 
@@ -80,10 +81,7 @@ def create_app(
 
     @app.exception_handler(FleetError)
     async def fleet_error(request: Request, exc: FleetError) -> JSONResponse:
-        headers = None
-        if isinstance(exc, TooManyRequests):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -124,6 +122,8 @@ def create_app(
     for module in (
         enroll,
         agents,
+        agent_actions,
+        releases,
         admin,
         users,
         pools,

@@ -7,21 +7,36 @@ otherwise (chunked bodies), so no request can make the server buffer more than
 the limit. The in-flight cap (``pending_connections``) counts a request with a
 body from its start until the body was read or its answer began: the time before
 its caller is authenticated.
+
+An agent release upload (``PUT /v1/releases/{version}``) has a cap of its own,
+``release_max_bytes``, which its route enforces the same way once the caller is
+known to be an admin (:mod:`controlplane.api.releases`): this middleware only
+counts it as pending.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fleet.protocol import RELEASES_PATH
 
 from .limits import PendingConnections
 
 if TYPE_CHECKING:
     from .state import ControlPlane
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "has_own_limit"]
+
+_RELEASE_UPLOAD = re.compile(re.escape(RELEASES_PATH) + r"/[^/]+/?")
+
+
+def has_own_limit(method: str, path: str) -> bool:
+    """Whether the route of ``method path`` caps its body itself (release uploads)."""
+    return method == "PUT" and _RELEASE_UPLOAD.fullmatch(path) is not None
 
 
 async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
@@ -61,10 +76,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cp = self.cp
-        limit = cp.settings.max_body_bytes
+        path = str(scope.get("path", ""))
+        # Past any real body: the release route refuses over its own cap.
+        unlimited = has_own_limit(str(scope.get("method", "")), path)
+        limit = 1 << 62 if unlimited else cp.settings.max_body_bytes
         client = scope.get("client")
         address = str(client[0]) if client else "?"
-        path = str(scope.get("path", ""))
         has_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit():

@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import os
 import secrets
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,13 +26,16 @@ from .errors import BadRequest, Conflict, NotFound
 from .release_key import ReleaseKey
 from .store.base import Store
 
-__all__ = ["DOWNLOAD_PREFIX", "Release", "ReleaseBook"]
+__all__ = ["DOWNLOAD_PREFIX", "UPLOAD_PREFIX", "Release", "ReleaseBook"]
 
 KIND = "release"
 """The store's document kind for releases (keyed by version)."""
 
 DOWNLOAD_PREFIX = "fdl_"
 """Download tokens start with this, so a log or a secret scanner knows them."""
+
+UPLOAD_PREFIX = ".upload-"
+"""Uploads in progress: ``DATA/releases/.upload-XXXX.part``, removed at start if left over."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,26 @@ class ReleaseBook:
         self.key = key
         self.releases: dict[str, Release] = {}
         self._grants: dict[str, _Grant] = {}
+        self._lock = asyncio.Lock()
+        """Held from the check that a version is free to the document's write."""
+        self.in_use: Callable[[str], str | None] = lambda version: None
+        """Why ``version`` may not be removed now (a rollout targets it), else None;
+        the rollouts module sets it."""
 
     async def load(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
+        for left in self.directory.glob(f"{UPLOAD_PREFIX}*"):
+            left.unlink(missing_ok=True)  # an upload cut by a crash or a kill
         for version, body in await self.store.list_documents(KIND):
             self.releases[version] = Release(**body)
+
+    def new_upload(self) -> Path:
+        """An empty file (0600) in :attr:`directory` to receive an upload; the caller
+        gives it to :meth:`add`, or removes it."""
+        handle, name = tempfile.mkstemp(prefix=UPLOAD_PREFIX, suffix=".part", dir=self.directory)
+        os.close(handle)
+        return Path(name)
 
     def get(self, version: str) -> Release:
         """The release of ``version``.
@@ -113,46 +132,53 @@ class ReleaseBook:
         try:
             info, sha256, size = await asyncio.to_thread(_examine, upload)
         except WheelError as exc:
-            raise BadRequest(str(exc)) from None
+            # Said of the name it was uploaded with, not of the temporary file.
+            raise BadRequest(str(exc).replace(upload.name, filename)) from None
         if info.version != version:
             raise BadRequest(
                 f"the wheel says it is version {info.version}, not {version}: give "
                 f"--version {info.version}, or build the wheel again"
             )
-        existing = self.releases.get(version)
-        if existing is not None:
-            if existing.sha256 == sha256:
-                return existing
-            raise Conflict(
-                f"release {version} is stored already with other content "
-                f"(sha256 {existing.sha256[:12]}…); remove it first "
-                f"(`fleet releases rm {version}`), or give the new one another version"
+        async with self._lock:
+            existing = self.releases.get(version)
+            if existing is not None:
+                if existing.sha256 == sha256:
+                    return existing
+                raise Conflict(
+                    f"release {version} is stored already with other content "
+                    f"(sha256 {existing.sha256[:12]}…); remove it first "
+                    f"(`fleet releases rm {version}`), or give the new one another version"
+                )
+            release = Release(
+                version=version,
+                sha256=sha256,
+                size=size,
+                signature=self.key.sign(release_message(version, sha256, size)),
+                filename=filename,
+                added_at=time.time(),
+                added_by=added_by,
             )
-        release = Release(
-            version=version,
-            sha256=sha256,
-            size=size,
-            signature=self.key.sign(release_message(version, sha256, size)),
-            filename=filename,
-            added_at=time.time(),
-            added_by=added_by,
-        )
-        await asyncio.to_thread(_keep, upload, self.path(release))
-        await self.store.put_document(KIND, version, asdict(release), release.added_at)
-        self.releases[version] = release
-        return release
+            await asyncio.to_thread(_keep, upload, self.path(release))
+            await self.store.put_document(KIND, version, asdict(release), release.added_at)
+            self.releases[version] = release
+            return release
 
     async def remove(self, version: str) -> Release:
         """Forget ``version``; its file goes unless another version has the same content.
 
         Raises:
             NotFound: no such release.
+            Conflict: :attr:`in_use` says it is needed (a rollout targets it).
         """
-        release = self.get(version)
-        await self.store.delete_document(KIND, version)
-        del self.releases[version]
-        if all(r.sha256 != release.sha256 for r in self.releases.values()):
-            self.path(release).unlink(missing_ok=True)
+        async with self._lock:
+            release = self.get(version)
+            why = self.in_use(version)
+            if why is not None:
+                raise Conflict(f"release {version} is in use: {why}")
+            await self.store.delete_document(KIND, version)
+            del self.releases[version]
+            if all(r.sha256 != release.sha256 for r in self.releases.values()):
+                self.path(release).unlink(missing_ok=True)
         for token, grant in list(self._grants.items()):
             if grant.version == version:
                 del self._grants[token]

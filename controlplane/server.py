@@ -122,7 +122,11 @@ def _check_keys(ca: CertificateAuthority, tls_key: Path | None) -> None:
     Raises:
         PermissionError: naming the key and the ``chmod`` to run.
     """
-    keys = [key for key in (ca.directory / "ca.key", ca.server_key_file) if key.exists()]
+    keys = [
+        key
+        for key in (ca.directory / "ca.key", ca.directory / "release.key", ca.server_key_file)
+        if key.exists()
+    ]
     for key in [*keys, *([tls_key] if tls_key is not None else [])]:
         check_private(key)
 

@@ -25,6 +25,7 @@ from fleet.protocol import (
     UpgradeStatus,
 )
 
+from .errors import FleetError
 from .live import LiveAgent
 from .operators import Principal
 from .releases import ReleaseBook
@@ -87,19 +88,27 @@ class Upgrades:
                 version=version, step="requested", at=time.time(), from_version=agent.version
             ),
         )
-        result = await self.cp.command(actor, agent, command, "agent.upgrade", agent.id)
+        try:
+            result = await self.cp.command(actor, agent, command, "agent.upgrade", agent.id)
+        except FleetError as exc:
+            # Offline, or no answer: shown as refused, not left at "requested".
+            self._refused(agent, version, exc.message)
+            raise
         if result.error is not None:
-            self.record(
-                agent,
-                UpgradeInfo(
-                    version=version,
-                    step="refused",
-                    detail=f"{result.error.code}: {result.error.message}",
-                    from_version=agent.version,
-                    at=time.time(),
-                ),
-            )
+            self._refused(agent, version, f"{result.error.code}: {result.error.message}")
         return result
+
+    def _refused(self, agent: LiveAgent, version: str, detail: str) -> None:
+        self.record(
+            agent,
+            UpgradeInfo(
+                version=version,
+                step="refused",
+                detail=detail[:300],
+                from_version=agent.version,
+                at=time.time(),
+            ),
+        )
 
     async def rollback(self, actor: Principal, agent: LiveAgent, reason: str) -> CommandFinished:
         """Ask ``agent`` to switch back to the version it ran before its last upgrade."""

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 ADMIN_COMMANDS = frozenset(
     {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
     | {"connections", "alerts", "audit", "silences", "silence", "maintenance"}
+    | {"releases", "release"}
 )
 """The commands of :mod:`fleet.ctl`, which need httpx."""
 

@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+from .units import VERSION_MAX, VERSION_PATTERN
+
 __all__ = [
     "AGENT_CHANNEL_PATH",
     "AGENT_EXTRAS",
@@ -258,9 +260,7 @@ NonNegFloat = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 Pem = Annotated[str, Meta(max_length=MAX_CERTIFICATE_CHARS)]
-VersionText = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
-]
+VersionText = Annotated[str, Meta(min_length=1, max_length=VERSION_MAX, pattern=VERSION_PATTERN)]
 """A release version as agents report it (``0.2.0``, ``0.3.0rc1``, ``1.0.0+build.7``)."""
 Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 

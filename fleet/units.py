@@ -16,10 +16,15 @@ __all__ = [
     "NAME_MAX",
     "NAME_PATTERN",
     "NAME_RULE",
+    "VERSION_MAX",
+    "VERSION_PATTERN",
+    "VERSION_RULE",
     "check_label_value",
     "check_name",
+    "check_version",
     "format_ago",
     "format_duration",
+    "format_size",
     "parse_duration",
     "parse_start",
 ]
@@ -39,6 +44,15 @@ _NAME = re.compile(NAME_PATTERN)
 
 LABEL_VALUE_MAX = 256
 """Label values: at most this many printable characters (see :func:`check_label_value`)."""
+
+VERSION_MAX = 64
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+"""A release version (``0.2.0``, ``0.3.0rc1``, ``1.0.0+build.7``): what the channel,
+the API and the CLI accept, and a safe path segment (no ``/``, no spaces)."""
+VERSION_RULE = (
+    f"1 to {VERSION_MAX} letters, digits and . + _ -, starting with a letter or digit (e.g. 0.2.0)"
+)
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 def parse_duration(text: str) -> float:
@@ -130,6 +144,17 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+def format_size(size: float) -> str:
+    """Bytes in binary units, to one decimal: ``512 B``, ``3.4 KiB``, ``64.0 MiB``."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
 def format_ago(at: float | None, now: float) -> str:
     """``at`` (epoch seconds) relative to ``now``, to two units: ``3m20s ago``, ``in 2h``.
 
@@ -166,6 +191,18 @@ def check_name(kind: str, name: str) -> str:
         shown = name if len(name) <= 70 else name[:67] + "..."
         raise ValueError(f"{kind} name {shown!r} is not allowed: use {NAME_RULE}")
     return name
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is a valid release version.
+
+    Raises:
+        ValueError: saying what is allowed.
+    """
+    if not _VERSION.fullmatch(version):
+        shown = version if len(version) <= 70 else version[:67] + "..."
+        raise ValueError(f"version {shown!r} is not allowed: use {VERSION_RULE}")
+    return version
 
 
 LABEL_VALUE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"

@@ -123,3 +123,58 @@ def test_starts(berlin, text: str, after_now: float) -> None:
 def test_bad_starts_say_what_to_write(berlin, text: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         parse_start(text, NOW)
+
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.3.0rc1", "1.0.0+build.7", "2", "v1_2-3", "9" * 64])
+def test_good_versions(version: str) -> None:
+    from fleet.units import check_version
+
+    assert check_version(version) == version
+
+
+@pytest.mark.parametrize(
+    "version", ["", "9" * 65, ".1", "-1", "0.2 beta", "0.2/../x", "0.2\n", "1;2", "1@2", "é"]
+)
+def test_bad_versions_say_the_rule(version: str) -> None:
+    from fleet.units import check_version
+
+    with pytest.raises(ValueError, match=r"version .* is not allowed: use 1 to 64 letters"):
+        check_version(version)
+
+
+def test_a_version_the_cli_accepts_is_one_the_channel_accepts() -> None:
+    import msgspec
+
+    from fleet.protocol import VersionText
+    from fleet.units import check_version
+
+    for version in ["0.2.0", "1.0.0+build.7", "0.2 beta", "9" * 65, "-1"]:
+        try:
+            check_version(version)
+            ok = True
+        except ValueError:
+            ok = False
+        try:
+            msgspec.convert(version, VersionText)
+            wire = True
+        except msgspec.ValidationError:
+            wire = False
+        assert ok == wire, version
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (64 << 20, "64.0 MiB"),
+        (5 << 30, "5.0 GiB"),
+        (3 << 40, "3072.0 GiB"),
+    ],
+)
+def test_sizes_in_binary_units(size: int, text: str) -> None:
+    from fleet.units import format_size
+
+    assert format_size(size) == text

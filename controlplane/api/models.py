@@ -22,6 +22,7 @@ from fleet.protocol import (
 )
 
 from ..decommission import RemovalAction
+from ..releases import Release
 from ..store.base import (
     AckRecord,
     AuditRecord,
@@ -49,6 +50,7 @@ __all__ = [
     "PolicyCleared",
     "PoolInfo",
     "ReceiverInfo",
+    "ReleaseInfo",
     "SilenceInfo",
     "TokenCreated",
     "TokenInfo",
@@ -155,6 +157,29 @@ class Enrolled(BaseModel):
     release_key: str
     """The public key that signs agent releases (``ed25519:BASE64``): the agent keeps
     it and refuses any release it did not sign."""
+
+
+class ReleaseInfo(BaseModel):
+    """An agent release the control plane stores, signed with its release key."""
+
+    version: str
+    sha256: str
+    """Hex SHA-256 of the wheel: its name on disk and its ETag."""
+    size: int
+    signature: str
+    """Base64 Ed25519 signature of the release key over
+    ``fleet-release-v1\\nversion=V\\nsha256=HEX\\nsize=N\\n``
+    (:func:`fleet.protocol.release_message`)."""
+    filename: str
+    """The name it was uploaded with (shown only)."""
+    added_at: float
+    added_by: str
+    download_path: str
+    """Where agents download it (``GET``, with a download token)."""
+
+    @classmethod
+    def of(cls, release: Release) -> ReleaseInfo:
+        return cls(**asdict(release), download_path=release.download_path)
 
 
 class UserInfo(BaseModel):

@@ -19,7 +19,11 @@ from fleet.units import (
     NAME_MAX,
     NAME_PATTERN,
     NAME_RULE,
+    VERSION_MAX,
+    VERSION_PATTERN,
+    VERSION_RULE,
     check_name,
+    check_version,
 )
 from fleet.units import check_label_value as _check_label_value
 
@@ -31,6 +35,7 @@ __all__ = [
     "LabelValue",
     "Labels",
     "PoolName",
+    "ReleaseVersion",
     "UserName",
 ]
 
@@ -66,6 +71,20 @@ ConnectionName = Annotated[
     str, AfterValidator(_checker("connection")), WithJsonSchema(_schema("connection"))
 ]
 LabelKey = Annotated[str, AfterValidator(_checker("label")), WithJsonSchema(_schema("label"))]
+ReleaseVersion = Annotated[
+    str,
+    AfterValidator(check_version),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": VERSION_MAX,
+            "pattern": VERSION_PATTERN,
+            "description": f"release version: {VERSION_RULE}",
+        }
+    ),
+]
+"""A release version, in a path or a body (:func:`fleet.units.check_version`)."""
 
 
 def _check_value(value: str) -> str:

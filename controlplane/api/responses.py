@@ -26,6 +26,7 @@ _WHY: dict[int, str] = {
     409: "The state forbids it (e.g. the agent is offline, the name is taken); "
     "the message says what to do instead",
     413: "The request body is larger than the server accepts",
+    416: "The Range asked for lies past the end of the file (Content-Range: bytes */SIZE)",
     422: "A parameter or body field failed validation; the message names it",
     429: "Too many requests (or failed attempts) from this client; retry after Retry-After",
     503: "The store could not write (e.g. a full disk); nothing was changed",
@@ -35,6 +36,13 @@ _WHY: dict[int, str] = {
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again",
+        "schema": {"type": "string"},
+    }
+}
+
+_CONTENT_RANGE = {
+    "Content-Range": {
+        "description": "bytes */SIZE: the file's size",
         "schema": {"type": "string"},
     }
 }
@@ -64,6 +72,8 @@ def errors(*codes: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
         }
         if code == 429:
             entry["headers"] = _RETRY_AFTER
+        elif code == 416:
+            entry["headers"] = _CONTENT_RANGE
         out[code] = entry
     return out
 

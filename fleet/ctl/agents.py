@@ -1,4 +1,5 @@
-"""``fleet agents list|show|revoke|decommission``."""
+"""``fleet agents list|show|revoke|decommission`` (and, from :mod:`.agent_actions`,
+``upgrade|rollback|restart|renew``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from ..cliparse import FleetParser, name_of
 from ..disconnects import disconnect_line
 from ..protocol import Disconnect, Presence, ProtocolError, convert
+from .agent_actions import add_verbs, upgrade_text
 from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import NotFoundError, UsageError
@@ -91,6 +93,7 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
                 ("reasons", "; ".join(a.get("reasons") or [])),
                 ("version", a.get("version")),
                 ("pinned version", a.get("pinned_version")),
+                ("upgrade", _upgrade_line(a.get("upgrade"))),
                 ("remote address", a.get("remote_addr")),
                 ("enrolled", when(a.get("enrolled_at"))),
                 ("connected", when(a.get("connected_at"))),
@@ -112,6 +115,11 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
 
     emit(detail, args.output, human)
     return 0
+
+
+def _upgrade_line(upgrade: dict[str, Any] | None) -> str | None:
+    text = upgrade_text(upgrade)
+    return None if text is None or upgrade is None else f"{text}, {ago(upgrade.get('at'))}"
 
 
 def _print_disconnects(detail: dict[str, Any]) -> None:
@@ -168,7 +176,7 @@ def register(sub: Subparsers) -> None:
     """Add ``fleet agents`` and its verbs to the root parser's subcommands."""
     noun = sub.add_parser(
         "agents",
-        help="list, inspect, revoke and decommission agents",
+        help="list, inspect, revoke, decommission, upgrade and restart agents",
         description="Agents enrolled with the control plane.",
     )
     verbs = noun.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -197,3 +205,4 @@ def register(sub: Subparsers) -> None:
             destructive=True,
         )
     )
+    add_verbs(verbs, find_agent)

@@ -8,7 +8,8 @@ words (``{"detail": ...}``) and the exit code that matches the status.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -19,7 +20,10 @@ from .profile import Target
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ApiClient", "path"]
+__all__ = ["UPLOAD_PIECE", "ApiClient", "path"]
+
+UPLOAD_PIECE = 256 << 10
+"""Bytes of a file read and sent at a time by :meth:`ApiClient.upload`."""
 
 
 def path(template: str, *parts: str) -> str:
@@ -79,11 +83,47 @@ class ApiClient:
         Raises:
             CtlError: or a subclass chosen by the status; the message is the server's.
         """
+        return _decoded(self._send(method, url, json=body, params=params))
+
+    def upload(
+        self,
+        method: str,
+        url: str,
+        file: Path,
+        params: Mapping[str, str | int | float] | None = None,
+    ) -> Any:
+        """``method url`` with the bytes of ``file`` as the body, streamed in pieces
+        (its size declared, so a server with a cap refuses it before reading any).
+
+        Raises:
+            UsageError: ``file`` cannot be read.
+            CtlError: as :meth:`call`.
+        """
+        try:
+            size = file.stat().st_size
+            handle = file.open("rb")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+
+        def pieces() -> Iterator[bytes]:
+            while piece := handle.read(UPLOAD_PIECE):
+                yield piece
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        with handle:
+            response = self._send(
+                method, url, content=pieces(), params=params, headers=headers, sending=file
+            )
+        return _decoded(response)
+
+    def _send(
+        self, method: str, url: str, sending: Path | None = None, **kwargs: Any
+    ) -> httpx.Response:
         import httpx
 
         client = self._http()
         try:
-            response = client.request(method, url, json=body, params=params)
+            response = client.request(method, url, **kwargs)
         except httpx.ConnectError as exc:
             raise CtlError(self._unreachable(exc)) from None
         except httpx.TimeoutException:
@@ -92,15 +132,15 @@ class ApiClient:
                 f"{self._timeout:.0f} s; is the control plane overloaded?"
             ) from None
         except httpx.HTTPError as exc:
+            if sending is not None and isinstance(exc, httpx.TransportError):
+                raise CtlError(
+                    f"the control plane cut the connection while {sending} was sent ({exc}); "
+                    "check the file's size against the server's release_max_bytes, and retry"
+                ) from None
             raise CtlError(f"{method} {self.target.server}{url} failed: {exc}") from None
         if response.status_code >= 400:
             raise _error(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        return response
 
     def _unreachable(self, exc: Exception) -> str:
         text = str(exc)
@@ -124,6 +164,16 @@ class ApiClient:
             f"cannot reach {server} (from {where}): {text}. Is 'fleet server' running "
             "there? Check --server, FLEET_SERVER or the profile ('fleet login')"
         )
+
+
+def _decoded(response: httpx.Response) -> Any:
+    """The JSON answer (its text if not JSON; None when empty)."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
 
 
 def _detail(response: httpx.Response) -> str:

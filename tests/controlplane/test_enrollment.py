@@ -40,6 +40,14 @@ async def test_enroll_returns_a_short_lived_cert_signed_by_the_ca(control_plane)
     assert [(a["name"], a["state"]) for a in agents] == [("db-1", "pending")]
 
 
+def test_enrolled_carries_the_release_key_agents_keep(control_plane):
+    response = _post_enroll(control_plane, control_plane.enrollment_token("db"))
+    assert response.status_code == 201, response.text
+    public = (control_plane.data_dir / "pki" / "release.pub").read_text().strip()
+    assert response.json()["release_key"] == public
+    assert public.startswith("ed25519:") and len(public) == len("ed25519:") + 44
+
+
 @pytest.mark.parametrize(
     ("make_token", "says"),
     [

@@ -45,7 +45,20 @@ def test_a_store_left_world_readable_is_made_owner_only(control_plane):
     assert _mode(db) == 0o600
 
 
-@pytest.mark.parametrize(("key", "mode"), [("ca.key", 0o644), ("server.key", 0o640)])
+def test_the_release_key_is_owner_only_with_its_public_half_beside_it(control_plane):
+    pki = control_plane.data_dir / "pki"
+    assert _mode(pki / "release.key") == 0o600
+    assert b"PRIVATE KEY" in (pki / "release.key").read_bytes()
+    assert _mode(pki / "release.pub") == 0o644
+    public = (pki / "release.pub").read_text()
+    assert public.startswith("ed25519:") and public.endswith("\n")
+    control_plane.restart()  # the same key after a restart
+    assert (pki / "release.pub").read_text() == public
+
+
+@pytest.mark.parametrize(
+    ("key", "mode"), [("ca.key", 0o644), ("server.key", 0o640), ("release.key", 0o640)]
+)
 def test_a_readable_pki_key_stops_the_server_with_the_chmod(control_plane, key, mode):
     control_plane.stop()
     path = control_plane.data_dir / "pki" / key

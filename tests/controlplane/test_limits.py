@@ -6,25 +6,19 @@ run in the same test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
-import select
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import websockets
 
 from fleet.protocol import AGENT_CHANNEL_PATH, CloseCode
+from tests.helpers.rawhttp import push_chunked, read_status, tls_socket
 from tests.helpers.server import FAST, RunningServer, wait_for
 from tests.helpers.stream import start_agent, stop_agent, subscribe
 
@@ -164,91 +158,20 @@ async def test_a_stream_client_sending_junk_is_closed_once(limited):
     await other.close()
 
 
-def _tls_socket(server: RunningServer) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
-
-
-def _read_status(sock: ssl.SSLSocket, data: bytes = b"") -> int | None:
-    try:
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        return None
-    match = re.match(rb"HTTP/1\.1 (\d{3})", data)
-    return int(match.group(1)) if match else None
-
-
-def _ready(sock: ssl.SSLSocket) -> bytes:
-    """What the server sent so far, without blocking (a TLS ticket is not data)."""
-    if not select.select([sock], [], [], 0)[0]:
-        return b""
-    sock.setblocking(False)
-    try:
-        return sock.recv(4096)
-    except ssl.SSLWantReadError:
-        return b""
-    finally:
-        sock.settimeout(10)
-
-
-def _rss(server: RunningServer) -> int:
-    assert server.proc is not None
-    return int(psutil.Process(server.proc.pid).memory_info().rss)
-
-
 def test_a_large_body_is_refused_before_it_is_read(limited):
     head = "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     # Declared: answered from the headers alone.
-    with _tls_socket(limited) as sock:
+    with tls_socket(limited) as sock:
         sock.sendall(f"{head}Content-Length: {200 << 20}\r\n\r\n".encode())
-        assert _read_status(sock) == 413
+        assert read_status(sock) == 413
 
     # Streamed (chunked), 200 MiB: cut off after the limit, RSS stays flat.
-    rss_before = _rss(limited)
-    peak = rss_before
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _rss(limited))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    sent = 0
-    chunk = b"x" * (64 << 10)
-    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-    status = None
-    early = b""
-    try:
-        with _tls_socket(limited) as sock:
-            sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
-            while sent < 200 << 20:
-                try:
-                    sock.sendall(framed)
-                except OSError:
-                    break  # the server answered and closed
-                sent += len(chunk)
-                if early := _ready(sock):
-                    break  # the answer came while we were still sending
-            status = _read_status(sock, early)
-            answered_at = sent
-            # Keep pushing the rest, as an attacker would: the server must not keep it.
-            with contextlib.suppress(OSError):
-                while sent < 200 << 20:
-                    sock.sendall(framed)
-                    sent += len(chunk)
-    finally:
-        stop.set()
-        sampler.join()
-    assert status == 413, answered_at
-    assert answered_at < 64 << 20, f"the answer came only after {answered_at >> 20} MiB"
-    assert peak - rss_before < 30 << 20, (rss_before, peak, sent >> 20)
+    pushed = push_chunked(limited, head, 200 << 20)
+    assert pushed.status == 413, pushed
+    assert pushed.answered_at < 64 << 20, (
+        f"the answer came only after {pushed.answered_at >> 20} MiB"
+    )
+    assert pushed.rss_growth < 30 << 20, pushed
     rows = _audit(limited, "http.body")
     assert rows and "max_body_bytes" in rows[0]["detail"]
     # An ordinary body is still read (and refused for its token, not its size).
@@ -400,14 +323,14 @@ def test_slow_bodies_per_address_are_capped_and_others_still_served(start):
         "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         "Content-Length: 1000\r\n\r\n{"
     )
-    slow = [_tls_socket(limited) for _ in range(3)]
+    slow = [tls_socket(limited) for _ in range(3)]
     try:
         for sock in slow:  # a body started and never finished
             sock.sendall(head.encode())
         time.sleep(0.3)  # the server has started reading them
-        with _tls_socket(limited) as over:
+        with tls_socket(limited) as over:
             over.sendall(head.encode())
-            assert _read_status(over) == 429
+            assert read_status(over) == 429
         # Requests without a body (a dashboard's reads) are not held back.
         with limited.api() as api:
             assert api.get("/v1/agents").status_code == 200

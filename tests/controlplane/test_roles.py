@@ -23,15 +23,23 @@ ADMIN_ONLY = [
     ("delete", "/v1/pools/p/policy", None),
     ("patch", "/v1/connections/c", {"port": 2}),
     ("delete", "/v1/connections/c", None),
+    ("put", "/v1/releases/0.2.0", None),
+    ("delete", "/v1/releases/0.2.0", None),
+    ("post", "/v1/agents/nobody/upgrade", {"version": "0.2.0"}),
+    ("post", "/v1/agents/nobody/rollback", {}),
 ]
 OPERATOR = [
     ("post", "/v1/agents/nobody/probe", {"host": "h", "port": 1}),
     ("post", "/v1/agents/nobody/logs", {}),
     ("post", "/v1/connections/c/probe", {}),
     ("get", "/v1/audit", None),
+    ("post", "/v1/agents/nobody/restart", {}),
+    ("post", "/v1/agents/nobody/renew", {}),
+    ("get", "/v1/releases/0.2.0/download", None),
 ]
 VIEWER = [
     ("get", "/v1/agents", None),
+    ("get", "/v1/releases", None),
     ("get", "/v1/alerts", None),
     ("get", "/v1/connections", None),
     ("get", "/v1/notifications", None),
@@ -83,6 +91,8 @@ def test_operator_is_refused_admin_actions(control_plane, tokens):
             == 404
         )
         assert call(api, "get", "/v1/audit", None).status_code == 200
+        assert call(api, "post", "/v1/agents/nobody/restart", {}).status_code == 404
+        assert call(api, "get", "/v1/releases/0.2.0/download", None).status_code == 404
 
 
 def test_missing_and_wrong_tokens_get_401(control_plane):
