@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fleet.protocol import RemediationInfo
-from fleet.units import format_ago
 
-from .rollouts import Tone
+from .rollouts import Tone, ago
 
 __all__ = [
     "action_words",
@@ -61,13 +60,13 @@ def decided_words(r: RemediationInfo, now: float) -> str:
     restarted; back after 4 s``, ``rejected by bob 45m ago: network blip``."""
     if r.decided_by:
         verb = "rejected" if r.state == "rejected" else "approved"
-        who = f"{verb} by {r.decided_by} {format_ago(r.decided_at or r.created_at, now)}"
+        who = f"{verb} by {r.decided_by} {ago(r.decided_at or r.created_at, now)}"
     elif r.state == "expired":
-        who = f"expired {format_ago(r.finished_at or r.created_at, now)}"
+        who = f"expired {ago(r.finished_at or r.created_at, now)}"
     elif r.automatic:
-        who = f"by itself {format_ago(r.created_at, now)}"
+        who = f"by itself {ago(r.created_at, now)}"
     else:
-        who = format_ago(r.created_at, now)
+        who = ago(r.created_at, now)
     return f"{who}: {r.detail}" if r.detail else who
 
 

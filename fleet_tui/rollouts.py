@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from fleet.protocol import AgentState, RolloutAgent, RolloutInfo, RolloutWave, UpgradeInfo
-from fleet.units import format_ago, format_duration
+from fleet.units import format_duration
 
 from . import format as fmt
 from .model import ROLLOUT_ACTIVE
@@ -20,6 +20,7 @@ __all__ = [
     "HALTED_SHOWN_S",
     "Tone",
     "agents_in_order",
+    "ago",
     "progress_bar",
     "recently_halted",
     "rollout_label",
@@ -77,6 +78,12 @@ _IN_FLIGHT = frozenset({"requested", "downloading", "verifying", "installing", "
 """Upgrade steps between the request and ``running``: the upgrade is under way."""
 
 
+def ago(then: float, now: float) -> str:
+    """``4m ago``, ``2h ago``, ``<1m ago``: minutes at best, so a line does not change
+    every second (``fmt.age``'s coarse form)."""
+    return fmt.age(then, now, coarse=True)
+
+
 def current_wave(r: RolloutInfo) -> int | None:
     """The wave that is upgrading or being watched (0: the canaries), if any."""
     moving = [w.index for w in r.waves if w.state in ("upgrading", "soaking")]
@@ -120,8 +127,8 @@ def rollout_progress(r: RolloutInfo) -> str:
 def rollout_when(r: RolloutInfo, now: float) -> str:
     """``started 25m ago by alice`` while it runs; ``halted 23m ago`` once over."""
     if r.state in ROLLOUT_ACTIVE or r.finished_at is None:
-        return f"started {format_ago(r.created_at, now)} by {r.created_by}"
-    return f"{r.state} {format_ago(r.finished_at, now)}"
+        return f"started {ago(r.created_at, now)} by {r.created_by}"
+    return f"{r.state} {ago(r.finished_at, now)}"
 
 
 def rollout_plan(r: RolloutInfo) -> str:

@@ -67,7 +67,7 @@ async def test_the_detail_shows_the_latest_step_the_rollout_and_the_remediations
         await pilot.pause()
         first = static_text(app, "#detail-remediations").splitlines()[0]
         assert first == (
-            "↻ running  restart · stale or offline for 3 checks · approved by carol just now: sent"
+            "↻ running  restart · stale or offline for 3 checks · approved by carol <1m ago: sent"
         )
 
 

@@ -10,7 +10,6 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from fleet.protocol import RemediationInfo
-from fleet.units import format_ago
 
 from ...remediations import (
     action_words,
@@ -18,6 +17,7 @@ from ...remediations import (
     remediation_label,
     remediation_tone,
 )
+from ...rollouts import ago
 from ..keyed_list import Entry, KeyedList
 from ..tones import TONE_CLASSES, tone_css, tone_style
 
@@ -48,7 +48,7 @@ def remediation_entry(r: RemediationInfo, now: float, widget: RemediationList) -
     head = f"{action_words(r)} · pool {r.pool}"
     if r.state == "pending_approval":
         second = f"{r.condition} · waits: {r.why_approval or 'approval'} · "
-        second += format_ago(r.created_at, now)
+        second += ago(r.created_at, now)
     else:
         head += f" · {word}"
         second = f"{r.condition} · {decided_words(r, now)}"
