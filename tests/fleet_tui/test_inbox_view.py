@@ -17,7 +17,8 @@ from fleet_tui.screens.fleet import FleetScreen
 from fleet_tui.screens.inbox import InboxScreen, inbox_summary
 
 from .conftest import sample_app
-from .helpers import Recorder, notices, screen_text, static_text
+from .helpers import Recorder, notices, static_text, wait_for_text
+from .test_live import until
 
 RESTART = "rem_4c1f8a2e90"
 """The sample's restart of build-us-0001, waiting: its budget is spent."""
@@ -68,7 +69,7 @@ async def test_waiting_ones_come_first_with_why_and_the_header_counts_them():
         await pilot.pause()
         assert "⚑ 2 to approve" in app.sub_title  # on the fleet view already
         screen = await open_inbox(app, pilot)
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "Recent (3)")
         assert "2 waiting for approval · 3 recent" in text
         assert text.index("Waiting for approval (2)") < text.index("Recent (3)")
         assert "⚑ restart build-us-0001 · pool build-us" in text
@@ -89,7 +90,7 @@ async def test_a_approves_with_a_note_and_the_inbox_and_header_follow():
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, DecisionModal)
-        assert "Approve: restart build-us-0001?" in screen_text(app)
+        await wait_for_text(pilot, app, "Approve: restart build-us-0001?")
         assert static_text(app, "#decision-why") == (
             "stale or offline for 3 checks (queued 4m ago). "
             "Waits for approval: budget spent: 1 restart per agent per hour."
@@ -98,16 +99,16 @@ async def test_a_approves_with_a_note_and_the_inbox_and_header_follow():
             "Runs it now, as you: the control plane will restart build-us-0001 (pool build-us)."
         )
         await pilot.press(*"checked the host", "enter")
-        await pilot.pause(0.2)
+        said = "Approved: restart build-us-0001 (running)."
+        await until(pilot, lambda: said in notices(app), what="the approval's answer")
         assert recorder.calls == [
             ("POST", f"/v1/remediations/{RESTART}/approve", {"note": "checked the host"})
         ]
         assert isinstance(app.screen, InboxScreen)
         assert app.model.remediations[RESTART].state == "running"
-        assert "Approved: restart build-us-0001 (running)." in notices(app)
         app.tick()
         await pilot.pause()
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "approved by carol")
         assert "1 waiting for approval · 4 recent" in text
         assert "⚑ 1 to approve" in app.sub_title
         assert "approved by carol" in text
@@ -123,7 +124,7 @@ async def test_r_rejects_after_the_dialog_and_escape_leaves_it_waiting():
         await pilot.press("down", "r")
         await pilot.pause()
         assert isinstance(app.screen, DecisionModal)
-        assert "Reject: move the connections of build-eu-0005?" in screen_text(app)
+        await wait_for_text(pilot, app, "Reject: move the connections of build-eu-0005?")
         assert static_text(app, "#decision-does").startswith(
             "It will not run: build-eu-0005 is left as it is."
         )
@@ -132,7 +133,7 @@ async def test_r_rejects_after_the_dialog_and_escape_leaves_it_waiting():
         assert isinstance(app.screen, InboxScreen) and recorder.calls == []
         assert app.model.remediations["rem_9b03d7e1c4"].state == "pending_approval"
         await pilot.press("r", "enter")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: any(n.startswith("Rejected") for n in notices(app)))
         assert recorder.calls == [("POST", "/v1/remediations/rem_9b03d7e1c4/reject", {"note": ""})]
         assert app.model.remediations["rem_9b03d7e1c4"].state == "rejected"
 
@@ -147,8 +148,7 @@ async def test_only_a_waiting_one_is_decided_and_the_server_refusal_is_shown():
         app.rest = recorder.client()
         await open_inbox(app, pilot)
         await pilot.press("a", "enter")
-        await pilot.pause(0.2)
-        assert any("a restart cannot reach it" in n for n in notices(app)), notices(app)
+        await until(pilot, lambda: any("a restart cannot reach it" in n for n in notices(app)))
         assert app.model.remediations[RESTART].state == "pending_approval"
         await pilot.press("down", "down", "a")  # the failed renewal, under Recent
         await pilot.pause()
@@ -205,7 +205,7 @@ async def test_a_remediation_that_comes_on_the_stream_shows_and_the_palette_coun
         app.feed(RemediationUpdate(seq=101, remediation=queued))
         app.tick()
         await pilot.pause()
-        assert "⚑ restart build-us-0006 · pool build-us" in screen_text(app)
+        await wait_for_text(pilot, app, "⚑ restart build-us-0006 · pool build-us")
         assert attention_badges(app.model) == "⚑ 3 to approve · ✗ 1 rollout halted"
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Remediation inbox (3 to approve)" in titles
@@ -218,4 +218,4 @@ async def test_without_remediations_the_inbox_says_where_they_come_from():
         await pilot.pause()
         assert "to approve" not in app.sub_title
         await open_inbox(app, pilot)
-        assert "Nothing waits for approval. A pool's remediation policy" in screen_text(app)
+        await wait_for_text(pilot, app, "Nothing waits for approval. A pool's remediation policy")

@@ -15,7 +15,8 @@ from fleet_tui.screens.fleet import FleetScreen
 from fleet_tui.screens.rollouts import RolloutsScreen, rollouts_summary
 
 from .conftest import sample_app
-from .helpers import Recorder, notices, screen_text, static_text
+from .helpers import Recorder, notices, static_text, wait_for_text
+from .test_live import until
 
 ETL = "ro_3f9a1c07e2"
 """The sample's rollout of 1.5.0 to pool etl, in its first wave."""
@@ -68,7 +69,7 @@ async def test_the_view_lists_halted_first_and_shows_the_selected_waves_and_agen
     app = sample_app(upgrades=True)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_rollouts(app, pilot)
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "4 rollouts: 1 halted")
         assert "4 rollouts: 1 halted, 1 running, 1 waiting, 1 done" in text
         lines = text.splitlines()
         states = [line.split()[1] for line in lines if line[:3].strip() in "✗▶○✓" and "→" in line]
@@ -82,7 +83,7 @@ async def test_the_view_lists_halted_first_and_shows_the_selected_waves_and_agen
         await pilot.press("down")
         await pilot.pause()
         assert screen.selected().id == ETL
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "etl → 1.5.0  ro_3f9a1c07e2")
         assert "etl → 1.5.0  ro_3f9a1c07e2" in text
         assert "canary  ██████████  1/1  done" in text
         assert "wave 1  ███░░░░░░░  1/3  upgrading" in text
@@ -96,7 +97,7 @@ async def test_at_160_columns_the_waves_and_the_agents_sit_side_by_side():
         await open_rollouts(app, pilot)
         await pilot.press("down")
         await pilot.pause()
-        lines = screen_text(app).splitlines()
+        lines = (await wait_for_text(pilot, app, "↻ upgrading  etl-0013")).splitlines()
         [row] = [line for line in lines if "canary  ████" in line]
         # The agents in trouble or upgrading come first, beside the waves.
         assert "↻ upgrading  etl-0013  wave 1  installing (from 1.4.2)" in row
@@ -114,7 +115,7 @@ async def test_an_update_on_the_stream_moves_the_rollout_and_the_cursor_stays():
         )
         app.tick()
         await pilot.pause()
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "‖ paused   etl → 1.5.0")
         assert "‖ paused   etl → 1.5.0" in text
         assert "paused by bob" in text
         assert screen.selected().id == ETL
@@ -127,14 +128,15 @@ async def test_p_and_r_pause_and_resume_the_selected_rollout():
         app.rest = recorder.client()
         screen = await open_rollouts(app, pilot)
         await pilot.press("down", "p")
-        await pilot.pause(0.2)
+        said = "Paused the rollout of 1.5.0 to pool etl: paused."
+        await until(pilot, lambda: said in notices(app), what="the pause's answer")
         assert recorder.calls == [("POST", f"/v1/rollouts/{ETL}/pause", None)]
         assert app.model.rollouts[ETL].state == "paused"  # the answer, shown at once
-        assert "Paused the rollout of 1.5.0 to pool etl: paused." in notices(app)
-        assert "‖ paused" in screen_text(app)
+        await wait_for_text(pilot, app, "‖ paused")
         recorder.answer = answering("wave").answer
         await pilot.press("r")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: len(recorder.calls) == 2, what="the resume")
+        await until(pilot, lambda: app.model.rollouts[ETL].state == "wave", what="its answer")
         assert recorder.calls[-1] == ("POST", f"/v1/rollouts/{ETL}/resume", None)
         assert app.model.rollouts[ETL].state == "wave"
         assert screen.selected().id == ETL
@@ -149,7 +151,7 @@ async def test_x_asks_before_it_aborts_and_escape_keeps_the_rollout():
         await pilot.press("down", "x")
         await pilot.pause()
         assert isinstance(app.screen, AbortRolloutModal)
-        assert "Abort the rollout of 1.5.0 to pool etl?" in screen_text(app)
+        await wait_for_text(pilot, app, "Abort the rollout of 1.5.0 to pool etl?")
         assert static_text(app, "#abort-does") == (
             "Rollout ro_3f9a1c07e2 stops now: no further wave starts, and it rolls back "
             "the agents it upgraded or is upgrading (4: etl-0003, etl-0008, etl-0013, "
@@ -159,7 +161,7 @@ async def test_x_asks_before_it_aborts_and_escape_keeps_the_rollout():
         await pilot.pause()
         assert isinstance(app.screen, RolloutsScreen) and recorder.calls == []
         await pilot.press("x", "enter")  # the Abort button has the focus
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.model.rollouts[ETL].state == "aborted", what="abort")
         assert recorder.calls == [("POST", f"/v1/rollouts/{ETL}/abort", None)]
         assert app.model.rollouts[ETL].state == "aborted"
 
@@ -178,9 +180,8 @@ async def test_a_finished_rollout_is_not_aborted_and_the_server_refusal_is_shown
         assert isinstance(app.screen, RolloutsScreen)
         assert "Rollout ro_81d2e4b6a0 is halted already: nothing to abort." in notices(app)
         await pilot.press("down", "p")
-        await pilot.pause(0.2)
         said = "rollout ro_3f9a1c07e2 is paused already: nothing to pause (HTTP 409)"
-        assert said in notices(app)
+        await until(pilot, lambda: said in notices(app), what="the refusal")
         assert app.model.rollouts[ETL].state == "wave"  # unchanged
 
 
@@ -236,4 +237,6 @@ async def test_with_no_rollout_the_view_says_how_one_starts():
     app = sample_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await open_rollouts(app, pilot)
-        assert "No rollouts: an admin starts one with fleet rollouts start" in screen_text(app)
+        await wait_for_text(
+            pilot, app, "No rollouts: an admin starts one with fleet rollouts start"
+        )

@@ -11,7 +11,8 @@ from fleet_tui.screens.agent_detail import AgentDetailScreen
 from fleet_tui.screens.wall import WallScreen
 
 from .conftest import fixed_model, sample_app
-from .helpers import screen_text, static_text, table_lines, wait_for_text
+from .helpers import static_text, table_lines, wait_for_text
+from .test_live import until
 
 
 async def test_the_version_column_marks_an_upgrade_under_way_or_rolled_back():
@@ -84,7 +85,7 @@ async def test_the_wall_shows_a_halted_rollout_and_the_approvals_waiting():
     app = FleetApp(model=fixed_model(), wall=True, tick=0.2, page_s=3600)
     app.feed(sample_snapshot(50, upgrades=True))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await until(pilot, lambda: "!!" in static_text(app, "#wall-alerts"), what="the wall")
         assert isinstance(app.screen, WallScreen)
         box = static_text(app, "#wall-alerts").splitlines()
         assert box == [
@@ -94,7 +95,7 @@ async def test_the_wall_shows_a_halted_rollout_and_the_approvals_waiting():
             "!   4m ago  ⚑ 2 to approve: restart build-us-0001, move the connections of "
             "build-eu-0005",
         ]
-        text = screen_text(app)
+        text = await wait_for_text(pilot, app, "rolled ba…")
         assert "rollout build-eu → 1.5.0 halted: build-eu-0000 (canary) rolled ba…" in text
         # The rolled-back agent says so on its row.
         [row] = [li for li in static_text(app, "#wall-list").splitlines() if "build-eu-0000" in li]
@@ -110,6 +111,6 @@ async def test_on_the_wall_a_halt_older_than_a_day_is_not_called_out():
     app = FleetApp(model=fixed_model(), wall=True, tick=0.2, page_s=3600)
     app.feed(replace(snapshot, rollouts=old, remediations=[]))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await until(pilot, lambda: "!!" in static_text(app, "#wall-alerts"), what="the wall")
         assert "rollout" not in static_text(app, "#wall-alerts")
         assert "to approve" not in static_text(app, "#wall-alerts")
