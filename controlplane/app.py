@@ -30,6 +30,7 @@ from .api import (
     notifications,
     pools,
     releases,
+    remediation,
     silences,
     streams,
     users,
@@ -132,6 +133,7 @@ def create_app(
         metrics,
         notifications,
         silences,
+        remediation,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, cp=cp)

@@ -165,6 +165,32 @@ class Settings(BaseSettings):
         description="How long the token an agent gets to download a release stays valid.",
     )
 
+    # remediation (docs/api.md, "Remediation") ---------------------------------
+    remediation_min_check_s: float = Field(
+        5.0,
+        gt=0,
+        description="Shortest check interval a pool's remediation policy may ask for; a "
+        "shorter one is refused (400).",
+    )
+    remediation_pending_ttl_s: float = Field(
+        86400.0,
+        gt=0,
+        description="A remediation waiting for approval expires unapproved after this "
+        "(state expired).",
+    )
+    remediation_verify_s: float = Field(
+        120.0,
+        gt=0,
+        description="A restarted or rolled-back agent must be back (connected, heartbeating, "
+        "with a fresh uptime) within this, or its remediation fails.",
+    )
+    remediation_history: int = Field(
+        200,
+        ge=1,
+        description="Finished remediations kept (shown, stored) besides pending and running "
+        "ones; older ones go once out of the budgets' hour.",
+    )
+
     # memory and storage -------------------------------------------------------
     heap_trim_s: float = Field(
         30.0,

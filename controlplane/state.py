@@ -45,6 +45,7 @@ from .pki import CertificateAuthority
 from .rekeys import Rekeys
 from .release_key import ReleaseKey
 from .releases import ReleaseBook
+from .remediation import Remediations
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
@@ -88,6 +89,7 @@ class ControlPlane:
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
         self._alert_writer: asyncio.Task[None] | None = None
+        self._remediation: asyncio.Task[None] | None = None
         window = settings.auth_failure_window_s
         self.refusals = RefusalAudit(self.fleet.audit, window)
         """Refusals anyone could repeat: one audit row per source and window."""
@@ -113,6 +115,8 @@ class ControlPlane:
         """Agent releases, signed with the release key kept beside the CA."""
         self.upgrades = Upgrades(self, self.releases)
         """Sends upgrades and rollbacks to agents, follows the steps they report."""
+        self.remediation = Remediations(self)
+        """Each pool's remediation policy, its checks, actions and approval inbox."""
         self.scrape_token = (
             ScrapeToken(settings.metrics_token_file) if settings.metrics_token_file else None
         )
@@ -130,6 +134,7 @@ class ControlPlane:
         await self.fleet.load()
         await self.releases.load()
         await self.rekeys.load()
+        await self.remediation.load()
         await self.operators.load()
         self.notifier.load(self.fleet.published.values())
         await self.notifier.start()
@@ -141,6 +146,7 @@ class ControlPlane:
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
         self._refusals = asyncio.create_task(self.refusals.run())
+        self._remediation = asyncio.create_task(self.remediation.run())
 
     async def stop(self) -> None:
         for task in (
@@ -150,6 +156,7 @@ class ControlPlane:
             self._trimmer,
             self._last_used,
             self._refusals,
+            self._remediation,
         ):
             if task is not None:
                 task.cancel()

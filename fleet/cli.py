@@ -120,6 +120,7 @@ ADMIN_COMMANDS = frozenset(
     {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
     | {"connections", "alerts", "audit", "silences", "silence", "maintenance"}
     | {"releases", "release"}
+    | {"remediation", "remediations"}
 )
 """The commands of :mod:`fleet.ctl`, which need httpx."""
 

@@ -855,6 +855,8 @@ class RemediationInfo(_Value, frozen=True, kw_only=True):
     decided_by: str | None = None
     decided_at: float | None = None
     finished_at: float | None = None
+    expires_at: float | None = None
+    """When a pending one expires unapproved (``state`` becomes ``expired``)."""
 
 
 class Snapshot(_Msg, frozen=True, kw_only=True, tag="snapshot"):

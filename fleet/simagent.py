@@ -47,8 +47,12 @@ from .protocol import (
     LogsResult,
     ProbeCommand,
     ProbeResult,
+    RenewCommand,
     RenewRequest,
     RenewResponse,
+    RenewResult,
+    RestartCommand,
+    RestartResult,
     TimeProbe,
     TimeReply,
     Welcome,
@@ -142,9 +146,16 @@ class SimAgent:
     close_message: str | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    obeys_actions: bool = False
+    """True: obey ``restart`` (close, reconnect with a new uptime) and ``renew`` (renew
+    now), as a current agent does; False: answer ``unsupported``, as an older agent."""
+    restarts: int = 0
+    """Restart commands obeyed: each closed the channel and started the uptime again,
+    as a process restarted by its supervisor would."""
     _seq: int = 0
     _ws: websockets.ClientConnection | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _renewal: asyncio.Future[str] | None = None
 
     @property
     def channel_url(self) -> str:
@@ -219,8 +230,11 @@ class SimAgent:
                         task.add_done_callback(self._tasks.discard)
                     elif isinstance(msg, ErrorMessage):
                         self.close_code, self.close_message = msg.code, msg.message
-                    elif isinstance(msg, RenewResponse) and msg.certificate_pem:
-                        self.identity.certificate_pem = msg.certificate_pem
+                    elif isinstance(msg, RenewResponse):
+                        if msg.certificate_pem:
+                            self.identity.certificate_pem = msg.certificate_pem
+                        if self._renewal is not None and not self._renewal.done():
+                            self._renewal.set_result(msg.certificate_pem or f"!{msg.error}")
             except websockets.ConnectionClosed as exc:
                 if exc.rcvd is not None:
                     self.close_code = exc.rcvd.code
@@ -276,12 +290,42 @@ class SimAgent:
         await self._ws.send(dump(RenewRequest(csr_pem=make_csr(key, self.identity.name))))
 
     async def _command(self, ws: websockets.ClientConnection, req: CommandRequest) -> None:
+        restarting = False
         if self.handler is not None:
             result = await self.handler(req)
+        elif self.obeys_actions and isinstance(req.command, RenewCommand):
+            result = await self._renew_now(req)
+        elif self.obeys_actions and isinstance(req.command, RestartCommand):
+            result = CommandFinished(request_id=req.request_id, result=RestartResult())
+            restarting = True
         else:
             result = await default_handler(req)
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(dump(result))
+            if restarting:
+                # As a process that exits for its supervisor to start it again.
+                self.restarts += 1
+                self.started = time.monotonic()
+                await ws.close(CloseCode.GOING_AWAY, "restarting")
+
+    async def _renew_now(self, req: CommandRequest) -> CommandFinished:
+        """A renew command: renew the certificate (same key) and answer when renewed."""
+        self._renewal = asyncio.get_running_loop().create_future()
+        await self.renew(new_key=False)
+        try:
+            async with asyncio.timeout(10):
+                answer = await self._renewal
+        except TimeoutError:
+            answer = "!no answer to the renewal"
+        if answer.startswith("!"):
+            error = CommandError(code="failed", message=answer[1:])
+            return CommandFinished(request_id=req.request_id, error=error)
+        cert = x509.load_pem_x509_certificate(answer.encode())
+        self.identity.not_after = cert.not_valid_after_utc.timestamp()
+        self.cert_not_after = None  # heartbeats report the new certificate's expiry
+        return CommandFinished(
+            request_id=req.request_id, result=RenewResult(not_after=self.identity.not_after)
+        )
 
 
 async def _tcp_probe(cmd: ProbeCommand) -> ProbeResult:

@@ -91,6 +91,7 @@ async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> Response:
             events=events[-50:],
             disconnects=history,
             disconnect_hints=read_patterns(history),
+            remediations=cp.remediation.book.of_agent(agent.id),
         )
     )
 

@@ -19,6 +19,7 @@ from fleet.protocol import (
     Disconnect,
     DisconnectHint,
     ProbeResult,
+    RemediationInfo,
 )
 
 from ..decommission import RemovalAction
@@ -115,6 +116,8 @@ class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
     disconnect_hints: list[DisconnectHint] = []
     """Patterns read from ``disconnects`` (a middlebox's timeout, a patch window, SSL
     inspection, host sleep), each with its fix."""
+    remediations: list[RemediationInfo] = []
+    """Its newest (up to 20) remediations, newest first: run, waiting for approval, decided."""
 
 
 class AgentConfigView(BaseModel):

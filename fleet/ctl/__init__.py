@@ -7,7 +7,18 @@ is loaded by the first request), so ``fleet agent`` pays nothing for them.
 
 from __future__ import annotations
 
-from . import agents, connections, events, login, pools, releases, silences, tokens, users
+from . import (
+    agents,
+    connections,
+    events,
+    login,
+    pools,
+    releases,
+    remediation,
+    silences,
+    tokens,
+    users,
+)
 from .common import Subparsers
 
 __all__ = ["register"]
@@ -16,5 +27,15 @@ __all__ = ["register"]
 def register(sub: Subparsers) -> None:
     """Add every admin command (and ``login``) to ``sub``."""
     login.register(sub)
-    for noun in (agents, users, tokens, pools, connections, events, silences, releases):
+    for noun in (
+        agents,
+        users,
+        tokens,
+        pools,
+        connections,
+        events,
+        silences,
+        releases,
+        remediation,
+    ):
         noun.register(sub)

@@ -14,6 +14,7 @@ from .client import ApiClient, path
 from .common import Subparsers, confirm, verb
 from .errors import NotFoundError, UsageError
 from .output import Column, ago, emit, print_fields, print_table, seconds, when
+from .remediation import remediation_line
 
 __all__ = ["register"]
 
@@ -21,6 +22,9 @@ STATES = tuple(p.value for p in Presence)
 
 SHOWN_DISCONNECTS = 5
 """``fleet agents show`` prints this many of the newest disconnect records (``-o json``: all)."""
+
+SHOWN_REMEDIATIONS = 5
+"""... and this many of its newest remediations."""
 
 
 def _ms(value: float | None) -> str:
@@ -112,6 +116,7 @@ def _show(args: argparse.Namespace, api: ApiClient) -> int:
             ]
         )
         _print_disconnects(detail)
+        _print_remediations(detail)
 
     emit(detail, args.output, human)
     return 0
@@ -139,6 +144,17 @@ def _print_disconnects(detail: dict[str, Any]) -> None:
         print(f"  {disconnect_line(record)}")
     for hint in hints:
         print(f"hint: {hint}")
+
+
+def _print_remediations(detail: dict[str, Any]) -> None:
+    """The newest remediations of the agent: what ran, what waits, what was decided."""
+    found = detail.get("remediations") or []
+    if not found:
+        return
+    shown = found[:SHOWN_REMEDIATIONS]
+    print(f"\nremediations (newest {len(shown)} of {len(found)}; all with -o json):")
+    for item in shown:
+        print(f"  {remediation_line(item)}")
 
 
 def _revoke(args: argparse.Namespace, api: ApiClient) -> int:

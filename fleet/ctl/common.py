@@ -7,18 +7,19 @@ and each verb is a function ``(args, api) -> int`` run by :func:`run`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ..cliparse import FleetParser
 from .client import ApiClient
 from .errors import CtlError, UsageError
 from .profile import Target, resolve
 
-__all__ = ["Verb", "confirm", "connection_options", "target_of", "verb"]
+__all__ = ["Verb", "confirm", "connection_options", "read_json", "target_of", "verb"]
 
 Verb = Callable[[argparse.Namespace, ApiClient], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[FleetParser]"
@@ -138,3 +139,14 @@ def confirm(args: argparse.Namespace, question: str) -> None:
     answer = sys.stdin.readline()
     if answer.strip().lower() not in ("y", "yes"):
         raise CtlError("cancelled; nothing was changed")
+
+
+def read_json(name: str) -> Any:
+    """The JSON in file ``name`` (``-``: stdin), or a :class:`UsageError` that says why not."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+        return json.loads(text)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{name} is not JSON: {exc}") from None

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from ..cliparse import FleetParser, name_of
 from .client import ApiClient, path
 from .common import Subparsers, verb
+from .common import read_json as _read_json
 from .errors import UsageError
 from .output import Column, emit, print_fields, print_table
 
@@ -75,16 +73,6 @@ def _port(text: str) -> int | str:
     if not (lo.isdigit() and (not sep or hi.isdigit())):
         raise argparse.ArgumentTypeError(f"{text!r} is not a port or a range such as 8000-8100")
     return text if sep else int(text)
-
-
-def _read_json(name: str) -> Any:
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-        return json.loads(text)
-    except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UsageError(f"{name} is not JSON: {exc}") from None
 
 
 def _policy(args: argparse.Namespace, api: ApiClient) -> int:

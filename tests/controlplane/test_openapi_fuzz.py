@@ -90,6 +90,13 @@ checks.positive_data_acceptance.expected-statuses = [
     "2xx", "400", "401", "403", "409", "429", "5xx"
 ]
 
+# - a remediation policy's check interval must be at least the server's
+#   remediation_min_check_s, and a probe rule's connection must exist, route through
+#   the pool and be allowed by its probe policy: 400 otherwise.
+[[operations]]
+include-name = "PUT /v1/pools/{{pool}}/remediation"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "429", "5xx"]
+
 # - a schedule's cron must parse and its time zone be an IANA name: 422 otherwise.
 [[operations]]
 include-name = "POST /v1/connections"
