@@ -5,7 +5,7 @@ The event stream carries the remediations (``Snapshot.remediations``,
 ``RemediationUpdate``), so the inbox draws the model on the app's tick.  ``a``
 approves the selected waiting remediation (it runs now, as you) and ``r`` rejects
 it, each after a dialog that says what will happen and takes a note (operator);
-Enter opens the agent's detail.
+then the cursor goes on to the next one waiting.  Enter opens the agent's detail.
 """
 
 from __future__ import annotations
@@ -195,6 +195,10 @@ class InboxScreen(Screen[None]):
         state = now.state.replace("_", " ")
         self.notify(f"{done}: {what} ({state}).", title=done)
         self.tick()
+        # On to the next one waiting, as a mail client goes on to the next message.
+        waiting = self.model.pending_approvals()
+        if waiting:
+            self.query_one(RemediationList).select(waiting[0].id)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -63,6 +63,10 @@ class KeyedList(OptionList):
         super().notify_style_update()
         self._shown = [(i, "") for i, _ in self._shown]
 
+    def select(self, item_id: str) -> None:
+        """Put the cursor on ``item_id`` (shown already)."""
+        self.highlighted = self.get_option_index(item_id)
+
     @property
     def selected_id(self) -> str | None:
         """The id under the cursor."""

@@ -112,7 +112,7 @@ async def test_a_approves_with_a_note_and_the_inbox_and_header_follow():
         assert "1 waiting for approval · 4 recent" in text
         assert "⚑ 1 to approve" in app.sub_title
         assert "approved by carol" in text
-        assert screen.selected().id == RESTART  # the cursor stayed on it
+        assert screen.selected().id == "rem_9b03d7e1c4"  # on to the next one waiting
 
 
 async def test_r_rejects_after_the_dialog_and_escape_leaves_it_waiting():
