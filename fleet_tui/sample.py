@@ -365,10 +365,11 @@ def sample_remediations(now: float = NOW) -> list[RemediationInfo]:
     stale = "stale or offline for 3 checks"
     return [
         _remediation("rem_4c1f8a2e90", 1, stale, "restart", "pending_approval", now - 240,
-                     why_approval="budget spent: 1 restart per agent per hour"),
+                     why_approval="budget spent: 1 restart per agent per hour",
+                     expires_at=now - 240 + 86400),
         _remediation("rem_9b03d7e1c4", 5, "queue depth over 1000 for 5 checks",
                      "move_connections", "pending_approval", now - 60,
-                     why_approval="the policy asks for approval"),
+                     why_approval="the policy asks for approval", expires_at=now + 3540),
         _remediation("rem_2e7a60f5b1", 3,
                      "certificate past two thirds of its life (renewal failing) for 3 checks",
                      "renew", "failed", now - 900, automatic=True, finished_at=now - 870,

@@ -65,6 +65,8 @@ class AgentDetail:
     """Why its last channels ended, oldest first (empty from an older control plane)."""
     hints: list[DisconnectHint] = field(default_factory=list)
     """What the control plane reads in them, each with its fix."""
+    remediations: list[RemediationInfo] = field(default_factory=list)
+    """Its newest remediations, newest first (empty from an older control plane)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ class RestClient:
             events=events,
             disconnects=_values(data.get("disconnects"), Disconnect),
             hints=_values(data.get("disconnect_hints"), DisconnectHint),
+            remediations=_values(data.get("remediations"), RemediationInfo),
         )
 
     async def connections(self) -> list[ConnectionInfo]:

@@ -217,6 +217,7 @@ class AgentDetailScreen(Screen[None]):
         self._shown: object = None
         self._events_shown: object = None
         self._remediations_shown: object = None
+        self._fetched_remediations: list[RemediationInfo] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -265,6 +266,8 @@ class AgentDetailScreen(Screen[None]):
         try:
             detail = await self.rest.agent(self.agent_id)
             self.model.merge_events(self.agent_id, detail.events)
+            # Older than the stream's snapshot holds; the stream's own stay newer.
+            self._fetched_remediations = detail.remediations
             if detail.disconnects or detail.hints:
                 self.query_one("#detail-disconnects", Static).update(
                     disconnects_markup(detail.disconnects, detail.hints)
@@ -337,7 +340,9 @@ class AgentDetailScreen(Screen[None]):
         return None
 
     def _show_remediations(self, now: float) -> None:
-        mine = self.model.remediations_of(self.agent_id)
+        by_id = {r.id: r for r in self._fetched_remediations}
+        by_id.update((r.id, r) for r in self.model.remediations_of(self.agent_id))
+        mine = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
         key = (tuple(mine), int(now // 60))
         if key == self._remediations_shown:
             return

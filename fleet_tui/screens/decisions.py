@@ -106,6 +106,8 @@ class DecisionModal(ModalScreen[str | None]):
             )
         why = f" Waits for approval: {r.why_approval}." if r.why_approval else ""
         queued = fmt.age(r.created_at, self.now, coarse=True)
+        if r.expires_at is not None and self.verb == "approve":
+            queued += f", expires {fmt.cert_expiry(r.expires_at, self.now)}"
         with Vertical():
             yield Label(f"{self.verb.capitalize()}: {what}?")
             yield Static(

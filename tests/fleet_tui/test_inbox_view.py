@@ -74,6 +74,7 @@ async def test_waiting_ones_come_first_with_why_and_the_header_counts_them():
         assert text.index("Waiting for approval (2)") < text.index("Recent (3)")
         assert "⚑ restart build-us-0001 · pool build-us" in text
         assert "waits: budget spent: 1 restart per agent per" in text
+        assert "1m ago, expires in 59m" in text
         assert "⚑ move the connections of build-eu-0005 · pool build-eu" in text
         assert "⊘ restart build-us-0001 · pool build-us · rejected" in text
         assert "rejected by bob 45m ago: network blip in" in text
@@ -92,7 +93,7 @@ async def test_a_approves_with_a_note_and_the_inbox_and_header_follow():
         assert isinstance(app.screen, DecisionModal)
         await wait_for_text(pilot, app, "Approve: restart build-us-0001?")
         assert static_text(app, "#decision-why") == (
-            "stale or offline for 3 checks (queued 4m ago). "
+            "stale or offline for 3 checks (queued 4m ago, expires in 1 day). "
             "Waits for approval: budget spent: 1 restart per agent per hour."
         )
         assert static_text(app, "#decision-does").startswith(

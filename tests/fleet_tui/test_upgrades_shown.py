@@ -4,14 +4,14 @@ the approvals waiting), on fed data."""
 
 from __future__ import annotations
 
-from fleet.protocol import RemediationUpdate, replace
+from fleet.protocol import RemediationUpdate, replace, to_builtins
 from fleet_tui.app import FleetApp
 from fleet_tui.sample import NOW, sample_remediations, sample_snapshot
 from fleet_tui.screens.agent_detail import AgentDetailScreen
 from fleet_tui.screens.wall import WallScreen
 
 from .conftest import fixed_model, sample_app
-from .helpers import static_text, table_lines, wait_for_text
+from .helpers import Recorder, static_text, table_lines, wait_for_text
 from .test_live import until
 
 
@@ -114,3 +114,30 @@ async def test_on_the_wall_a_halt_older_than_a_day_is_not_called_out():
         await until(pilot, lambda: "!!" in static_text(app, "#wall-alerts"), what="the wall")
         assert "rollout" not in static_text(app, "#wall-alerts")
         assert "to approve" not in static_text(app, "#wall-alerts")
+
+
+async def test_the_detail_adds_the_older_remediations_the_control_plane_keeps():
+    old = replace(
+        sample_remediations()[4], id="rem_old", agent_id="ag-00013", agent_name="etl-0013",
+        pool="etl", created_at=NOW - 7200, finished_at=NOW - 7190,
+    )  # fmt: skip
+    app = sample_app(upgrades=True)
+
+    def answer(method, path, body):
+        if path == "/v1/agents/ag-00013":
+            agent = to_builtins(app.model.agents["ag-00013"])
+            return 200, {"agent": agent, "events": [], "remediations": [to_builtins(old)]}
+        return 200, {}
+
+    recorder = Recorder(answer)
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.rest = recorder.client()
+        app.open_detail("ag-00013")
+        await pilot.pause()
+        assert isinstance(app.screen, AgentDetailScreen)
+        await until(pilot, lambda: "2h ago" in static_text(app, "#detail-remediations"))
+        assert static_text(app, "#detail-remediations") == (
+            "✓ done  restart · stale or offline for 3 checks · by itself 2h ago: restarted; "
+            "back after 4 s"
+        )
+        assert ("GET", "/v1/agents/ag-00013", None) in recorder.calls

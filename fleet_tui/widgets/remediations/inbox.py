@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 
 from fleet.protocol import RemediationInfo
 
+from ... import format as fmt
 from ...remediations import (
     action_words,
     decided_words,
@@ -49,6 +50,8 @@ def remediation_entry(r: RemediationInfo, now: float, widget: RemediationList) -
     if r.state == "pending_approval":
         second = f"{r.condition} · waits: {r.why_approval or 'approval'} · "
         second += ago(r.created_at, now)
+        if r.expires_at is not None:
+            second += f", expires {fmt.cert_expiry(r.expires_at, now)}"
     else:
         head += f" · {word}"
         second = f"{r.condition} · {decided_words(r, now)}"
