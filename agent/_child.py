@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-__all__ = ["run_module"]
+__all__ = ["run_argv", "run_module"]
 
 
 async def run_module(
@@ -22,14 +22,24 @@ async def run_module(
     Raises:
         TimeoutError: it did not finish within ``timeout_s`` (it has been killed).
     """
+    return await run_argv([sys.executable, "-m", module, *args], stdin=stdin, timeout_s=timeout_s)
+
+
+async def run_argv(
+    argv: list[str], *, stdin: bytes, timeout_s: float, env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` (no shell) with ``stdin`` and ``env``; its exit code, stdout, stderr.
+
+    Raises:
+        TimeoutError: it did not finish within ``timeout_s`` (it has been killed).
+        OSError: ``argv[0]`` cannot be run.
+    """
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        *args,
+        *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         async with asyncio.timeout(timeout_s):

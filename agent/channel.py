@@ -8,7 +8,9 @@ closes the channel and reconnects with them at once, which makes the control
 plane refuse the old ones.  On a network error it reconnects after a full-jitter
 delay (window 1 s doubling to 60 s).  It stops for good when the control plane
 says the agent is revoked (:class:`~agent.errors.Revoked`) or its certificate
-expired (:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT.
+expired (:class:`~agent.errors.CertificateExpired`), and on SIGTERM/SIGINT/SIGHUP.
+Upgrades, rollbacks, restarts and renewals on request are :mod:`agent.lifecycle`'s;
+a restart ends :meth:`Agent.run` with :attr:`Agent.restarting` set (exit 75).
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from agent._der import CertInfo, cert_info, csr_public_key, pem_to_der
 from agent.backoff import FullJitter
-from agent.commands import CommandRunner
+from agent.commands import CommandRunner, describe, summarize
 from agent.config import AgentConfig
 from agent.disconnects import DisconnectLog, SleepWatch, classify
 from agent.errors import CertificateExpired, ChannelClosed, Revoked, StateError
 from agent.keys import rekey_isolated, sign_isolated
+from agent.lifecycle import LIFECYCLE_COMMANDS, Lifecycle
 from agent.link import Link, LinkState
 from agent.logs import LogBook
 from agent.policy import ProbePolicy
 from agent.samples import Sampler
 from agent.state import Identity, channel_url, install_renewal
 from agent.tls import client_context, describe_trust, explain_isolated, trusted_pems
+from agent.versions import HEALTHY_HEARTBEATS, Versions
 from agent.workqueue import Outcome, WorkQueue
 from fleet import __version__
 from fleet.files import write_public
@@ -48,7 +52,6 @@ from fleet.protocol import (
     PROTOCOL_VERSION,
     Auth,
     CloseCode,
-    Command,
     CommandError,
     CommandFinished,
     CommandRequest,
@@ -59,8 +62,6 @@ from fleet.protocol import (
     Goodbye,
     Heartbeat,
     Hello,
-    LogsCommand,
-    ProbeCommand,
     ProtocolError,
     RenewRequest,
     RenewResponse,
@@ -169,11 +170,29 @@ class Agent:
         self._ended: tuple[DisconnectCause, int | None, str] | None = None
         """How this session's channel closed, classified before it became an error."""
         self.stop_reason = "stopped by request"
+        self._goodbye = True
+        self.restarting = False
+        """:meth:`run` returned to be started again (exit 75): an upgrade, a restart."""
+        self._renew_lock = asyncio.Lock()
+        self._reconnect = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self.lifecycle = Lifecycle(self, Versions(identity.state_dir))
 
-    def request_stop(self, reason: str = "stopped by request") -> None:
-        """Ask the agent to close its channel (saying goodbye) and return from :meth:`run`."""
+    def request_stop(self, reason: str = "stopped by request", *, goodbye: bool = True) -> None:
+        """Ask the agent to close its channel (saying goodbye unless told not to) and
+        return from :meth:`run`."""
         self.stop_reason = reason[:200]
+        self._goodbye = goodbye
         self._stop.set()
+
+    def request_restart(self, reason: str) -> None:
+        """Stop as :meth:`request_stop` does, to be started again (exit 75)."""
+        self.restarting = True
+        self.request_stop(reason)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context of the channel (also for release downloads)."""
+        return self._ssl_context()
 
     def _ssl_context(self) -> ssl.SSLContext:
         return client_context(
@@ -221,7 +240,7 @@ class Agent:
             CertificateExpired: the certificate expired; enroll again.
         """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, _SIGNAL_REASONS[sig])
         log.info(
@@ -232,6 +251,7 @@ class Agent:
             self.server,
             _iso(self.cert.not_after),
         )
+        watch = asyncio.create_task(self.lifecycle.watch_parent(), name="agent-parent-watch")
         try:
             while not self._stop.is_set():
                 self.link.to(LinkState.CONNECTING)
@@ -274,9 +294,10 @@ class Agent:
                     async with asyncio.timeout(delay):
                         await self._stop.wait()
         finally:
+            watch.cancel()
             if self.link.state is not LinkState.STOPPED:
                 self.link.to(LinkState.STOPPED)
-            log.info("agent stopped")
+            log.info("agent %s", "restarting" if self.restarting else "stopped")
 
     def _note_sleep(self, *, connected: bool) -> None:
         """Check whether the host slept; while connected, blame the next end on it."""
@@ -452,7 +473,7 @@ class Agent:
     async def _serve(self, ws: ClientConnection, welcome: Welcome) -> None:
         async def deliver(outcome: Outcome) -> None:
             if outcome.result is not None:
-                log.info("command %s done: %s", outcome.request_id, _summary(outcome.result))
+                log.info("command %s done: %s", outcome.request_id, summarize(outcome.result))
                 try:
                     result = command_result(outcome.result)
                 except ProtocolError as exc:
@@ -460,6 +481,7 @@ class Agent:
                     await ws.send(_command_error(outcome.request_id, "failed", str(exc)))
                     return
                 await ws.send(dump(CommandFinished(request_id=outcome.request_id, result=result)))
+                self.lifecycle.delivered(outcome.request_id)
             else:
                 await ws.send(
                     _command_error(
@@ -477,11 +499,14 @@ class Agent:
         )
         queue.start()
         await self._report_disconnects(ws, welcome)
+        self._ws = ws
+        await self.lifecycle.on_welcome(ws.send, welcome)
         jobs: list[Coroutine[Any, Any, None]] = [
             self._heartbeats(ws, welcome, queue),
             self._receive(ws, queue),
             self._renewals(ws),
             self._wait_stop(ws, welcome),
+            self._wait_reconnect(),
         ]
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
@@ -491,6 +516,8 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await queue.stop()
+            self._ws = None
+            self.lifecycle.on_session_end()
         if self._stop.is_set():
             # Asked to stop: the close it started may have ended another job first.
             raise _Stop
@@ -513,7 +540,7 @@ class Agent:
 
     async def _wait_stop(self, ws: ClientConnection, welcome: Welcome) -> None:
         await self._stop.wait()
-        if "goodbye" in welcome.accepts:
+        if "goodbye" in welcome.accepts and self._goodbye:
             # Stopped on purpose: the control plane shows "stopped", not an offline alert.
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(dump(Goodbye(reason=self.stop_reason)))
@@ -543,6 +570,8 @@ class Agent:
                 )
             )
             seq += 1
+            if seq == HEALTHY_HEARTBEATS:
+                await self.lifecycle.healthy()
             await asyncio.sleep(interval)
 
     async def _receive(self, ws: ClientConnection, queue: WorkQueue) -> None:
@@ -578,8 +607,18 @@ class Agent:
         )
 
     async def _submit(self, ws: ClientConnection, queue: WorkQueue, req: CommandRequest) -> None:
-        log.info("command %s: %s", req.request_id, _describe(req.command))
-        if not queue.submit(req.request_id, self.runner.job(req.command), req.timeout_s):
+        log.info("command %s: %s", req.request_id, describe(req.command))
+        if isinstance(req.command, LIFECYCLE_COMMANDS):
+            refusal = self.lifecycle.refusal(req.command, queue.depth)
+            if refusal is not None:
+                log.warning("command %s refused: %s", req.request_id, refusal.message)
+                await ws.send(_command_error(req.request_id, refusal.code, refusal.message))
+                return
+            # Never behind the queue: a wedged queue is what a restart is sent to fix.
+            queue.run_now(req.request_id, self.lifecycle.job(req), req.timeout_s)
+            return
+        job = self.runner.job(req.command)
+        if not queue.submit(req.request_id, job, req.timeout_s):
             log.warning("command %s refused: %d commands pending", req.request_id, queue.depth)
             await ws.send(
                 _command_error(
@@ -617,8 +656,28 @@ class Agent:
                 )
                 await asyncio.sleep(retry)
 
+    async def renew_now(self) -> float:
+        """Renew now (the ``renew`` command); the new ``not_after``.  The channel goes
+        on with the old key until :meth:`reconnect` (once the answer is sent)."""
+        if self._ws is None:
+            raise RuntimeError("the channel is not open")
+        with contextlib.suppress(_Rekeyed):
+            await self._renew_once(self._ws)
+        return self.cert.not_after
+
+    def reconnect(self) -> None:
+        """End this session on purpose and reconnect at once (with a renewed key)."""
+        self._reconnect.set()
+
+    async def _wait_reconnect(self) -> None:
+        await self._reconnect.wait()
+        self._reconnect.clear()
+        raise _Rekeyed
+
     async def _renew_once(self, ws: ClientConnection) -> None:
         """Renew with a new key; raises :class:`_Rekeyed` once the new pair is installed.
+
+        One renewal at a time (the schedule and the ``renew`` command share it).
 
         The new key waits in ``key.pem.new`` (written by the key child) until the
         certificate for it has come and been checked; a renewal that fails or is
@@ -626,6 +685,10 @@ class Agent:
         they were, still good: the control plane supersedes them only when the new
         certificate is first used.
         """
+        async with self._renew_lock:
+            await self._renew_locked(ws)
+
+    async def _renew_locked(self, ws: ClientConnection) -> None:
         log.info(
             "renewing the certificate with a new key (valid until %s)", _iso(self.cert.not_after)
         )
@@ -696,6 +759,7 @@ class Agent:
 _SIGNAL_REASONS = {
     signal.SIGTERM: "received SIGTERM (systemctl stop, a shutdown or kill)",
     signal.SIGINT: "received SIGINT (interrupted)",
+    signal.SIGHUP: "received SIGHUP (its terminal closed)",
 }
 
 
@@ -723,25 +787,6 @@ def _command_error(request_id: str, code: str, message: str) -> str:
     """
     error = CommandError(code=code, message=message)
     return dump(CommandFinished(request_id=request_id, error=error))
-
-
-def _describe(spec: Command) -> str:
-    if isinstance(spec, ProbeCommand):
-        return f"probe {spec.host}:{spec.port}{' tls' if spec.tls else ''}"
-    if isinstance(spec, LogsCommand):
-        since = f" since {_iso(spec.since)}" if spec.since is not None else ""
-        return f"logs, last {spec.lines} lines{since}"
-    return "config"
-
-
-def _summary(result: dict[str, Any]) -> str:
-    if result.get("kind") == "probe":
-        if result.get("ok"):
-            return "ok"
-        return f"{result.get('failure')}: {result.get('error')}"
-    if result.get("kind") == "logs":
-        return f"{len(result.get('lines', []))} lines"
-    return str(result.get("kind"))
 
 
 def _explain(exc: BaseException) -> str:

@@ -7,12 +7,15 @@ Exit codes:
 * 2: bad usage, configuration or state directory;
 * 3: the control plane revoked this agent: do not restart it;
 * 4: the certificate expired: enroll again.
+
+``agent run`` is a supervisor (:mod:`agent.supervisor`) that runs the agent as its
+child; the child (``FLEET_AGENT_SUPERVISED=1``) also exits 75 to be restarted,
+which the supervisor does and never passes on.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -97,71 +100,7 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
         "exists), then FLEET_AGENT_* variables, then these flags. Each flag's default is "
         "the config's value (docs/agent.md lists them).",
     )
-    run.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
-    run.add_argument(
-        "--config",
-        type=Path,
-        help="TOML configuration file (default: FLEET_AGENT_CONFIG, else STATE_DIR/agent.toml)",
-    )
-    run.add_argument("--server", help="control plane URL (default: the enrolled one)")
-    run.add_argument(
-        "--extra-ca-file", help="extra PEM CA bundle, for SSL-inspecting networks (default: none)"
-    )
-    run.add_argument("--proxy", help="proxy URL (default: HTTPS_PROXY/NO_PROXY)")
-    run.add_argument(
-        "--samples",
-        dest="samples",
-        action="store_const",
-        const=True,
-        help="report CPU and memory (the default)",
-    )
-    run.add_argument(
-        "--no-samples",
-        dest="samples",
-        action="store_const",
-        const=False,
-        help="do not report CPU and memory",
-    )
-    run.add_argument(
-        "--max-concurrency", type=int, help="commands run at once (default: config, else 2)"
-    )
-    run.add_argument(
-        "--max-queue", type=int, help="commands waiting at most (default: config, else 16)"
-    )
-    run.add_argument(
-        "--command-timeout",
-        dest="command_timeout_s",
-        type=duration,
-        metavar="DURATION",
-        help="longest a command may run, e.g. 60s (default: config, else 60s)",
-    )
-    run.add_argument(
-        "--allow-host",
-        dest="allow_hosts",
-        action="append",
-        metavar="GLOB",
-        help="host glob this agent may probe; repeatable (default: config, else none)",
-    )
-    run.add_argument(
-        "--allow-cidr",
-        dest="allow_cidrs",
-        action="append",
-        metavar="CIDR",
-        help="network this agent may probe; repeatable (default: config, else none)",
-    )
-    run.add_argument(
-        "--allow-port",
-        dest="allow_ports",
-        action="append",
-        metavar="PORT[-PORT]",
-        help="port or range this agent may probe; repeatable (default: config, else none)",
-    )
-    run.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="log level (default: config, else info)",
-    )
-    run.add_argument("--print-config", action="store_true", help="print the config and exit")
+    _add_run_arguments(run)
     run.set_defaults(agent_action=_run)
 
     service = sub.add_parser(
@@ -211,6 +150,75 @@ def add_agent_commands(sub: argparse._SubParsersAction[FleetParser]) -> None:
     )
     service.set_defaults(agent_action=_install_service)
     _doctor_parser(sub)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``agent run`` (also rebuilt into the supervised child's command line)."""
+    parser.add_argument("--state-dir", type=Path, required=True, help="where identity is kept")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration file (default: FLEET_AGENT_CONFIG, else STATE_DIR/agent.toml)",
+    )
+    parser.add_argument("--server", help="control plane URL (default: the enrolled one)")
+    parser.add_argument(
+        "--extra-ca-file", help="extra PEM CA bundle, for SSL-inspecting networks (default: none)"
+    )
+    parser.add_argument("--proxy", help="proxy URL (default: HTTPS_PROXY/NO_PROXY)")
+    parser.add_argument(
+        "--samples",
+        dest="samples",
+        action="store_const",
+        const=True,
+        help="report CPU and memory (the default)",
+    )
+    parser.add_argument(
+        "--no-samples",
+        dest="samples",
+        action="store_const",
+        const=False,
+        help="do not report CPU and memory",
+    )
+    parser.add_argument(
+        "--max-concurrency", type=int, help="commands run at once (default: config, else 2)"
+    )
+    parser.add_argument(
+        "--max-queue", type=int, help="commands waiting at most (default: config, else 16)"
+    )
+    parser.add_argument(
+        "--command-timeout",
+        dest="command_timeout_s",
+        type=duration,
+        metavar="DURATION",
+        help="longest a command may run, e.g. 60s (default: config, else 60s)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        metavar="GLOB",
+        help="host glob this agent may probe; repeatable (default: config, else none)",
+    )
+    parser.add_argument(
+        "--allow-cidr",
+        dest="allow_cidrs",
+        action="append",
+        metavar="CIDR",
+        help="network this agent may probe; repeatable (default: config, else none)",
+    )
+    parser.add_argument(
+        "--allow-port",
+        dest="allow_ports",
+        action="append",
+        metavar="PORT[-PORT]",
+        help="port or range this agent may probe; repeatable (default: config, else none)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: config, else info)",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the config and exit")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -353,8 +361,46 @@ def _install_service(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def child_argv(args: argparse.Namespace) -> list[str]:
+    """The ``agent run`` flags that give ``args`` again: the supervised child's.
+
+    Rebuilt from the parser's own actions, so a new flag is passed on without a
+    list to keep.  The state directory is made absolute.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_run_arguments(parser)
+    out: list[str] = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "print_config" or value is None:
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:
+            if value == action.const:
+                out.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                out += [flag, str(item)]
+        elif action.type is duration:
+            out += [flag, f"{value}s"]
+        elif action.dest == "state_dir":
+            out += [flag, str(Path(value).absolute())]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     import json
+
+    from agent.versions import EXIT_RESTART, SUPERVISED_ENV
+
+    if os.environ.get(SUPERVISED_ENV) != "1" and not args.print_config:
+        from agent.supervisor import exec_supervisor
+
+        exec_supervisor(child_argv(args))  # never returns
+
+    import asyncio
 
     from agent.config import load_config
     from agent.logs import LogBook, restrict_umask
@@ -399,15 +445,16 @@ def _run(args: argparse.Namespace) -> int:
     logger = logbook.install(config.log_level)
     if config.sources:
         logger.info("settings from %s; hash %s", ", ".join(config.sources), config.hash())
+    agent = Agent(identity, config, logbook)
     try:
-        asyncio.run(Agent(identity, config, logbook).run())
+        asyncio.run(agent.run())
     except Revoked:
         return EXIT_REVOKED
     except CertificateExpired:
         return EXIT_CERT_EXPIRED
     finally:
         logbook.close()
-    return EXIT_OK
+    return EXIT_RESTART if agent.restarting else EXIT_OK
 
 
 def main(argv: list[str]) -> int:

@@ -59,6 +59,14 @@ class AgentConfig:
         log_max_bytes: size of the log file before it rotates.
         log_backups: rotated log files kept.
         log_ring_lines: log lines kept in memory.
+        upgrade_driver: how an ``upgrade`` command installs a version: ``release``
+            (download, verify and unpack the control plane's release) or ``command``
+            (run :attr:`upgrade_command`).
+        upgrade_command: the argv the ``command`` driver runs (absolute path first,
+            no shell); ``{version}`` in an argument becomes the version.
+        upgrade_command_timeout_s: longest the upgrade command may run.
+        upgrade_busy_queue: an upgrade is refused (``busy``) while more than this
+            many other commands are pending.
     """
 
     server: str | None = None
@@ -75,6 +83,10 @@ class AgentConfig:
     log_max_bytes: int = 1 << 20
     log_backups: int = 3
     log_ring_lines: int = 2000
+    upgrade_driver: str = "release"
+    upgrade_command: tuple[str, ...] = ()
+    upgrade_command_timeout_s: float = 600.0
+    upgrade_busy_queue: int = 2
     sources: tuple[str, ...] = field(default=(), compare=False)
     """Where the settings came from, for the log (not part of the report)."""
 
@@ -126,7 +138,8 @@ def _scrub(name: str, value: Any) -> Any:
 # Parsing and validation
 
 _FIELDS = {f.name: f for f in dataclasses.fields(AgentConfig) if f.name != "sources"}
-_LIST_FIELDS = {"allow_hosts", "allow_cidrs", "allow_ports"}
+_LIST_FIELDS = {"allow_hosts", "allow_cidrs", "allow_ports", "upgrade_command"}
+_UPGRADE_DRIVERS = ("release", "command")
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOL_WORDS |= {"0": False, "false": False, "no": False, "off": False}
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -165,9 +178,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ConfigError(f"{where} must be a list")
         return tuple(str(v).strip() for v in value)
     kind = {"samples": bool, "max_concurrency": int, "max_queue": int}.get(name)
-    if name in ("log_max_bytes", "log_backups", "log_ring_lines"):
+    if name in ("log_max_bytes", "log_backups", "log_ring_lines", "upgrade_busy_queue"):
         kind = int
-    if name == "command_timeout_s":
+    if name in ("command_timeout_s", "upgrade_command_timeout_s"):
         kind = float
     if kind is bool:
         if isinstance(value, bool):
@@ -203,10 +216,30 @@ def _validate(cfg: AgentConfig) -> None:
         except ValueError:
             raise ConfigError(f"allow_cidrs: {cidr!r} is not a network like 10.0.0.0/8") from None
     parse_port_ranges(cfg.allow_ports)
+    _validate_upgrades(cfg)
     if cfg.server is not None and not cfg.server.startswith("https://"):
         raise ConfigError(f"server must be an https:// URL, not {cfg.server!r}")
     if cfg.extra_ca_file is not None and not Path(cfg.extra_ca_file).is_file():
         raise ConfigError(f"extra_ca_file {cfg.extra_ca_file!r} does not exist")
+
+
+def _validate_upgrades(cfg: AgentConfig) -> None:
+    if cfg.upgrade_driver not in _UPGRADE_DRIVERS:
+        raise ConfigError(f"upgrade_driver must be one of {', '.join(_UPGRADE_DRIVERS)}")
+    if cfg.upgrade_driver == "command" and not cfg.upgrade_command:
+        raise ConfigError(
+            'upgrade_driver "command" needs upgrade_command, e.g. '
+            '["/usr/local/sbin/upgrade-fleet-agent", "{version}"]'
+        )
+    if cfg.upgrade_command and not Path(cfg.upgrade_command[0]).is_absolute():
+        raise ConfigError(
+            f"upgrade_command must start with an absolute path (it runs without a shell "
+            f"or PATH lookup), not {cfg.upgrade_command[0]!r}"
+        )
+    if not 0 < cfg.upgrade_command_timeout_s <= 86400:
+        raise ConfigError("upgrade_command_timeout_s must be between 0 and 86400 seconds")
+    if cfg.upgrade_busy_queue < 0:
+        raise ConfigError("upgrade_busy_queue must be 0 or more")
 
 
 def _flag_name(name: str) -> str:

@@ -36,9 +36,11 @@ from agent.https import Connection, ProxyError, Response, Target, peer_certifica
 from agent.keys import csr_pem, generate_key_pem
 from agent.state import RENEWAL_FILES, Identity, save_identity
 from agent.tls import CHAIN_CODES, TrustMode, client_context, explain_tls_failure
+from agent.versions import Versions
 from fleet import __version__
 from fleet.files import write_private, write_public
 from fleet.pins import check_pin_text, spki_pin
+from fleet.protocol import RELEASE_KEY_PREFIX
 from fleet.units import check_name
 
 __all__ = ["EnrollRequest", "agent_name", "enroll", "read_token"]
@@ -333,6 +335,10 @@ def enroll(req: EnrollRequest) -> Identity:
     write_public(state_dir / "ca.pem", doc["ca_pem"].encode("ascii"))
     if bundle is not None:
         write_public(state_dir / "server-ca.pem", bundle.encode("ascii"))
+    release_key = doc.get("release_key")
+    if isinstance(release_key, str) and release_key.startswith(RELEASE_KEY_PREFIX):
+        # Kept for good: releases are verified with it (agent.upgrader).
+        write_public(Versions(state_dir).release_key_file, (release_key + "\n").encode("ascii"))
     identity = Identity(
         state_dir=state_dir,
         agent_id=doc["agent_id"],

@@ -160,6 +160,11 @@ class Connection:
         answer = self._conn.getresponse()
         return Response(answer.status, answer.reason, answer.read())
 
+    def stream(self, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """Send a ``GET`` and return the answer unread, to read in chunks (a download)."""
+        self._conn.request("GET", path, headers={"Host": self._host_header(), **headers})
+        return self._conn.getresponse()
+
     def _host_header(self) -> str:
         host = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
         return host if self.target.port == 443 else f"{host}:{self.target.port}"

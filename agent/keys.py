@@ -1,4 +1,5 @@
-"""The agent's key operations: key, CSR, proof-of-possession signature.
+"""The agent's key operations: key, CSR, proof-of-possession signature, and the
+check of a release (its hash, and the release key's Ed25519 signature).
 
 The CA pin is :func:`fleet.pins.spki_pin`, the one definition every side uses.
 
@@ -13,13 +14,15 @@ them directly.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent._child import run_module
 from fleet.files import write_private
-from fleet.protocol import AUTH_CONTEXT
+from fleet.protocol import AUTH_CONTEXT, RELEASE_KEY_PREFIX, release_message
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -31,6 +34,8 @@ __all__ = [
     "rekey_isolated",
     "sign_isolated",
     "sign_nonce",
+    "verify_release",
+    "verify_release_isolated",
 ]
 
 
@@ -96,6 +101,49 @@ def sign_nonce(key_pem: bytes, nonce: str) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
+def verify_release(
+    release_key: str, path: Path, version: str, sha256: str, size: int, signature: str
+) -> str | None:
+    """Why the release file at ``path`` must not be used, or None when it may.
+
+    Checks its size and sha256 against the command's, then the release key's
+    Ed25519 signature over :func:`fleet.protocol.release_message` of the three.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    actual = path.stat().st_size
+    if actual != size:
+        return f"size mismatch: the file has {actual} bytes, the release {size}"
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        return f"hash mismatch: the file's sha256 is {digest.hexdigest()}, the release's {sha256}"
+    if not release_key.startswith(RELEASE_KEY_PREFIX):
+        return f"the kept release key is not {RELEASE_KEY_PREFIX}BASE64"
+    try:
+        key = Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(release_key.removeprefix(RELEASE_KEY_PREFIX), validate=True)
+        )
+        key.verify(
+            base64.b64decode(signature, validate=True), release_message(version, sha256, size)
+        )
+    except (InvalidSignature, ValueError):
+        return "bad signature: the release key this agent keeps did not sign this release"
+    return None
+
+
+async def verify_release_isolated(
+    key_file: Path, path: Path, version: str, sha256: str, size: int, signature: str
+) -> str | None:
+    """:func:`verify_release` with the kept key file, in a child process."""
+    facts = {"version": version, "sha256": sha256, "size": size, "signature": signature}
+    verdict = await _child("verify-release", str(key_file), str(path), stdin=json.dumps(facts))
+    return None if verdict == "ok" else verdict.removeprefix("refused: ")
+
+
 async def _child(*args: str, stdin: str = "") -> str:
     try:
         code, out, err = await run_module(
@@ -120,14 +168,32 @@ async def rekey_isolated(new_key_path: Path, name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m agent.keys sign KEY`` (nonce on stdin) or ``rekey NEW_KEY NAME``."""
+    """``python -m agent.keys sign KEY`` (nonce on stdin), ``rekey NEW_KEY NAME``, or
+    ``verify-release KEYFILE FILE`` (version, sha256, size, signature as JSON on stdin:
+    prints ``ok`` or ``refused: WHY``)."""
     if argv[:1] == ["sign"] and len(argv) == 2:
         print(sign_nonce(Path(argv[1]).read_bytes(), sys.stdin.read()))
         return 0
     if argv[:1] == ["rekey"] and len(argv) == 3:
         print(new_key_csr(Path(argv[1]), argv[2]), end="")
         return 0
-    print("usage: python -m agent.keys sign KEY < nonce | rekey NEW_KEY NAME", file=sys.stderr)
+    if argv[:1] == ["verify-release"] and len(argv) == 3:
+        facts = json.loads(sys.stdin.read())
+        why = verify_release(
+            Path(argv[1]).read_text(encoding="ascii").strip(),
+            Path(argv[2]),
+            str(facts["version"]),
+            str(facts["sha256"]),
+            int(facts["size"]),
+            str(facts["signature"]),
+        )
+        print("ok" if why is None else f"refused: {why}")
+        return 0
+    print(
+        "usage: python -m agent.keys sign KEY < nonce | rekey NEW_KEY NAME "
+        "| verify-release KEYFILE FILE < facts.json",
+        file=sys.stderr,
+    )
     return 2
 
 

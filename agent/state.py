@@ -13,6 +13,8 @@ Layout::
       agent.json                {agent_id, name, pool, server, channel_port, tls_trust}
       agent.toml                optional configuration file
       logs/agent.log            rotating log
+      release.pub               the release key; versions/, downloads/: upgrades
+                                (agent/versions.py)
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class WorkQueue:
         self._on_done = on_done
         self._pending = 0
         self._workers: list[asyncio.Task[None]] = []
+        self._now: set[asyncio.Task[None]] = set()
 
     @property
     def depth(self) -> int:
@@ -69,10 +70,12 @@ class WorkQueue:
 
     async def stop(self) -> None:
         """Cancel the workers and whatever they run; pending jobs are dropped."""
-        for task in self._workers:
+        tasks = [*self._workers, *self._now]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers = []
+        self._now.clear()
 
     def submit(self, request_id: str, job: Job, timeout_s: float) -> bool:
         """Queue a job; ``False`` if the backlog is full (answer ``busy``)."""
@@ -81,6 +84,24 @@ class WorkQueue:
         self._pending += 1
         self._queue.put_nowait((request_id, job, min(timeout_s, self._max_timeout_s)))
         return True
+
+    def run_now(self, request_id: str, job: Job, timeout_s: float) -> None:
+        """Run a job at once, beside the workers and outside the backlog.
+
+        For the agent's own lifecycle (restart, rollback, renew, upgrade): a queue
+        full of stuck probes is exactly when a restart must get through.
+        """
+
+        async def run() -> None:
+            outcome = await self._run(request_id, job, min(timeout_s, self._max_timeout_s))
+            try:
+                await self._on_done(outcome)
+            except Exception:
+                log.warning("could not deliver the answer to %s", request_id, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"agent-now-{request_id}")
+        self._now.add(task)
+        task.add_done_callback(self._now.discard)
 
     async def _worker(self) -> None:
         while True:

@@ -14,11 +14,12 @@ agents that only know the API URL; enrollment tells agents the channel's port.
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -27,6 +28,7 @@ from websockets.http11 import Request, Response
 from fleet.protocol import AGENT_CHANNEL_PATH, MAX_FRAME_BYTES, CloseCode, ErrorMessage, dump
 
 from .channel import ChannelClosed, serve_agent
+from .header_guard import http_answer
 
 if TYPE_CHECKING:
     from .state import ControlPlane
@@ -75,6 +77,62 @@ class WebsocketsSocket:
             pass
 
 
+def _counted_connections(cp: ControlPlane) -> type[ServerConnection]:
+    """``ServerConnection`` counting each connection against its source address
+    (``cp.unread``, shared with the API port) from ``connection_made`` (after TLS)
+    until its upgrade request was read: over ``pending_connections`` it is answered
+    429 and closed at once, and audited per address and window. The upgrade itself
+    must come within ``open_timeout``; after it, ``cp.pending`` counts the channel
+    until it authenticates."""
+    over_cap = (
+        f"over {cp.unread.cap} connections from one address that have not sent their "
+        "websocket upgrade (pending_connections)"
+    )
+
+    class CountedConnection(ServerConnection):
+        _address: str | None = None
+        """The source address while the connection is counted."""
+        _refused = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if peer else "?"
+            if cp.unread.acquire(address):
+                self._address = address
+                return
+            self._refused = True
+            cp.refusals.note("anonymous", "channel.connections", address, over_cap)
+            self.transport.write(
+                http_answer(
+                    "429 Too Many Requests",
+                    f"too many connections from {address} waiting to upgrade: back off and retry",
+                )
+            )
+            self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._refused:
+                super().data_received(data)
+
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().handshake(*args, **kwargs)
+            finally:
+                self._uncount()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._uncount()
+            super().connection_lost(exc)
+
+        def _uncount(self) -> None:
+            if self._address is not None:
+                cp.unread.release(self._address)
+                self._address = None
+
+    return CountedConnection
+
+
 def _only_the_channel(connection: ServerConnection, request: Request) -> Response | None:
     if request.path.split("?", 1)[0] != AGENT_CHANNEL_PATH:
         return connection.respond(
@@ -98,6 +156,7 @@ async def start_agent_listener(
         sock=sock,
         ssl=tls,
         process_request=_only_the_channel,
+        create_connection=_counted_connections(cp),
         # As on the API port: 1 MiB frames, no deflate.
         max_size=MAX_FRAME_BYTES,
         compression=None,

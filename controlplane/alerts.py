@@ -78,7 +78,12 @@ def agent_findings(agent: LiveAgent, settings: Settings, now: float) -> list[Fin
                 f"queue depth {agent.queue_depth} (threshold {settings.queue_warn})",
             )
         )
-    if agent.pinned_version and agent.version and agent.version != agent.pinned_version:
+    if (
+        agent.pinned_version
+        and agent.version
+        and agent.version != agent.pinned_version
+        and agent.rollout is None
+    ):
         out.append(
             Finding(
                 "version_drift",

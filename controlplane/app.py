@@ -31,9 +31,11 @@ from .api import (
     pools,
     releases,
     remediation,
+    rollouts,
     silences,
     streams,
     users,
+    windows,
 )
 from .api.models import Health
 from .api.responses import add_error_schema, errors
@@ -133,6 +135,8 @@ def create_app(
         metrics,
         notifications,
         silences,
+        windows,
+        rollouts,
         remediation,
     ):
         app.include_router(module.router)

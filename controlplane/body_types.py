@@ -11,17 +11,19 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, Strict
 
-__all__ = ["JsonInt", "Port"]
+__all__ = ["JsonInt", "Port", "json_integer"]
 
 
-def _json_integer(value: object) -> object:
+def json_integer(value: object) -> object:
+    """A ``BeforeValidator`` for an integer as JSON Schema means it (put the bounds
+    before it in the ``Annotated``, so the schema states them, as :data:`Port` does)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be an integer (not a string or a boolean)")
     return value  # lax int then takes 80.0 and refuses 80.5
 
 
-JsonInt = Annotated[int, Strict(False), BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, Strict(False), BeforeValidator(json_integer)]
 """An integer as JSON Schema means it: ``80`` or ``80.0``, never ``true`` or ``"80"``."""
 
-Port = Annotated[int, Field(ge=1, le=65535), Strict(False), BeforeValidator(_json_integer)]
+Port = Annotated[int, Field(ge=1, le=65535), Strict(False), BeforeValidator(json_integer)]
 """A TCP port, as a :data:`JsonInt` (the bounds first, so the schema states them)."""

@@ -164,6 +164,33 @@ class Settings(BaseSettings):
         gt=0,
         description="How long the token an agent gets to download a release stays valid.",
     )
+    upgrade_margin_s: float = Field(
+        120.0,
+        ge=0,
+        description="Time for the download and the restart, added to upgrade_deadline_s: an "
+        "upgrade not finished by then counts as failed (a rollout halts on it).",
+    )
+    rollout_tick_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often rollouts and the pin reconciler look at the fleet.",
+    )
+    rollout_gate_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="How much worse the upgraded agents may do than the rest of their pool on "
+        "each health signal (a share: of time away or degraded, of agents restarted) before "
+        "the gate halts the rollout and rolls them back.",
+    )
+    pin_upgrades_per_pool: int = Field(
+        1,
+        ge=1,
+        description="Agents of one pool the reconciler upgrades at a time to the pool's "
+        "pinned version (an agent's own pin upgrades it at once; a rollout is the gated way "
+        "to move a whole pool).",
+    )
 
     # remediation (docs/api.md, "Remediation") ---------------------------------
     remediation_min_check_s: float = Field(
@@ -264,8 +291,17 @@ class Settings(BaseSettings):
     pending_connections: int = Field(
         256,
         ge=1,
-        description="Connections one source address may hold before they authenticate "
-        "(agent channels, event streams, REST requests being read); more are refused at once.",
+        description="Connections one source address may hold before they authenticate, "
+        "counted apart in three stages: before their request (or websocket upgrade) is read, "
+        "REST requests whose body is being read, websockets before auth or subscribe; more "
+        "are refused at once.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection to the API port must send a request's complete headers "
+        "within this after it opens (after TLS), and again after each answer; else it is "
+        "closed (408 if it had sent part of them).",
     )
 
     # notifications (docs/server.md, "Notifications") ---------------------------

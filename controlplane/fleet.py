@@ -54,6 +54,7 @@ from .config import Settings
 from .events import EventBus
 from .instruments import Instruments
 from .live import LiveAgent
+from .pin_rules import EffectivePin, effective
 from .policy import ProbePolicy
 from .schedules import ScheduleWatch, at_risk_message, describe
 from .store.base import (
@@ -138,6 +139,12 @@ class Fleet:
         self.remediation_infos: Callable[[], list[RemediationInfo]] = list
         """The remediations a snapshot shows (set by :mod:`controlplane.remediation`)."""
 
+    @property
+    def in_grace(self) -> bool:
+        """Right after a start: agents may not have dialled in yet, so their absence
+        says nothing (no presence alert, no health gate sample)."""
+        return not self._grace_over
+
     def _state_of(self, agent_id: str) -> AgentState | None:
         agent = self.agents.get(agent_id)
         return agent.to_state() if agent is not None else None
@@ -193,16 +200,17 @@ class Fleet:
 
     # ------------------------------------------------------------------ pins
 
-    def pin_for(self, agent: LiveAgent) -> PinRecord | None:
-        return self.pins.get(("agent", agent.id)) or self.pins.get(("pool", agent.record.pool))
+    def effective_pin(self, agent: LiveAgent) -> EffectivePin:
+        """The version and config pinned for ``agent``, each from its own pin or its pool's."""
+        return effective(
+            self.pins.get(("agent", agent.id)), self.pins.get(("pool", agent.record.pool))
+        )
 
     def apply_pin(self, agent: LiveAgent) -> None:
         """Set the agent's pinned version and config hash from the pins in force."""
-        pin = self.pin_for(agent)
-        agent.pinned_version = pin.version if pin else None
-        agent.pinned_config_hash = (
-            config_hash(pin.config) if pin and pin.config is not None else None
-        )
+        pin = self.effective_pin(agent)
+        agent.pinned_version = pin.version
+        agent.pinned_config_hash = config_hash(pin.config) if pin.config is not None else None
 
     async def set_pin(self, pin: PinRecord) -> None:
         await self.store.set_pin(pin)

@@ -50,6 +50,9 @@ class LiveAgent:
     stop_reason: str | None = None
     upgrade: UpgradeInfo | None = None
     """Its latest upgrade step (:mod:`controlplane.upgrades`), kept across restarts."""
+    rollout: str | None = None
+    """The id of the active rollout that moves its version (waiting for its turn,
+    upgrading or upgraded): its version is in hand, so no version-drift alert."""
     channel: AgentChannel | None = None
     usable: bool = False
     """Healthy with an open channel, as of the last refresh: can carry a probe."""

@@ -1,4 +1,4 @@
-"""Clear pins (of a pool or an agent) and pool policies, with their effects on the fleet."""
+"""Pins and pool policies: find them, and clear a policy with its effects on the fleet."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from .operators import Principal
 from .policy import ProbePolicy
 from .store.base import PinRecord
 
-__all__ = ["clear_pin", "clear_policy", "get_pin", "get_policy"]
+__all__ = ["clear_policy", "get_pin", "get_policy"]
 
 
 def _pin_hint(scope: str, name: str) -> str:
@@ -32,28 +32,6 @@ def get_policy(fleet: Fleet, pool: str) -> ProbePolicy:
             f"pool {pool!r} has no probe policy; set one with PUT /v1/pools/{pool}/policy"
         )
     return policy
-
-
-async def clear_pin(fleet: Fleet, actor: Principal, scope: str, name: str) -> PinRecord:
-    """Remove a pin; the agents it covered get their drift checked again at once."""
-    actor.require("admin")
-    try:
-        pin = get_pin(fleet, scope, name)
-    except NotFound:
-        await fleet.audit(actor.name, f"{scope}.unpin", name, "refused", "no pin")
-        raise
-    await fleet.store.delete_pin(scope, name)
-    del fleet.pins[(scope, name)]
-    members = (
-        fleet.members.get(name, {}).values()
-        if scope == "pool"
-        else [a for a in (fleet.agents.get(name),) if a is not None]
-    )
-    for agent in list(members):
-        fleet.apply_pin(agent)
-        fleet.refresh(agent)
-    await fleet.audit(actor.name, f"{scope}.unpin", name, "ok", f"was version {pin.version}")
-    return pin
 
 
 async def clear_policy(fleet: Fleet, actor: Principal, pool: str) -> ProbePolicy:

@@ -26,6 +26,8 @@ __all__ = [
     "describe",
     "next_run",
     "schedule_error",
+    "zone_error",
+    "zone_of",
 ]
 
 FIELDS = 5
@@ -34,7 +36,8 @@ field (seconds, croniter's extension) is refused: jobs are not scheduled by the
 second, and a six-field line is more likely a mistake."""
 
 
-def _zone(name: str) -> ZoneInfo | None:
+def zone_of(name: str) -> ZoneInfo | None:
+    """The IANA time zone ``name``, or None when there is no such zone."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -56,7 +59,12 @@ def schedule_error(cron: str, timezone: str) -> str | None:
             f"cron {cron!r} is not a valid expression; e.g. '0 14 * * *' is 14:00 every day, "
             "'*/15 * * * 1-5' every quarter hour on weekdays"
         )
-    if _zone(timezone) is None:
+    return zone_error(timezone)
+
+
+def zone_error(timezone: str) -> str | None:
+    """Why ``timezone`` is not a time zone, with the fix; ``None`` when it is one."""
+    if zone_of(timezone) is None:
         return (
             f"time zone {timezone!r} is unknown; give an IANA name such as 'Europe/Berlin' "
             "or 'UTC' (see /usr/share/zoneinfo)"
@@ -65,7 +73,7 @@ def schedule_error(cron: str, timezone: str) -> str | None:
 
 
 def _next(schedule: ScheduleRecord, after: float) -> datetime | None:
-    zone = _zone(schedule.timezone)
+    zone = zone_of(schedule.timezone)
     if zone is None:
         return None
     try:

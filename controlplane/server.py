@@ -20,6 +20,7 @@ from fleet.protocol import MAX_FRAME_BYTES
 
 from .app import create_app
 from .config import Settings
+from .header_guard import guarded_h11
 from .pki import CertificateAuthority
 from .server_cert import (
     DEFAULT_NAMES,
@@ -230,6 +231,10 @@ def serve(
         ssl_certfile=str(server_tls.cert_file) if server_tls else None,
         ssl_keyfile=str(server_tls.key_file) if server_tls else None,
         ssl_ciphers=TLS12_CIPHERS,
+        # uvicorn's h11 protocol ("auto" without httptools), counting and timing
+        # each connection until its request's headers are complete: uvicorn alone
+        # lets a slowloris hold any number of them for as long as it likes.
+        http=guarded_h11(cp.unread, cp.refusals, settings.header_timeout_s),
         # The sans-io implementation of websockets: one less task per connection.
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_BYTES,

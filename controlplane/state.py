@@ -42,14 +42,17 @@ from .notify.notifier import Notifier
 from .notify.targets import target_labels
 from .operators import ROLES, Operators, Principal, Role
 from .pki import CertificateAuthority
+from .reconciler import Reconciler
 from .rekeys import Rekeys
 from .release_key import ReleaseKey
 from .releases import ReleaseBook
 from .remediation import Remediations
+from .rollouts import Rollouts
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
 from .upgrades import Upgrades
+from .window_book import WindowBook
 
 __all__ = ["ROLES", "ControlPlane", "Principal", "Role"]  # the last three from .operators
 
@@ -89,6 +92,8 @@ class ControlPlane:
         self._trimmer: asyncio.Task[None] | None = None
         self._last_used: asyncio.Task[None] | None = None
         self._alert_writer: asyncio.Task[None] | None = None
+        self._rollouts: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
         self._remediation: asyncio.Task[None] | None = None
         window = settings.auth_failure_window_s
         self.refusals = RefusalAudit(self.fleet.audit, window)
@@ -96,7 +101,10 @@ class ControlPlane:
         self.auth_failures = FailureCounter(settings.auth_failures, window)
         """Failed enrollments and authentications per source address."""
         self.pending = PendingConnections(settings.pending_connections)
-        """Connections per source address that have not authenticated yet."""
+        """Websockets per source address that have not authenticated yet."""
+        self.unread = PendingConnections(settings.pending_connections)
+        """Connections per source address, on either port, that have not sent a whole
+        request's headers yet (the websocket upgrade's, on the agents' port)."""
         self._refusals: asyncio.Task[None] | None = None
         self.notifier = Notifier(
             settings,
@@ -115,6 +123,12 @@ class ControlPlane:
         """Agent releases, signed with the release key kept beside the CA."""
         self.upgrades = Upgrades(self, self.releases)
         """Sends upgrades and rollbacks to agents, follows the steps they report."""
+        self.windows = WindowBook(store, self.fleet.audit)
+        """Each pool's maintenance and freeze windows."""
+        self.rollouts = Rollouts(self)
+        """Rollouts of a version to a pool: canaries, waves, the health gate."""
+        self.reconciler = Reconciler(self)
+        """Upgrades agents that run another version than their pin."""
         self.remediation = Remediations(self)
         """Each pool's remediation policy, its checks, actions and approval inbox."""
         self.scrape_token = (
@@ -133,6 +147,8 @@ class ControlPlane:
         await self.store.open()
         await self.fleet.load()
         await self.releases.load()
+        await self.windows.load()
+        await self.rollouts.load()
         await self.rekeys.load()
         await self.remediation.load()
         await self.operators.load()
@@ -146,6 +162,8 @@ class ControlPlane:
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
         self._refusals = asyncio.create_task(self.refusals.run())
+        self._rollouts = asyncio.create_task(self.rollouts.run())
+        self._reconciler = asyncio.create_task(self.reconciler.run())
         self._remediation = asyncio.create_task(self.remediation.run())
 
     async def stop(self) -> None:
@@ -156,13 +174,17 @@ class ControlPlane:
             self._trimmer,
             self._last_used,
             self._refusals,
+            self._rollouts,
+            self._reconciler,
             self._remediation,
         ):
             if task is not None:
                 task.cancel()
+        self.reconciler.stop()
         for channel in list(self.channels.values()):
             await channel.close(CloseCode.GOING_AWAY, "control plane is shutting down")
         try:
+            await self.rollouts.stop()
             await self.refusals.flush()
             await self.fleet.flush()
             await self.operators.flush()

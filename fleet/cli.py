@@ -2,7 +2,7 @@
 
 ``fleet server`` runs the control plane, ``fleet agent`` the agent, ``fleet tui``
 the dashboard, ``fleet demo`` all of them; the nouns (``fleet agents``, ``users``,
-``tokens``, ``pools``, ``connections``, ``alerts``, ``audit``) administer a running
+``tokens``, ``pools``, ``connections``, ``alerts``, ``audit``, ``rollouts``) administer a running
 control plane over its REST API (``fleet/ctl/``).
 
 Building the tree imports only the standard library and each part's small CLI
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 ADMIN_COMMANDS = frozenset(
     {"login", "logout", "whoami", "agents", "users", "user", "tokens", "token", "pools"}
     | {"connections", "alerts", "audit", "silences", "silence", "maintenance"}
+    | {"rollouts", "rollout"}
     | {"releases", "release"}
     | {"remediation", "remediations"}
 )

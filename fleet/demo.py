@@ -3,6 +3,8 @@
 A control plane on a temporary data directory (embedded SQLite, its own CA),
 three real agent processes, a simulated fleet of about 50 agents in one more
 process (real protocol, varied health), and the dashboard logged in as admin.
+A release (:data:`DEMO_RELEASE`, for the simulated agents) is stored, and rolled
+out to pool ``edge`` once its agents are connected: one canary, then two waves.
 Quitting the dashboard stops everything; children also die with the demo if it
 is killed (``PR_SET_PDEATHSIG``).
 """
@@ -20,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["DemoBackend", "add_demo_arguments", "main", "run_demo", "running_demo"]
 
 REAL_AGENTS = 3
+
+DEMO_RELEASE = "1.5.0"
+"""The release the demo rolls out to pool ``edge`` (a simulated one: the simulated
+agents upgrade to it; a real agent would refuse it at its import check)."""
+ROLLOUT_POOL = "edge"
+ROLLOUT = {"canaries": 1, "soak_s": 30.0, "wave": "50%", "pause_s": 20.0}
 
 
 def _die_with_parent() -> None:
@@ -80,6 +89,36 @@ class DemoBackend:
                 preexec_fn=_die_with_parent,
             )
         self.procs.append(proc)
+
+    def add_release(self) -> None:
+        """Upload the demo's release (a simulated one) as an admin does."""
+        from .simrelease import sim_wheel
+
+        wheel = sim_wheel(self.root / "release", DEMO_RELEASE)
+        with self.api() as api:
+            api.put(f"/v1/releases/{DEMO_RELEASE}", content=wheel.read_bytes()).raise_for_status()
+
+    def start_rollout(self, timeout: float = 60.0) -> str | None:
+        """Roll :data:`DEMO_RELEASE` out to pool ``edge`` once its agents are connected;
+        returns the rollout's id (None: the pool never came up)."""
+        deadline = time.monotonic() + timeout
+        with self.api() as api:
+            while time.monotonic() < deadline:
+                pool = api.get(f"/v1/pools/{ROLLOUT_POOL}")
+                # The simulated fleet enrolls every agent, then connects them all.
+                if pool.status_code == 200 and 2 <= pool.json()["healthy"] == pool.json()["agents"]:
+                    break
+                time.sleep(0.5)
+            else:
+                return None
+            body = {"pool": ROLLOUT_POOL, "version": DEMO_RELEASE, **ROLLOUT}
+            response = api.post("/v1/rollouts", json=body)
+        if response.status_code != 201:
+            say(f"the demo rollout did not start: {response.text}")
+            return None
+        rollout_id = str(response.json()["id"])
+        say(f"rolling {DEMO_RELEASE} out to pool {ROLLOUT_POOL} ({rollout_id})")
+        return rollout_id
 
     def start_server(self, timeout: float = 30.0) -> None:
         say(f"starting the control plane (data in {self.data_dir})")
@@ -250,7 +289,10 @@ def _fleet(*args: str) -> subprocess.CompletedProcess[str]:
 
 @contextlib.contextmanager
 def running_demo(
-    root: Path | None = None, sim_count: int = 50, real_agents: int = REAL_AGENTS
+    root: Path | None = None,
+    sim_count: int = 50,
+    real_agents: int = REAL_AGENTS,
+    rollout: bool = True,
 ) -> Iterator[DemoBackend]:
     """Start the demo's back end; stop it and remove its files on exit."""
     owned = root is None
@@ -260,10 +302,14 @@ def running_demo(
     try:
         backend.start_server()
         backend.configure()
+        backend.add_release()
         if real_agents:
             backend.start_real_agents(real_agents)
         if sim_count:
             backend.start_sim_fleet(sim_count)
+            if rollout:
+                # In the background: the dashboard opens meanwhile and shows it start.
+                threading.Thread(target=backend.start_rollout, daemon=True).start()
         yield backend
     finally:
         backend.stop()
@@ -279,6 +325,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-tui", action="store_true", help="run the back end only, until interrupted"
     )
     parser.add_argument("--wall", action="store_true", help="open the dashboard in wall mode")
+    parser.add_argument(
+        "--no-rollout",
+        action="store_true",
+        help=f"do not roll release {DEMO_RELEASE} out to pool {ROLLOUT_POOL}",
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -291,7 +342,9 @@ def main(argv: list[str]) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo with the options of :func:`add_demo_arguments`."""
     try:
-        with running_demo(sim_count=args.agents, real_agents=args.real_agents) as demo:
+        with running_demo(
+            sim_count=args.agents, real_agents=args.real_agents, rollout=not args.no_rollout
+        ) as demo:
             say(f"ready: {demo.url} (CA {demo.ca_file})")
             if args.no_tui:
                 print(json.dumps({"url": demo.url, "root": str(demo.root)}), flush=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -29,16 +28,19 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     Raises:
         OSError: the directory cannot be written; no temporary file is left behind.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # As tempfile.mkstemp does (O_EXCL, 0600, a random name), without importing
+    # tempfile: the agent's supervisor writes with this and stays small.
+    tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # mkstemp makes it 0600; the umask plays no part
+            os.fchmod(handle.fileno(), mode)  # made 0600; the umask plays no part
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -829,6 +829,9 @@ class RolloutInfo(_Value, frozen=True, kw_only=True):
     created_at: float
     updated_at: float
     finished_at: float | None = None
+    phase_ends_at: float | None = None
+    """When the soak or the pause between waves ends, or the wait does (a freeze's
+    end, the next maintenance window's start): for a countdown."""
 
 
 RemediationState = Literal["pending_approval", "running", "done", "failed", "rejected", "expired"]

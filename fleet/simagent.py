@@ -4,6 +4,17 @@ A :class:`SimAgent` enrolls over REST with a real CSR, then holds a real wss
 channel with proof of possession, like the real agent, but in-process and
 scriptable: its samples, clock offset, version and whether it heartbeats at all
 are attributes a test or the demo sets.  Many run in one event loop.
+
+It upgrades as the real agent does, seen from the control plane: it accepts an
+``upgrade``, reports downloading, verifying, installing and restarting, says
+goodbye, comes back with the new version (its uptime starting again) and reports
+``running`` after three heartbeats.  A version in :attr:`SimAgent.bad_versions`
+fails instead (``fail``: refused at verification, never run) or crash-loops
+(``crash``: the new version never connects; the old one comes back and reports
+``rolled_back``).  ``rollback`` switches back to the previous version, ``restart``
+restarts, ``renew`` renews.  It does so with :attr:`SimAgent.obeys_actions`; without,
+it answers ``unsupported``, as an agent older than those commands.  It downloads
+nothing: the release's bytes are the real agent's business.
 """
 
 from __future__ import annotations
@@ -13,9 +24,11 @@ import base64
 import contextlib
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -41,6 +54,7 @@ from .protocol import (
     ConfigResult,
     ErrorMessage,
     FailureClass,
+    Goodbye,
     Heartbeat,
     Hello,
     LogsCommand,
@@ -53,8 +67,14 @@ from .protocol import (
     RenewResult,
     RestartCommand,
     RestartResult,
+    RollbackCommand,
+    RollbackResult,
     TimeProbe,
     TimeReply,
+    UpgradeCommand,
+    UpgradeResult,
+    UpgradeStatus,
+    UpgradeStep,
     Welcome,
     dump,
     parse_server_message,
@@ -147,15 +167,29 @@ class SimAgent:
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
     obeys_actions: bool = False
-    """True: obey ``restart`` (close, reconnect with a new uptime) and ``renew`` (renew
-    now), as a current agent does; False: answer ``unsupported``, as an older agent."""
+    """True: obey ``upgrade``, ``rollback``, ``restart`` and ``renew`` as a current agent
+    does; False: answer ``unsupported``, as an agent older than those commands."""
+    bad_versions: dict[str, str] = field(default_factory=dict)
+    """Versions that do not work here: ``fail`` (refused before it runs) or ``crash``
+    (the new version exits at start; the previous one comes back, rolled back)."""
+    upgrade_step_s: float = 0.2
+    """Time each upgrade step takes, and the restart."""
+    previous_version: str | None = None
+    """What a rollback goes back to (set by an upgrade)."""
     restarts: int = 0
-    """Restart commands obeyed: each closed the channel and started the uptime again,
-    as a process restarted by its supervisor would."""
+    """Restarts so far (restart commands obeyed, upgrades, rollbacks): each closed the
+    channel and started the uptime again, as a process restarted by its supervisor."""
     _seq: int = 0
     _ws: websockets.ClientConnection | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _renewal: asyncio.Future[str] | None = None
+    _accepts: list[str] = field(default_factory=list)
+    _restart_in: float | None = None
+    """Set while restarting: reconnect after this many seconds, a new process."""
+    _after_welcome: list[UpgradeStatus] = field(default_factory=list)
+    """Steps to report once connected again (a rollback, as the real agent's ``last``)."""
+    _confirm: UpgradeStatus | None = None
+    """``running``, reported after three heartbeats of the new version."""
 
     @property
     def channel_url(self) -> str:
@@ -182,6 +216,13 @@ class SimAgent:
             except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
             self.connected.clear()
+            if self._restart_in is not None:
+                # A new process: it dials at once, its uptime and sequence start again.
+                await asyncio.sleep(self._restart_in)
+                self._restart_in = None
+                self.started, self._seq = time.monotonic(), 0
+                self.restarts += 1
+                continue
             if not reconnect or self.close_code == CloseCode.REVOKED:
                 return
             await asyncio.sleep(random.uniform(0, window))
@@ -218,7 +259,11 @@ class SimAgent:
                     msg = parse_server_message(raw)
                     if isinstance(msg, Welcome):
                         self.interval_s = msg.heartbeat_interval_s
+                        self._accepts = list(msg.accepts)
                         self.connected.set()
+                        for status in self._after_welcome:
+                            await self._report(status)
+                        self._after_welcome.clear()
                         beat = asyncio.create_task(self._heartbeats(ws))
                     elif isinstance(msg, TimeProbe):
                         await ws.send(
@@ -246,9 +291,15 @@ class SimAgent:
 
     async def _heartbeats(self, ws: websockets.ClientConnection) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
+            sent = 0
             while True:
                 if self.heartbeating:
                     await self.send_heartbeat(ws)
+                    sent += 1
+                    if sent == 3 and self._confirm is not None:
+                        # Confirmed, as the real agent's trial: three heartbeats in.
+                        confirm, self._confirm = self._confirm, None
+                        await self._report(confirm)
                 await asyncio.sleep(self.interval_s)
 
     async def send_heartbeat(self, ws: websockets.ClientConnection | None = None) -> None:
@@ -299,7 +350,7 @@ class SimAgent:
             result = CommandFinished(request_id=req.request_id, result=RestartResult())
             restarting = True
         else:
-            result = await default_handler(req)
+            result = self.lifecycle(req) or await default_handler(req)
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(dump(result))
             if restarting:
@@ -326,6 +377,103 @@ class SimAgent:
         return CommandFinished(
             request_id=req.request_id, result=RenewResult(not_after=self.identity.not_after)
         )
+
+    # ------------------------------------------------------------ upgrades
+
+    def lifecycle(self, req: CommandRequest) -> CommandFinished | None:
+        """With :attr:`obeys_actions`, answer an upgrade or a rollback and start it;
+        None for anything else (a handler of the demo's calls it too)."""
+        cmd = req.command
+        done = partial(CommandFinished, request_id=req.request_id)
+        if not self.obeys_actions:
+            return None
+        if isinstance(cmd, UpgradeCommand):
+            if cmd.version == self.version:
+                return done(
+                    error=CommandError(code="failed", message=f"already running {cmd.version}")
+                )
+            self._spawn(self._upgrade(cmd.version))
+            return done(result=UpgradeResult(version=cmd.version, driver="release"))
+        if isinstance(cmd, RollbackCommand):
+            if self.previous_version is None:
+                return done(
+                    error=CommandError(code="failed", message="no previous version to go back to")
+                )
+            back = self.previous_version
+            self._spawn(self._rollback(back, cmd.reason))
+            return done(result=RollbackResult(version=back))
+        return None
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _report(self, status: UpgradeStatus | None = None, **fields: Any) -> None:
+        """Send an upgrade step, if the control plane takes them."""
+        msg = status or UpgradeStatus(at=time.time(), **fields)
+        if self._ws is None or "upgrade_status" not in self._accepts:
+            return
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._ws.send(dump(msg))
+
+    async def _step(self, version: str, step: UpgradeStep, old: str, detail: str = "") -> None:
+        await self._report(version=version, step=step, detail=detail, from_version=old)
+
+    async def _upgrade(self, version: str) -> None:
+        old, mode, pause = self.version, self.bad_versions.get(version), self.upgrade_step_s
+        for step in ("downloading", "verifying"):
+            await self._step(version, step, old)
+            await asyncio.sleep(pause)
+        if mode == "fail":
+            why = "bad signature: the release key did not sign this file; it was not run"
+            await self._step(version, "failed", old, why)
+            return
+        await self._step(version, "installing", old)
+        await asyncio.sleep(pause)
+        await self._step(version, "restarting", old)
+        self.previous_version = old
+        if mode == "crash":
+            # The new version exits at start, twice: the old one comes back and says so.
+            why = f"{version} exited twice before it confirmed; back on {old}"
+            self._after_welcome.append(
+                UpgradeStatus(
+                    version=version,
+                    step="rolled_back",
+                    detail=why,
+                    from_version=old,
+                    at=time.time(),
+                )
+            )
+            await self.restart(f"restarting into {version}", offline_s=3 * pause)
+            return
+        self.version = version
+        self._confirm = UpgradeStatus(
+            version=version, step="running", from_version=old, at=time.time()
+        )
+        await self.restart(f"restarting into {version}")
+
+    async def _rollback(self, back: str, reason: str) -> None:
+        await asyncio.sleep(self.upgrade_step_s)  # its answer goes out first
+        left = self.version
+        self.version, self.previous_version = back, None
+        self._confirm = None
+        self._after_welcome.append(
+            UpgradeStatus(
+                version=left, step="rolled_back", detail=reason, from_version=left, at=time.time()
+            )
+        )
+        await self.restart(f"rolling back to {back}")
+
+    async def restart(self, reason: str, offline_s: float | None = None) -> None:
+        """Say goodbye and close, then come back as a new process after ``offline_s``."""
+        self._restart_in = self.upgrade_step_s if offline_s is None else offline_s
+        ws = self._ws
+        if ws is None:
+            return
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(dump(Goodbye(reason=reason[:200])))
+            await ws.close()
 
 
 async def _tcp_probe(cmd: ProbeCommand) -> ProbeResult:

@@ -110,7 +110,8 @@ def _handler(agent: SimAgent, spec: SimSpec) -> Any:
             return CommandFinished(
                 request_id=req.request_id, result=LogsResult(lines=lines[-command.lines :])
             )
-        return await default_handler(req)
+        # Upgrades and rollbacks as a current agent (the demo rolls a release out).
+        return agent.lifecycle(req) or await default_handler(req)
 
     return handle
 
@@ -153,6 +154,7 @@ async def run_fleet(
                 cert_not_after=(
                     time.time() + spec.cert_expires_in_s if spec.cert_expires_in_s else None
                 ),
+                obeys_actions=True,
             )
             agent.handler = _handler(agent, spec)
             agents.append((agent, spec))

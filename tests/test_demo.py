@@ -36,6 +36,15 @@ def test_demo_fleet_has_each_kind_of_trouble_and_cleans_up(tmp_path):
             conns = {c["name"]: c for c in api.get("/v1/connections").json()}
         assert conns["warehouse"]["routable"] is False
         assert conns["orders-db"]["routable"] is True
+
+        # The stored release rolls out to pool edge: its canary upgrades.
+        def canary_upgraded():
+            with demo.api() as api:
+                found = api.get("/v1/rollouts", params={"pool": "edge"}).json()
+            return found and found[0]["waves"][0]["upgraded"] == 1 and found[0]
+
+        rollout = wait_for(canary_upgraded, timeout=60, interval=0.5, what="the edge canary")
+        assert rollout["version"] == "1.5.0" and rollout["state"] in ("soaking", "wave", "pausing")
         children = psutil.Process().children(recursive=True)
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE

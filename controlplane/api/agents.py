@@ -32,13 +32,13 @@ from ..decommission import decommission
 from ..disconnects import read_patterns
 from ..errors import Conflict, NotFound, StoreError
 from ..fleet import config_hash
-from ..pool_edits import clear_pin
+from ..pin_edits import clear_pin, set_pin
 from ..state import ControlPlane, Principal
 from .deps import CP, Admin, Operator, Viewer
 from .headers import attachment
 from .models import AgentConfigView, AgentDetail, AgentRemovedInfo, PinInfo
 from .names import AgentRef
-from .pins import PinBody, set_pin
+from .pins import PartQuery, PinBody
 from .responses import LOGS_RESPONSES, errors
 from .structs import StructResponse, returns
 
@@ -194,7 +194,7 @@ def _lines(config: dict[str, Any] | None) -> list[str]:
 )
 async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     agent = cp.agent(agent_id)
-    pin = cp.fleet.pin_for(agent)
+    pin = cp.fleet.effective_pin(agent)
     effective: dict[str, Any] | None = None
     effective_hash = agent.config_hash
     error = None
@@ -209,7 +209,7 @@ async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
             error = result.error.message
     else:
         error = f"agent is {agent.state.value}: showing the last reported hash only"
-    pinned = pin.config if pin else None
+    pinned = pin.config
     diff: list[str] = []
     if pinned is not None and effective is not None:  # nothing to compare otherwise
         diff = list(
@@ -224,7 +224,7 @@ async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
         "pinned": pinned,
         "pinned_hash": pinned_hash,
         "version": agent.version,
-        "pinned_version": pin.version if pin else None,
+        "pinned_version": pin.version,
         "diff": diff,
         "in_sync": pinned_hash is None or pinned_hash == effective_hash,
         "error": error,
@@ -238,10 +238,14 @@ async def decommission_agent(agent_id: AgentRef, cp: CP, who: Admin) -> AgentRem
     return AgentRemovedInfo(id=removal.id, name=removal.name, action=removal.action)
 
 
-@router.put("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(400, 403, 404))
+@router.put(
+    "/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(400, 403, 404, 409)
+)
 async def pin_agent(agent_id: AgentRef, body: PinBody, cp: CP, who: Admin) -> PinInfo:
+    """Sets the version and/or config of the agent's own pin (a field not given keeps
+    its value); 409 while its pool is frozen."""
     agent = cp.agent(agent_id)
-    return PinInfo.of(await set_pin(cp, who, "agent", agent.id, body))
+    return PinInfo.of(await set_pin(cp, who, "agent", agent.id, body.version, body.config))
 
 
 @router.get("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(404))
@@ -263,8 +267,9 @@ async def show_agent_pin(agent_id: AgentRef, cp: CP, who: Viewer) -> PinInfo:
     return PinInfo.of(pin)
 
 
-@router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(403, 404))
-async def unpin_agent(agent_id: AgentRef, cp: CP, who: Admin) -> PinInfo:
-    """Clears the agent's own pin (its pool's pin applies again); answers with it."""
+@router.delete("/v1/agents/{agent_id}/pin", response_model=PinInfo, responses=errors(403, 404, 409))
+async def unpin_agent(agent_id: AgentRef, cp: CP, who: Admin, part: PartQuery = None) -> PinInfo:
+    """Clears the agent's own pin, or one part of it (its pool's applies again for
+    that part); answers with the pin as it was; 409 while its pool is frozen."""
     agent = cp.agent(agent_id)
-    return PinInfo.of(await clear_pin(cp.fleet, who, "agent", agent.id))
+    return PinInfo.of(await clear_pin(cp, who, "agent", agent.id, part))

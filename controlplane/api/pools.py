@@ -8,12 +8,13 @@ from fastapi import APIRouter
 
 from ..errors import NotFound
 from ..fleet import Fleet
+from ..pin_edits import clear_pin, set_pin
 from ..policy import ProbePolicy
-from ..pool_edits import clear_pin, clear_policy, get_pin, get_policy
+from ..pool_edits import clear_policy, get_pin, get_policy
 from .deps import CP, Admin, Viewer
 from .models import PinInfo, PolicyCleared, PoolInfo
 from .names import PoolName
-from .pins import PinBody, set_pin
+from .pins import PartQuery, PinBody
 from .responses import errors
 
 router = APIRouter()
@@ -71,9 +72,11 @@ async def delete_policy(pool: PoolName, cp: CP, who: Admin) -> PolicyCleared:
     return PolicyCleared(pool=pool, policy=policy.as_dict())
 
 
-@router.put("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(400, 403))
+@router.put("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(400, 403, 409))
 async def pin_pool(pool: PoolName, body: PinBody, cp: CP, who: Admin) -> PinInfo:
-    return PinInfo.of(await set_pin(cp, who, "pool", pool, body))
+    """Sets the version and/or config of the pool's pin (a field not given keeps its
+    value); 409 while the pool is frozen."""
+    return PinInfo.of(await set_pin(cp, who, "pool", pool, body.version, body.config))
 
 
 @router.get("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(404))
@@ -81,7 +84,8 @@ async def show_pool_pin(pool: PoolName, cp: CP, who: Viewer) -> PinInfo:
     return PinInfo.of(get_pin(cp.fleet, "pool", pool))
 
 
-@router.delete("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(403, 404))
-async def unpin_pool(pool: PoolName, cp: CP, who: Admin) -> PinInfo:
-    """Clears the pin; answers with the pin that was cleared."""
-    return PinInfo.of(await clear_pin(cp.fleet, who, "pool", pool))
+@router.delete("/v1/pools/{pool}/pin", response_model=PinInfo, responses=errors(403, 404, 409))
+async def unpin_pool(pool: PoolName, cp: CP, who: Admin, part: PartQuery = None) -> PinInfo:
+    """Clears the pin, or one part of it; answers with the pin as it was; 409 while
+    the pool is frozen."""
+    return PinInfo.of(await clear_pin(cp, who, "pool", pool, part))

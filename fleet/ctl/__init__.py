@@ -15,6 +15,7 @@ from . import (
     pools,
     releases,
     remediation,
+    rollouts,
     silences,
     tokens,
     users,
@@ -37,5 +38,6 @@ def register(sub: Subparsers) -> None:
         silences,
         releases,
         remediation,
+        rollouts,
     ):
         noun.register(sub)

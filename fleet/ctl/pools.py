@@ -1,4 +1,5 @@
-"""``fleet pools list|show|policy|pin|unpin``: pools, their probe policy and pins."""
+"""``fleet pools list|show|policy|pin|unpin|windows``: pools, their probe policy, pins and
+windows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .common import Subparsers, verb
 from .common import read_json as _read_json
 from .errors import UsageError
 from .output import Column, emit, print_fields, print_table
+from .windows import add_windows_verb
 
 __all__ = ["register"]
 
@@ -117,7 +119,9 @@ def _policy(args: argparse.Namespace, api: ApiClient) -> int:
 def _pin(args: argparse.Namespace, api: ApiClient) -> int:
     if args.version is None and args.config_file is None:
         raise UsageError("give --version, --config-file, or both")
-    body: dict[str, Any] = {"version": args.version}
+    body: dict[str, Any] = {}
+    if args.version is not None:
+        body["version"] = args.version
     if args.config_file is not None:
         body["config"] = _read_json(args.config_file)
     out = api.call("PUT", path("/v1/pools/{}/pin", args.pool), body)
@@ -125,16 +129,18 @@ def _pin(args: argparse.Namespace, api: ApiClient) -> int:
         out,
         args.output,
         lambda: print(
-            f"pinned pool {args.pool}: version {args.version}"
-            + (", config" if args.config_file else "")
+            f"pinned pool {args.pool}: version {out.get('version')}, config "
+            + ("pinned" if out.get("config") is not None else "not pinned")
         ),
     )
     return 0
 
 
 def _unpin(args: argparse.Namespace, api: ApiClient) -> int:
-    out = api.call("DELETE", path("/v1/pools/{}/pin", args.pool))
-    emit(out, args.output, lambda: print(f"removed the pin of pool {args.pool}"))
+    params = {"part": args.part} if args.part else None
+    out = api.call("DELETE", path("/v1/pools/{}/pin", args.pool), params=params)
+    what = f"the {args.part} pin" if args.part else "the pin"
+    emit(out, args.output, lambda: print(f"removed {what} of pool {args.pool}"))
     return 0
 
 
@@ -201,12 +207,18 @@ def register(sub: Subparsers) -> None:
     pin = _pool_arg(verb(verbs, "pin", _pin, "pin the version (and config) a pool should run"))
     pin.add_argument(
         "--version",
-        help="the version the pool's agents should run (default: none, pin only the config)",
+        help="the version the pool's agents should run (default: keep the pinned version)",
     )
     pin.add_argument(
         "--config-file",
         metavar="JSON",
         help="the config the pool's agents should have, a JSON file "
-        "(default: none, pin only the version)",
+        "(default: keep the pinned config)",
     )
-    _pool_arg(verb(verbs, "unpin", _unpin, "remove a pool's pin"))
+    unpin = _pool_arg(verb(verbs, "unpin", _unpin, "remove a pool's pin, or one part of it"))
+    unpin.add_argument(
+        "--part",
+        choices=["version", "config"],
+        help="remove only the version pin or only the config pin (default: both)",
+    )
+    add_windows_verb(verbs)

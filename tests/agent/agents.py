@@ -1,4 +1,9 @@
-"""Real agent processes (``python -m agent``) for end-to-end tests."""
+"""Real agent processes (``python -m agent``) for end-to-end tests.
+
+``python -m agent run`` is a supervisor (``agent/supervisor.py``) whose child runs
+the agent: :meth:`AgentProcess.child` finds that child, for tests that stop,
+measure or kill the agent itself rather than its supervisor.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers.server import REPO, RunningServer
+import psutil
+
+from tests.helpers.server import REPO, RunningServer, wait_for
 
 
 def agent_env(**extra: str) -> dict[str, str]:
@@ -87,6 +94,33 @@ class AgentProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+    def child(self, timeout: float = 15.0, other_than: int | None = None) -> psutil.Process:
+        """The supervisor's child that runs the agent (``python -P -m agent run``),
+        once it runs; with ``other_than``, a child with another pid (after a restart)."""
+        assert self.proc is not None
+
+        def found() -> psutil.Process | None:
+            try:
+                children = psutil.Process(self.proc.pid).children()  # type: ignore[union-attr]
+            except psutil.NoSuchProcess:
+                return None
+            for child in children:
+                try:
+                    if child.cmdline()[1:5] == ["-P", "-m", "agent", "run"] and child.pid != (
+                        other_than or -1
+                    ):
+                        return child
+                except psutil.Error:
+                    continue
+            return None
+
+        return wait_for(found, timeout, 0.02, "the agent's child process")  # type: ignore[no-any-return]
+
+    @property
+    def child_pid(self) -> int:
+        """The pid of :meth:`child`."""
+        return self.child().pid
 
     @property
     def agent_id(self) -> str:

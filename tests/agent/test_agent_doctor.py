@@ -429,7 +429,8 @@ def test_beside_a_running_agent_doctor_reads_its_log_or_takes_over_with_auth(
         done = doctor(agent_dir)
         assert done.returncode == 0, done.stdout
         [auth] = checks(report_of(done), "auth", "ok")
-        assert f"(pid {agent.proc.pid}) holds this identity's channel" in auth["detail"]
+        # The supervisor's child holds the channel (the supervisor runs `-m agent.supervisor`).
+        assert f"(pid {agent.child_pid}) holds this identity's channel" in auth["detail"]
         assert "its log says it connected at" in auth["detail"]
         assert connections() == 1 and "4007" not in agent.output()  # left alone
 

@@ -61,8 +61,12 @@ def test_sigterm_shows_stopped_with_its_reason_and_raises_no_alert(control_plane
     agents.append(agent)
     agent_id = agent.agent_id
     wait_for(lambda: state_of(control_plane, agent_id) == "connected", 20, 0.1, "connected")
+    child = agent.child()
 
+    # SIGTERM to the supervisor (systemd's main process): it passes it on, the agent
+    # says goodbye, both end with 0.
     assert agent.stop() == 0
+    assert not child.is_running()
     stopped = wait_for(
         lambda: (a := detail(control_plane, agent_id)["agent"])["state"] == "stopped" and a,
         10,

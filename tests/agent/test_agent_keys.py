@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.keys import (
     csr_pem,
@@ -17,9 +18,11 @@ from agent.keys import (
     rekey_isolated,
     sign_isolated,
     sign_nonce,
+    verify_release,
+    verify_release_isolated,
 )
 from fleet.pins import spki_pin
-from fleet.protocol import AUTH_CONTEXT
+from fleet.protocol import AUTH_CONTEXT, RELEASE_KEY_PREFIX, release_message
 from tests.agent.certs import self_signed
 
 
@@ -77,3 +80,37 @@ async def test_isolated_failure_is_reported(tmp_path):
     bad.write_text("not a key")
     with pytest.raises(RuntimeError, match="key operation sign failed"):
         await sign_isolated(bad, "n")
+
+
+def _release_key() -> tuple[str, Ed25519PrivateKey]:
+    private = Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return RELEASE_KEY_PREFIX + base64.b64encode(raw).decode(), private
+
+
+async def test_a_release_is_checked_for_size_hash_and_signature_in_the_key_child(tmp_path):
+    public, private = _release_key()
+    key_file = tmp_path / "release.pub"
+    key_file.write_text(public + "\n")
+    release = tmp_path / "r.whl"
+    release.write_bytes(b"wheel bytes" * 100)
+    size = release.stat().st_size
+    sha = hashlib.sha256(release.read_bytes()).hexdigest()
+    signature = base64.b64encode(private.sign(release_message("0.2.0", sha, size))).decode()
+
+    assert await verify_release_isolated(key_file, release, "0.2.0", sha, size, signature) is None
+    # The signature binds the version: the same file offered as another one is refused.
+    other = await verify_release_isolated(key_file, release, "0.2.1", sha, size, signature)
+    assert other is not None and other.startswith("bad signature")
+    for facts, said in [
+        ((sha, size + 1), "size mismatch"),
+        (("0" * 64, size), "hash mismatch"),
+    ]:
+        why = verify_release(public, release, "0.2.0", facts[0], facts[1], signature)
+        assert why is not None and why.startswith(said), why
+    stranger, _ = _release_key()
+    said = verify_release(stranger, release, "0.2.0", sha, size, signature)
+    assert said is not None and said.startswith("bad signature")
+    assert verify_release(public, release, "0.2.0", sha, size, "not base64!") is not None

@@ -69,6 +69,8 @@ def _systemd_analyze() -> str:
 def test_unit_restarts_on_failure_but_not_when_revoked():
     unit = _default_unit()
     assert unit["Restart"] == ["on-failure"]
+    # A stop signals the supervisor only; it passes SIGTERM on (the agent says goodbye).
+    assert unit["KillMode"] == ["mixed"]
     assert set(unit["RestartPreventExitStatus"][0].split()) >= {"2", "3", "4"}
     assert unit["User"] == ["fleet-agent"] and unit["Group"] == ["fleet-agent"]
     assert unit["NoNewPrivileges"] == ["yes"]

@@ -125,11 +125,12 @@ async def test_config_diff_and_version_pin(control_plane):
         assert any("runs 1.0.0, pinned 1.1.0" in r for r in state["reasons"])
         alerts = (await api.get("/v1/alerts")).json()
         assert any(a["kind"] == "version_drift" and a["target"] == aid for a in alerts)
-        # An agent pin overrides the pool's.
+        # An agent pin overrides the pool's version; the pool's config pin still applies.
         await api.put(f"/v1/agents/{aid}/pin", json={"version": "1.0.0"})
         await asyncio.sleep(0.3)
         state = (await api.get(f"/v1/agents/{aid}")).json()["agent"]
-        assert state["state"] == "connected" and state["pinned_version"] == "1.0.0"
+        assert state["pinned_version"] == "1.0.0"
+        assert state["reasons"] == ["effective config differs from the pinned one"]
     await stop_agent(task)
 
 

@@ -6,20 +6,36 @@ run in the same test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import re
+import select
+import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from fleet.protocol import AGENT_CHANNEL_PATH, CloseCode
-from tests.helpers.rawhttp import push_chunked, read_status, tls_socket
-from tests.helpers.server import FAST, RunningServer, wait_for
+from fleet.protocol import (
+    AGENT_CHANNEL_PATH,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    Subscribe,
+    dump,
+)
+from tests.helpers.rawhttp import read_status, ready, rss, tls_socket
+from tests.helpers.server import FAST, REPO, RunningServer, wait_for
 from tests.helpers.stream import start_agent, stop_agent, subscribe
 
 LOOPBACK_RAISED = ("auth_failures", "pending_connections")
@@ -60,29 +76,87 @@ def _audit(server: RunningServer, action: str) -> list[dict[str, str]]:
     return [r for r in rows if r["action"] == action]
 
 
-FLOOD = """
-import ssl, sys, time, httpx
-url, ca, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-statuses = set()
-body = {"token": "flte_" + "x" * 40, "csr_pem": "y"}
-with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=ca)) as api:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        statuses.add(api.post("/v1/enroll", json=body).status_code)
-print(*sorted(statuses))
-"""
-"""Failed enrollments from one address for a few seconds; prints the statuses seen."""
+ELSEWHERE = "127.0.0.2"
+"""A well-behaved client's address when the abuser holds 127.0.0.1's per-address cap."""
 
 
-def _p50(server: RunningServer, n: int = 40) -> float:
-    """Median latency of a well-behaved client's GET /v1/agents, in seconds."""
+def _p50(server: RunningServer, n: int = 40, source: str = "127.0.0.1") -> float:
+    """Median latency of a well-behaved client's GET /v1/agents from ``source``, in seconds."""
     times = []
-    with server.api() as api:
+    with httpx.Client(
+        base_url=server.url,
+        transport=httpx.HTTPTransport(verify=server.ssl_context(), local_address=source),
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+        timeout=30.0,
+    ) as api:
         for _ in range(n):
             start = time.perf_counter()
             assert api.get("/v1/agents").status_code == 200
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _p50s(server: RunningServer, seconds: float, source: str) -> list[float]:
+    """The p50s of batches of 10 requests, one after another for ``seconds``."""
+    end = time.monotonic() + seconds
+    p50s = [_p50(server, 10, source)]
+    while time.monotonic() < end:
+        p50s.append(_p50(server, 10, source))
+    return p50s
+
+
+@dataclass
+class Abused:
+    """A well-behaved client's p50 unloaded and under one abuser, and what the abuser saw."""
+
+    unloaded: float
+    during: float
+    seen: dict[str, Any]
+
+    @property
+    def ratio(self) -> float:
+        return self.during / self.unloaded
+
+
+def _under_abuse(
+    server: RunningServer,
+    mode: str,
+    seconds: float = 3.0,
+    source: str = "127.0.0.1",
+    token: str | None = None,
+) -> Abused:
+    """A well-behaved client's p50 while ``tests/helpers/abuse.py MODE`` abuses
+    ``server`` from 127.0.0.1, and unloaded: before and after it, so that a change
+    in the machine's other load (other tests) weighs on both sides alike. Each is
+    the median of the p50s of batches of 10 requests."""
+    unloaded = _p50s(server, seconds / 2, source)
+    args = [mode, server.url, str(server.ca_file), str(seconds), str(server.agent_port)]
+    abuser = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.abuse", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FLEET_TOKEN": token or ""},
+    )
+    assert abuser.stdout is not None
+    try:
+        assert abuser.stdout.readline() == "started\n", abuser.communicate(timeout=60)[1]
+        # Until the abuser's time is up (not until it exits: its report, unread
+        # meanwhile, may fill the pipe).
+        during = _p50s(server, seconds - 0.3, source)
+    finally:
+        out, err = abuser.communicate(timeout=60)
+    assert abuser.returncode == 0, err
+    unloaded += _p50s(server, seconds / 2, source)
+    abused = Abused(statistics.median(unloaded), statistics.median(during), json.loads(out))
+    # Shown with the test's output (pytest -rP), and when it fails.
+    print(
+        f"{mode}: p50 {abused.unloaded * 1e3:.2f} ms unloaded, "
+        f"{abused.during * 1e3:.2f} ms abused, ratio {abused.ratio:.2f}; "
+        f"{abused.seen.get('attempts')} attempts"
+    )
+    return abused
 
 
 async def test_a_flooding_agent_is_closed_and_others_do_not_notice(limited):
@@ -156,6 +230,11 @@ async def test_a_stream_client_sending_junk_is_closed_once(limited):
     other = await subscribe(limited)
     assert await asyncio.wait_for(other.recv(), 5)
     await other.close()
+    # And REST answers as fast as before while a client subscribes and sends junk
+    # again and again.
+    abused = await asyncio.to_thread(_under_abuse, limited, "junk", token=limited.admin_token)
+    assert abused.seen["seen"] == [str(int(CloseCode.RATE_LIMITED))], abused.seen
+    assert abused.ratio < 3, abused
 
 
 def test_a_large_body_is_refused_before_it_is_read(limited):
@@ -166,17 +245,56 @@ def test_a_large_body_is_refused_before_it_is_read(limited):
         assert read_status(sock) == 413
 
     # Streamed (chunked), 200 MiB: cut off after the limit, RSS stays flat.
-    pushed = push_chunked(limited, head, 200 << 20)
-    assert pushed.status == 413, pushed
-    assert pushed.answered_at < 64 << 20, (
-        f"the answer came only after {pushed.answered_at >> 20} MiB"
-    )
-    assert pushed.rss_growth < 30 << 20, pushed
+    rss_before = rss(limited)
+    peak = rss_before
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss(limited))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    sent = 0
+    chunk = b"x" * (64 << 10)
+    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    status = None
+    early = b""
+    try:
+        with tls_socket(limited) as sock:
+            sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+            while sent < 200 << 20:
+                try:
+                    sock.sendall(framed)
+                except OSError:
+                    break  # the server answered and closed
+                sent += len(chunk)
+                if early := ready(sock):
+                    break  # the answer came while we were still sending
+            status = read_status(sock, early)
+            answered_at = sent
+            # Keep pushing the rest, as an attacker would: the server must not keep it.
+            with contextlib.suppress(OSError):
+                while sent < 200 << 20:
+                    sock.sendall(framed)
+                    sent += len(chunk)
+    finally:
+        stop.set()
+        sampler.join()
+    assert status == 413, answered_at
+    assert answered_at < 64 << 20, f"the answer came only after {answered_at >> 20} MiB"
+    assert peak - rss_before < 30 << 20, (rss_before, peak, sent >> 20)
     rows = _audit(limited, "http.body")
     assert rows and "max_body_bytes" in rows[0]["detail"]
     # An ordinary body is still read (and refused for its token, not its size).
     with httpx.Client(base_url=limited.url, verify=limited.ssl_context()) as api:
         assert api.post("/v1/enroll", json={"token": "x", "csr_pem": "y"}).status_code == 401
+    # Other clients are answered as fast as before while large bodies stream in.
+    abused = _under_abuse(limited, "big-body")
+    assert abused.seen["seen"] == ["413"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 def test_failed_enrollments_get_429_and_one_audit_row(start):
@@ -192,27 +310,10 @@ def test_failed_enrollments_get_429_and_one_audit_row(start):
     rows = [r for r in _audit(limited, "enroll") if r["target"] == "127.0.0.1"]
     assert len(rows) == 1 and "30 times" in rows[0]["detail"], rows
     # The admin's valid token from the same address still works, as fast as before
-    # while the flood goes on.
-    before = _p50(limited)
-    # One abusive client (DESIGN's wave-2 target), in a process of its own so that
-    # it shares no GIL with the client being measured: what is compared is the
-    # server's answer time.
-    flooders = [
-        subprocess.Popen(
-            [sys.executable, "-c", FLOOD, limited.url, str(limited.ca_file), "4"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(1)
-    ]
-    try:
-        time.sleep(0.5)  # let the flood start
-        during = _p50(limited)
-    finally:
-        outputs = [proc.communicate(timeout=30)[0] for proc in flooders]
-    flood_statuses = {int(code) for out in outputs for code in out.split()}
-    assert flood_statuses == {429}, outputs
-    assert during / before < 3, (before, during)
+    # while the flood goes on (one abusive client, DESIGN's wave-2 target).
+    abused = _under_abuse(limited, "enroll", 4)
+    assert abused.seen["seen"] == ["429"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 async def test_bad_api_tokens_get_429_on_rest_and_a_close_on_the_stream(start):
@@ -232,6 +333,11 @@ async def test_bad_api_tokens_get_429_on_rest_and_a_close_on_the_stream(start):
     rows = [r for r in _audit(limited, "http.auth") if r["target"] == "127.0.0.1"]
     assert len(rows) == 1 and "8 times" in rows[0]["detail"], rows
     assert len(_audit(limited, "stream.auth")) == 1
+    # A valid token from the same address is answered as fast as before while
+    # unknown tokens keep coming.
+    abused = await asyncio.to_thread(_under_abuse, limited, "bad-token")
+    assert abused.seen["seen"] == ["429"], abused.seen
+    assert abused.ratio < 3, abused
 
 
 async def test_bad_agent_auth_is_counted_and_closed_with_4010(start):
@@ -273,6 +379,12 @@ async def test_unauthenticated_connections_per_address_are_capped(start):
         while True:
             await asyncio.wait_for(over.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.RATE_LIMITED
+    # REST is answered as fast as before while more channels are opened and refused
+    # (measured from another address: the API port's connections count against the
+    # same cap before their request is read).
+    abused = await asyncio.to_thread(_under_abuse, limited, "agent-pending", source=ELSEWHERE)
+    assert abused.seen["seen"] == [str(int(CloseCode.RATE_LIMITED))], abused.seen
+    assert abused.ratio < 3, abused
     for ws in idle:
         await ws.close()
     # Freed: an agent gets in once the idle ones went.
@@ -295,6 +407,33 @@ async def test_an_oversized_frame_before_auth_is_audited(limited):
     rows = _audit(limited, "channel.auth")
     assert len(rows) == 1 and "byte limit" in rows[0]["detail"], rows
     assert "3 times" in rows[0]["detail"], rows
+
+
+async def test_an_oversized_stream_frame_is_audited_before_and_after_subscribing(limited):
+    url = limited.ws_url + "/v1/events"
+    auth = {"Authorization": f"Bearer {limited.admin_token}"}
+    codes = []
+    for subscribed in (False, True):
+        async with websockets.connect(
+            url, ssl=limited.ssl_context(), additional_headers=auth, max_size=None
+        ) as ws:
+            if subscribed:
+                await ws.send(dump(Subscribe(protocol_version=PROTOCOL_VERSION)))
+                await ws.recv()  # the snapshot
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send("x" * (MAX_FRAME_BYTES + 1))
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            # 1009; or 1006 when the reset of our unread upload beat the close frame
+            # (docs/decisions.md, "Oversized frames").
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else 1006)
+    assert set(codes) <= {1009, 1006}, codes
+    before = _audit(limited, "stream.subscribe")
+    assert len(before) == 1 and "(1009)" in before[0]["detail"], before
+    assert before[0]["actor"] == "admin" and before[0]["result"] == "refused", before
+    after = _audit(limited, "stream.close")
+    assert len(after) == 1 and "(1009)" in after[0]["detail"], after
+    assert after[0]["actor"] == "admin" and after[0]["target"] == "127.0.0.1", after
 
 
 def test_repeated_403s_are_one_audit_row_with_a_count(limited):
@@ -334,8 +473,164 @@ def test_slow_bodies_per_address_are_capped_and_others_still_served(start):
         # Requests without a body (a dashboard's reads) are not held back.
         with limited.api() as api:
             assert api.get("/v1/agents").status_code == 200
+        # Nor slowed down while more bodies are started and refused (measured from
+        # another address, so that the measuring client's own connections never
+        # meet the cap).
+        abused = _under_abuse(limited, "slow-body", source=ELSEWHERE)
+        assert abused.seen["seen"] == ["429"], abused.seen
+        assert abused.ratio < 3, abused
     finally:
         for sock in slow:
             sock.close()
     rows = _audit(limited, "http.connections")
     assert len(rows) == 1 and "pending_connections" in rows[0]["detail"], rows
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most of ``spans`` (start, end) that overlap at any one time."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _count(detail: str) -> int:
+    match = re.search(r"\((once|\d+ times) in", detail)
+    assert match, detail
+    return 1 if match.group(1) == "once" else int(match.group(1).split()[0])
+
+
+def test_stalled_connections_per_address_are_capped_and_timed_out(start):
+    # The slowloris: connections that finish TLS, then trickle header bytes (one a
+    # tenth of a second each) and never end a request; twelve wanted at all times.
+    cap, timeout = 4, 2.0
+    limited = start(pending_connections=str(cap), header_timeout_s=str(timeout))
+    abused = _under_abuse(limited, "slowloris", 3 * timeout, source=ELSEWHERE)
+    ended = abused.seen["ended"]
+    refused = [(opened, closed, said) for opened, closed, said in ended if closed - opened < 1]
+    stalled = [(opened, closed, said) for opened, closed, said in ended if closed - opened >= 1]
+    # Over the cap: closed at once (429 said first, unless the reset of our own bytes won).
+    assert len(refused) >= 20, ended
+    assert {said for *_, said in refused} <= {"429", "closed", "ConnectionResetError"}, refused
+    assert "429" in {said for *_, said in refused}, refused
+    # Under it: closed with 408 when the header timeout ends, although bytes kept coming.
+    assert len(stalled) >= cap and {said for *_, said in stalled} == {"408"}, stalled
+    assert all(timeout - 0.2 < closed - opened < timeout + 1.5 for opened, closed, _ in stalled)
+    assert all(now - opened < timeout + 1.5 for opened, now in abused.seen["open"])
+    # Never more than the cap at once (less the time we took to notice a close; the
+    # youngest may yet be refused).
+    spans = [(opened, closed - 0.25) for opened, closed, _ in stalled]
+    spans += [(opened, now) for opened, now in abused.seen["open"] if now - opened > 0.5]
+    assert _most_at_once(spans) <= cap, spans
+    # A well-behaved client (on another address) is answered as fast as before.
+    assert abused.ratio < 3, abused
+    # One row per refusal kind, with the count.
+    (refusals,) = [r for r in _audit(limited, "http.connections") if r["target"] == "127.0.0.1"]
+    assert "pending_connections" in refusals["detail"]
+    assert _count(refusals["detail"]) >= len(refused), (refusals, len(refused))
+    (timeouts,) = [r for r in _audit(limited, "http.headers") if r["target"] == "127.0.0.1"]
+    assert "header_timeout_s" in timeouts["detail"]
+    assert len(stalled) <= _count(timeouts["detail"]) <= len(stalled) + cap, timeouts
+
+
+def _read_response(sock: ssl.SSLSocket) -> int:
+    """Read one whole answer (headers and ``Content-Length`` bytes); its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: (\d+)", head)
+    assert length, head
+    while len(body) < int(length.group(1)):
+        body += sock.recv(4096)
+    return int(head.split()[1])
+
+
+def test_a_second_request_trickled_on_a_kept_alive_connection_is_timed_out(start):
+    timeout = 1.5
+    limited = start(header_timeout_s=str(timeout))
+    with tls_socket(limited) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock) == 200
+        answered = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        said = b""
+        while not said and time.monotonic() < answered + timeout + 3:
+            # A byte every 0.2 s: each would have reset uvicorn's keep-alive timer.
+            if select.select([sock], [], [], 0.2)[0]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    said = sock.recv(4096) or b"closed"
+            else:
+                sock.sendall(b"a")
+        waited = time.monotonic() - answered
+    assert said.startswith(b"HTTP/1.1 408"), (said, waited)
+    assert b"header_timeout_s" in said
+    assert timeout - 0.2 < waited < timeout + 1.5, waited
+    rows = _audit(limited, "http.headers")
+    assert len(rows) == 1 and "once" in rows[0]["detail"], rows
+
+
+def _end(sock: ssl.SSLSocket) -> str:
+    """How the server ends ``sock``: the status it answers, ``closed`` or the error."""
+    try:
+        data = sock.recv(4096)
+        while data and b"\r\n" not in data:
+            data += sock.recv(4096)
+    except OSError as exc:
+        return type(exc).__name__
+    match = re.match(rb"HTTP/1\.1 (\d{3})", data)
+    return match.group(1).decode() if match else "closed"
+
+
+def test_connections_before_the_agent_upgrade_are_capped_per_address(start):
+    cap = 4
+    limited = start(pending_connections=str(cap))
+    upgrade = f"GET {AGENT_CHANNEL_PATH} HTTP/1.1\r\nHost: x\r\n".encode()  # never ended
+    held = [tls_socket(limited, limited.agent_port) for _ in range(cap)]
+    try:
+        for sock in held:
+            sock.sendall(upgrade)
+        ends = []
+        for _ in range(3):
+            with tls_socket(limited, limited.agent_port) as over:
+                started = time.monotonic()
+                with contextlib.suppress(OSError):
+                    over.sendall(upgrade)
+                ends.append(_end(over))
+                assert time.monotonic() - started < 1
+        assert set(ends) <= {"429", "closed", "ConnectionResetError"} and "429" in ends, ends
+        assert all(_still_open(sock) for sock in held), "a held connection was closed"
+    finally:
+        for sock in held:
+            sock.close()
+    rows = [r for r in _audit(limited, "channel.connections") if r["target"] == "127.0.0.1"]
+    assert len(rows) == 1 and "3 times" in rows[0]["detail"], rows
+    assert "pending_connections" in rows[0]["detail"], rows
+
+    # Freed as they go: the next one is let through to the upgrade (404: not the
+    # channel's path, so answered at once).
+    def served() -> bool:
+        with tls_socket(limited, limited.agent_port) as sock:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            return _end(sock) == "404"
+
+    wait_for(served, 5, what="the agents' port to serve 127.0.0.1 again")
+
+
+def _still_open(sock: ssl.SSLSocket) -> bool:
+    """The server has neither answered nor closed ``sock`` (without blocking)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return True
+    sock.setblocking(False)
+    try:
+        sock.recv(4096)
+    except ssl.SSLWantReadError:
+        return True  # a TLS 1.3 session ticket, not data
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(10)
+    return False

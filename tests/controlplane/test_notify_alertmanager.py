@@ -183,8 +183,8 @@ def test_a_stopped_agent_reaches_alertmanager_and_resolves(tmp_path, alertmanage
                 return state["state"] in ("connected", "degraded") and bool(state["uptime_s"])
 
             wait_for(connected, 30, 0.1, "agent connected")
-            assert agent.proc is not None
-            os.kill(agent.proc.pid, signal.SIGSTOP)
+            frozen = agent.child_pid  # the agent itself, not its supervisor
+            os.kill(frozen, signal.SIGSTOP)
             stopped = time.monotonic()
             try:
                 # The wait allows more than the assertion below, so a slow alert
@@ -207,7 +207,7 @@ def test_a_stopped_agent_reaches_alertmanager_and_resolves(tmp_path, alertmanage
                     "Alertmanager's own notification of the firing alert",
                 )
             finally:
-                os.kill(agent.proc.pid, signal.SIGCONT)
+                os.kill(frozen, signal.SIGCONT)
             [am] = fired
             labels = am["labels"]
             assert labels == {

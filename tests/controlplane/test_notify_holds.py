@@ -53,8 +53,8 @@ def test_a_held_alert_is_shown_but_not_sent_until_the_hold_ends(tmp_path, hold):
             path = "/v1/silences" if hold == "silence" else "/v1/maintenance"
             made = api.post(path, json={"pool": "default", "duration_s": 600, "reason": "patch"})
             assert made.status_code in (200, 201), made.text
-            assert agent.proc is not None
-            os.kill(agent.proc.pid, signal.SIGSTOP)
+            frozen = agent.child_pid  # the agent itself, not its supervisor
+            os.kill(frozen, signal.SIGSTOP)
             try:
                 held = wait_for(
                     lambda: [
@@ -89,7 +89,7 @@ def test_a_held_alert_is_shown_but_not_sent_until_the_hold_ends(tmp_path, hold):
                 )
                 assert events[0] == "raised"
             finally:
-                os.kill(agent.proc.pid, signal.SIGCONT)
+                os.kill(frozen, signal.SIGCONT)
     finally:
         agent.stop()
         server.stop()

@@ -109,6 +109,34 @@ include-name = "PATCH /v1/connections/{{name}}"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "401", "403", "404", "422", "429", "5xx",
 ]
+
+# - a window's time zone must be an IANA name, a freeze's from/until ISO times in
+#   order, and names differ: 422 otherwise.
+[[operations]]
+include-name = "PUT /v1/pools/{{pool}}/windows"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422", "429", "5xx"]
+
+# - a pin cannot change while a freeze holds its pool (the fuzzer may set one), nor
+#   a pool's version while a rollout moves it: 409.
+[[operations]]
+include-name = "PUT /v1/pools/{{pool}}/pin"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "409", "429", "5xx"
+]
+
+[[operations]]
+include-name = "PUT /v1/agents/{{agent_id}}/pin"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "404", "409", "429", "5xx"
+]
+
+# - a rollout needs a stored release and a pool with agents (404), and starts only
+#   outside a freeze and when none is active in the pool (409).
+[[operations]]
+include-name = "POST /v1/rollouts"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "403", "404", "409", "429", "5xx"
+]
 """
 
 

@@ -27,6 +27,8 @@ ADMIN_ONLY = [
     ("delete", "/v1/releases/0.2.0", None),
     ("post", "/v1/agents/nobody/upgrade", {"version": "0.2.0"}),
     ("post", "/v1/agents/nobody/rollback", {}),
+    ("put", "/v1/pools/p/windows", {}),
+    ("post", "/v1/rollouts", {"pool": "p", "version": "0.2.0"}),
 ]
 OPERATOR = [
     ("post", "/v1/agents/nobody/probe", {"host": "h", "port": 1}),
@@ -36,6 +38,9 @@ OPERATOR = [
     ("post", "/v1/agents/nobody/restart", {}),
     ("post", "/v1/agents/nobody/renew", {}),
     ("get", "/v1/releases/0.2.0/download", None),
+    ("post", "/v1/rollouts/ro_nothing/pause", None),
+    ("post", "/v1/rollouts/ro_nothing/resume", None),
+    ("post", "/v1/rollouts/ro_nothing/abort", None),
 ]
 VIEWER = [
     ("get", "/v1/agents", None),
@@ -45,6 +50,8 @@ VIEWER = [
     ("get", "/v1/notifications", None),
     ("get", "/v1/pools", None),
     ("get", "/v1/whoami", None),
+    ("get", "/v1/pools/p/windows", None),
+    ("get", "/v1/rollouts", None),
 ]
 
 
@@ -93,6 +100,7 @@ def test_operator_is_refused_admin_actions(control_plane, tokens):
         assert call(api, "get", "/v1/audit", None).status_code == 200
         assert call(api, "post", "/v1/agents/nobody/restart", {}).status_code == 404
         assert call(api, "get", "/v1/releases/0.2.0/download", None).status_code == 404
+        assert call(api, "post", "/v1/rollouts/ro_nothing/abort", None).status_code == 404
 
 
 def test_missing_and_wrong_tokens_get_401(control_plane):

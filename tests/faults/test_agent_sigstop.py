@@ -34,8 +34,9 @@ async def test_a_sigstopped_agent_goes_stale_in_time_recovers_and_its_alert_clea
             20,
             "the agent connected and heartbeating",
         )
+        frozen = agent.child_pid  # the agent itself, not its supervisor
         stopped = time.monotonic()
-        os.kill(agent.proc.pid, signal.SIGSTOP)
+        os.kill(frozen, signal.SIGSTOP)
         try:
             stale = await events.agent(
                 agent_id, lambda a: a.state == "stale", STALE_BOUND_S + 5, "stale", stopped
@@ -52,7 +53,7 @@ async def test_a_sigstopped_agent_goes_stale_in_time_recovers_and_its_alert_clea
             )
         finally:
             resumed = time.monotonic()
-            os.kill(agent.proc.pid, signal.SIGCONT)
+            os.kill(frozen, signal.SIGCONT)
         took = stale.at - stopped
         assert took <= STALE_BOUND_S, f"stale after {took:.2f} s, bound {STALE_BOUND_S} s"
         assert isinstance(raised.message, AlertRaised)
@@ -80,3 +81,4 @@ async def test_a_sigstopped_agent_goes_stale_in_time_recovers_and_its_alert_clea
     finally:
         await events.close()
     assert agent.proc.poll() is None, "the agent survived the stop"
+    assert agent.child_pid == frozen, "the same agent process came back, not a restart"

@@ -1,7 +1,8 @@
 """Small network middlemen on loopback, with real sockets, for the tests.
 
 * :class:`Relay`: a TCP relay (a load balancer under another address);
-* :class:`ConnectProxy`: an HTTP forward proxy that allows or refuses ``CONNECT``;
+* :class:`ConnectProxy`: an HTTP forward proxy that allows or refuses ``CONNECT``,
+  and can cut the first tunnel to a port after so many bytes (a download cut halfway);
 * :class:`TlsFront`: a TLS-terminating reverse proxy with its own certificate,
   passing the request on over TLS, optionally dropping ``Upgrade``/``Connection``
   as a proxy not set up for websockets does;
@@ -42,6 +43,37 @@ def splice(a: socket.socket, b: socket.socket) -> None:
         return
     finally:
         for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def splice_cut(client: socket.socket, upstream: socket.socket, after: int) -> int:
+    """:func:`splice`, but end both sides (no close, no more bytes) once ``after``
+    bytes went from ``upstream`` to ``client``; the bytes passed down."""
+    passed = 0
+    try:
+        while True:
+            ready, _, _ = select.select([client, upstream], [], [], 30)
+            if not ready:
+                return passed
+            for src in ready:
+                chunk = src.recv(65536)
+                if not chunk:
+                    return passed
+                if src is upstream:
+                    chunk = chunk[: after - passed]
+                    passed += len(chunk)
+                    client.sendall(chunk)
+                    if passed >= after:
+                        return passed
+                else:
+                    upstream.sendall(chunk)
+    except OSError:
+        return passed
+    finally:
+        for s in (client, upstream):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
 
@@ -122,11 +154,17 @@ class Relay(_Listener):
 
 
 class ConnectProxy(_Listener):
-    """An HTTP proxy: ``CONNECT`` is tunnelled, or refused with ``refuse`` as status."""
+    """An HTTP proxy: ``CONNECT`` is tunnelled, or refused with ``refuse`` as status.
 
-    def __init__(self, refuse: str | None = None) -> None:
+    With ``cut=(port, n)``, the first tunnel to ``port`` is cut after ``n`` bytes
+    went down it (:attr:`cut_at` records how many).
+    """
+
+    def __init__(self, refuse: str | None = None, cut: tuple[int, int] | None = None) -> None:
         self.refuse = refuse
         self.requests: list[str] = []
+        self.cut = cut
+        self.cut_at: int | None = None
         super().__init__()
 
     @property
@@ -152,6 +190,10 @@ class ConnectProxy(_Listener):
         upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
         upstream.settimeout(None)
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if self.cut is not None and self.cut[0] == int(port) and self.cut_at is None:
+            self.cut_at = 0  # this tunnel is the one cut, whatever comes next
+            self.cut_at = splice_cut(conn, upstream, self.cut[1])
+            return
         splice(conn, upstream)
 
 

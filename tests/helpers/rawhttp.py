@@ -19,8 +19,9 @@ from tests.helpers.server import RunningServer
 __all__ = ["Pushed", "push_chunked", "read_status", "ready", "rss", "tls_socket"]
 
 
-def tls_socket(server: RunningServer) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+def tls_socket(server: RunningServer, port: int | None = None) -> ssl.SSLSocket:
+    """A TLS connection to ``server``'s API port (or ``port``: its agent port, say)."""
+    raw = socket.create_connection(("127.0.0.1", port or server.port), timeout=10)
     return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
 
 

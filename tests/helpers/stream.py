@@ -87,3 +87,21 @@ async def connect_once(server: RunningServer, identity: Identity) -> SimAgent:
     assert done, "neither connected nor refused within 10 s"
     await stop_agent(task)
     return agent
+
+
+async def eventually(
+    predicate, timeout: float = 10.0, what: str = "condition", interval: float = 0.1
+):  # type: ignore[no-untyped-def]
+    """Await ``predicate()`` (sync or async) until it is truthy; fail with ``what`` and
+    its last value on timeout.  Never blocks the loop the simulated agents run in."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = predicate()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
