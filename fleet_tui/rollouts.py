@@ -25,6 +25,7 @@ __all__ = [
     "recently_halted",
     "rollout_label",
     "rollout_order",
+    "rollout_phase",
     "rollout_plan",
     "rollout_progress",
     "rollout_step",
@@ -129,6 +130,20 @@ def rollout_when(r: RolloutInfo, now: float) -> str:
     if r.state in ROLLOUT_ACTIVE or r.finished_at is None:
         return f"started {ago(r.created_at, now)} by {r.created_by}"
     return f"{r.state} {ago(r.finished_at, now)}"
+
+
+def rollout_phase(r: RolloutInfo, now: float) -> str | None:
+    """When the watch in progress ends: ``soak ends in 8m``, ``next wave in 4m``;
+    None when nothing is counted down (a wait says until when in its own words)."""
+    if r.phase_ends_at is None:
+        return None
+    left = fmt.cert_expiry(r.phase_ends_at, now)
+    left = "now" if left == "expired" else left
+    if r.state == "soaking":
+        return f"soak ends {left}"
+    if r.state == "pausing":
+        return f"next wave {left}"
+    return None
 
 
 def rollout_plan(r: RolloutInfo) -> str:

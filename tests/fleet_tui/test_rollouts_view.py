@@ -8,8 +8,8 @@ import pytest
 
 from fleet.protocol import RolloutUpdate, replace, to_builtins
 from fleet_tui.keymap import binding_ids
-from fleet_tui.rollouts import progress_bar, upgrade_mark, upgrade_words
-from fleet_tui.sample import sample_rollouts, sample_snapshot
+from fleet_tui.rollouts import progress_bar, rollout_phase, upgrade_mark, upgrade_words
+from fleet_tui.sample import NOW, sample_rollouts, sample_snapshot
 from fleet_tui.screens.decisions import AbortRolloutModal
 from fleet_tui.screens.fleet import FleetScreen
 from fleet_tui.screens.rollouts import RolloutsScreen, rollouts_summary
@@ -63,6 +63,14 @@ def test_words_for_rollouts_and_upgrades():
     assert upgrade_mark(agents["ag-00013"]) == ("→1.5.0", "")
     assert upgrade_mark(agents["ag-00000"]) == ("↺1.4.2", "warn")
     assert upgrade_mark(agents["ag-00003"]) is None
+    etl = sample_rollouts()[0]
+    assert rollout_phase(replace(etl, state="soaking", phase_ends_at=NOW + 470), NOW) == (
+        "soak ends in 8m"
+    )
+    assert rollout_phase(replace(etl, state="pausing", phase_ends_at=NOW - 1), NOW) == (
+        "next wave now"
+    )
+    assert rollout_phase(etl, NOW) is None
 
 
 async def test_the_view_lists_halted_first_and_shows_the_selected_waves_and_agents():

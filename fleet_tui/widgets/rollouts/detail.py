@@ -17,6 +17,7 @@ from ... import format as fmt
 from ...rollouts import (
     Tone,
     agents_in_order,
+    rollout_phase,
     rollout_plan,
     rollout_tone,
     rollout_when,
@@ -71,7 +72,9 @@ class RolloutDetail(Widget):
         head = Text()
         head.append(f"{r.pool} → {r.version}", style="bold")
         head.append(f"  {r.id}")
-        head.append(f"\n{rollout_when(r, self.now)} · {rollout_plan(r)}")
+        phase = rollout_phase(r, self.now)
+        head.append(f"\n{rollout_when(r, self.now)}{f' · {phase}' if phase else ''}")
+        head.append(f" · {rollout_plan(r)}")
         if r.detail:
             head.append(f"\n{r.detail}", style=tone_style(self, rollout_tone(r)))
         waves = self._waves(r)
