@@ -11,9 +11,10 @@ Either way the app, its screens and its rendering are the real ones. With
 ``--demo`` (what ``make screenshots`` runs) the probe is a real one, typed into the
 probe modal: agent local-1 opens a TLS handshake with the control plane's own
 port, so the timings and the peer certificate are measured, not made up. Without
-it the probe result is a fixed one. The rollouts view and the remediation inbox are
-shot from the sample either way (its rollouts and remediations): the demo starts no
-rollout and has no remediation policy.
+it the probe result is a fixed one. The rollouts view shows the demo's own rollout
+(its release to pool edge) with ``--demo`` and the sample's rollouts without; the
+remediation inbox is shot from the sample either way: the demo sets no remediation
+policy.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ async def main(out: Path) -> None:
         await shoot(out, "fleet-80x24-mono", (80, 24))
     finally:
         del os.environ["NO_COLOR"]
-    await shoot(out, "rollouts", (120, 36), keys=["R", "down"], sample=True)
+    await shoot(out, "rollouts", (120, 36), keys=["R", "down"], sample=not DEMO)
     await shoot(out, "inbox", (100, 24), keys=["I"], sample=True)
     # Last: with --demo its silence and windows would show in the pictures above.
     await shoot(out, "holds", (100, 24), then=_holds)
