@@ -31,18 +31,45 @@ from .commands import AgentCommands
 from .errors import FleetTuiError
 from .hangup import terminal_fd, terminal_gone, watch_sighup
 from .model import FleetModel
-from .permissions import ACTIONS, ALERT_ACTIONS, HOLD_ACTIONS, Gate
+from .permissions import (
+    ACTIONS,
+    ALERT_ACTIONS,
+    HOLD_ACTIONS,
+    REMEDIATION_ACTIONS,
+    ROLLOUT_ACTIONS,
+    ActionSpec,
+    Gate,
+)
+from .remediations import approvals_badge
+from .rollouts import recently_halted
 from .screens.agent_detail import AgentDetailScreen
 from .screens.connections import ConnectionsScreen
 from .screens.fleet import SORT_KEYS, FleetScreen
 from .screens.holds import HoldsScreen
+from .screens.inbox import InboxScreen
 from .screens.keys import KeysScreen, key_rows
+from .screens.rollouts import RolloutsScreen
 from .screens.wall import WallScreen
 from .server_url import check_server_url
 from .widgets.alerts import AlertsPanel
 from .widgets.banner import LinkBanner
 
-__all__ = ["FleetApp", "default_logs_dir"]
+__all__ = ["FleetApp", "attention_badges", "default_logs_dir"]
+
+_NOT_ON_AGENTS = (ConnectionsScreen, HoldsScreen, RolloutsScreen, InboxScreen)
+"""Views whose keys act on what they list, never on the agent under the fleet's
+cursor hidden beneath them."""
+
+
+def attention_badges(model: FleetModel) -> str:
+    """What on-call should see from any screen, for the header: ``⚑ 2 to approve``
+    (remediations waiting for an operator) and ``✗ 1 rollout halted`` (the rollouts
+    view names it; the header must fit 80 columns)."""
+    badges = [approvals_badge(len(model.pending_approvals()))]
+    halted = recently_halted(model.rollouts.values(), model.server_now())
+    if halted:
+        badges.append(f"✗ {fmt.count(len(halted), 'rollout')} halted")
+    return " · ".join(b for b in badges if b)
 
 
 def default_logs_dir() -> Path:
@@ -249,6 +276,9 @@ class FleetApp(AlertActions, AgentActions):
         words = self.link_words()
         role = self.gate.role if self.model.has_snapshot else "?"
         sub = f"{words} · {role}"
+        badges = attention_badges(self.model)
+        if badges:
+            sub += f" · {badges}"
         if self.sub_title != sub:
             self.sub_title = sub
         screen = self.screen
@@ -261,7 +291,7 @@ class FleetApp(AlertActions, AgentActions):
         elif isinstance(screen, WallScreen):
             count = len(self.model.agents)
             screen.tick(status=banner_text or f"fleet: {words} · {fmt.count(count, 'agent')}")
-        elif isinstance(screen, AgentDetailScreen | ConnectionsScreen | HoldsScreen):
+        elif isinstance(screen, (AgentDetailScreen, *_NOT_ON_AGENTS)):
             screen.tick()
 
     # ------------------------------------------------------------------
@@ -271,7 +301,7 @@ class FleetApp(AlertActions, AgentActions):
         if self.wall:
             return self.gate.allows(action)
         if action in ACTIONS:
-            if isinstance(self.screen, HoldsScreen):
+            if isinstance(self.screen, _NOT_ON_AGENTS):
                 return False  # no agent here: not even dimmed in the footer
             if not self.gate.allows(action):
                 return None
@@ -312,21 +342,26 @@ class FleetApp(AlertActions, AgentActions):
 
     def no_agent_here(self) -> str:
         """Why an agent's action has no agent to act on, and what to do."""
-        if isinstance(self.screen, HoldsScreen):
-            return (
-                "This view lists silences and maintenance windows: escape goes back to the agents."
-            )
+        listed = {
+            HoldsScreen: "silences and maintenance windows",
+            ConnectionsScreen: "connections",
+            RolloutsScreen: "rollouts",
+            InboxScreen: "remediations (Enter opens the agent's detail)",
+        }
+        for kind, what in listed.items():
+            if isinstance(self.screen, kind):
+                return f"This view lists {what}: escape goes back to the agents."
         return "Put the cursor on an agent first."
 
     def current_agent(self) -> AgentState | None:
         """The agent an action applies to: the one in detail, or under the cursor.
 
-        None over the connections and the held-back views: their keys act on
-        connections, silences and windows, and the fleet's cursor beneath is hidden
-        (a probe "from etl-07" with a connection selected was the bug this prevents).
+        None over the connections, held-back, rollouts and inbox views: their keys act
+        on what they list, and the fleet's cursor beneath is hidden (a probe "from
+        etl-07" with a connection selected was the bug this prevents).
         """
         for screen in reversed(self.screen_stack):
-            if isinstance(screen, ConnectionsScreen | HoldsScreen):
+            if isinstance(screen, _NOT_ON_AGENTS):
                 return None
             if isinstance(screen, AgentDetailScreen):
                 return self.model.agents.get(screen.agent_id)
@@ -378,11 +413,25 @@ class FleetApp(AlertActions, AgentActions):
             "List the active and planned silences and maintenance windows; end one (h)",
             self.open_holds,
         )
+        yield SystemCommand(
+            "Rollouts",
+            "Show the rollouts, each wave's progress and its agents; pause, resume, abort (R)",
+            self.open_rollouts,
+        )
+        waiting = len(self.model.pending_approvals())
+        yield SystemCommand(
+            f"Remediation inbox ({waiting} to approve)" if waiting else "Remediation inbox",
+            "Show the remediations waiting for approval and the recent ones; approve or reject (I)",
+            self.open_inbox,
+        )
         if isinstance(screen, HoldsScreen):
-            spec = HOLD_ACTIONS["end_hold"]
-            why = self.gate.why_not(spec.name)
-            help_text = f"Unavailable: {why}" if why else f"{spec.does[0].upper()}{spec.does[1:]}."
-            yield SystemCommand(spec.title, help_text, screen.action_end_hold)
+            yield self._screen_command(HOLD_ACTIONS["end_hold"], screen.action_end_hold)
+        if isinstance(screen, RolloutsScreen):
+            for spec in ROLLOUT_ACTIONS.values():
+                yield self._screen_command(spec, getattr(screen, f"action_{spec.name}"))
+        if isinstance(screen, InboxScreen):
+            for spec in REMEDIATION_ACTIONS.values():
+                yield self._screen_command(spec, getattr(screen, f"action_{spec.name}"))
         if isinstance(screen, FleetScreen):
             yield SystemCommand(
                 "Filter", "Filter the fleet by text or state (/)", screen.action_filter
@@ -398,6 +447,12 @@ class FleetApp(AlertActions, AgentActions):
                     partial(screen.action_sort, key.value),
                     discover=False,
                 )
+
+    def _screen_command(self, spec: ActionSpec, run: Callable[[], None]) -> SystemCommand:
+        """A view's action in the palette, unavailable with why for this role."""
+        why = self.gate.why_not(spec.name)
+        help_text = f"Unavailable: {why}" if why else f"{spec.does[0].upper()}{spec.does[1:]}."
+        return SystemCommand(spec.title, help_text, run)
 
     def _action_callback(self, name: str) -> Callable[[], None]:
         # Straight to the action, past check_action, so a refused one says why.
@@ -424,6 +479,24 @@ class FleetApp(AlertActions, AgentActions):
 
     def action_holds(self) -> None:
         self.open_holds()
+
+    def open_rollouts(self) -> None:
+        """Show the rollouts view (again: back where it was)."""
+        if isinstance(self.screen, RolloutsScreen):
+            return
+        self.push_screen(RolloutsScreen(self.model, lambda: self.gate, lambda: self.rest))
+
+    def action_rollouts(self) -> None:
+        self.open_rollouts()
+
+    def open_inbox(self) -> None:
+        """Show the remediation inbox (again: back where it was)."""
+        if isinstance(self.screen, InboxScreen):
+            return
+        self.push_screen(InboxScreen(self.model, lambda: self.gate, lambda: self.rest))
+
+    def action_inbox(self) -> None:
+        self.open_inbox()
 
     def action_keys(self) -> None:
         if isinstance(self.screen, KeysScreen):

@@ -26,6 +26,10 @@ from fleet.protocol import (
     ConnectionRemoved,
     ConnectionUpdate,
     Presence,
+    RemediationInfo,
+    RemediationUpdate,
+    RolloutInfo,
+    RolloutUpdate,
     Snapshot,
     StreamError,
     StreamHeartbeat,
@@ -49,6 +53,13 @@ HISTORY_LEN = 120
 
 EVENTS_LEN = 50
 """Command events kept per agent for its detail view."""
+
+REMEDIATIONS_KEPT = 200
+"""Finished remediations kept (newest first) besides the pending and running ones,
+which are all kept: the inbox and the agents' detail views show them."""
+
+ROLLOUT_ACTIVE = frozenset({"waiting", "canary", "soaking", "wave", "pausing", "paused"})
+"""Rollout states that are not over: one such rollout per pool at most."""
 
 UNHEALTHY = frozenset({Presence.DEGRADED, Presence.STALE, Presence.OFFLINE})
 """States that count as unhealthy in the summary and in grouping."""
@@ -199,8 +210,8 @@ _ORDER_FIELDS = ("state", "name", "pool", "labels", "version")
 
 
 class FleetModel:
-    """Agents by id with their histories, alerts, connections, command events, and
-    the silences and maintenance windows last fetched.
+    """Agents by id with their histories, alerts, connections, command events,
+    rollouts and remediations, and the silences and maintenance windows last fetched.
 
     Args:
         clock: Returns the local wall-clock time; tests pass a fixed one.
@@ -220,6 +231,11 @@ class FleetModel:
         self.holds_error: str | None = None
         """Why the last fetch of :attr:`holds` failed, or None."""
         self.events: dict[str, deque[CommandEvent]] = {}
+        self.rollouts: dict[str, RolloutInfo] = {}
+        """Rollouts by id, as the snapshot has them: those not over, and the latest
+        finished one per pool."""
+        self.remediations: dict[str, RemediationInfo] = {}
+        """Remediations by id: every pending and running one, and the newest others."""
         self.role = "viewer"
         """The subscriber's role from the last snapshot."""
         self.seq: int | None = None
@@ -273,6 +289,10 @@ class FleetModel:
         elif isinstance(msg, CommandEvent):
             self.events.setdefault(msg.agent_id, deque(maxlen=EVENTS_LEN)).append(msg)
             self._dirty.add(msg.agent_id)
+        elif isinstance(msg, RolloutUpdate):
+            self.put_rollout(msg.rollout)
+        elif isinstance(msg, RemediationUpdate):
+            self.put_remediation(msg.remediation)
         self.generation += 1
 
     def _apply_snapshot(self, snap: Snapshot) -> None:
@@ -284,6 +304,8 @@ class FleetModel:
         }
         self.alerts = {al.id: al for al in snap.alerts if al.cleared_at is None}
         self.connections = {c.name: c for c in snap.connections}
+        self.rollouts = {r.id: r for r in snap.rollouts}
+        self.remediations = {r.id: r for r in snap.remediations}
         self.role = snap.role
         self.server_offset = snap.server_time - self.clock()
         self.has_snapshot = True
@@ -328,6 +350,34 @@ class FleetModel:
         known.clear()
         known.extend(sorted(merged.values(), key=lambda e: e.at)[-EVENTS_LEN:])
         self.generation += 1
+
+    def put_rollout(self, rollout: RolloutInfo) -> None:
+        """Add or replace a rollout (from the stream, or a REST answer).
+
+        Kept is what a fresh snapshot would have: the rollouts not over, and of the
+        finished ones only the latest of each pool."""
+        self.rollouts[rollout.id] = rollout
+        finished = [
+            r
+            for r in self.rollouts.values()
+            if r.pool == rollout.pool and r.state not in ROLLOUT_ACTIVE
+        ]
+        finished.sort(key=lambda r: (r.finished_at or r.updated_at, r.created_at))
+        for old in finished[:-1]:
+            del self.rollouts[old.id]
+        self.generation += 1
+
+    def put_remediation(self, remediation: RemediationInfo) -> None:
+        """Add or replace a remediation (from the stream, or a REST answer)."""
+        self.remediations[remediation.id] = remediation
+        self.generation += 1
+        over = [
+            r for r in self.remediations.values() if r.state not in ("pending_approval", "running")
+        ]
+        if len(over) > REMEDIATIONS_KEPT:
+            over.sort(key=lambda r: r.decided_at or r.finished_at or r.created_at, reverse=True)
+            for old in over[REMEDIATIONS_KEPT:]:
+                del self.remediations[old.id]
 
     def take_dirty(self) -> set[str]:
         """The ids of agents changed since the last call."""
@@ -426,6 +476,16 @@ class FleetModel:
     def open_alerts(self) -> list[AlertInfo]:
         """Open alerts, newest first."""
         return sorted(self.alerts.values(), key=lambda al: al.raised_at, reverse=True)
+
+    def pending_approvals(self) -> list[RemediationInfo]:
+        """Remediations waiting for an operator, the longest-waiting first."""
+        pending = (r for r in self.remediations.values() if r.state == "pending_approval")
+        return sorted(pending, key=lambda r: (r.created_at, r.id))
+
+    def remediations_of(self, agent_id: str) -> list[RemediationInfo]:
+        """One agent's remediations, newest first."""
+        mine = (r for r in self.remediations.values() if r.agent_id == agent_id)
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)
 
     def server_now(self) -> float:
         """The server's clock now, as best known (for ages of server times)."""

@@ -15,7 +15,9 @@ __all__ = [
     "ALERT_ACTIONS",
     "CONNECTION_ACTIONS",
     "HOLD_ACTIONS",
+    "REMEDIATION_ACTIONS",
     "ROLE_RANK",
+    "ROLLOUT_ACTIONS",
     "ActionSpec",
     "Gate",
 ]
@@ -141,6 +143,52 @@ HOLD_ACTIONS: dict[str, ActionSpec] = {
 }
 """The held-back view's actions: on the selected silence or maintenance window."""
 
+ROLLOUT_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "pause_rollout",
+            "Pause rollout",
+            "operator",
+            "pauses the selected rollout: upgrades in flight finish, no new wave starts, "
+            "the health gate watches on",
+        ),
+        ActionSpec(
+            "resume_rollout",
+            "Resume rollout",
+            "operator",
+            "resumes the selected paused rollout from where it was",
+        ),
+        ActionSpec(
+            "abort_rollout",
+            "Abort rollout",
+            "operator",
+            "stops the selected rollout and rolls back every agent it upgraded, after a "
+            "confirmation",
+        ),
+    )
+}
+"""The rollouts view's actions: on the selected rollout."""
+
+REMEDIATION_ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            "approve_remediation",
+            "Approve remediation",
+            "operator",
+            "runs the selected waiting remediation now, as you, with a note",
+        ),
+        ActionSpec(
+            "reject_remediation",
+            "Reject remediation",
+            "operator",
+            "rejects the selected waiting remediation, with a note: it does not run",
+        ),
+    )
+}
+"""The remediation inbox's actions: on the selected remediation waiting for approval."""
+
 WALL_ALLOWED = frozenset({"quit"})
 """The only action a wall display accepts."""
 
@@ -181,7 +229,14 @@ class Gate:
 
 
 def _spec(action: str) -> ActionSpec | None:
-    for specs in (ACTIONS, ALERT_ACTIONS, CONNECTION_ACTIONS, HOLD_ACTIONS):
+    for specs in (
+        ACTIONS,
+        ALERT_ACTIONS,
+        CONNECTION_ACTIONS,
+        HOLD_ACTIONS,
+        ROLLOUT_ACTIONS,
+        REMEDIATION_ACTIONS,
+    ):
         if action in specs:
             return specs[action]
     return None

@@ -11,7 +11,10 @@ Either way the app, its screens and its rendering are the real ones. With
 ``--demo`` (what ``make screenshots`` runs) the probe is a real one, typed into the
 probe modal: agent local-1 opens a TLS handshake with the control plane's own
 port, so the timings and the peer certificate are measured, not made up. Without
-it the probe result is a fixed one.
+it the probe result is a fixed one. The rollouts view shows the demo's own rollout
+(its release to pool edge) with ``--demo`` and the sample's rollouts without; the
+remediation inbox is shot from the sample either way: the demo sets no remediation
+policy.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ DEMO: dict[str, str] = {}
 """url, ca_file and token of the running demo, when --demo is given."""
 
 
-def _app(wall: bool = False) -> FleetApp:
-    if DEMO:
+def _app(wall: bool = False, sample: bool = False) -> FleetApp:
+    if DEMO and not sample:
         return FleetApp(
             server_url=DEMO["url"],
             token=DEMO["token"],
@@ -52,7 +55,7 @@ def _app(wall: bool = False) -> FleetApp:
             page_s=3600,
         )
     app = FleetApp(model=FleetModel(clock=lambda: NOW), wall=wall, page_s=3600)
-    app.feed(sample_snapshot(60))
+    app.feed(sample_snapshot(60, upgrades=sample))
     return app
 
 
@@ -64,8 +67,11 @@ async def shoot(
     wall: bool = False,
     then: Step | None = None,
     title: str = "fleet",
+    sample: bool = False,
 ) -> Path:
-    app = _app(wall)
+    """Shoot ``name``.svg; ``sample``: from the sample with its rollouts and
+    remediations, even with --demo."""
+    app = _app(wall, sample)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(0.3)
         for _ in range(100):  # with --demo: until the snapshot is in
@@ -155,6 +161,8 @@ async def main(out: Path) -> None:
         await shoot(out, "fleet-80x24-mono", (80, 24))
     finally:
         del os.environ["NO_COLOR"]
+    await shoot(out, "rollouts", (120, 36), keys=["R", "down"], sample=not DEMO)
+    await shoot(out, "inbox", (100, 24), keys=["I"], sample=True)
     # Last: with --demo its silence and windows would show in the pictures above.
     await shoot(out, "holds", (100, 24), then=_holds)
 

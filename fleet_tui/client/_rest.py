@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -18,6 +18,8 @@ from fleet.protocol import (
     DisconnectHint,
     ProbeResult,
     ProtocolError,
+    RemediationInfo,
+    RolloutInfo,
     convert,
 )
 
@@ -63,6 +65,8 @@ class AgentDetail:
     """Why its last channels ended, oldest first (empty from an older control plane)."""
     hints: list[DisconnectHint] = field(default_factory=list)
     """What the control plane reads in them, each with its fix."""
+    remediations: list[RemediationInfo] = field(default_factory=list)
+    """Its newest remediations, newest first (empty from an older control plane)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class RestClient:
         token: The API bearer token.
         ssl_context: Trust for the server, or None for plain ``http``.
         timeout: Seconds for ordinary calls; probes and logs get their own.
+        transport: Instead of the network (a test that records what is sent).
     """
 
     def __init__(
@@ -94,12 +99,15 @@ class RestClient:
         token: str,
         ssl_context: ssl.SSLContext | None,
         timeout: float = 15.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=server_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
             verify=ssl_context if ssl_context is not None else True,
             timeout=timeout,
+            transport=transport,
         )
 
     async def aclose(self) -> None:
@@ -230,6 +238,7 @@ class RestClient:
             events=events,
             disconnects=_values(data.get("disconnects"), Disconnect),
             hints=_values(data.get("disconnect_hints"), DisconnectHint),
+            remediations=_values(data.get("remediations"), RemediationInfo),
         )
 
     async def connections(self) -> list[ConnectionInfo]:
@@ -270,6 +279,31 @@ class RestClient:
         """Change what ``body`` gives of connection ``name`` (admin)."""
         resp = await self._call("PATCH", f"/v1/connections/{_seg(name)}", json=body)
         return _value(resp.json(), ConnectionInfo)
+
+    async def rollouts(self) -> list[RolloutInfo]:
+        """Every rollout, newest first (viewer)."""
+        return _values(_list(await self._call("GET", "/v1/rollouts")), RolloutInfo)
+
+    async def rollout_action(
+        self, rollout_id: str, verb: Literal["pause", "resume", "abort"]
+    ) -> RolloutInfo:
+        """Pause, resume or abort a rollout (operator); answers with it as it is now."""
+        resp = await self._call("POST", f"/v1/rollouts/{_seg(rollout_id)}/{verb}")
+        return _value(resp.json(), RolloutInfo)
+
+    async def remediations(self) -> list[RemediationInfo]:
+        """The pending and running remediations and the recent others (viewer)."""
+        return _values(_list(await self._call("GET", "/v1/remediations")), RemediationInfo)
+
+    async def decide_remediation(
+        self, remediation_id: str, verb: Literal["approve", "reject"], note: str = ""
+    ) -> RemediationInfo:
+        """Approve (run it now) or reject a pending remediation, with a note kept with
+        it and in the audit (operator)."""
+        resp = await self._call(
+            "POST", f"/v1/remediations/{_seg(remediation_id)}/{verb}", json={"note": note}
+        )
+        return _value(resp.json(), RemediationInfo)
 
 
 def _seg(name: str) -> str:

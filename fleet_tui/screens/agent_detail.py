@@ -16,17 +16,26 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
 from fleet.disconnects import disconnect_line
-from fleet.protocol import AgentState, Disconnect, DisconnectHint
+from fleet.protocol import AgentState, Disconnect, DisconnectHint, RemediationInfo
 
 from .. import format as fmt
 from ..client import RestClient
 from ..client._rest import ConfigView
 from ..errors import ApiError
 from ..model import FleetModel
+from ..remediations import decided_words, remediation_label, remediation_tone
+from ..rollouts import rollout_step, upgrade_line
 from ..widgets.banner import LinkBanner
 from ..widgets.chart import BarChart
+from ..widgets.tones import tone_markup
 
-__all__ = ["AgentDetailScreen", "config_markup", "disconnects_markup", "field_lines"]
+__all__ = [
+    "AgentDetailScreen",
+    "config_markup",
+    "disconnects_markup",
+    "field_lines",
+    "remediations_markup",
+]
 
 SHOWN_DISCONNECTS = 8
 """The newest disconnect records the detail screen lists."""
@@ -89,8 +98,13 @@ def _state_words(a: AgentState, now: float) -> str:
     return f"{fmt.state_label(shown)} (the server said {a.state.value}: no heartbeat since)"
 
 
-def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
-    """Every field of an agent as (label, text) pairs."""
+def field_lines(a: AgentState, now: float, rollout: str | None = None) -> list[tuple[str, str]]:
+    """Every field of an agent as (label, text) pairs.
+
+    Args:
+        rollout: Where the agent is in the latest rollout that names it, if any
+            (:func:`~fleet_tui.rollouts.rollout_step`).
+    """
     labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items())) or "-"
     drift = ""
     if a.pinned_version and a.version and a.version != a.pinned_version:
@@ -106,6 +120,8 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("reasons", "; ".join(a.reasons) or "-"),
         ("version", f"{a.version or '-'}{drift}"),
         ("pinned version", a.pinned_version or "-"),
+        *([("upgrade", upgrade_line(a.upgrade, now))] if a.upgrade is not None else []),
+        *([("rollout", rollout)] if rollout is not None else []),
         ("config hash", _short_hash(a.config_hash)),
         ("pinned config", _pinned_config(a.config_hash, a.pinned_config_hash)),
         ("last heartbeat", fmt.age(a.last_heartbeat_at, now)),
@@ -123,6 +139,23 @@ def field_lines(a: AgentState, now: float) -> list[tuple[str, str]]:
         ("certificate", f"expires {cert}"),
         ("cert not after", fmt.utc_minute(a.cert_not_after)),
     ]
+
+
+def remediations_markup(remediations: list[RemediationInfo], now: float) -> str:
+    """The agent's remediations, newest first: when, state, what, what held, and who
+    decided or ran it and how it went (or why it waits)."""
+    lines = []
+    for r in remediations:
+        if r.state == "pending_approval":
+            said = f"{r.why_approval or 'approval asked'}, {fmt.age(r.created_at, now)} (I: inbox)"
+        else:
+            said = decided_words(r, now)
+        label = tone_markup(remediation_tone(r), escape(remediation_label(r)))
+        lines.append(
+            f"{label}  {escape(r.action.replace('_', ' '))} · {escape(r.condition)} · "
+            + escape(said)
+        )
+    return "\n".join(lines)
 
 
 def disconnects_markup(records: list[Disconnect], hints: list[DisconnectHint]) -> str:
@@ -183,6 +216,8 @@ class AgentDetailScreen(Screen[None]):
         self.rest = rest
         self._shown: object = None
         self._events_shown: object = None
+        self._remediations_shown: object = None
+        self._fetched_remediations: list[RemediationInfo] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -199,6 +234,9 @@ class AgentDetailScreen(Screen[None]):
                         yield BarChart(None if key == "queue" else 100.0, id=f"chart-{key}")
             yield Label("Recent commands", classes="section")
             yield Static(id="detail-events")
+            # Shown when the agent has any: most have none.
+            yield Label("Remediations", classes="section", id="detail-remediations-label")
+            yield Static(id="detail-remediations")
             # Shown once the agent's detail has loaded with any: most agents have none.
             yield Label("Disconnects", classes="section", id="detail-disconnects-label")
             yield Static(id="detail-disconnects")
@@ -207,7 +245,12 @@ class AgentDetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        for part in ("#detail-disconnects-label", "#detail-disconnects"):
+        for part in (
+            "#detail-disconnects-label",
+            "#detail-disconnects",
+            "#detail-remediations-label",
+            "#detail-remediations",
+        ):
             self.query_one(part).display = False
         self.query_one("#detail").focus()
         self.tick()
@@ -223,6 +266,8 @@ class AgentDetailScreen(Screen[None]):
         try:
             detail = await self.rest.agent(self.agent_id)
             self.model.merge_events(self.agent_id, detail.events)
+            # Older than the stream's snapshot holds; the stream's own stay newer.
+            self._fetched_remediations = detail.remediations
             if detail.disconnects or detail.hints:
                 self.query_one("#detail-disconnects", Static).update(
                     disconnects_markup(detail.disconnects, detail.hints)
@@ -249,11 +294,12 @@ class AgentDetailScreen(Screen[None]):
             return
         now = self.model.server_now()
         self.title = f"agent {agent.name}"
-        key = (agent, int(now))
+        rollout = self._rollout_step()
+        key = (agent, int(now), rollout)
         # What was shown is recorded only once it was all drawn: a tick that
         # comes before the screen is composed must not count as drawn.
         if key != self._shown:
-            fields = field_lines(agent, now)
+            fields = field_lines(agent, now, rollout)
             half = (len(fields) + 1) // 2
             self.query_one("#detail-fields-left", Static).update(fields_grid(fields[:half]))
             self.query_one("#detail-fields-right", Static).update(fields_grid(fields[half:]))
@@ -270,6 +316,7 @@ class AgentDetailScreen(Screen[None]):
                         f"{title} now {last} · max {peak}{scale}"
                     )
             self._shown = key
+        self._show_remediations(now)
         events = tuple(self.model.events.get(self.agent_id, ()))
         if events != self._events_shown:
             lines = [
@@ -282,6 +329,27 @@ class AgentDetailScreen(Screen[None]):
                 "\n".join(lines) or "(none since the dashboard started)"
             )
             self._events_shown = events
+
+    def _rollout_step(self) -> str | None:
+        """Where the agent is in the latest rollout that names it."""
+        newest = sorted(self.model.rollouts.values(), key=lambda r: r.created_at, reverse=True)
+        for r in newest:
+            step = rollout_step(r, self.agent_id)
+            if step is not None:
+                return step
+        return None
+
+    def _show_remediations(self, now: float) -> None:
+        by_id = {r.id: r for r in self._fetched_remediations}
+        by_id.update((r.id, r) for r in self.model.remediations_of(self.agent_id))
+        mine = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
+        key = (tuple(mine), int(now // 60))
+        if key == self._remediations_shown:
+            return
+        self.query_one("#detail-remediations", Static).update(remediations_markup(mine, now))
+        for part in ("#detail-remediations-label", "#detail-remediations"):
+            self.query_one(part).display = bool(mine)
+        self._remediations_shown = key
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -61,11 +61,14 @@ class FleetScreen(Screen[None]):
         Binding("a", "alerts", "Alerts", id="fleet.alerts"),
         Binding("h", "app.holds", "Silences and maintenance", show=False, id="fleet.holds"),
         Binding("c", "connections", "Conns", id="fleet.connections"),
+        Binding("R", "app.rollouts", "Rollouts", show=False, id="fleet.rollouts"),
+        Binding("I", "app.inbox", "Remediation inbox", show=False, id="fleet.inbox"),
         Binding("M", "app.maintenance", "Maintenance", show=False, id="fleet.maintenance"),
     ]
     """Filter, sort (s cycles, S flips, 1-0 pick a column), group, alerts, what is held
     back (silences and maintenance windows; from the alerts panel too), connections,
-    maintenance of the agent under the cursor or its pool."""
+    rollouts, the remediation inbox, maintenance of the agent under the cursor or its
+    pool."""
 
     def __init__(self, model: FleetModel, show_alerts: bool = False) -> None:
         super().__init__()

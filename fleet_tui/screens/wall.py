@@ -13,6 +13,8 @@ from fleet.protocol import AgentState, Presence
 from .. import format as fmt
 from ..format import STATE_RANK
 from ..model import UNHEALTHY, FleetModel
+from ..remediations import action_words, approvals_badge
+from ..rollouts import recently_halted, upgrade_words
 from ..widgets.alerts.panel import alert_line
 
 __all__ = [
@@ -70,7 +72,8 @@ def wall_line(a: AgentState, now: float, width: int, name_w: int, pool_w: int) -
     if pool_w:
         head += f"{a.pool[:pool_w]:<{pool_w}} "
     head += f"{beat:>8}  "
-    reasons = "; ".join(a.reasons)
+    upgrade = upgrade_words(a.upgrade)
+    reasons = "; ".join([*a.reasons, upgrade] if upgrade else a.reasons)
     room = width - len(head)
     if len(reasons) > room:
         reasons = reasons[: max(room - 1, 0)] + "…"
@@ -96,19 +99,35 @@ def column_widths(agents: list[AgentState], width: int) -> tuple[int, int]:
 
 
 def fleet_alert_lines(model: FleetModel, now: float, limit: int) -> list[str]:
-    """Pool and connection alerts by their text (agents' alerts are in the list)."""
-    alerts = sorted(
-        (a for a in model.alerts.values() if a.target.startswith(("pool:", "connection:"))),
-        key=lambda a: (a.severity != "critical", -a.raised_at),
-    )
-    lines = [alert_line(a, a.target.replace(":", " ", 1), now) for a in alerts[:limit]]
+    """Pool and connection alerts by their text (agents' alerts are in the list),
+    a rollout that halted (within :data:`~fleet_tui.rollouts.HALTED_SHOWN_S`) and the
+    remediations waiting for approval, as alerts read: critical first, then newest."""
+    alerts = [
+        (a.severity == "critical", a.raised_at, alert_line(a, a.target.replace(":", " ", 1), now))
+        for a in model.alerts.values()
+        if a.target.startswith(("pool:", "connection:"))
+    ]
+    for r in recently_halted(model.rollouts.values(), now):
+        at = r.finished_at or r.updated_at
+        when = fmt.age(at, now, coarse=True)
+        text = f"!! {when:>7}  rollout {r.pool} → {r.version} halted: {r.detail}"
+        alerts.append((True, at, text))
+    waiting = model.pending_approvals()
+    if waiting:
+        at = waiting[0].created_at
+        what = ", ".join(action_words(r) for r in waiting)
+        text = f"!  {fmt.age(at, now, coarse=True):>7}  {approvals_badge(len(waiting))}: {what}"
+        alerts.append((False, at, text))
+    alerts.sort(key=lambda item: (not item[0], -item[1]))
+    lines = [text for _, _, text in alerts[:limit]]
     if len(alerts) > limit:
         lines.append(f"   … and {len(alerts) - limit} more")
     return lines
 
 
 ALERT_LINES = 4
-"""Pool and connection alerts shown above the agents; more are counted."""
+"""Pool and connection alerts (and halted rollouts, approvals waiting) shown above the
+agents; more are counted."""
 
 
 class WallScreen(Screen[None]):

@@ -18,11 +18,16 @@ def fixed_model() -> FleetModel:
 
 
 def sample_app(
-    n: int = 50, role: str = "admin", wall: bool = False, logs_dir: Path | None = None
+    n: int = 50,
+    role: str = "admin",
+    wall: bool = False,
+    logs_dir: Path | None = None,
+    upgrades: bool = False,
 ) -> FleetApp:
-    """An app showing the fixed sample fleet, with no server behind it."""
+    """An app showing the fixed sample fleet, with no server behind it (with
+    ``upgrades``, its rollouts, remediations and upgrade steps too)."""
     app = FleetApp(model=fixed_model(), wall=wall, logs_dir=logs_dir, tick=0.2, page_s=1.0)
-    app.feed(sample_snapshot(n, role=role))
+    app.feed(sample_snapshot(n, role=role, upgrades=upgrades))
     return app
 
 

@@ -38,3 +38,34 @@ async def wait_for_text(pilot, app: App[object], *needles: str, timeout: float =
             return text
         await pilot.pause(0.05)
     raise AssertionError(f"{needles!r} not all on screen:\n{text}")
+
+
+class Recorder:
+    """The control plane's REST side for fed-data tests: records each call the
+    dashboard makes and answers it from ``answer`` (method, path, JSON body or None)
+    -> (status, JSON).  The real :class:`~fleet_tui.client.RestClient` sends them,
+    so paths, bodies and the handling of errors are the dashboard's own."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls: list[tuple[str, str, object]] = []
+
+    def client(self):
+        import json
+
+        import httpx
+
+        from fleet_tui.client import RestClient
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content) if request.content else None
+            self.calls.append((request.method, request.url.path, body))
+            status, data = self.answer(request.method, request.url.path, body)
+            return httpx.Response(status, json=data)
+
+        return RestClient("https://cp.test", "token", None, transport=httpx.MockTransport(handle))
+
+
+def notices(app: App[object]) -> list[str]:
+    """The notifications shown so far, as text."""
+    return [n.message for n in app._notifications]

@@ -11,8 +11,11 @@ from fleet.protocol import (
     ConnectionRemoved,
     ConnectionUpdate,
     Presence,
+    RemediationUpdate,
+    RolloutUpdate,
     replace,
 )
+from fleet_tui import model as model_module
 from fleet_tui.model import AgentFilter, GroupHeader, SortKey
 from fleet_tui.sample import NOW, sample_snapshot
 
@@ -192,3 +195,65 @@ def test_removed_agents_and_connections_leave_the_view():
     assert model.seq == 102 and model.generation > before
     model.apply(AgentRemoved(seq=103, agent_id="never-known"))  # harmless
     assert len(model.agents) == 49
+
+
+def test_rollouts_and_remediations_come_with_the_snapshot_and_move_with_updates():
+    model = fixed_model()
+    model.apply(sample_snapshot(50, upgrades=True))
+    assert set(model.rollouts) == {
+        "ro_3f9a1c07e2", "ro_81d2e4b6a0", "ro_c5077f19d3", "ro_0a6e29c4f8"
+    }  # fmt: skip
+    assert [r.agent_name for r in model.pending_approvals()] == ["build-us-0001", "build-eu-0005"]
+    assert [r.state for r in model.remediations_of("ag-00001")] == [
+        "pending_approval",
+        "rejected",
+        "done",
+    ]  # fmt: skip, newest first
+
+    etl = model.rollouts["ro_3f9a1c07e2"]
+    before = model.generation
+    model.apply(RolloutUpdate(seq=101, rollout=replace(etl, state="paused", detail="by bob")))
+    assert model.rollouts["ro_3f9a1c07e2"].state == "paused"
+    assert model.seq == 101 and model.generation > before
+
+    waiting = model.pending_approvals()[0]
+    decided = replace(waiting, state="running", decided_by="carol", decided_at=NOW + 5)
+    model.apply(RemediationUpdate(seq=102, remediation=decided))
+    assert [r.agent_name for r in model.pending_approvals()] == ["build-eu-0005"]
+    assert model.remediations["rem_4c1f8a2e90"].decided_by == "carol"
+
+    # A fresh snapshot (after a gap the server could not replay) replaces both.
+    model.apply(sample_snapshot(50, seq=200))
+    assert model.rollouts == {} and model.remediations == {}
+    assert model.pending_approvals() == []
+
+
+def test_a_pool_keeps_its_running_rollout_and_only_its_latest_finished_one():
+    model = fixed_model()
+    model.apply(sample_snapshot(50, upgrades=True))
+    halted = model.rollouts["ro_81d2e4b6a0"]  # build-eu, halted
+    retry = replace(halted, id="ro_new", state="canary", created_at=NOW + 60, finished_at=None)
+    model.apply(RolloutUpdate(seq=101, rollout=retry))
+    # Running beside the halted one before it, as a fresh snapshot would have them.
+    assert {"ro_81d2e4b6a0", "ro_new"} <= set(model.rollouts)
+    model.apply(RolloutUpdate(seq=102, rollout=replace(retry, state="done", finished_at=NOW + 900)))
+    assert "ro_81d2e4b6a0" not in model.rollouts  # the newer finished one replaces it
+    assert model.rollouts["ro_new"].state == "done"
+    assert "ro_3f9a1c07e2" in model.rollouts  # other pools untouched
+
+
+def test_finished_remediations_are_kept_up_to_a_limit_pending_ones_always(monkeypatch):
+    monkeypatch.setattr(model_module, "REMEDIATIONS_KEPT", 3)
+    model = fixed_model()
+    model.apply(sample_snapshot(50, upgrades=True))
+    done = model.remediations["rem_d40c9f2a17"]
+    for i in range(5):
+        model.apply(
+            RemediationUpdate(
+                seq=101 + i,
+                remediation=replace(done, id=f"rem_{i}", created_at=NOW + i, finished_at=NOW + i),
+            )
+        )
+    over = [r.id for r in model.remediations.values() if r.state != "pending_approval"]
+    assert sorted(over) == ["rem_2", "rem_3", "rem_4"]  # the newest three
+    assert len(model.pending_approvals()) == 2

@@ -36,8 +36,8 @@ async def settled(pilot):
     raise AssertionError("the cut mark was never placed")
 
 
-def _app(wall: bool = False):
-    app = sample_app(wall=wall)
+def _app(wall: bool = False, upgrades: bool = False):
+    app = sample_app(wall=wall, upgrades=upgrades)
     app.page_s = 3600.0  # no page turns during the snapshot
     return app
 
@@ -114,3 +114,14 @@ def test_held_view_80x24(snap_compare):
     app = _app()
     app.model.holds = sample_holds()
     assert snap_compare(app, press=["h"], terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_rollouts_view(snap_compare, size):
+    """Rollouts halted, in a wave, waiting and done; the one in a wave selected (R, down)."""
+    assert snap_compare(_app(upgrades=True), press=["R", "down"], terminal_size=size)
+
+
+def test_remediation_inbox_80x24(snap_compare):
+    """Two remediations waiting for approval, then three decided or run (I)."""
+    assert snap_compare(_app(upgrades=True), press=["I"], terminal_size=(80, 24))

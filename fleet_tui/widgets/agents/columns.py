@@ -9,6 +9,7 @@ from fleet.protocol import AgentState, Presence
 
 from ... import format as fmt
 from ...model import History, SortKey
+from ...rollouts import upgrade_mark
 
 __all__ = ["Cell", "Column", "agent_cells", "layout_columns"]
 
@@ -142,6 +143,9 @@ def _cell(col: Column, a: AgentState, hist: History | None, now: float) -> Cell:
         warn = fmt.cert_warning(a.cert_not_after, now)
         return fmt.cert_expiry(a.cert_not_after, now), "warn" if warn else ""
     if key == "version":
+        upgrade = upgrade_mark(a)
+        if upgrade is not None:  # →1.5.0 while it upgrades, ↺1.4.2 once rolled back
+            return upgrade
         version = a.version or "-"
         if a.pinned_version and a.version and a.version != a.pinned_version:
             return f"≠{version}", "warn"
