@@ -53,6 +53,9 @@ class LiveAgent:
     rollout: str | None = None
     """The id of the active rollout that moves its version (waiting for its turn,
     upgrading or upgraded): its version is in hand, so no version-drift alert."""
+    rollout_version: str | None = None
+    """The version that rollout upgraded it to, once it did: what it should run now,
+    shown as its pinned version until the rollout pins the pool."""
     channel: AgentChannel | None = None
     usable: bool = False
     """Healthy with an open channel, as of the last refresh: can carry a probe."""
@@ -114,7 +117,7 @@ class LiveAgent:
             state=self.state,
             reasons=self.reasons,
             version=self.version,
-            pinned_version=self.pinned_version,
+            pinned_version=self.rollout_version or self.pinned_version,
             enrolled_at=r.enrolled_at,
             connected_at=self.connected_at,
             last_heartbeat_at=self.last_heartbeat_at,

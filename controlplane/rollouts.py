@@ -43,7 +43,7 @@ from fleet.protocol import (
     UpgradeInfo,
     UpgradeStep,
 )
-from fleet.units import format_duration
+from fleet.units import count, format_duration
 
 from .errors import BadRequest, Conflict, FleetError, NotFound
 from .live import LiveAgent
@@ -398,7 +398,10 @@ class Rollouts:
         skipped = len(agents) - upgraded
         if doc.wave == 0:
             doc.state, doc.phase_ends_at = "soaking", now + doc.soak_s
-            doc.detail = f"{upgraded} canaries upgraded; soaking for {format_duration(doc.soak_s)}"
+            doc.detail = (
+                f"{count(upgraded, 'canary', 'canaries')} upgraded; "
+                f"soaking for {format_duration(doc.soak_s)}"
+            )
         else:
             doc.state, doc.phase_ends_at = "pausing", now + doc.pause_s
             doc.detail = (
@@ -553,6 +556,8 @@ class Rollouts:
             ):
                 a.step, a.detail = "upgraded", f"runs {doc.version}"
                 doc.gauges[a.agent_id] = Gauge(uptime=live.uptime_s)
+                live.rollout_version = doc.version  # what it should run now: no ≠ beside it
+                self.cp.fleet.refresh(live)
             elif mine and info is not None and info.step in _ENDED:
                 a.step, a.detail = _ENDED[info.step], info.detail or info.step
             elif a.started_at is not None and now > a.started_at + deadline:
@@ -662,6 +667,7 @@ class Rollouts:
             live = self.cp.fleet.agents.get(a.agent_id)
             if live is not None and a.step in ("pending", "upgrading", "upgraded"):
                 live.rollout = doc.id
+                live.rollout_version = doc.version if a.step == "upgraded" else None
                 self.cp.fleet.refresh(live)
 
     def _unmark(self, doc: RolloutDoc, refresh: bool = True) -> None:
@@ -672,6 +678,7 @@ class Rollouts:
         live = self.cp.fleet.agents.get(agent_id)
         if live is not None and live.rollout == doc.id:
             live.rollout = None
+            live.rollout_version = None
             if refresh:
                 self.cp.fleet.refresh(live)
 

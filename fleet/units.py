@@ -22,6 +22,7 @@ __all__ = [
     "check_label_value",
     "check_name",
     "check_version",
+    "count",
     "format_ago",
     "format_duration",
     "format_size",
@@ -231,3 +232,9 @@ def check_label_value(key: str, value: str) -> str:
             "separator or a bidirectional control"
         )
     return value
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 connection``, ``2 connections``, ``1,204 agents``: never "1 connections"."""
+    word = noun if n == 1 else (plural or f"{noun}s")
+    return f"{n:,} {word}"

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from fleet.protocol import AgentState, Presence
+from fleet.units import count
 
 __all__ = [
     "LATE_INTERVALS",
@@ -25,12 +26,6 @@ __all__ = [
     "sparkline",
     "state_label",
 ]
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 connection``, ``2 connections``, ``1,204 agents``: never "1 connections"."""
-    word = noun if n == 1 else (plural or f"{noun}s")
-    return f"{n:,} {word}"
 
 
 STATE_SYMBOL: dict[Presence, str] = {

@@ -386,3 +386,27 @@ async def test_an_upgrade_that_never_finishes_fails_at_the_deadline_and_halts(cp
         assert 10 <= took < 20
     assert [a.version for a in agents] == ["1.0.0"] * 3
     await stop_all(tasks)
+
+
+async def test_an_agent_a_rollout_upgraded_shows_the_target_as_what_it_should_run(cp):
+    # The pool is pinned to 1.0.0 until the rollout ends: its upgraded canary must not
+    # read as drifting (≠ in the dashboard), nor the agents still waiting their turn.
+    agents, tasks = await start_pool(cp, "web", 3, "1.0.0")
+    async with cp.aapi() as api:
+        (await api.put("/v1/pools/web/pin", json={"version": "1.0.0"})).raise_for_status()
+        started = await start(api, pool="web", version="2.0.0", canaries=1, soak_s=30, wave=2)
+        await reaches(api, started["id"], "soaking")
+        rows = {a["name"]: a for a in (await api.get("/v1/agents")).json()}
+        assert (rows["web-01"]["version"], rows["web-01"]["pinned_version"]) == ("2.0.0", "2.0.0")
+        assert {(rows[n]["version"], rows[n]["pinned_version"]) for n in ("web-02", "web-03")} == {
+            ("1.0.0", "1.0.0")
+        }
+        (await api.post(f"/v1/rollouts/{started['id']}/abort")).raise_for_status()
+
+        async def back() -> dict | None:
+            row = (await api.get(f"/v1/agents/{agents[0].identity.agent_id}")).json()["agent"]
+            return row if row["version"] == "1.0.0" else None
+
+        row = await eventually(back, 30, "the canary rolled back by the abort")
+        assert row["pinned_version"] == "1.0.0"  # the pool's pin again
+    await stop_all(tasks)
