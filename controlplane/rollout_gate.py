@@ -3,7 +3,9 @@
 Every tick of an active rollout samples each agent of the pool: away (stale or
 offline), degraded for a reason other than version drift (the upgraded agents
 run another version than the pool's pin until the rollout is done: that is not
-a fault), and whether its uptime went down since the last sample (a restart).
+a fault) that it did not have before (a certificate near its end before the
+upgrade is not the release's doing), and whether its uptime went down since the
+last sample (a restart).
 An upgraded agent's counts start when it counts as upgraded, so the restart
 into the new version is not held against it; the rest of the pool is counted
 from the start of the rollout.
@@ -31,7 +33,7 @@ from .config import Settings
 from .live import LiveAgent
 from .rollout_plan import Gauge
 
-__all__ = ["MIN_SAMPLES", "Rates", "rates", "sample", "verdict"]
+__all__ = ["MIN_SAMPLES", "Rates", "problems", "rates", "sample", "verdict"]
 
 MIN_SAMPLES = 5
 """Samples each upgraded agent needs before its share of bad samples is judged."""
@@ -40,14 +42,23 @@ RESTART_SLACK_S = 1.0
 """An uptime this much lower than the last one seen is a restart (not jitter)."""
 
 
+def problems(agent: LiveAgent, settings: Settings, now: float) -> list[str]:
+    """Kinds of what degrades ``agent`` now, version drift aside."""
+    if agent.state != Presence.DEGRADED:
+        return []
+    return sorted({f.kind for f in agent_findings(agent, settings, now)} - {"version_drift"})
+
+
 def sample(gauge: Gauge, agent: LiveAgent, settings: Settings, now: float) -> None:
-    """Count one sample of ``agent`` into ``gauge``."""
+    """Count one sample of ``agent`` into ``gauge``.
+
+    Degraded counts only for a problem it did not have before (``gauge.baseline``):
+    a certificate that was already near its end is not the release's doing.
+    """
     gauge.samples += 1
     if agent.state in (Presence.STALE, Presence.OFFLINE):
         gauge.away += 1
-    elif agent.state == Presence.DEGRADED and any(
-        f.kind != "version_drift" for f in agent_findings(agent, settings, now)
-    ):
+    elif set(problems(agent, settings, now)) - set(gauge.baseline):
         gauge.degraded += 1
     if agent.uptime_s is not None:
         if gauge.uptime is not None and agent.uptime_s + RESTART_SLACK_S < gauge.uptime:

@@ -74,6 +74,9 @@ class Gauge(msgspec.Struct):
     """Times its uptime went down."""
     uptime: float | None = None
     """The uptime last seen."""
+    baseline: list[str] = []
+    """Kinds of the problems it had before (before its upgrade, or when the rollout
+    first saw it): they are not held against it, only new ones are."""
 
 
 class AgentDoc(msgspec.Struct):
@@ -87,6 +90,8 @@ class AgentDoc(msgspec.Struct):
     detail: str = ""
     started_at: float | None = None
     """When its upgrade was sent (server clock)."""
+    baseline: list[str] = []
+    """Kinds of the problems it had when its upgrade was sent (see :class:`Gauge`)."""
     rollback: Literal["", "pending", "sent", "failed"] = ""
     """After a halt or an abort: ``pending`` (it rolls back once its upgrade ends),
     ``sent``, or ``failed`` (it could not be asked: roll it back by hand)."""

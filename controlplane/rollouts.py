@@ -49,7 +49,7 @@ from .errors import BadRequest, Conflict, FleetError, NotFound
 from .live import LiveAgent
 from .operators import Principal
 from .pin_rules import merged
-from .rollout_gate import sample, verdict
+from .rollout_gate import problems, sample, verdict
 from .rollout_plan import KIND, AgentDoc, Candidate, Gauge, RolloutDoc, Share, plan, to_info
 from .windows import Hold
 
@@ -512,6 +512,7 @@ class Rollouts:
             a.detail = f"{live.state.value} at its turn; the pool's pin upgrades it when it is back"
         else:
             a.step, a.started_at, a.from_version = "upgrading", now, live.version
+            a.baseline = problems(live, self.cp.settings, now)
             a.detail = "requested"
             doc.gauges.pop(a.agent_id, None)
             self._spawn(self._upgrade(doc, a, live))
@@ -555,7 +556,7 @@ class Rollouts:
                 mine and info is not None and info.step == "running" and live.version == doc.version
             ):
                 a.step, a.detail = "upgraded", f"runs {doc.version}"
-                doc.gauges[a.agent_id] = Gauge(uptime=live.uptime_s)
+                doc.gauges[a.agent_id] = Gauge(uptime=live.uptime_s, baseline=a.baseline)
                 live.rollout_version = doc.version  # what it should run now: no ≠ beside it
                 self.cp.fleet.refresh(live)
             elif mine and info is not None and info.step in _ENDED:
@@ -646,7 +647,12 @@ class Rollouts:
                 continue
             if steps.get(agent.id) in ("upgrading", "failed", "rolled_back"):
                 continue
-            sample(doc.gauges.setdefault(agent.id, Gauge()), agent, self.cp.settings, now)
+            gauge = doc.gauges.get(agent.id)
+            if gauge is None:  # first seen: what ails it already is not held against it
+                gauge = doc.gauges[agent.id] = Gauge(
+                    baseline=problems(agent, self.cp.settings, now)
+                )
+            sample(gauge, agent, self.cp.settings, now)
 
     def _gate(self, doc: RolloutDoc, final: bool) -> str | None:
         if self.cp.fleet.in_grace:

@@ -410,3 +410,25 @@ async def test_an_agent_a_rollout_upgraded_shows_the_target_as_what_it_should_ru
         row = await eventually(back, 30, "the canary rolled back by the abort")
         assert row["pinned_version"] == "1.0.0"  # the pool's pin again
     await stop_all(tasks)
+
+
+async def test_a_problem_an_agent_had_before_its_upgrade_is_not_held_against_the_release(cp):
+    # web-03's queue was deep before the rollout (degraded: queue depth) and stays so
+    # after its upgrade: the gate blames the release only for what is new.  `fleet
+    # demo` halted on this: an agent whose certificate was already near its end.
+    agents, tasks = await start_pool(cp, "web", 4, "1.0.0")
+    agents[2].queue_depth = 500
+    async with cp.aapi() as api:
+
+        async def degraded() -> bool:
+            row = (await api.get(f"/v1/agents/{agents[2].identity.agent_id}")).json()["agent"]
+            return row["state"] == "degraded"
+
+        await eventually(degraded, 15, "web-03 degraded by its queue")
+        started = await start(
+            api, pool="web", version="2.0.0", canaries=1, soak_s=1, wave=2, pause_s=1.5
+        )
+        done = await reaches(api, started["id"], "done", "halted", timeout=60)
+        assert done["state"] == "done", done["detail"]
+    assert [a.version for a in agents] == ["2.0.0"] * 4
+    await stop_all(tasks)
