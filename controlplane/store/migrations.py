@@ -1,7 +1,7 @@
 """Schema migrations: ordered steps, each applied once, each in its own transaction.
 
 The mechanism is portable.  A backend implements :class:`SchemaRunner` (SQLite keeps
-the version in ``PRAGMA user_version``; PostgreSQL would keep it in a table) and
+the version in ``PRAGMA user_version``; PostgreSQL in a ``schema_version`` table) and
 gives its list of :class:`Migration` steps to :func:`migrate` when the store opens:
 
 * a database newer than the code is refused, naming both versions;
@@ -32,7 +32,10 @@ log = logging.getLogger("controlplane.store")
 
 
 class MigrationContext(Protocol):
-    """What a step written as a function may do, inside the step's transaction."""
+    """What a step written as a function may do, inside the step's transaction.
+
+    Placeholders are ``?`` on every backend (PostgreSQL's runner numbers them), so one
+    function serves both step lists."""
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""
@@ -121,8 +124,8 @@ async def migrate(
         raise SchemaError(
             f"{runner.where} has schema version {current}, but this fleet {__version__} "
             f"knows versions up to {latest}: it was written by a newer fleet. Upgrade "
-            "fleet (pip install -U fleet-health) to use it, or point --data-dir at "
-            "another directory; the database was not changed"
+            "fleet (pip install -U fleet-health) to use it, or use another database "
+            "(--data-dir, --store); the database was not changed"
         )
     if current == 0 and legacy_table is not None and await runner.has_table(legacy_table):
         await _apply(runner, None, 1, current)

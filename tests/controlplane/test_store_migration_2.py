@@ -1,39 +1,40 @@
-"""Step 2 (lifecycle columns) upgrades a version-1 database, once, losing nothing."""
+"""Step 2 (lifecycle columns) upgrades a version-1 database, once, losing nothing;
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from controlplane.store.base import OperatorRecord
-from controlplane.store.sqlite import SCHEMA_1, SQLiteStore
 
 
-def first_schema_db(path) -> float:
+async def first_schema_db(backend) -> float:
     created = time.time() - 100
-    with sqlite3.connect(path) as db:
-        for statement in SCHEMA_1:
-            db.execute(statement)
-        db.execute("PRAGMA user_version = 1")
-        db.execute(
-            "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-            ("admin", "admin", "h1", created),
-        )
-        db.execute(
-            "INSERT INTO tokens (id, token_hash, pool, labels, created_at, expires_at,"
-            " uses_total, uses_left, created_by) VALUES ('t1', 'h2', 'p', '{}', 1, 2, 1, 1, 'x')"
-        )
-        db.execute(
-            "INSERT INTO audit (at, actor, action, target, result, detail)"
-            " VALUES (1, 'admin', 'a', 't', 'ok', '')"
-        )
+    old = backend.make(backend.steps[:1])
+    await old.open()
+    await old.close()
+    await backend.execute(
+        "INSERT INTO operators (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+        "admin",
+        "admin",
+        "h1",
+        created,
+    )
+    await backend.execute(
+        "INSERT INTO tokens (id, token_hash, pool, labels, created_at, expires_at,"
+        " uses_total, uses_left, created_by) VALUES ('t1', 'h2', 'p', '{}', 1, 2, 1, 1, 'x')"
+    )
+    await backend.execute(
+        "INSERT INTO audit (at, actor, action, target, result, detail)"
+        " VALUES (1, 'admin', 'a', 't', 'ok', '')"
+    )
     return created
 
 
-async def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
-    path = tmp_path / "fleet.db"
-    created = first_schema_db(path)
-    store = SQLiteStore(path)
+async def test_an_old_database_is_upgraded_and_keeps_its_rows(backend):
+    created = await first_schema_db(backend)
+    assert await backend.version() == 1
+    store = backend.make()
     await store.open()
     assert store.applied[0].version == 2  # then any later steps
     [admin] = await store.list_operators()
@@ -45,7 +46,7 @@ async def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
     await store.save_operators_last_used([("admin", 7.0)])
     await store.close()
 
-    again = SQLiteStore(path)  # a second open must not apply the step twice
+    again = backend.make()  # a second open must not apply the step twice
     await again.open()
     assert again.applied == []
     [admin] = await again.list_operators()

@@ -1,23 +1,22 @@
-"""Schema step 3: alerts get a flap count; a version-2 database keeps its alerts."""
+"""Schema step 3: alerts get a flap count; a version-2 database keeps its alerts
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from controlplane.store.base import AlertRecord
-from controlplane.store.sqlite import MIGRATIONS, SQLiteStore
 
 
-async def test_a_version_2_database_keeps_its_alerts_and_counts_flaps(tmp_path):
-    path = tmp_path / "fleet.db"
-    old = SQLiteStore(path, MIGRATIONS[:2])
+async def test_a_version_2_database_keeps_its_alerts_and_counts_flaps(backend):
+    steps = backend.steps
+    old = backend.make(steps[:2])
     await old.open()
-    await old.db.execute(
+    await old.close()
+    await backend.execute(
         "INSERT INTO alerts (id, kind, severity, target, message, raised_at, cleared_at)"
         " VALUES ('a1', 'offline', 'critical', 'agent-1', 'agent is offline', 100.0, NULL)"
     )
-    await old.db.commit()
-    await old.close()
 
-    store = SQLiteStore(path, MIGRATIONS[:3])
+    store = backend.make(steps[:3])
     await store.open()
     assert [step.version for step in store.applied] == [3]
     [alert] = await store.list_alerts(include_cleared=False)
@@ -27,7 +26,7 @@ async def test_a_version_2_database_keeps_its_alerts_and_counts_flaps(tmp_path):
     await store.save_alerts([alert, AlertRecord("a2", "stale", "warning", "agent-2", "m", 5.0)])
     await store.close()
 
-    again = SQLiteStore(path, MIGRATIONS[:3])
+    again = backend.make(steps[:3])
     await again.open()
     assert again.applied == []
     by_id = {a.id: a for a in await again.list_alerts(include_cleared=True)}

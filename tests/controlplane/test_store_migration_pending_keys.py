@@ -6,7 +6,7 @@ refuses the agent's other certificates in one transaction, kept across a restart
 from __future__ import annotations
 
 from controlplane.store.base import AgentRecord
-from controlplane.store.sqlite import MIGRATIONS, SQLiteStore
+from controlplane.store.sqlite import MIGRATIONS
 
 # Found by its description: the step's number is set when branches merge.
 STEP = next(
@@ -14,21 +14,20 @@ STEP = next(
 )
 
 
-async def test_certificates_from_before_are_not_pending_and_a_first_use_supersedes(tmp_path):
-    path = tmp_path / "fleet.db"
-    old = SQLiteStore(path, MIGRATIONS[:STEP])
+async def test_certificates_from_before_are_not_pending_and_a_first_use_supersedes(backend):
+    steps = backend.steps
+    old = backend.make(steps[:STEP])
     await old.open()
     await old.add_agent(AgentRecord("ag_1", "edge-1", "p", {}, 1.0, "a1", 1000.0))
-    await old.db.execute(
+    await old.close()
+    await backend.execute(
         "INSERT INTO certificates (serial, agent_id, not_after, revoked_at) VALUES"
         " ('a0', 'ag_1', 500.0, 50.0), ('a1', 'ag_1', 1000.0, NULL)"
     )
-    await old.db.commit()
-    await old.close()
 
-    store = SQLiteStore(path, MIGRATIONS[: STEP + 1])
+    store = backend.make(steps[: STEP + 1])
     await store.open()
-    assert [step.version for step in store.applied] == [MIGRATIONS[STEP].version]
+    assert [step.version for step in store.applied] == [steps[STEP].version]
     assert await store.pending_serials() == set()
     assert await store.revoked_serials() == {"a0"}
     # A renewal with a new key: pending, and nothing is refused yet.
@@ -39,7 +38,7 @@ async def test_certificates_from_before_are_not_pending_and_a_first_use_supersed
     assert (agent.cert_serial, agent.cert_not_after) == ("a1", 1000.0)
     await store.close()
 
-    again = SQLiteStore(path, MIGRATIONS[: STEP + 1])
+    again = backend.make(steps[: STEP + 1])
     await again.open()
     assert again.applied == []
     assert await again.pending_serials() == {"b2"}  # kept across a restart

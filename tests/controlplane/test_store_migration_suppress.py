@@ -1,21 +1,20 @@
 """Schema step "acknowledgements, silences, maintenance": a version-3 database upgrades,
-and the three kinds of record round-trip (deletions kept, ended ones listed with all)."""
+and the three kinds of record round-trip (deletions kept, ended ones listed with all);
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from controlplane.store.base import AckRecord, MaintenanceRecord, SilenceRecord
-from controlplane.store.sqlite import MIGRATIONS, SQLiteStore
 
 
-async def test_a_version_3_database_gets_acks_silences_and_windows(tmp_path):
-    path = tmp_path / "fleet.db"
-    old = SQLiteStore(path, MIGRATIONS[:3])
+async def test_a_version_3_database_gets_acks_silences_and_windows(backend):
+    old = backend.make(backend.steps[:3])
     await old.open()
     await old.close()
 
-    store = SQLiteStore(path)
+    store = backend.make()
     await store.open()
     assert any(s.description.startswith("acknowledgements") for s in store.applied)
     ack = AckRecord("a1", "alice", "on it", 100.0, None)
@@ -29,7 +28,7 @@ async def test_a_version_3_database_gets_acks_silences_and_windows(tmp_path):
     await store.save_maintenance(window)
     await store.close()
 
-    again = SQLiteStore(path)
+    again = backend.make()
     await again.open()
     assert again.applied == []
     assert await again.list_acks() == [replace(ack, note="still on it")]
