@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet.cliparse import FleetParser, duration
 from fleet.units import format_duration
@@ -25,6 +25,9 @@ from .defaults import (
     DEFAULT_PORT,
     LOG_LEVELS,
 )
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["DEFAULT_DATA_DIR", "add_server_arguments", "run_server", "server_main"]
 
@@ -110,6 +113,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (default: none)"
     )
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="keep the fleet's state in PostgreSQL, postgresql://USER@HOST:PORT/DATABASE, "
+        "without a password (PGPASSWORD, ~/.pgpass or store_password_file) (default: "
+        "SQLite, DATA_DIR/fleet.db)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         metavar="LEVEL",
@@ -142,6 +152,7 @@ _FLAGS = {
     "tls_cert": "--tls-cert",
     "tls_key": "--tls-key",
     "log_level": "--log-level",
+    "store": "--store",
     "heartbeat_interval_s": "--heartbeat-interval",
 }
 """Settings with a flag of their own, and that flag."""
@@ -172,20 +183,39 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
     return FALLBACK_DATA_DIR, "default"
 
 
-def _upgrade_store(path: Path) -> list[str]:
-    """Open the database once before serving: migrations run (or refuse) here, with
-    a clear message instead of a failed start-up deep in the web server."""
+def _upgrade_store(settings: Settings, data_dir: Path) -> tuple[str, list[str]]:
+    """Open the database once before serving: migrations run (or refuse) here, and an
+    unreachable PostgreSQL is named, with a clear message instead of a failed start-up
+    deep in the web server.
+
+    Returns:
+        The database as named in messages, and the steps applied to a database that
+        had a schema already (a new one's are not news).
+    """
     import asyncio
 
-    from .store.sqlite import SQLiteStore
+    from .store import SQLITE_FILE, make_store
+    from .store.dsn import redact
+
+    where = redact(settings.store) or str(data_dir / SQLITE_FILE)
+    if not settings.store and not (data_dir / SQLITE_FILE).exists():
+        return where, []
 
     async def upgrade() -> list[str]:
-        store = SQLiteStore(path)
+        store = make_store(
+            settings.store,
+            data_dir,
+            pool_size=1,
+            password_file=settings.store_password_file,
+        )
         await store.open()
         await store.close()
-        return [f"version {s.version} ({s.description})" for s in store.applied]
+        applied = store.applied
+        if applied and applied[0].version == 1:
+            return []
+        return [f"version {s.version} ({s.description})" for s in applied]
 
-    return asyncio.run(upgrade())
+    return where, asyncio.run(upgrade())
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -219,9 +249,9 @@ def run_server(args: argparse.Namespace) -> int:
     from .server import serve
 
     try:
-        if (data_dir / "fleet.db").exists():
-            for step in _upgrade_store(data_dir / "fleet.db"):
-                print(f"fleet server: {data_dir / 'fleet.db'}: schema upgraded to {step}")
+        where, steps = _upgrade_store(s, data_dir)
+        for step in steps:
+            print(f"fleet server: {where}: schema upgraded to {step}")
         serve(
             data_dir,
             s.host,

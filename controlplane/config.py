@@ -218,6 +218,26 @@ class Settings(BaseSettings):
         "ones; older ones go once out of the budgets' hour.",
     )
 
+    # store (docs/server.md, "The database and its schema") ---------------------
+    store: str = Field(
+        "",
+        description="Where the fleet's state is kept: empty for SQLite in the data directory "
+        "(fleet.db), or a PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE. No "
+        "password in it on the command line: PGPASSWORD, ~/.pgpass or store_password_file.",
+    )
+    store_password_file: FilePath | None = Field(
+        None,
+        description="A file (mode 0600) holding the PostgreSQL password of store; unset: "
+        "PGPASSWORD or ~/.pgpass, as libpq.",
+    )
+    store_pool_size: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Connections to PostgreSQL this control plane keeps at most; every "
+        "replica's pool together must stay under the server's max_connections.",
+    )
+
     # memory and storage -------------------------------------------------------
     heap_trim_s: float = Field(
         30.0,
@@ -422,6 +442,30 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        from .store.dsn import check_store_url
+
+        return check_store_url(value)
+
+    @field_validator("store_password_file", mode="before")
+    @classmethod
+    def _empty_password_file_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("store_password_file")
+    @classmethod
+    def _private_password(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from fleet.files import check_private
+
+            try:
+                check_private(value)
+            except OSError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("agent_port", mode="before")
     @classmethod
     def _empty_port_is_unset(cls, value: Any) -> Any:
@@ -444,6 +488,8 @@ class Settings(BaseSettings):
         doubled = sorted({n for n in names if names.count(n) > 1})
         if doubled:
             raise ValueError(f"receivers: each needs its own name; {', '.join(doubled)} repeat")
+        if self.store_password_file is not None and not self.store:
+            raise ValueError("store_password_file is set but store is not a PostgreSQL URL")
         if self.skew_critical_ms < self.skew_warn_ms:
             raise ValueError("skew_critical_ms must be at least skew_warn_ms")
         return self

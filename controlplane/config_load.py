@@ -28,6 +28,7 @@ from pydantic_settings import EnvSettingsSource, TomlConfigSettingsSource
 from .config import Settings
 from .defaults import ENV_PREFIX
 from .notify.receivers import Receiver
+from .store.dsn import has_password, redact
 
 __all__ = [
     "LoadedSettings",
@@ -65,17 +66,25 @@ class Origin:
 
     def describe(self, key: str) -> str:
         """The setting as written in its source: ``server.toml: port = 70000``."""
+        raw = shown(key, self.raw)
         if self.kind == "file":
-            return f"{self.name}: {key} = {toml_value(self.raw)}"
+            return f"{self.name}: {key} = {toml_value(raw)}"
         if self.kind == "env":
-            return f"environment variable {self.name}={self.raw}"
+            return f"environment variable {self.name}={raw}"
         if self.kind == "flag":
             if self.name.startswith("--set "):
-                return f"{self.name}={self.raw}"
-            if isinstance(self.raw, list):  # a repeated flag: --san a --san b
-                return " ".join(f"{self.name} {item}" for item in self.raw)
-            return f"{self.name} {self.raw}"
-        return f"{key} = {toml_value(self.raw)} (the default)"
+                return f"{self.name}={raw}"
+            if isinstance(raw, list):  # a repeated flag: --san a --san b
+                return " ".join(f"{self.name} {item}" for item in raw)
+            return f"{self.name} {raw}"
+        return f"{key} = {toml_value(raw)} (the default)"
+
+
+def shown(key: str, value: Any) -> Any:
+    """``value`` as it may be shown: the store's URL without its password."""
+    if key == "store" and isinstance(value, str):
+        return redact(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,7 @@ def load_settings(
         if key not in NAMES:
             raise ServerConfigError(_unknown(key, flag))
         values[key], origins[key] = raw, Origin("flag", flag, raw)
+    _refuse_password_in_argv(origins["store"])
     try:
         settings = Settings(**values)
     except ValidationError as exc:
@@ -235,11 +245,21 @@ def load_settings(
     return LoadedSettings(settings, origins, read)
 
 
+def _refuse_password_in_argv(origin: Origin) -> None:
+    """Every user of the host can read a process's arguments (ps, /proc)."""
+    if origin.kind == "flag" and isinstance(origin.raw, str) and has_password(origin.raw):
+        raise ServerConfigError(
+            f"{origin.name}: the URL holds a password, which every user of this host can "
+            "read in the process list; leave it out of the URL and give it with "
+            "PGPASSWORD, ~/.pgpass, or store_password_file (a file of mode 0600)"
+        )
+
+
 def render_settings(loaded: LoadedSettings) -> str:
     """The effective settings as TOML, each with its source in a comment."""
     rows = []
     for key in NAMES:
-        value = getattr(loaded.settings, key)
+        value = shown(key, getattr(loaded.settings, key))
         line = f"# {key} = (unset)" if value is None else f"{key} = {toml_value(value)}"
         rows.append((line, str(loaded.origins[key])))
     width = max(len(line) for line, _ in rows)

@@ -31,7 +31,8 @@ from .server_cert import (
     own_server_tls,
 )
 from .state import ControlPlane
-from .store.sqlite import SQLiteStore
+from .store import SQLITE_FILE, make_store
+from .store.dsn import redact
 
 __all__ = ["serve"]
 
@@ -147,6 +148,16 @@ def _tls_banner(server_tls: ServerTLS | None) -> str:
     )
 
 
+def _store_banner(settings: Settings, data_dir: Path) -> str:
+    if settings.store:
+        # Never the password: the banner goes to logs.
+        return (
+            f"  store:       {redact(settings.store)} (PostgreSQL, "
+            f"{settings.store_pool_size} connections at most)"
+        )
+    return f"  data:        {data_dir / SQLITE_FILE} (SQLite, WAL)"
+
+
 def serve(
     data_dir: Path,
     host: str = "127.0.0.1",
@@ -186,7 +197,12 @@ def serve(
     _check_keys(ca, tls_key)
     for name in ("ca.pem", "ca.pin"):
         (data_dir / name).write_bytes((data_dir / "pki" / name).read_bytes())
-    store = SQLiteStore(data_dir / "fleet.db")
+    store = make_store(
+        settings.store,
+        data_dir,
+        pool_size=settings.store_pool_size,
+        password_file=settings.store_password_file,
+    )
     cp = ControlPlane(data_dir, store, settings, ca)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
@@ -213,7 +229,7 @@ def serve(
             f"  CA file:     {data_dir / 'ca.pem'}\n"
             f"{_tls_banner(server_tls)}"
             f"  admin token: {data_dir / 'admin.token'} (0600; written once)\n"
-            f"  data:        {data_dir / 'fleet.db'} (SQLite, WAL)",
+            f"{_store_banner(settings, data_dir)}",
             flush=True,
         )
 
