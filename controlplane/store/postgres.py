@@ -65,6 +65,8 @@ _UNREACHABLE = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    # A connection the server closed while the client was using it (asyncpg 0.32).
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
