@@ -78,12 +78,27 @@ def dsn(database: str) -> str:
     return f"postgresql://{USER}@{HOST}:{PORT}/{database}"
 
 
+async def _create(name: str) -> None:
+    # A linguistic collation, as production databases have (en_US sorts "Web-a"
+    # after "db-1"): the store must sort by bytes all the same, as SQLite does.
+    # PostgreSQL without ICU gets the server's default.
+    import asyncpg
+
+    try:
+        await _admin(
+            f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu'
+            " ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    except asyncpg.PostgresError:
+        await _admin(f'CREATE DATABASE "{name}"')
+
+
 @contextmanager
 def throwaway_database() -> Iterator[str]:
     """A new, empty database; yields its URL and drops it after, whoever is connected."""
     require_postgres()
     name = f"fleet_test_{uuid.uuid4().hex[:16]}"
-    _run(_admin(f'CREATE DATABASE "{name}"'))
+    _run(_create(name))
     try:
         yield dsn(name)
     finally:
