@@ -12,9 +12,11 @@ store") says why asyncpg, with figures.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -78,22 +80,33 @@ _FAILURES = (*_UNREACHABLE, asyncpg.PostgresError)
 
 
 def _dumps(value: Any) -> str:
-    """JSON for a ``jsonb`` column.  PostgreSQL's text and ``jsonb`` cannot hold NUL
-    (``\\u0000``), which an agent may well send: it becomes U+FFFD, rather than one
-    agent's status failing every flush of the whole fleet."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if "\\u0000" in text:
-        text = json.dumps(_without_nul(value), separators=(",", ":"), ensure_ascii=False)
-    return text
+    """JSON for a ``jsonb`` column.
+
+    ``jsonb`` cannot hold NUL (``\\u0000``) nor NaN and infinities, which an agent's
+    status may well carry: NUL becomes U+FFFD and a non-finite number null, rather
+    than one agent's status failing every flush of the whole fleet.  Checked after
+    encoding, so the common case costs one search of the text.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        if "\\u0000" not in text:
+            return text
+    except ValueError:
+        pass
+    return json.dumps(
+        _jsonb_safe(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
-def _without_nul(value: Any) -> Any:
+def _jsonb_safe(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_jsonb_safe(k): _jsonb_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_without_nul(v) for v in value]
+        return [_jsonb_safe(v) for v in value]
     return value
 
 
@@ -300,8 +313,14 @@ class PostgresStore:
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            with contextlib.suppress(*_FAILURES):
-                await pool.close()
+            try:
+                # Graceful: waits for the connections in use to come back.
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await pool.close()
+            except TimeoutError:
+                pool.terminate()  # a query stuck on a server that went away
+            except _FAILURES:
+                pass
 
     def _error(self, exc: BaseException) -> StoreError:
         if isinstance(exc, asyncpg.DiskFullError):

@@ -93,8 +93,12 @@ def test_an_unreachable_postgresql_is_named_at_start(tmp_path):
 def test_a_control_plane_on_postgresql_keeps_its_agent_alerts_and_audit_across_a_sigkill(
     tmp_path: Path,
 ):
+    secret = tmp_path / "pg.password"  # read, and sent (the test server trusts loopback)
+    secret.write_text("not-needed-here\n")
+    secret.chmod(0o600)
     with throwaway_database() as url:
-        server = RunningServer(tmp_path / "cp", extra_args=["--store", url]).start()
+        args = ["--store", url, "--set", f"store_password_file={secret}"]
+        server = RunningServer(tmp_path / "cp", extra_args=args).start()
         agent: AgentProcess | None = None
         try:
             log = server.log_path.read_text()

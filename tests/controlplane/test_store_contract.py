@@ -67,14 +67,24 @@ async def test_status_is_written_in_one_batch_and_read_back_as_json(store):
     assert by_id["ag_2"].status == {"version": "2"}
 
 
-async def test_a_nul_an_agent_sends_does_not_stop_the_fleets_flush(store):
-    await store.add_agent(agent(1))
-    await store.add_agent(agent(2))
-    await store.save_agent_status([("ag_1", {"v": "a\x00b"}), ("ag_2", {"v": "ok"})])
-    by_id = {a.id: a for a in await store.list_agents()}
-    assert by_id["ag_2"].status == {"v": "ok"}
-    # SQLite keeps the NUL; PostgreSQL cannot, and keeps a replacement character.
-    assert by_id["ag_1"].status["v"] in ("a\x00b", "a\ufffdb")
+async def test_a_nul_or_an_infinity_from_an_agent_does_not_stop_the_fleets_flush(backend, store):
+    for i in range(3):
+        await store.add_agent(agent(i))
+    await store.save_agent_status(
+        [
+            ("ag_0", {"v": "a\x00b", "k\x00": 1}),
+            ("ag_1", {"skew_ms": float("inf"), "samples": [float("nan"), 1.5]}),
+            ("ag_2", {"v": "ok", "path": "C:\\u0000"}),
+        ]
+    )
+    by_id = {a.id: a.status for a in await store.list_agents()}
+    assert by_id["ag_2"] == {"v": "ok", "path": "C:\\u0000"}
+    if backend.name == "sqlite":
+        assert by_id["ag_0"] == {"v": "a\x00b", "k\x00": 1}
+        assert by_id["ag_1"]["skew_ms"] == float("inf")
+    else:  # jsonb cannot hold them: a replacement character, null
+        assert by_id["ag_0"] == {"v": "a\ufffdb", "k\ufffd": 1}
+        assert by_id["ag_1"] == {"skew_ms": None, "samples": [None, 1.5]}
 
 
 async def test_certificates_revocation_supersession_and_deletion(store):
