@@ -5,13 +5,16 @@ keeps a real agent, its alerts and the audit across a SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from controlplane.store.postgres import PostgresStore
+from controlplane.store.postgres_schema import MIGRATIONS
 from tests.agent.agents import AgentProcess, enroll
-from tests.helpers.postgres import throwaway_database
+from tests.helpers.postgres import query, throwaway_database
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 
@@ -139,3 +142,26 @@ def test_a_control_plane_on_postgresql_keeps_its_agent_alerts_and_audit_across_a
             if agent is not None:
                 agent.stop()
             server.stop()
+
+
+def test_the_server_upgrades_an_older_postgresql_schema_and_refuses_a_newer_one(tmp_path):
+    async def make_old(url: str) -> None:
+        old = PostgresStore(url, migrations=MIGRATIONS[:-1])
+        await old.open()
+        await old.close()
+
+    with throwaway_database() as url:
+        asyncio.run(make_old(url))
+        server = RunningServer(tmp_path / "cp", extra_args=["--store", url]).start()
+        server.stop()
+        last = MIGRATIONS[-1]
+        assert (
+            f"fleet server: {url}: schema upgraded to version {last.version} ({last.description})"
+            in server.log_path.read_text()
+        )
+        asyncio.run(query(url, "UPDATE schema_version SET version = 99"))
+        done = fleet_server("--data-dir", str(tmp_path / "cp"), "--port", "0", "--store", url)
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert f"{url} has schema version 99, but this fleet" in done.stderr
+        assert f"knows versions up to {last.version}" in done.stderr
