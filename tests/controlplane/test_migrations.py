@@ -219,8 +219,13 @@ async def test_two_control_planes_starting_at_once_migrate_once(postgresql):
     async with asyncio.timeout(10):
         await inside.wait()
     opening_second = asyncio.create_task(second.open())
-    await asyncio.sleep(0.5)
-    assert not opening_second.done(), "the second must wait for the first's lock"
+    # The second's session queues for the advisory lock the first holds.
+    waiting = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    async with asyncio.timeout(10):
+        while not await query(postgresql.target, waiting):
+            assert not opening_second.done(), "the second did not wait for the first's lock"
+            await asyncio.sleep(0.02)
+    assert not opening_second.done()
     assert await postgresql.version() == LATEST  # the slow step has not committed
     release.set()
     async with asyncio.timeout(10):
