@@ -10,15 +10,21 @@ user postgres, trust auth), each driver through a pool of its own:
 * one ``list_agents`` of 10,000 rows, JSON decoded into Python.
 
     .venv/bin/python bench/pg_drivers.py [--agents 10000] [--repeat 5] [--dsn DSN]
+
+psycopg is not a dependency of the project: ``pip install "psycopg[binary,pool]"``
+into the venv for the comparison; without it that column is left out.
+docs/decisions.md ("PostgreSQL store") has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import re
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -244,10 +250,12 @@ def main() -> int:
     args = parser.parse_args()
     results = {}
     for name, fn in (("asyncpg", bench_asyncpg), ("psycopg", bench_psycopg)):
+        if name == "psycopg" and importlib.util.find_spec("psycopg_pool") is None:
+            print("psycopg is not installed: left out", file=sys.stderr)
+            continue
         results[name] = asyncio.run(
             with_database(args.dsn, lambda dsn, fn=fn: fn(dsn, args.agents, args.repeat))
         )
-    import sys
     import tempfile
     from pathlib import Path
 
