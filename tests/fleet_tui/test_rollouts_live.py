@@ -66,8 +66,10 @@ async def test_an_operator_pauses_resumes_and_aborts_from_the_view(cp):
             assert "rolls back the agents it upgraded or is upgrading (1: web-01)" in said
             await pilot.press("enter")
             await wait_for_text(pilot, app, "⊘ aborted  web → 2.0.0", "aborted by ops")
-            # The canary goes back to the version it ran.
+            # The canary goes back to the version it ran: the view says so when the
+            # agent accepts the rollback, the agent runs it once it has restarted.
             await wait_for_text(pilot, app, "↺ rolled back  web-01", timeout=30)
+            await until(pilot, lambda: agents[0].version == "1.0.0", timeout=30, what="1.0.0")
     finally:
         await stop_all(tasks)
     assert [a.version for a in agents] == ["1.0.0"] * 4
