@@ -51,7 +51,8 @@ def hold_prompt(hold: Hold, now: float) -> Table:
     grid = Table.grid(expand=True)
     grid.add_column(width=2, no_wrap=True)
     grid.add_column(ratio=1)
-    body = Text(f"{hold.kind}  {hold.what}", style="bold")
+    body = Text()  # the first line alone is bold: a Text's own style would embolden both
+    body.append(f"{hold.kind}  {hold.what}", style="bold")
     body.append(f"\n{hold.timing(now)} · {hold.said()}", style="" if hold.active(now) else "dim")
     grid.add_row(Text(hold.mark, style="bold"), body)
     return grid
