@@ -26,7 +26,10 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture
 def cp(tmp_path: Path) -> Iterator[RunningServer]:
     server = RunningServer(
-        tmp_path / "cp", settings={**FAST, "remediation_min_check_s": "0.2"}
+        tmp_path / "cp",
+        # Stale, never offline: the server would close a silent agent's channel after
+        # offline_after_stale_s, and an approved restart then races the close.
+        settings={**FAST, "remediation_min_check_s": "0.2", "offline_after_stale_s": "600"},
     ).start()
     try:
         yield server
