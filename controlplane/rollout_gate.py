@@ -5,13 +5,17 @@ offline), degraded for a reason other than version drift (the upgraded agents
 run another version than the pool's pin until the rollout is done: that is not
 a fault) that it did not have before (a certificate near its end before the
 upgrade is not the release's doing), and whether its uptime went down since the
-last sample (a restart).
+last sample (a restart), and whether its last heartbeat is late (older than
+``LATE_INTERVALS`` heartbeat intervals while it still counts as connected: a
+release that stalls its own loop, or sends heartbeats the channel refuses,
+shows here before it goes stale).
 An upgraded agent's counts start when it counts as upgraded, so the restart
 into the new version is not held against it; the rest of the pool is counted
 from the start of the rollout.
 
 The verdict compares rates, each signal on its own: the share of samples away,
-the share degraded, the share of agents that restarted.  The upgraded agents
+the share degraded, the share with a late heartbeat, the share of agents that
+restarted.  The upgraded agents
 fail the gate when their rate exceeds the rest's by more than the margin
 (``rollout_gate_margin``, 10 points by default).  Comparing with the rest of
 the same pool, over the same time, is what tells a bad release from a bad
@@ -33,10 +37,13 @@ from .config import Settings
 from .live import LiveAgent
 from .rollout_plan import Gauge
 
-__all__ = ["MIN_SAMPLES", "Rates", "problems", "rates", "sample", "verdict"]
+__all__ = ["LATE_INTERVALS", "MIN_SAMPLES", "Rates", "problems", "rates", "sample", "verdict"]
 
 MIN_SAMPLES = 5
 """Samples each upgraded agent needs before its share of bad samples is judged."""
+
+LATE_INTERVALS = 1.5
+"""A heartbeat older than this many intervals is late (stale comes at 3)."""
 
 RESTART_SLACK_S = 1.0
 """An uptime this much lower than the last one seen is a restart (not jitter)."""
@@ -58,8 +65,12 @@ def sample(gauge: Gauge, agent: LiveAgent, settings: Settings, now: float) -> No
     gauge.samples += 1
     if agent.state in (Presence.STALE, Presence.OFFLINE):
         gauge.away += 1
-    elif set(problems(agent, settings, now)) - set(gauge.baseline):
-        gauge.degraded += 1
+    else:
+        if set(problems(agent, settings, now)) - set(gauge.baseline):
+            gauge.degraded += 1
+        last = agent.last_heartbeat_at
+        if last is not None and now - last > LATE_INTERVALS * agent.heartbeat_interval_s:
+            gauge.late += 1
     if agent.uptime_s is not None:
         if gauge.uptime is not None and agent.uptime_s + RESTART_SLACK_S < gauge.uptime:
             gauge.restarts += 1
@@ -68,11 +79,13 @@ def sample(gauge: Gauge, agent: LiveAgent, settings: Settings, now: float) -> No
 
 @dataclass(frozen=True)
 class Rates:
-    """A group's rates: shares of samples away and degraded, share of agents restarted."""
+    """A group's rates: shares of samples away, degraded and with a late heartbeat,
+    share of agents restarted."""
 
     agents: int
     away: float
     degraded: float
+    late: float
     restarted: float
     fewest_samples: int
 
@@ -80,12 +93,13 @@ class Rates:
 def rates(gauges: Iterable[Gauge]) -> Rates:
     found = [g for g in gauges if g.samples > 0]
     if not found:
-        return Rates(0, 0.0, 0.0, 0.0, 0)
+        return Rates(0, 0.0, 0.0, 0.0, 0.0, 0)
     count = len(found)
     return Rates(
         agents=count,
         away=sum(g.away / g.samples for g in found) / count,
         degraded=sum(g.degraded / g.samples for g in found) / count,
+        late=sum(g.late / g.samples for g in found) / count,
         restarted=sum(g.restarts > 0 for g in found) / count,
         fewest_samples=min(g.samples for g in found),
     )
@@ -94,6 +108,7 @@ def rates(gauges: Iterable[Gauge]) -> Rates:
 _WORDS = {
     "away": "stale or offline",
     "degraded": "degraded (other than version drift)",
+    "late": f"late with their heartbeats (over {LATE_INTERVALS:g} intervals)",
 }
 
 

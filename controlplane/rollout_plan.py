@@ -70,6 +70,8 @@ class Gauge(msgspec.Struct):
     """Samples in which it was stale or offline."""
     degraded: int = 0
     """Samples in which it was degraded for a reason other than version drift."""
+    late: int = 0
+    """Samples in which it counted as connected but its last heartbeat was late."""
     restarts: int = 0
     """Times its uptime went down."""
     uptime: float | None = None
