@@ -16,9 +16,7 @@ SETTINGS = Settings()
 CERT_END = NOW + 90 * 86400
 
 
-def agent(
-    name: str, state: Presence = Presence.CONNECTED, heartbeat_age: float = 1.0
-) -> LiveAgent:
+def agent(name: str, state: Presence = Presence.CONNECTED, heartbeat_age: float = 1.0) -> LiveAgent:
     record = AgentRecord(f"ag_{name}", name, "p", {}, NOW - 3600, "01", CERT_END)
     live = LiveAgent(record, history_len=10, heartbeat_interval_s=5.0)
     live.state = state
