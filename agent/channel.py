@@ -508,6 +508,8 @@ class Agent:
             self._wait_stop(ws, welcome),
             self._wait_reconnect(),
         ]
+        if welcome.keepalive_s is not None and welcome.keepalive_s < _PING_INTERVAL_S:
+            jobs.append(_keepalive(ws, welcome.keepalive_s))
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -802,3 +804,12 @@ def _explain(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+
+
+async def _keepalive(ws: ClientConnection, every_s: float) -> None:
+    """Ping sooner than websockets' own keepalive (which still times out a peer that
+    never answers): the control plane asks for it when a load balancer on the path
+    cuts channels that are quiet for longer (``channel_keepalive_s``)."""
+    while True:
+        await asyncio.sleep(every_s)
+        await ws.ping()

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="The agents' channel port; unset: the one recorded in the data dir, "
         "else port + 1 (with port 0, a free one).",
     )
+    public_agent_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="The channel port agents are told to dial (at enrollment), when a load "
+        "balancer publishes the agent port on another one; unset: agent_port.",
+    )
     tls: bool = Field(
         True, description="Serve TLS; false only behind a TLS-terminating proxy you control."
     )
@@ -85,6 +92,14 @@ class Settings(BaseSettings):
     # presence ----------------------------------------------------------------
     heartbeat_interval_s: float = Field(
         DEFAULT_HEARTBEAT_INTERVAL_S, gt=0, description="Agents send a heartbeat this often."
+    )
+    channel_keepalive_s: float = Field(
+        20.0,
+        gt=0,
+        le=20.0,
+        description="Agents ping their channel this often (at most every 20 s): set it below "
+        "the idle timeout of any load balancer or NAT on the path (HAProxy's timeout "
+        "tunnel, say) so that a quiet channel is never cut.",
     )
     stale_after_intervals: float = Field(
         3.0, gt=0, description="An agent is stale when no heartbeat came for this many intervals."
@@ -466,7 +481,7 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("agent_port", mode="before")
+    @field_validator("agent_port", "public_agent_port", mode="before")
     @classmethod
     def _empty_port_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -86,7 +86,8 @@ def _same_age(records: Sequence[Disconnect], ping_interval_s: float) -> Disconne
             f"closed after ~{seconds:.0f} s each time ({len(best)} of the last {len(ages)} "
             "channels): a load balancer, proxy or NAT between the agent and the control "
             f"plane ends connections at that idle time or age; set its idle timeout above "
-            f"the agent's ping interval ({ping_interval_s:.0f} s) and any maximum connection "
+            f"the agent's ping interval ({ping_interval_s:g} s), or the control plane's "
+            f"channel_keepalive_s below {seconds:.0f} s, and any maximum connection "
             f"lifetime well above {seconds:.0f} s, or exempt the agent channel from it"
         ),
     )

@@ -639,6 +639,9 @@ class Welcome(_Msg, frozen=True, kw_only=True, tag="welcome"):
     """The public key that signs releases (:data:`RELEASE_KEY_PREFIX` + base64).  An
     agent keeps the one it got at enrollment; one enrolled before releases were
     signed keeps the first it sees here, over its pinned channel."""
+    keepalive_s: Positive | None = None
+    """Ping the channel this often when it is sooner than the agent's own 20 s: below
+    the idle timeout of a load balancer on the path.  Absent from older servers."""
 
 
 class TimeProbe(_Msg, frozen=True, kw_only=True, tag="time_probe"):

@@ -90,7 +90,7 @@ async def get_agent(agent_id: AgentRef, cp: CP, who: Viewer) -> Response:
             history=agent.history(),
             events=events[-50:],
             disconnects=history,
-            disconnect_hints=read_patterns(history),
+            disconnect_hints=read_patterns(history, cp.settings.channel_keepalive_s),
             remediations=cp.remediation.book.of_agent(agent.id),
         )
     )

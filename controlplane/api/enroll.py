@@ -91,7 +91,8 @@ async def enroll(body: EnrollRequest, request: Request, cp: CP) -> dict[str, obj
         "certificate_pem": result.certificate_pem,
         "ca_pem": cp.ca.pem,
         "not_after": result.agent.cert_not_after,
-        # The agent channel's own port, on the host the agent reached us at.
-        "channel_port": cp.channel_port,
+        # The agent channel's own port, on the host the agent reached us at (as a load
+        # balancer in front publishes it, when it does).
+        "channel_port": cp.settings.public_agent_port or cp.channel_port,
         "release_key": cp.releases.key.public,
     }

@@ -30,6 +30,7 @@ def test_three_closes_after_the_same_age_name_the_seconds_and_the_fix():
     assert hint.count == 3
     assert "closed after ~352 s each time (3 of the last 4 channels)" in hint.message
     assert "idle timeout above the agent's ping interval (20 s)" in hint.message
+    assert "channel_keepalive_s below 352 s" in hint.message
 
 
 def test_ages_more_than_ten_percent_apart_are_no_pattern():
