@@ -15,7 +15,7 @@ from ..format import STATE_RANK
 from ..model import UNHEALTHY, FleetModel
 from ..remediations import action_words, approvals_badge
 from ..rollouts import recently_halted, upgrade_words
-from ..widgets.alerts.panel import alert_line
+from ..widgets.alerts.panel import alert_line, target_label
 
 __all__ = [
     "WallScreen",
@@ -103,7 +103,7 @@ def fleet_alert_lines(model: FleetModel, now: float, limit: int) -> list[str]:
     a rollout that halted (within :data:`~fleet_tui.rollouts.HALTED_SHOWN_S`) and the
     remediations waiting for approval, as alerts read: critical first, then newest."""
     alerts = [
-        (a.severity == "critical", a.raised_at, alert_line(a, a.target.replace(":", " ", 1), now))
+        (a.severity == "critical", a.raised_at, alert_line(a, target_label(a.target, {}), now))
         for a in model.alerts.values()
         if a.target.startswith(("pool:", "connection:"))
     ]

@@ -24,7 +24,7 @@ from fleet.protocol import AlertInfo
 
 from ... import format as fmt
 
-__all__ = ["AlertsPanel", "alert_line", "held_marks", "is_held"]
+__all__ = ["AlertsPanel", "alert_line", "held_marks", "is_held", "target_label"]
 
 
 def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
@@ -39,6 +39,12 @@ def alert_line(alert: AlertInfo, target_name: str, now: float) -> str:
     when = fmt.age(alert.raised_at, now, coarse=True)
     flaps = f" ({alert.flaps} flap{'s' if alert.flaps > 1 else ''})" if alert.flaps else ""
     return f"{mark} {when:>7}{flaps}  {target_name}: {alert.message}{held_marks(alert)}"
+
+
+def target_label(target: str, names: dict[str, str]) -> str:
+    """An agent's name for its id; ``pool etl``, ``connection orders-db`` (not the
+    ``kind:name`` of the target's id) for the others."""
+    return names.get(target) or target.replace(":", " ", 1)
 
 
 def held_marks(alert: AlertInfo) -> str:
@@ -97,7 +103,7 @@ class AlertsPanel(Vertical):
     def show(self, alerts: list[AlertInfo], names: dict[str, str], now: float) -> None:
         """Show these alerts (newest first); a no-op when nothing visible changed."""
         lines = [
-            (a.id, alert_line(a, names.get(a.target, a.target), now), is_held(a)) for a in alerts
+            (a.id, alert_line(a, target_label(a.target, names), now), is_held(a)) for a in alerts
         ]
         if lines == self._shown:
             return
