@@ -377,3 +377,28 @@ async def test_pending_ones_expire_and_an_unreachable_agent_is_said_once(tmp_pat
         await stop_agent(waiting_task)
     finally:
         server.stop()
+
+
+async def test_a_rule_rolls_back_an_agent_whose_queue_backs_up_after_an_upgrade(cp):
+    """The rollback action: the agent goes back to the version it ran before, the
+    remediation is done when it is back on it, and the agent shows the step."""
+    agent, task = await start_agent(
+        cp, "regressed", pool="etl", version="1.1.0", previous_version="1.0.0", queue_depth=500
+    )
+    try:
+        r = await put_policy(cp, "etl", rule("queue_over", "rollback", True, checks=2, depth=100))
+        assert r.status_code == 200, r.text
+        done = await eventually(lambda: one(cp, "done", agent="regressed"), what="the rollback")
+        assert done["action"] == "rollback" and done["automatic"] is True
+        assert done["condition"] == "queue depth over 100 for 2 checks"
+        assert done["detail"].startswith("back after") and done["detail"].endswith("running 1.0.0")
+        assert agent.version == "1.0.0" and agent.previous_version is None
+        async with cp.aapi() as api:
+            shown = (await api.get(f"/v1/agents/{agent.identity.agent_id}")).json()
+        assert shown["agent"]["version"] == "1.0.0"
+        assert shown["agent"]["upgrade"]["step"] == "rolled_back"
+        assert shown["remediations"][0]["id"] == done["id"]
+        actions = [(e["actor"], e["action"]) for e in await audit(cp)]
+        assert ("remediation:etl", "agent.rollback") in actions
+    finally:
+        await stop_agent(task)
