@@ -1,7 +1,10 @@
 """Load generator for controlplane_load.py: N simulated agents in one process.
 
-argv: URL CA_FILE ADMIN_TOKEN_FILE N.  N < 0: do not enroll (for the bare server,
-which checks nothing); identities are made up locally.
+argv: URL CA_FILE ADMIN_TOKEN_FILE N [SOURCES].  N < 0: do not enroll (for the bare
+server, which checks nothing); identities are made up locally.  SOURCES: loopback
+addresses to dial from, comma-separated, agents spread round robin (one address has
+about 28,000 ephemeral ports toward one port).  Prints ``enrolled N`` when every
+agent has its identity.
 """
 
 from __future__ import annotations
@@ -46,9 +49,13 @@ async def main() -> None:
         for i in range(-n):
             key = ec.generate_private_key(ec.SECP256R1())
             identities.append(Identity(f"ag_{i}", f"bench-{i}", "bench", key, "x", "", 0.0))
+    print(f"enrolled {len(identities)}", flush=True)
+    sources = sys.argv[5].split(",") if len(sys.argv) > 5 and sys.argv[5] else []
+    tls = ssl.create_default_context(cafile=str(ca))
     tasks = []
-    for ident in identities:
-        agent = SimAgent(identity=ident, ws_url=ws_url, ca_file=ca)
+    for i, ident in enumerate(identities):
+        source = (sources[i % len(sources)], 0) if sources else None
+        agent = SimAgent(identity=ident, ws_url=ws_url, ca_file=ca, local_addr=source, tls=tls)
         tasks.append(asyncio.create_task(agent.run()))
         await asyncio.sleep(random.uniform(0, 0.002))
     await asyncio.gather(*tasks)

@@ -150,6 +150,12 @@ class SimAgent:
     ca_file: Path
     api_route: bool = False
     """True: dial the API port's channel route, not the agents' own port."""
+    local_addr: tuple[str, int] | None = None
+    """Dial from this address: a load generator spreads its agents over several
+    loopback addresses (one has about 28,000 ephemeral ports toward one port)."""
+    tls: ssl.SSLContext | None = None
+    """A client context to share (a load generator of 100,000 agents loads the CA
+    once); None: one of its own per channel, from ``ca_file``."""
     version: str = "1.0.0"
     clock_offset_s: float = 0.0
     cpu_percent: float = 5.0
@@ -229,14 +235,16 @@ class SimAgent:
             window = min(window * 2, 60.0)
 
     async def _session(self) -> None:
+        extra: dict[str, Any] = {"local_addr": self.local_addr} if self.local_addr else {}
         async with websockets.connect(
             self.channel_url,
-            ssl=self.ssl_context(),
+            ssl=self.tls or self.ssl_context(),
             max_size=MAX_FRAME_BYTES,
             compression=None,
             open_timeout=30,
             ping_interval=20,
             ping_timeout=20,
+            **extra,
         ) as ws:
             self._ws = ws
             hello = parse_server_message(await ws.recv())
