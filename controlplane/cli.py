@@ -185,8 +185,8 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, str]:
 
 def _upgrade_store(settings: Settings, data_dir: Path) -> tuple[str, list[str]]:
     """Open the database once before serving: migrations run (or refuse) here, and an
-    unreachable PostgreSQL is named, with a clear message instead of a failed start-up
-    deep in the web server.
+    unreachable PostgreSQL, or another control plane using the store, is named, with a
+    clear message instead of a failed start-up deep in the web server.
 
     Returns:
         The database as named in messages, and the steps applied to a database that
@@ -209,7 +209,10 @@ def _upgrade_store(settings: Settings, data_dir: Path) -> tuple[str, list[str]]:
             password_file=settings.store_password_file,
         )
         await store.open()
-        await store.close()
+        try:
+            await store.claim()  # another control plane on it: said here, exit 1
+        finally:
+            await store.close()
         applied = store.applied
         if applied and applied[0].version == 1:
             return []

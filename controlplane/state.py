@@ -145,6 +145,7 @@ class ControlPlane:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.store.claim()
         await self.fleet.load()
         await self.releases.load()
         await self.windows.load()

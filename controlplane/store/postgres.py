@@ -48,10 +48,18 @@ from .dsn import redact
 from .migrations import Migration, migrate
 from .postgres_schema import MIGRATIONS
 
-__all__ = ["SCHEMA_LOCK", "PostgresStore"]
+__all__ = ["OWNER_LOCK", "SCHEMA_LOCK", "PostgresStore"]
 
 SCHEMA_LOCK = 0x666C_6565_7473_6368
 """The advisory lock held while the schema is migrated (``fleetsch`` in ASCII)."""
+
+OWNER_LOCK = 0x666C_6565_746F_776E
+"""The advisory lock a control plane holds while it runs (``fleetown`` in ASCII):
+one control plane per store."""
+
+CLAIM_WAIT_S = 10.0
+"""How long a start waits for the lock: a predecessor killed a moment ago may still
+have its session open until PostgreSQL notices."""
 
 CONNECT_TIMEOUT_S = 10.0
 """How long opening one connection may take before the server is called unreachable."""
@@ -216,6 +224,8 @@ class PostgresStore:
         self.applied: list[Migration] = []
         """The schema steps the last :meth:`open` applied."""
         self._pool: asyncpg.Pool | None = None
+        self._owner: asyncpg.Connection | None = None
+        """The session that holds :data:`OWNER_LOCK` (see :meth:`claim`)."""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -310,7 +320,60 @@ class PostgresStore:
             with contextlib.suppress(*_FAILURES):
                 await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
 
+    async def claim(self, wait_s: float = CLAIM_WAIT_S) -> None:
+        """Hold :data:`OWNER_LOCK` in a session of its own until :meth:`close`; the
+        lock is the session's, so a control plane that dies gives it up with its
+        connection."""
+        try:
+            conn = await self._connect()
+        except StoreError:
+            raise
+        except _FAILURES as exc:
+            raise self._unreachable(exc) from None
+        try:
+            deadline = time.monotonic() + wait_s
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", OWNER_LOCK):
+                if time.monotonic() >= deadline:
+                    raise StoreError(await self._holder(conn))
+                await asyncio.sleep(0.5)
+        except BaseException as exc:
+            with contextlib.suppress(*_FAILURES):
+                await conn.close(timeout=CONNECT_TIMEOUT_S)
+            if isinstance(exc, _UNREACHABLE):
+                raise self._unreachable(exc) from None
+            if isinstance(exc, asyncpg.PostgresError):
+                raise self._error(exc) from None
+            raise
+        self._owner = conn
+
+    async def _holder(self, conn: asyncpg.Connection) -> str:
+        """Who holds :data:`OWNER_LOCK`, and what to do about it, in words."""
+        row = await conn.fetchrow(
+            "SELECT a.pid, host(a.client_addr) AS addr, a.backend_start FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+            " AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            OWNER_LOCK >> 32,
+            OWNER_LOCK & 0xFFFF_FFFF,
+        )
+        who = (
+            f"session {row['pid']} from {row['addr'] or 'a local socket'}, since "
+            f"{row['backend_start']:%Y-%m-%d %H:%M:%S %Z}"
+            if row is not None
+            else "a session that just ended"
+        )
+        pid = row["pid"] if row is not None else "PID"
+        return (
+            f"another control plane is using {self.where} ({who}): stop it first; one "
+            "control plane per store (docs/scaling.md). If its host is gone and the "
+            f"session lingers, end it with SELECT pg_terminate_backend({pid})"
+        )
+
     async def close(self) -> None:
+        if self._owner is not None:
+            owner, self._owner = self._owner, None
+            with contextlib.suppress(*_FAILURES):
+                await owner.close(timeout=CONNECT_TIMEOUT_S)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

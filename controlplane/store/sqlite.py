@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
@@ -291,6 +292,7 @@ class SQLiteStore:
         self.applied: list[Migration] = []
         """The schema steps the last :meth:`open` applied."""
         self._db: aiosqlite.Connection | None = None
+        self._claim_fd: int | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -324,10 +326,32 @@ class SQLiteStore:
             await self.close()
             raise
 
+    async def claim(self) -> None:
+        """An exclusive ``flock`` on ``fleet.db.lock`` (holding this process's pid),
+        released by :meth:`close` or by the process's end, however it ends."""
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"another control plane (pid {holder}) is using {self.path}: stop it, or "
+                "give this one a data directory of its own; one control plane per store "
+                "(docs/scaling.md)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._claim_fd = fd
+
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._claim_fd is not None:
+            os.close(self._claim_fd)
+            self._claim_fd = None
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:

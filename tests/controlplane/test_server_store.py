@@ -165,3 +165,37 @@ def test_the_server_upgrades_an_older_postgresql_schema_and_refuses_a_newer_one(
         assert "Traceback" not in done.stderr
         assert f"{url} has schema version 99, but this fleet" in done.stderr
         assert f"knows versions up to {last.version}" in done.stderr
+
+
+def test_a_second_control_plane_on_the_same_store_is_refused_and_the_first_goes_on(tmp_path):
+    """One control plane per store (replicas are not built yet): a second on the same
+    SQLite data directory, or on the same PostgreSQL database from a copy of the data
+    directory, exits 1 naming the first, without a traceback; the first serves on, and
+    once it is gone (SIGKILL) the next one starts."""
+    first = RunningServer(tmp_path / "cp").start()
+    try:
+        again = fleet_server("--data-dir", str(first.data_dir), "--port", "0")
+        assert again.returncode == 1, again.stderr
+        assert f"another control plane (pid {first.proc.pid}) is using" in again.stderr
+        assert "Traceback" not in again.stderr
+        with first.api() as api:
+            assert api.get("/healthz").status_code == 200
+    finally:
+        first.stop()
+
+    with throwaway_database() as url:
+        server = RunningServer(tmp_path / "pg-cp", extra_args=["--store", url]).start()
+        try:
+            copy = tmp_path / "copy"
+            subprocess.run(["cp", "-a", str(server.data_dir), str(copy)], check=True)
+            again = fleet_server("--data-dir", str(copy), "--port", "0", "--store", url)
+            assert again.returncode == 1, again.stderr
+            assert "another control plane is using" in again.stderr
+            assert "pg_terminate_backend(" in again.stderr and "Traceback" not in again.stderr
+            with server.api() as api:
+                assert api.get("/healthz").status_code == 200
+            server.kill()
+            later = RunningServer(copy, extra_args=["--store", url]).start()
+            later.stop()
+        finally:
+            server.stop()

@@ -3,11 +3,12 @@ the same order, with the same filters, conflicts and transactions."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
 
-from controlplane.errors import Conflict
+from controlplane.errors import Conflict, StoreError
 from controlplane.store.base import (
     AckRecord,
     AgentRecord,
@@ -273,3 +274,26 @@ async def test_audit_newest_first_filtered_by_the_store(store):
         5.0, "alice", "act5", "t", "ok", "d5"
     )
     assert await store.list_audit(10, actor="nobody") == []
+
+
+async def test_one_control_plane_claims_a_store_and_gives_it_back_when_it_closes(store, backend):
+    """Two control planes on one store would each write the fleet as they see it: the
+    second to claim it is refused, naming the first, until the first closes."""
+    await store.claim()
+    second = backend.make()
+    await second.open()
+    try:
+        with pytest.raises(StoreError, match="another control plane") as refused:
+            if backend.name == "postgresql":
+                await second.claim(wait_s=0.5)
+            else:
+                await second.claim()
+        assert "docs/scaling.md" in str(refused.value)
+        if backend.name == "postgresql":
+            assert "pg_terminate_backend(" in str(refused.value)
+        else:
+            assert f"pid {os.getpid()}" in str(refused.value)
+        await store.close()
+        await second.claim()
+    finally:
+        await second.close()
