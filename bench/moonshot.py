@@ -123,6 +123,9 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=6, help="127.0.0.2 … 127.0.0.N+1")
     parser.add_argument("--connect-timeout", type=float, default=2400.0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--no-restart", action="store_true", help="skip the SIGKILL and the restart"
+    )
     args = parser.parse_args()
     sources = [f"127.0.0.{i + 2}" for i in range(args.sources)]
     out: dict[str, Any] = {"agents": args.agents, "interval_s": args.interval, "sources": sources}
@@ -184,6 +187,8 @@ def main() -> int:
         out["load_generator_rss_mib"] = round(load_p.memory_info().rss / 2**20)
         say(json.dumps(out))
 
+        if args.no_restart:
+            return 0
         server.send_signal(signal.SIGKILL)
         server.wait()
         port = int(url.rsplit(":", 1)[1])

@@ -341,13 +341,13 @@ def measure_keys(presses: int) -> dict[str, float]:
 
 
 def main() -> int:
+    global AGENTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--agents", type=int, help=f"agents in the snapshot (default {AGENTS:,})")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agents:
-        global AGENTS
         AGENTS = args.agents
         os.environ["FLEET_TUI_BENCH_AGENTS"] = str(args.agents)  # for the dashboard process
     if args.child:
