@@ -157,9 +157,11 @@ class LiveAgent:
             "config_hash": self.config_hash,
             "skew_ms": self.skew_ms,
             "rtt_ms": self.rtt_ms,
-            "cpu": list(self.cpu),
-            "mem": list(self.mem),
-            "queue": list(self.queue),
+            # In tenths, as kept: tolist() and whole numbers make the flush of 19,000
+            # agents 3 times cheaper than lists of floats (docs/scaling.md).
+            "cpu_x10": self.cpu.units(),
+            "mem_x10": self.mem.units(),
+            "queue": self.queue.units(),
             "stopped": (
                 {"at": self.stopped_at, "reason": self.stop_reason or ""}
                 if self.state == Presence.STOPPED
@@ -192,9 +194,12 @@ class LiveAgent:
                 self.upgrade = msgspec.convert(status["upgrade"], UpgradeInfo)
             except msgspec.ValidationError:
                 self.upgrade = None  # written by another version: shown again at the next step
-        self.cpu.extend(status.get("cpu", []))
-        self.mem.extend(status.get("mem", []))
-        self.queue.extend(status.get("queue", []))
+        for series, key in ((self.cpu, "cpu"), (self.mem, "mem")):
+            if isinstance(status.get(f"{key}_x10"), list):
+                series.extend_units(status[f"{key}_x10"])
+            else:  # written before 2026-12-07: floats
+                series.extend(status.get(key, []))
+        self.queue.extend_units(status.get("queue", []))
         if status.get("ever_connected") and self.state != Presence.REVOKED:
             stopped = status.get("stopped")
             if isinstance(stopped, dict):

@@ -38,6 +38,18 @@ class Series:
         for value in values:
             self.append(value)
 
+    def units(self) -> list[int]:
+        """The samples in ``1/scale`` units, as stored (C speed: what the write-behind
+        flush keeps, for every agent, every flush)."""
+        return self._data.tolist()
+
+    def extend_units(self, values: Iterable[object]) -> None:
+        """Append samples given in ``1/scale`` units (as :meth:`units` gave them);
+        anything not a whole number is skipped (a store written by hand)."""
+        for value in values:
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.append(value / self._scale)
+
     def __iter__(self) -> Iterator[float]:
         if self._scale == 1:
             return iter(self._data)
