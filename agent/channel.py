@@ -413,6 +413,13 @@ class Agent:
                 f"the agent's certificate expired ({said or 'no reason given'}); "
                 "enroll again with a new token (`fleet agent enroll --force ...`).",
             )
+        if exc.rcvd is None:
+            # No close frame came: nobody closed it, the connection was cut.
+            return ChannelClosed(
+                code,
+                f"the channel was cut without a close ({code}): the network, or a load "
+                "balancer, proxy or NAT between here and the control plane",
+            )
         meaning = CLOSE_MEANINGS.get(code, "closed")
         detail = f": {said}" if said else ""
         return ChannelClosed(code, f"control plane closed the channel ({code} {meaning}){detail}")

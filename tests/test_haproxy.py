@@ -157,6 +157,9 @@ def test_without_a_keepalive_haproxy_cuts_quiet_channels_and_the_agent_says_so(
         # The agent reports the ends when it is back; three make a pattern.
         hint = wait_for(hinted, 90, 0.5, "the idle-timeout hint")
         assert "closed after ~6 s each time" in hint["message"]
+        # Nobody closed it: the agent's log does not blame the control plane.
+        assert "the channel was cut without a close (1006)" in agent.output()
+        assert "control plane closed the channel (1006" not in agent.output()
         assert "channel_keepalive_s below" in hint["message"]
     finally:
         agent.stop()
