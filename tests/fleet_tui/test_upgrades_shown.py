@@ -46,9 +46,15 @@ async def test_the_detail_shows_the_latest_step_the_rollout_and_the_remediations
 
         await pilot.press("escape")
         app.open_detail("ag-00001")
-        await pilot.pause()
-        assert isinstance(app.screen, AgentDetailScreen)
-        assert app.screen.query_one("#detail-remediations-label").display
+        # The detail fills in on its first refresh: under load, later than one pause.
+
+        def shown() -> bool:
+            if not isinstance(app.screen, AgentDetailScreen):
+                return False
+            labels = app.screen.query("#detail-remediations-label")
+            return bool(labels) and labels.first().display
+
+        await until(pilot, shown, what="ag-00001's remediations")
         lines = static_text(app, "#detail-remediations").splitlines()
         assert lines == [
             "⚑ waits for approval  restart · stale or offline for 3 checks · budget spent: "
