@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Label, Static
 
 from fleet.disconnects import disconnect_line
@@ -234,24 +235,18 @@ class AgentDetailScreen(Screen[None]):
                         yield BarChart(None if key == "queue" else 100.0, id=f"chart-{key}")
             yield Label("Recent commands", classes="section")
             yield Static(id="detail-events")
-            # Shown when the agent has any: most have none.
-            yield Label("Remediations", classes="section", id="detail-remediations-label")
-            yield Static(id="detail-remediations")
-            # Shown once the agent's detail has loaded with any: most agents have none.
-            yield Label("Disconnects", classes="section", id="detail-disconnects-label")
-            yield Static(id="detail-disconnects")
+            # Hidden from the start (not in on_mount: a tick may run first and show
+            # them, and on_mount would hide them for good): shown when the agent has
+            # any remediations, or once its detail has loaded with any disconnects.
+            yield _hidden(Label("Remediations", classes="section", id="detail-remediations-label"))
+            yield _hidden(Static(id="detail-remediations"))
+            yield _hidden(Label("Disconnects", classes="section", id="detail-disconnects-label"))
+            yield _hidden(Static(id="detail-disconnects"))
             yield Label("Config: effective versus pinned", classes="section")
             yield Static("loading…", id="detail-config")
         yield Footer()
 
     def on_mount(self) -> None:
-        for part in (
-            "#detail-disconnects-label",
-            "#detail-disconnects",
-            "#detail-remediations-label",
-            "#detail-remediations",
-        ):
-            self.query_one(part).display = False
         self.query_one("#detail").focus()
         self.tick()
         if self.rest is not None:
@@ -353,3 +348,12 @@ class AgentDetailScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+_W = TypeVar("_W", bound=Widget)
+
+
+def _hidden(widget: _W) -> _W:
+    """``widget``, not displayed until shown."""
+    widget.display = False
+    return widget

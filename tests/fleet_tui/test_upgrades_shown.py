@@ -45,11 +45,13 @@ async def test_the_detail_shows_the_latest_step_the_rollout_and_the_remediations
         assert not app.screen.query_one("#detail-remediations-label").display
 
         await pilot.press("escape")
+        # Under load the escape could pop the next detail instead of this one.
+        await until(pilot, lambda: not isinstance(app.screen, AgentDetailScreen), what="back")
         app.open_detail("ag-00001")
         # The detail fills in on its first refresh: under load, later than one pause.
 
         def shown() -> bool:
-            if not isinstance(app.screen, AgentDetailScreen):
+            if not isinstance(app.screen, AgentDetailScreen) or app.screen.agent_id != "ag-00001":
                 return False
             labels = app.screen.query("#detail-remediations-label")
             return bool(labels) and labels.first().display
