@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -74,7 +75,11 @@ def start_server(data: Path, interval: float, port: int = 0) -> tuple[subprocess
     return proc, endpoint.read_text().strip()
 
 
-def start_load(url: str, data: Path, agents: int) -> subprocess.Popen[bytes]:
+def start_load(
+    url: str, data: Path, agents: int, sources: Sequence[str] = (), stdout: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``bench/_load.py``: ``agents`` simulated agents, dialing from ``sources`` (loopback
+    addresses) when given; ``stdout=subprocess.PIPE`` to read its ``enrolled N``."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -83,9 +88,10 @@ def start_load(url: str, data: Path, agents: int) -> subprocess.Popen[bytes]:
             str(data / "ca.pem"),
             str(data / "admin.token"),
             str(agents),
+            *([",".join(sources)] if sources else []),
         ],
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.DEVNULL,
     )
 

@@ -45,7 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from controlplane_load import health, measure, start_server, subscriber_latency  # noqa: E402
+from controlplane_load import (  # noqa: E402
+    health,
+    measure,
+    start_load,
+    start_server,
+    subscriber_latency,
+)
 
 from fleet.protocol import (  # noqa: E402
     MAX_STREAM_FRAME_BYTES,
@@ -57,24 +63,6 @@ from fleet.protocol import (  # noqa: E402
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def start_load(url: str, data: Path, agents: int, sources: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "bench" / "_load.py"),
-            url,
-            str(data / "ca.pem"),
-            str(data / "admin.token"),
-            str(agents),
-            ",".join(sources),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
 
 
 def server_figures(pid: int) -> dict[str, float]:
@@ -139,10 +127,10 @@ def main() -> int:
     token = (data / "admin.token").read_text().strip()
     say(f"server {url} (pid {server.pid}); {args.agents:,} agents from {len(sources)} addresses")
     t0 = time.monotonic()
-    load = start_load(url, data, args.agents, sources)
+    load = start_load(url, data, args.agents, sources, stdout=subprocess.PIPE)
     try:
         assert load.stdout is not None
-        line = load.stdout.readline().strip()
+        line = load.stdout.readline().decode().strip()
         if not line.startswith("enrolled"):
             say(f"the load generator stopped before enrolling all: {line!r}")
             return 1

@@ -28,7 +28,9 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SCHEMA = (
     "CREATE TABLE agents (id TEXT PRIMARY KEY, name TEXT NOT NULL, pool TEXT NOT NULL,"
@@ -227,9 +229,8 @@ def audit_figures(times: list[float]) -> dict[str, float]:
     return {"audit_median_ms": statistics.median(times) * 1000, "audit_p99_ms": times[494] * 1000}
 
 
-async def with_database(
-    dsn: str, run: Callable[[str], Awaitable[dict[str, float]]]
-) -> dict[str, float]:
+async def with_database(dsn: str, run: Callable[[str], Awaitable[T]]) -> T:
+    """``run`` on the URL of a new database of the server at ``dsn``, dropped after."""
     import asyncpg
 
     name = f"fleet_bench_{uuid.uuid4().hex[:12]}"

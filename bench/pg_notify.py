@@ -26,7 +26,7 @@ import json
 import statistics
 import sys
 import time
-import uuid
+from pathlib import Path
 from typing import Any
 
 OUTBOX = (
@@ -34,6 +34,9 @@ OUTBOX = (
     " replica TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, events JSONB NOT NULL)"
 )
 INSERT = "INSERT INTO outbox (replica, at, events) VALUES ($1, $2, $3) RETURNING seq"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pg_drivers import with_database  # noqa: E402
+
 BATCH = [{"agent": f"ag_{i:05d}", "state": "connected", "hb": 1.0} for i in range(50)]
 
 
@@ -140,26 +143,13 @@ async def run(dsn: str, n: int) -> dict[str, Any]:
     return out
 
 
-async def with_database(dsn: str, n: int) -> dict[str, Any]:
-    import asyncpg
-
-    name = f"fleet_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        return await run(dsn.rsplit("/", 1)[0] + "/" + name, n)
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     try:
-        result = asyncio.run(with_database(args.dsn, args.commits))
+        result = asyncio.run(with_database(args.dsn, lambda url: run(url, args.commits)))
     except OSError as exc:
         print(f"cannot reach PostgreSQL at {args.dsn}: {exc}", file=sys.stderr)
         return 1
