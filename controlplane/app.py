@@ -120,6 +120,8 @@ def create_app(
             "connected": len(cp.channels),
             "heartbeats": cp.fleet.heartbeats,
             "subscribers": cp.fleet.bus.subscriber_count,
+            "replica": cp.fleet.replica_id,
+            "leader": cp.fleet.leader,
         }
 
     for module in (

@@ -43,7 +43,7 @@ from fleet.protocol import (
     to_builtins,
 )
 
-from .errors import BadRequest, CommandTimeout, Conflict, Unauthenticated
+from .errors import BadRequest, CommandTimeout, Conflict, StoreError, Unauthenticated
 from .limits import TokenBucket, address_of
 
 if TYPE_CHECKING:
@@ -323,9 +323,14 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         keepalive_s=cp.settings.channel_keepalive_s,
     )
     try:
+        if cp.replicas is not None:
+            await cp.replicas.hold(agent)  # its lease: an older connection elsewhere is fenced
         await channel.send(dump(welcome))
     except ChannelClosed:
         return  # gone before it was registered: nothing to undo
+    except StoreError as exc:
+        await channel.close(CloseCode.INTERNAL_ERROR, f"{exc.message}; retry shortly")
+        return
     old = agent.channel
     agent.channel = channel
     if old is not None:

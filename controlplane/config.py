@@ -278,6 +278,14 @@ class Settings(BaseSettings):
         "two says the server is not answering.",
     )
 
+    replica_dead_s: float = Field(
+        5.0,
+        gt=1.0,
+        description="With replicas on PostgreSQL: a replica not heard from for this long is "
+        "gone, and nobody holds its agents until they reconnect to another (their presence "
+        "is judged from their last heartbeat meanwhile, so a failover does not page).",
+    )
+
     # metrics ------------------------------------------------------------------
     metrics_token_file: FilePath | None = Field(
         None,

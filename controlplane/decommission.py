@@ -18,7 +18,7 @@ from .live import LiveAgent
 from .operators import Principal
 from .state import ControlPlane
 
-__all__ = ["Removal", "RemovalAction", "decommission"]
+__all__ = ["Removal", "RemovalAction", "decommission", "remove_live"]
 
 RemovalAction = Literal["agent.decommission", "agent.forget"]
 
@@ -60,14 +60,16 @@ async def decommission(cp: ControlPlane, actor: Principal, agent_id: str) -> Rem
     # Its alerts clear (stored, published) before dashboards are told it is gone.
     cp.fleet.publish_alerts([], cp.fleet.alerts.clear_target(agent.id))
     await cp.fleet.settle_alerts()
-    _remove_live(cp, agent)
+    remove_live(cp, agent)
     await cp.fleet.audit(
         actor.name, action, agent.id, "ok", f"name {agent.record.name}, pool {agent.record.pool}"
     )
     return Removal(agent.id, agent.record.name, action)
 
 
-def _remove_live(cp: ControlPlane, agent: LiveAgent) -> None:
+def remove_live(cp: ControlPlane, agent: LiveAgent) -> None:
+    """Drop the agent from the live fleet and tell dashboards (here, or on a replica
+    that learns of the removal from the outbox)."""
     fleet = cp.fleet
     pool = agent.record.pool
     fleet.agents.pop(agent.id, None)

@@ -107,6 +107,8 @@ class EventBus:
         """The ``since`` below which the log no longer covers the other events."""
         self._gone = StreamCounts()
         """What subscribers that left had counted (the totals never go down)."""
+        self.on_agent: Callable[[str], None] | None = None
+        """Told each agent published (the replicas announce the ones this one judges)."""
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -143,6 +145,8 @@ class EventBus:
         self._agent_seq[agent_id] = seq
         for sub in self._subscribers:
             sub.offer_agent(agent_id, seq)
+        if self.on_agent is not None:
+            self.on_agent(agent_id)
 
     def forget_agent(self, agent_id: str) -> None:
         """Drop what the bus holds for an agent removed from the fleet.

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -30,6 +30,7 @@ from fleet.protocol import (
     AlertRaised,
     CloseCode,
     ConnectionInfo,
+    ConnectionRemoved,
     ConnectionSchedule,
     ConnectionUpdate,
     Heartbeat,
@@ -142,6 +143,21 @@ class Fleet:
         """The rollouts a snapshot shows (set by :mod:`controlplane.rollouts`)."""
         self.remediation_infos: Callable[[], list[RemediationInfo]] = list
         """The remediations a snapshot shows (set by :mod:`controlplane.remediation`)."""
+        self.replica_id: str | None = None
+        """This replica's id when several share the store (:mod:`controlplane.replicas`)."""
+        self.leader = True
+        """Whether this replica runs the fleet-wide checks: pools, connections, schedules,
+        and the agents nobody holds. Always, on a single control plane."""
+        self.on_alerts: Callable[[list[tuple[AlertRecord, bool]]], None] | None = None
+        """Told each batch of alert changes once stored (the replicas announce them)."""
+
+    def judges(self, agent: LiveAgent) -> bool:
+        """Whether this replica runs the agent's checks and timers: it holds the agent's
+        channel, or nobody does and this replica leads. The others follow what its
+        judge announces, so that each alert is raised once."""
+        if agent.holder is None:
+            return self.leader
+        return agent.holder == self.replica_id
 
     @property
     def in_grace(self) -> bool:
@@ -184,6 +200,42 @@ class Fleet:
             self.apply_pin(agent)
             agent.dirty = False
         self.update_connections(publish=False)
+
+    # ------------------------------------------------------------- reloads
+    # Another replica changed a record: read it again (controlplane/replicas.py).
+
+    async def reload_pins(self) -> None:
+        self.pins = {(p.scope, p.name): p for p in await self.store.list_pins()}
+        for agent in self.agents.values():
+            self.apply_pin(agent)
+            if self.judges(agent):
+                self.refresh(agent)
+
+    async def reload_pools(self) -> None:
+        self.pools = {
+            pool.name: ProbePolicy.model_validate({**pool.policy, "min_healthy": pool.min_healthy})
+            for pool in await self.store.list_pools()
+        }
+        self.check_pools()
+
+    async def reload_connections(self) -> None:
+        self.connections = {c.name: c for c in await self.store.list_connections()}
+        for name in list(self.connection_state):
+            if name not in self.connections:
+                del self.connection_state[name]
+                self.via.pop(name, None)
+                self.schedule_watch.forget(name)
+                self.bus.publish(partial(_connection_removed, name))
+        self.update_connections()
+
+    async def reload_suppression(self) -> None:
+        now = time.time()
+        self.suppression.load(
+            [a for a in await self.store.list_acks() if a.alert_id in self.published],
+            await self.store.list_silences(ended_after=now),
+            await self.store.list_maintenance(ended_after=now),
+        )
+        self.refresh_suppression(force=True)
 
     # ------------------------------------------------------------- snapshot
 
@@ -317,6 +369,9 @@ class Fleet:
 
     def refresh(self, agent: LiveAgent) -> None:
         """Re-run the checks of one agent, reconcile its alerts, publish its state."""
+        if not self.judges(agent):
+            self.bus.publish_agent(agent.id)  # its judge announces the checks' outcome
+            return
         now, mono = time.time(), time.monotonic()
         findings = agent_findings(agent, self.settings, now) if agent.state in HEALTHY else []
         agent.reasons = [f.message for f in findings]
@@ -360,6 +415,8 @@ class Fleet:
             self._grace_over = True
             self.update_connections()
         for agent in self.agents.values():
+            if not self.judges(agent):
+                continue
             if agent.state in HEALTHY and agent.last_heartbeat_mono is not None:
                 silent = mono - agent.last_heartbeat_mono
                 if silent > self.settings.stale_after_intervals * agent.heartbeat_interval_s:
@@ -478,7 +535,7 @@ class Fleet:
         # In a grace its agents may not have dialled in yet: unknown, not unroutable.
         unknown = {"unroutable"} if finding and not self._grace_over else set()
         self.publish_alerts(
-            *self.alerts.reconcile(f"connection:{conn.name}", {"unroutable"}, finding, unknown)
+            *self._reconcile(f"connection:{conn.name}", {"unroutable"}, finding, unknown)
         )
         self._set_connection_info(conn, info, publish)
 
@@ -503,7 +560,7 @@ class Fleet:
         target = f"connection:{conn.name}"
         run, passed = self.schedule_watch.next(conn.name, conn.schedules, now)
         if passed:
-            self.publish_alerts(*self.alerts.reconcile(target, {AT_RISK}, []))
+            self.publish_alerts(*self._reconcile(target, {AT_RISK}, []))
         due = run is not None and run.at - now <= self.settings.schedule_lead_s
         finding = (
             [_finding(AT_RISK, at_risk_message(run, conn.pools, now))]
@@ -512,7 +569,7 @@ class Fleet:
         )
         # In a grace its agents may not have dialled in yet, as for unroutable.
         unknown = {AT_RISK} if finding and not self._grace_over else set()
-        self.publish_alerts(*self.alerts.reconcile(target, {AT_RISK}, finding, unknown))
+        self.publish_alerts(*self._reconcile(target, {AT_RISK}, finding, unknown))
         return msgspec.structs.replace(
             info,
             schedules=[
@@ -607,10 +664,19 @@ class Fleet:
             )
             unknown = {"pool_below_min"} if findings and not self._grace_over else set()
             self.publish_alerts(
-                *self.alerts.reconcile(f"pool:{name}", {"pool_below_min"}, findings, unknown)
+                *self._reconcile(f"pool:{name}", {"pool_below_min"}, findings, unknown)
             )
 
     # --------------------------------------------------------------- alerts
+
+    def _reconcile(
+        self, target: str, kinds: set[str], findings: list[Finding], unknown: Collection[str] = ()
+    ) -> tuple[list[AlertRecord], list[AlertRecord]]:
+        """:meth:`AlertBook.reconcile` of a fleet-wide target (a pool, a connection):
+        on the leading replica only, the others follow what it announces."""
+        if not self.leader:
+            return [], []
+        return self.alerts.reconcile(target, kinds, findings, unknown)
 
     def publish_alerts(self, raised: list[AlertRecord], cleared: list[AlertRecord]) -> None:
         """Queue alert changes to be stored, then published (never the other way).
@@ -644,20 +710,76 @@ class Fleet:
                 raise
             now = time.time()
             for rec, raised in batch:
-                info = self.suppression.annotate(to_info(rec), now)
-                if raised:
-                    self.published[info.id] = info
-                    self.bus.publish(partial(_raised, info))
-                else:
-                    self.published.pop(info.id, None)
-                    self.suppression.acks.pop(info.id, None)
-                    self.bus.publish(partial(_cleared, info))
-                for listener in self.alert_listeners:
-                    try:
-                        listener(info, raised)
-                    except Exception:
-                        log.exception("an alert listener failed on %s", info.id)
+                self._show_alert(rec, raised, now)
+            if self.on_alerts is not None:
+                self.on_alerts(batch)
             return len(batch)
+
+    def _show_alert(self, rec: AlertRecord, raised: bool, now: float) -> None:
+        """Publish a stored alert change and tell the listeners."""
+        info = self.suppression.annotate(to_info(rec), now)
+        if raised:
+            self.published[info.id] = info
+            self.bus.publish(partial(_raised, info))
+        else:
+            self.published.pop(info.id, None)
+            self.suppression.acks.pop(info.id, None)
+            self.bus.publish(partial(_cleared, info))
+        for listener in self.alert_listeners:
+            try:
+                listener(info, raised)
+            except Exception:
+                log.exception("an alert listener failed on %s", info.id)
+
+    # ------------------------------------------------------------- replicas
+
+    def apply_remote_alert(self, rec: AlertRecord, raised: bool) -> None:
+        """An alert change another replica stored: keep the book and the view alike."""
+        key = (rec.kind, rec.target)
+        if raised:
+            self.alerts.open[key] = rec
+        elif key in self.alerts.open and self.alerts.open[key].id == rec.id:
+            del self.alerts.open[key]
+            self.alerts.passing.pop(key, None)
+        self._show_alert(rec, raised, time.time())
+
+    def apply_remote(self, state: AgentState, holder: str | None, epoch: int) -> LiveAgent | None:
+        """Follow an agent's state as the replica that judges it announced it.
+
+        Returns the agent when this replica held it with an older lease: a newer
+        connection elsewhere fences it, and the caller closes its channel here.
+        """
+        agent = self.agents.get(state.id)
+        if agent is None or epoch < agent.epoch:
+            return None
+        fenced = agent if agent.channel is not None and epoch > agent.epoch else None
+        if agent.channel is not None and fenced is None:
+            return None  # ours, and newer than what came in
+        agent.holder, agent.epoch = holder, epoch
+        agent.take_remote(state, time.monotonic())
+        usable = state.state in HEALTHY
+        if usable != agent.usable:
+            agent.usable = usable
+            self._usable_changed(agent)
+        self.bus.publish_agent(agent.id)
+        return fenced
+
+    def release_holder(self, replica: str) -> int:
+        """``replica`` is gone: nobody holds its agents until they dial in again, and
+        the leader's timers judge them. Their silence counts from now, not from their
+        last heartbeat: they get the usual stale threshold to reconnect to another
+        replica through the balancer, so a failover does not flap their presence
+        (Nomad's lesson, its issues 1747 and 7645)."""
+        released = 0
+        mono = time.monotonic()
+        for agent in self.agents.values():
+            if agent.holder == replica:
+                agent.holder = None
+                agent.remote = None
+                if agent.last_heartbeat_mono is not None:
+                    agent.last_heartbeat_mono = max(agent.last_heartbeat_mono, mono)
+                released += 1
+        return released
 
     async def settle_alerts(self) -> None:
         """Store and publish the queued alert changes now, so that what is published
@@ -748,6 +870,10 @@ class Fleet:
         task = asyncio.get_running_loop().create_task(write())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _connection_removed(name: str, seq: int) -> ConnectionRemoved:
+    return ConnectionRemoved(seq=seq, name=name)
 
 
 def _connection_update(info: ConnectionInfo, seq: int) -> ConnectionUpdate:

@@ -18,6 +18,27 @@ if TYPE_CHECKING:
 
 __all__ = ["LiveAgent"]
 
+_FOLLOWED = (
+    "version",
+    "connected_at",
+    "last_heartbeat_at",
+    "heartbeat_interval_s",
+    "uptime_s",
+    "cpu_percent",
+    "mem_rss_bytes",
+    "mem_host_percent",
+    "queue_depth",
+    "cert_not_after",
+    "config_hash",
+    "skew_ms",
+    "rtt_ms",
+    "remote_addr",
+    "stopped_at",
+    "stop_reason",
+    "upgrade",
+)
+"""The fields of an announced :class:`AgentState` a replica keeps on its copy."""
+
 
 @dataclass
 class LiveAgent:
@@ -64,6 +85,14 @@ class LiveAgent:
     queue: Series = field(init=False)
     dirty: bool = False
     """Changed since the last write-behind flush."""
+    holder: str | None = None
+    """The replica that holds its channel (:mod:`controlplane.replicas`); None on a
+    single control plane, and for an agent nobody holds."""
+    epoch: int = 0
+    """The holder's session lease: a newer connection elsewhere has a higher one."""
+    remote: AgentState | None = None
+    """Its state as its holder, another replica, last announced it: what this replica
+    shows of it (the fields above follow it too, for routing and the timers)."""
 
     def __post_init__(self) -> None:
         self.cpu = Series(self.history_len, scale=10)
@@ -107,7 +136,26 @@ class LiveAgent:
         self.queue.append(hb.queue_depth)
         self.dirty = True
 
+    def take_remote(self, state: AgentState, mono: float) -> None:
+        """Follow the state another replica announced; never marks the agent dirty
+        (its holder writes it behind)."""
+        if state.last_heartbeat_at != self.last_heartbeat_at:
+            self.last_heartbeat_mono = mono
+            if state.cpu_percent is not None:
+                self.cpu.append(state.cpu_percent)
+            if state.mem_host_percent is not None:
+                self.mem.append(state.mem_host_percent)
+            if state.queue_depth is not None:
+                self.queue.append(state.queue_depth)
+        self.remote = state
+        self.state = state.state
+        self.reasons = state.reasons
+        for name in _FOLLOWED:
+            setattr(self, name, getattr(state, name))
+
     def to_state(self) -> AgentState:
+        if self.remote is not None:
+            return self.remote
         r = self.record
         return AgentState(
             id=r.id,

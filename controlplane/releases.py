@@ -90,6 +90,10 @@ class ReleaseBook:
         self.directory.chmod(0o700)
         for left in self.directory.glob(f"{UPLOAD_PREFIX}*"):
             left.unlink(missing_ok=True)  # an upload cut by a crash or a kill
+        await self.load_documents()
+
+    async def load_documents(self) -> None:
+        """Read the releases' records (again: another replica added one)."""
         for version, body in await self.store.list_documents(KIND):
             self.releases[version] = Release(**body)
 

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleet.protocol import (
     AlertInfo,
@@ -45,14 +46,20 @@ from .pki import CertificateAuthority
 from .reconciler import Reconciler
 from .rekeys import Rekeys
 from .release_key import ReleaseKey
+from .releases import KIND as RELEASE_KIND
 from .releases import ReleaseBook
 from .remediation import Remediations
+from .rollout_plan import KIND as ROLLOUT_KIND
 from .rollouts import Rollouts
 from .scrape_token import ScrapeToken
 from .secrets import ENROLL_PREFIX, hash_token, looks_like, new_token
 from .store.base import AgentRecord, Store, TokenRecord
 from .upgrades import Upgrades
+from .window_book import KIND as WINDOWS_KIND
 from .window_book import WindowBook
+
+if TYPE_CHECKING:
+    from .replicas import Replicas
 
 __all__ = ["ROLES", "ControlPlane", "Principal", "Role"]  # the last three from .operators
 
@@ -116,7 +123,9 @@ class ControlPlane:
         """Delivers alert changes to the configured receivers; silences and maintenance
         windows (``hold``) hold notifications back, acknowledgements (``ack``) stop
         only the webhook and Slack repeats."""
-        self.fleet.alert_listeners.append(self.notifier.alert_changed)
+        self.fleet.alert_listeners.append(self._notify)
+        self.replicas: Replicas | None = None
+        """The other control planes on the same PostgreSQL, if any (None on SQLite)."""
         self.releases = ReleaseBook(
             store, data_dir / "releases", ReleaseKey.load_or_create(ca.directory)
         )
@@ -143,9 +152,47 @@ class ControlPlane:
         ack = self.fleet.suppression.ack_of(alert.id, time.time())
         return ack.acked_by if ack is not None else None
 
+    def _notify(self, alert: AlertInfo, raised: bool) -> None:
+        # Notifications go out once, from the leading replica (every one, when alone).
+        if self.fleet.leader:
+            self.notifier.alert_changed(alert, raised)
+
+    def _start_leading(self) -> None:
+        """Start the fleet-wide timers (at start, or when this replica comes to lead)."""
+        if self._rollouts is None or self._rollouts.done():
+            self._rollouts = asyncio.create_task(self.rollouts.run())
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self.reconciler.run())
+        if self._remediation is None or self._remediation.done():
+            self._remediation = asyncio.create_task(self.remediation.run())
+
+    def _stop_leading(self) -> None:
+        for task in (self._rollouts, self._reconciler, self._remediation):
+            if task is not None:
+                task.cancel()
+
+    async def reload_documents(self, kind: str) -> None:
+        """Another replica changed documents of ``kind``: read them again."""
+        if kind == WINDOWS_KIND:
+            await self.windows.load()
+        elif kind == ROLLOUT_KIND:
+            await self.rollouts.load()
+        elif kind == RELEASE_KIND:
+            await self.releases.load_documents()
+
     async def start(self) -> None:
         await self.store.open()
         await self.store.claim()
+        if getattr(self.store, "shared", False):
+            # Imported here: asyncpg is loaded only by the control planes that use it.
+            from .replicas import Replicas
+            from .store.postgres import PostgresStore
+
+            assert isinstance(self.store, PostgresStore)
+            self.replicas = Replicas(self, self.store)
+            self.replicas.on_lead = self._start_leading
+            self.replicas.on_step_down = self._stop_leading
+            await self.replicas.prepare()
         await self.fleet.load()
         await self.releases.load()
         await self.windows.load()
@@ -163,9 +210,10 @@ class ControlPlane:
         self._sweeper = asyncio.create_task(clock_sweeper(self))
         self._trimmer = asyncio.create_task(trim_periodically(self.settings.heap_trim_s))
         self._refusals = asyncio.create_task(self.refusals.run())
-        self._rollouts = asyncio.create_task(self.rollouts.run())
-        self._reconciler = asyncio.create_task(self.reconciler.run())
-        self._remediation = asyncio.create_task(self.remediation.run())
+        if self.replicas is not None:
+            await self.replicas.start()  # leads at once when nobody does
+        else:
+            self._start_leading()
 
     async def stop(self) -> None:
         for task in (
@@ -189,6 +237,8 @@ class ControlPlane:
             await self.refusals.flush()
             await self.fleet.flush()
             await self.operators.flush()
+            if self.replicas is not None:
+                await self.replicas.stop()
         finally:
             await self.notifier.stop()
             await self.store.close()
@@ -367,21 +417,26 @@ class ControlPlane:
     async def revoke(self, actor: Principal, agent_id: str) -> LiveAgent:
         actor.require("admin")
         agent = self.agent(agent_id)
-        now = time.time()
-        await self.store.revoke_agent(agent.id, now)
+        await self.store.revoke_agent(agent.id, time.time())
+        await self.revoked_here(agent)
+        await self.fleet.audit(actor.name, "agent.revoke", agent.id, "ok", agent.record.name)
+        return agent
+
+    async def revoked_here(self, agent: LiveAgent) -> None:
+        """The agent was revoked (here, or on another replica): refuse its certificate,
+        close its channel if this replica holds it, show it revoked."""
         agent.record.revoked = True
         self.fleet.revoked_serials.add(agent.record.cert_serial)
         channel = agent.channel
         agent.channel = None
         self.channels.pop(agent.id, None)
+        agent.remote = None
         agent.set_state(Presence.REVOKED)
         self.fleet.refresh(agent)
         if channel is not None:
             await channel.close(
                 CloseCode.REVOKED, "this agent was revoked by an administrator; stop and re-enroll"
             )
-        await self.fleet.audit(actor.name, "agent.revoke", agent.id, "ok", agent.record.name)
-        return agent
 
     async def command(
         self, actor: Principal, agent: LiveAgent, command: Command, action: str, target: str
@@ -389,6 +444,9 @@ class ControlPlane:
         """Run a command on an agent: role, online check, audit, event."""
         actor.require("operator")
         channel = agent.channel
+        remote = self.replicas if self.replicas is not None else None
+        if channel is None and remote is not None and remote.holds_elsewhere(agent):
+            return await self._remote_command(actor, agent, command, action, target)
         if channel is None:
             await self.fleet.audit(actor.name, action, target, "refused", "agent offline")
             raise Conflict(
@@ -406,6 +464,17 @@ class ControlPlane:
             await self.fleet.audit(actor.name, action, target, "error", message)
             self._command_event(agent, action, actor.name, False, message)
             raise
+        return await self._finished(actor, agent, result, action, target, started)
+
+    async def _finished(
+        self,
+        actor: Principal,
+        agent: LiveAgent,
+        result: CommandFinished,
+        action: str,
+        target: str,
+        started: float,
+    ) -> CommandFinished:
         ok = result.error is None and (
             getattr(result.result, "ok", True) if result.result is not None else False
         )
@@ -414,6 +483,24 @@ class ControlPlane:
         await self.fleet.audit(actor.name, action, target, "ok" if ok else "failed", summary)
         self._command_event(agent, action, actor.name, ok, summary)
         return result
+
+    async def _remote_command(
+        self, actor: Principal, agent: LiveAgent, command: Command, action: str, target: str
+    ) -> CommandFinished:
+        """:meth:`command` for an agent another replica holds: through that replica."""
+        assert self.replicas is not None
+        timeout = getattr(command, "timeout_s", self.settings.command_timeout_s)
+        timeout = max(timeout + 3.0, self.settings.command_timeout_s)
+        started = time.perf_counter()
+        try:
+            result = await self.replicas.call(agent, command, timeout)
+        except Exception as exc:
+            self.instruments.command(action, "error", time.perf_counter() - started)
+            message = getattr(exc, "message", str(exc))
+            await self.fleet.audit(actor.name, action, target, "error", message)
+            self._command_event(agent, action, actor.name, False, message)
+            raise
+        return await self._finished(actor, agent, result, action, target, started)
 
     def _command_event(
         self, agent: LiveAgent, kind: str, actor: str, ok: bool, summary: str

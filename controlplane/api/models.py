@@ -98,6 +98,10 @@ class Health(BaseModel):
     connected: int
     heartbeats: int
     subscribers: int
+    replica: str | None = None
+    """This replica's id, when several share a PostgreSQL store (else null)."""
+    leader: bool = True
+    """Whether it runs the fleet-wide checks and timers (always, when alone)."""
 
 
 class WhoAmI(BaseModel):

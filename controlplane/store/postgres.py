@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -48,16 +49,22 @@ from .dsn import redact
 from .migrations import Migration, migrate
 from .postgres_schema import MIGRATIONS
 
-__all__ = ["OWNER_LOCK", "SCHEMA_LOCK", "PostgresStore"]
+__all__ = ["LEAD_LOCK", "OUTBOX_CHANNEL", "SCHEMA_LOCK", "PostgresStore"]
 
 SCHEMA_LOCK = 0x666C_6565_7473_6368
 """The advisory lock held while the schema is migrated (``fleetsch`` in ASCII)."""
 
-OWNER_LOCK = 0x666C_6565_746F_776E
-"""The advisory lock a control plane holds while it runs (``fleetown`` in ASCII):
-one control plane per store."""
+LEAD_LOCK = 0x666C_6565_746F_776E
+"""The advisory lock the leading replica holds while it runs (``fleetown`` in ASCII):
+whoever holds it runs the fleet-wide timers (:mod:`controlplane.replicas`)."""
 
-CLAIM_WAIT_S = 10.0
+OUTBOX_LOCK = 0x666C_6565_746F_7862
+"""The advisory lock each outbox insert holds to its commit (``fleetoxb``): sequence
+numbers are then committed in order, so a reader never passes one still in flight."""
+
+OUTBOX_CHANNEL = "fleet_outbox"
+"""What an outbox insert NOTIFYs, with its sequence number: a wake-up, never the data."""
+
 """How long a start waits for the lock: a predecessor killed a moment ago may still
 have its session open until PostgreSQL notices."""
 
@@ -123,6 +130,47 @@ def _clean(args: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(
         a.replace("\x00", "\ufffd") if isinstance(a, str) and "\x00" in a else a for a in args
     )
+
+
+_AGENT_COLUMNS = "id, name, pool, labels, enrolled_at, cert_serial, cert_not_after, revoked, status"
+
+
+def _agent(r: asyncpg.Record) -> AgentRecord:
+    return AgentRecord(
+        id=r[0],
+        name=r[1],
+        pool=r[2],
+        labels=r[3],
+        enrolled_at=r[4],
+        cert_serial=r[5],
+        cert_not_after=r[6],
+        revoked=bool(r[7]),
+        status=r[8],
+    )
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+
+def _announces(
+    what: str, key: Callable[[tuple[Any, ...]], str] | None = None
+) -> Callable[[_Method], _Method]:
+    """After the change succeeds, await :attr:`PostgresStore.changes` (what, key): the
+    other replicas read it again (:mod:`controlplane.replicas`). Awaited, so that a
+    change acknowledged is one the others will hear of, even if this replica dies
+    the next moment."""
+
+    def wrap(method: _Method) -> _Method:
+        @functools.wraps(method)
+        async def announcing(self: PostgresStore, *args: Any) -> Any:
+            result = await method(self, *args)
+            if self.changes is not None:
+                await self.changes(what, key(args) if key is not None else "")
+            return result
+
+        return cast(_Method, announcing)
+
+    return wrap
 
 
 def _placeholders(sql: str) -> str:
@@ -207,6 +255,9 @@ class PostgresStore:
         migrations: the schema steps; tests give their own.
     """
 
+    shared = True
+    """Several control planes may run on it at once, as replicas (:mod:`controlplane.replicas`)."""
+
     def __init__(
         self,
         dsn: str,
@@ -224,8 +275,10 @@ class PostgresStore:
         self.applied: list[Migration] = []
         """The schema steps the last :meth:`open` applied."""
         self._pool: asyncpg.Pool | None = None
-        self._owner: asyncpg.Connection | None = None
-        """The session that holds :data:`OWNER_LOCK` (see :meth:`claim`)."""
+        self.changes: Callable[[str, str], Awaitable[None]] | None = None
+        """Awaited with (what, key) after each change other replicas must read again (an
+        agent, the pins, a kind of document...), before the change is acknowledged:
+        :mod:`controlplane.replicas` sets it."""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -320,60 +373,75 @@ class PostgresStore:
             with contextlib.suppress(*_FAILURES):
                 await conn.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
 
-    async def claim(self, wait_s: float = CLAIM_WAIT_S) -> None:
-        """Hold :data:`OWNER_LOCK` in a session of its own until :meth:`close`; the
-        lock is the session's, so a control plane that dies gives it up with its
-        connection."""
+    async def claim(self) -> None:
+        """Nothing to claim: replicas share a PostgreSQL store (:mod:`controlplane.replicas`),
+        and the fleet-wide timers' lease is :meth:`try_lead`'s lock instead."""
+
+    async def session(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool: a listener's, or the lead lock's."""
         try:
-            conn = await self._connect()
+            return await self._connect()
         except StoreError:
             raise
         except _FAILURES as exc:
             raise self._unreachable(exc) from None
-        try:
-            deadline = time.monotonic() + wait_s
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", OWNER_LOCK):
-                if time.monotonic() >= deadline:
-                    raise StoreError(await self._holder(conn))
-                await asyncio.sleep(0.5)
-        except BaseException as exc:
-            with contextlib.suppress(*_FAILURES):
-                await conn.close(timeout=CONNECT_TIMEOUT_S)
-            if isinstance(exc, _UNREACHABLE):
-                raise self._unreachable(exc) from None
-            if isinstance(exc, asyncpg.PostgresError):
-                raise self._error(exc) from None
-            raise
-        self._owner = conn
 
-    async def _holder(self, conn: asyncpg.Connection) -> str:
-        """Who holds :data:`OWNER_LOCK`, and what to do about it, in words."""
-        row = await conn.fetchrow(
-            "SELECT a.pid, host(a.client_addr) AS addr, a.backend_start FROM pg_locks l"
-            " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
-            " AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            OWNER_LOCK >> 32,
-            OWNER_LOCK & 0xFFFF_FFFF,
+    async def try_lead(self, conn: asyncpg.Connection) -> bool:
+        """Take :data:`LEAD_LOCK` on ``conn`` if nobody holds it; it ends with the session."""
+        try:
+            return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEAD_LOCK))
+        except _FAILURES as exc:
+            raise self._error(exc) from None
+
+    # replicas -----------------------------------------------------------
+
+    async def get_agent(self, agent_id: str) -> AgentRecord | None:
+        rows = await self._rows(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1", agent_id)  # noqa: S608
+        return _agent(rows[0]) if rows else None
+
+    async def outbox_head(self) -> int:
+        """The newest sequence number in the outbox (0: empty)."""
+        rows = await self._rows("SELECT coalesce(max(seq), 0) FROM outbox")
+        return int(rows[0][0])
+
+    async def outbox_write(self, replica: str, body: str, at: float) -> int:
+        """Append one batch; its NOTIFY goes out at commit. Returns its sequence number."""
+        async with self._conn(transaction=True) as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", OUTBOX_LOCK)
+            seq = await conn.fetchval(
+                "INSERT INTO outbox (replica, body, at) VALUES ($1, $2, $3) RETURNING seq",
+                replica,
+                body,
+                at,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, str(seq))
+        return int(seq)
+
+    async def outbox_read(self, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """Batches after ``after``, oldest first: (seq, replica, body)."""
+        rows = await self._rows(
+            "SELECT seq, replica, body FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
         )
-        who = (
-            f"session {row['pid']} from {row['addr'] or 'a local socket'}, since "
-            f"{row['backend_start']:%Y-%m-%d %H:%M:%S %Z}"
-            if row is not None
-            else "a session that just ended"
+        return [(int(r[0]), r[1], r[2]) for r in rows]
+
+    async def outbox_prune(self, before: float) -> None:
+        await self._execute("DELETE FROM outbox WHERE at < $1", before)
+
+    async def take_lease(self, agent_id: str, replica: str) -> int:
+        """Make ``replica`` the holder of the agent's channel; returns the new epoch,
+        higher than any before it, so that an older holder knows it is fenced."""
+        rows = await self._rows(
+            "INSERT INTO agent_leases (agent_id, replica, epoch) VALUES ($1, $2, 1)"
+            " ON CONFLICT (agent_id) DO UPDATE SET replica = excluded.replica,"
+            " epoch = agent_leases.epoch + 1 RETURNING epoch",
+            agent_id,
+            replica,
         )
-        pid = row["pid"] if row is not None else "PID"
-        return (
-            f"another control plane is using {self.where} ({who}): stop it first; one "
-            "control plane per store (docs/scaling.md). If its host is gone and the "
-            f"session lingers, end it with SELECT pg_terminate_backend({pid})"
-        )
+        return int(rows[0][0])
 
     async def close(self) -> None:
-        if self._owner is not None:
-            owner, self._owner = self._owner, None
-            with contextlib.suppress(*_FAILURES):
-                await owner.close(timeout=CONNECT_TIMEOUT_S)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -425,6 +493,7 @@ class PostgresStore:
 
     # agents -------------------------------------------------------------
 
+    @_announces("agent", lambda a: a[0].id)
     async def add_agent(self, agent: AgentRecord) -> None:
         await self._execute(
             "INSERT INTO agents (id, name, pool, labels, enrolled_at, cert_serial,"
@@ -441,25 +510,10 @@ class PostgresStore:
         )
 
     async def list_agents(self) -> list[AgentRecord]:
-        rows = await self._rows(
-            "SELECT id, name, pool, labels, enrolled_at, cert_serial, cert_not_after, revoked,"
-            " status FROM agents ORDER BY name"
-        )
-        return [
-            AgentRecord(
-                id=r[0],
-                name=r[1],
-                pool=r[2],
-                labels=r[3],
-                enrolled_at=r[4],
-                cert_serial=r[5],
-                cert_not_after=r[6],
-                revoked=bool(r[7]),
-                status=r[8],
-            )
-            for r in rows
-        ]
+        rows = await self._rows(f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY name")  # noqa: S608
+        return [_agent(r) for r in rows]
 
+    @_announces("agent", lambda a: a[0])
     async def set_agent_cert(self, agent_id: str, serial: str, not_after: float) -> None:
         await self._execute(
             "UPDATE agents SET cert_serial = $1, cert_not_after = $2 WHERE id = $3",
@@ -468,6 +522,7 @@ class PostgresStore:
             agent_id,
         )
 
+    @_announces("revoked", lambda a: a[0])
     async def revoke_agent(self, agent_id: str, at: float) -> None:
         async with self._conn(transaction=True) as conn:
             await conn.execute(
@@ -492,6 +547,7 @@ class PostgresStore:
                 [_clean((status, agent_id)) for agent_id, status in rows],
             )
 
+    @_announces("deleted", lambda a: a[0])
     async def delete_agent(self, agent_id: str) -> None:
         async with self._conn(transaction=True) as conn:
             await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
@@ -516,6 +572,7 @@ class PostgresStore:
         )
         return {r[0] for r in rows}
 
+    @_announces("serials", lambda a: a[0])
     async def supersede_certificates(self, agent_id: str, keep: str, at: float) -> list[str]:
         # As SQLiteStore's: one transaction, the others refused (revoked_at), ``keep``
         # no longer pending and the agent's current certificate, or none of it.
@@ -604,9 +661,11 @@ class PostgresStore:
         " last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
 
+    @_announces("operators")
     async def add_operator(self, op: OperatorRecord) -> None:
         await self._execute(self._OPERATOR_INSERT, *astuple(op))
 
+    @_announces("operators")
     async def replace_operator(self, op: OperatorRecord) -> None:
         await self._execute(
             self._OPERATOR_INSERT + " ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
@@ -634,6 +693,7 @@ class PostgresStore:
 
     # pins, pools, connections -------------------------------------------
 
+    @_announces("pins")
     async def set_pin(self, pin: PinRecord) -> None:
         await self._execute(
             "INSERT INTO pins (scope, name, version, config, set_at, set_by)"
@@ -652,9 +712,11 @@ class PostgresStore:
         rows = await self._rows("SELECT scope, name, version, config, set_at, set_by FROM pins")
         return [PinRecord(*r) for r in rows]
 
+    @_announces("pins")
     async def delete_pin(self, scope: str, name: str) -> None:
         await self._execute("DELETE FROM pins WHERE scope = $1 AND name = $2", scope, name)
 
+    @_announces("pools")
     async def set_pool(self, pool: PoolRecord) -> None:
         await self._execute(
             "INSERT INTO pools (name, policy, min_healthy) VALUES ($1, $2, $3)"
@@ -669,9 +731,11 @@ class PostgresStore:
         rows = await self._rows("SELECT name, policy, min_healthy FROM pools")
         return [PoolRecord(*r) for r in rows]
 
+    @_announces("pools")
     async def delete_pool(self, name: str) -> None:
         await self._execute("DELETE FROM pools WHERE name = $1", name)
 
+    @_announces("connections")
     async def add_connection(self, conn: ConnectionRecord) -> None:
         await self._execute(
             "INSERT INTO connections (name, host, port, pools, created_at, schedules)"
@@ -693,6 +757,7 @@ class PostgresStore:
             for r in rows
         ]
 
+    @_announces("connections")
     async def update_connection(self, conn: ConnectionRecord) -> None:
         await self._execute(
             "UPDATE connections SET host = $1, port = $2, pools = $3, schedules = $4"
@@ -704,6 +769,7 @@ class PostgresStore:
             conn.name,
         )
 
+    @_announces("connections")
     async def delete_connection(self, name: str) -> None:
         await self._execute("DELETE FROM connections WHERE name = $1", name)
 
@@ -775,9 +841,11 @@ class PostgresStore:
             *astuple(record),
         )
 
+    @_announces("suppression")
     async def save_ack(self, ack: AckRecord) -> None:
         await self._upsert("acks", ack)
 
+    @_announces("suppression")
     async def delete_ack(self, alert_id: str) -> None:
         await self._execute("DELETE FROM acks WHERE alert_id = $1", alert_id)
 
@@ -785,6 +853,7 @@ class PostgresStore:
         rows = await self._rows("SELECT alert_id, acked_by, note, at, expires_at FROM acks")
         return [AckRecord(*r) for r in rows]
 
+    @_announces("suppression")
     async def save_silence(self, silence: SilenceRecord) -> None:
         await self._upsert("silences", silence)
 
@@ -797,6 +866,7 @@ class PostgresStore:
         )
         return [SilenceRecord(*r) for r in rows]
 
+    @_announces("suppression")
     async def save_maintenance(self, window: MaintenanceRecord) -> None:
         await self._upsert("maintenance", window)
 
@@ -811,6 +881,7 @@ class PostgresStore:
 
     # documents --------------------------------------------------------
 
+    @_announces("documents", lambda a: a[0])
     async def put_document(self, kind: str, key: str, body: dict[str, Any], at: float) -> None:
         await self._execute(
             "INSERT INTO documents (kind, key, body, updated_at) VALUES ($1, $2, $3, $4)"
@@ -834,6 +905,7 @@ class PostgresStore:
         )
         return [(r[0], r[1]) for r in rows]
 
+    @_announces("documents", lambda a: a[0])
     async def delete_document(self, kind: str, key: str) -> None:
         await self._execute("DELETE FROM documents WHERE kind = $1 AND key = $2", kind, key)
 

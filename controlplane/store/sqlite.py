@@ -188,6 +188,23 @@ issued for a new key is ``pending`` until it first authenticates; then the agent
 older certificates are refused.  Indexes for the pending ones (read at start) and for
 one agent's certificates (read at each supersession)."""
 
+MIGRATION_REPLICAS: tuple[str, ...] = (
+    """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, replica TEXT NOT NULL, body TEXT NOT NULL,
+    at REAL NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS agent_leases (
+    agent_id TEXT PRIMARY KEY, replica TEXT NOT NULL, epoch INTEGER NOT NULL
+)
+""",
+)
+"""Issue 11 (replicas on PostgreSQL): what each replica tells the others, by sequence,
+and which replica holds each agent's channel (controlplane/replicas.py).  SQLite runs
+one control plane, so its tables stay empty; they keep the two schemas alike."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -205,6 +222,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "connections' schedules", MIGRATION_SCHEDULES),
     Migration(7, "documents: releases, rollouts, windows, remediation", MIGRATION_DOCUMENTS),
     Migration(8, "certificates pending their first use", MIGRATION_PENDING_KEYS),
+    Migration(9, "replicas: the outbox and agents' session leases", MIGRATION_REPLICAS),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 

@@ -167,11 +167,11 @@ def test_the_server_upgrades_an_older_postgresql_schema_and_refuses_a_newer_one(
         assert f"knows versions up to {last.version}" in done.stderr
 
 
-def test_a_second_control_plane_on_the_same_store_is_refused_and_the_first_goes_on(tmp_path):
-    """One control plane per store (replicas are not built yet): a second on the same
-    SQLite data directory, or on the same PostgreSQL database from a copy of the data
-    directory, exits 1 naming the first, without a traceback; the first serves on, and
-    once it is gone (SIGKILL) the next one starts."""
+def test_a_second_control_plane_on_sqlite_is_refused_on_postgresql_it_is_a_replica(tmp_path):
+    """One control plane per SQLite file: a second on the same data directory exits 1
+    naming the first, without a traceback, and the first serves on. On PostgreSQL a
+    second started on a copy of the data directory with the same --store is a replica:
+    it follows while the first leads, and leads once the first is gone (SIGKILL)."""
     first = RunningServer(tmp_path / "cp").start()
     try:
         again = fleet_server("--data-dir", str(first.data_dir), "--port", "0")
@@ -185,17 +185,20 @@ def test_a_second_control_plane_on_the_same_store_is_refused_and_the_first_goes_
 
     with throwaway_database() as url:
         server = RunningServer(tmp_path / "pg-cp", extra_args=["--store", url]).start()
+        copy = tmp_path / "copy"
+        subprocess.run(["cp", "-a", str(server.data_dir), str(copy)], check=True)
+        (copy / "agent.port").unlink()
+        replica = RunningServer(copy, extra_args=["--store", url])
         try:
-            copy = tmp_path / "copy"
-            subprocess.run(["cp", "-a", str(server.data_dir), str(copy)], check=True)
-            again = fleet_server("--data-dir", str(copy), "--port", "0", "--store", url)
-            assert again.returncode == 1, again.stderr
-            assert "another control plane is using" in again.stderr
-            assert "pg_terminate_backend(" in again.stderr and "Traceback" not in again.stderr
+            replica.start()
             with server.api() as api:
-                assert api.get("/healthz").status_code == 200
+                assert api.get("/healthz").json()["leader"] is True
+            with replica.api() as api:
+                health = api.get("/healthz").json()
+                assert health["leader"] is False and health["replica"]
             server.kill()
-            later = RunningServer(copy, extra_args=["--store", url]).start()
-            later.stop()
+            with replica.api() as api:
+                wait_for(lambda: api.get("/healthz").json()["leader"], 15, 0.2, "the lead")
         finally:
+            replica.stop()
             server.stop()

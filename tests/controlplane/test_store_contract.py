@@ -3,6 +3,7 @@ the same order, with the same filters, conflicts and transactions."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 
@@ -277,23 +278,37 @@ async def test_audit_newest_first_filtered_by_the_store(store):
 
 
 async def test_one_control_plane_claims_a_store_and_gives_it_back_when_it_closes(store, backend):
-    """Two control planes on one store would each write the fleet as they see it: the
-    second to claim it is refused, naming the first, until the first closes."""
+    """SQLite: two control planes on one file would each write the fleet as they see
+    it, so the second to claim it is refused, naming the first, until the first closes.
+    PostgreSQL: replicas share it (both claims pass), and one of them at a time holds
+    the lead lock, which passes on when its session ends."""
     await store.claim()
     second = backend.make()
     await second.open()
     try:
-        with pytest.raises(StoreError, match="another control plane") as refused:
-            if backend.name == "postgresql":
-                await second.claim(wait_s=0.5)
-            else:
-                await second.claim()
-        assert "docs/scaling.md" in str(refused.value)
         if backend.name == "postgresql":
-            assert "pg_terminate_backend(" in str(refused.value)
-        else:
-            assert f"pid {os.getpid()}" in str(refused.value)
+            await second.claim()
+            first_session, second_session = await store.session(), await second.session()
+            try:
+                assert await store.try_lead(first_session)
+                assert not await second.try_lead(second_session)
+                await first_session.close()
+                await wait_until(lambda: second.try_lead(second_session))
+            finally:
+                await second_session.close()
+            return
+        with pytest.raises(StoreError, match="another control plane") as refused:
+            await second.claim()
+        assert "docs/scaling.md" in str(refused.value)
+        assert f"pid {os.getpid()}" in str(refused.value)
         await store.close()
         await second.claim()
     finally:
         await second.close()
+
+
+async def wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.1)

@@ -1,0 +1,188 @@
+"""Control-plane replicas on a real PostgreSQL behind a real HAProxy (issue 11).
+
+Three real ``fleet server`` processes on one database (the second and third on copies
+of the first's data directory), HAProxy in TCP passthrough in front, real agent
+processes dialling HAProxy. What one replica hears, the others show; a command or a
+revoke sent to a replica that does not hold the agent reaches it through the one
+that does; a SIGKILLed replica's agents move to the others without going stale or
+offline, and the fleet-wide timers move with the lead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent.agents import AgentProcess, enroll
+from tests.helpers.postgres import throwaway_database
+from tests.helpers.replicas import ReplicaSet
+from tests.helpers.server import RunningServer, wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[ReplicaSet]:
+    with throwaway_database() as url:
+        rs = ReplicaSet(
+            tmp_path, url, count=3, settings={"replica_dead_s": "2", "heartbeat_interval_s": "1"}
+        ).start()
+        try:
+            yield rs
+        finally:
+            rs.stop()
+
+
+def _agent_via(rs: ReplicaSet, tmp_path: Path, name: str) -> AgentProcess:
+    first = rs.replicas[0]
+    state = tmp_path / name
+    out = enroll(first, state, name=name, url=rs.url)
+    assert out.returncode == 0, out.stderr
+    assert rs.lb is not None
+    assert json.loads((state / "agent.json").read_text())["channel_port"] == rs.lb.agent_port
+    return AgentProcess(state).start()
+
+
+def _agents(replica: RunningServer) -> dict[str, dict]:
+    with replica.api() as api:
+        return {a["name"]: a for a in api.get("/v1/agents").json()}
+
+
+def _state_on(replica: RunningServer, name: str) -> str | None:
+    agent = _agents(replica).get(name)
+    return agent["state"] if agent else None
+
+
+def test_three_replicas_share_the_fleet_commands_and_revokes_reach_the_holder(
+    replicas: ReplicaSet, tmp_path: Path
+) -> None:
+    rs = replicas
+    assert rs.leader() is not None, "one replica leads"
+    agent = _agent_via(rs, tmp_path, "shared")
+    try:
+        holder = wait_for(rs.holder_of, 20, 0.2, "a replica holds the agent")
+        others = [r for r in rs.replicas if r is not holder]
+        # Every replica shows it connected and heard: the holder's heartbeats cross.
+        for replica in rs.replicas:
+            wait_for(
+                lambda r=replica: _state_on(r, "shared") == "connected",
+                10,
+                0.2,
+                f"the agent connected on {replica.data_dir.name}",
+            )
+        seen = _agents(others[0])["shared"]["last_heartbeat_at"]
+        wait_for(
+            lambda: _agents(others[0])["shared"]["last_heartbeat_at"] != seen,
+            5,
+            0.1,
+            "a later heartbeat on a replica that does not hold it",
+        )
+
+        # A probe sent to a replica that does not hold the agent: through the holder.
+        agent_id = _agents(others[0])["shared"]["id"]
+        with others[0].api() as api:
+            api.put(
+                "/v1/pools/default/policy",
+                json={"allow_cidrs": ["127.0.0.0/8"], "allow_ports": ["1-65535"]},
+            ).raise_for_status()
+        with others[1].api() as api:
+            # The policy set on one replica holds on the others.
+            wait_for(
+                lambda: api.get("/v1/pools/default/policy").status_code == 200,
+                5,
+                0.1,
+                "the policy on another replica",
+            )
+            probe = api.post(
+                f"/v1/agents/{agent_id}/probe", json={"host": "127.0.0.1", "port": holder.port}
+            )
+            # The agent's own allow list (empty) answers: it came from the agent and back.
+            assert probe.status_code == 200, probe.text
+            assert probe.json()["failure"] == "denied", probe.text
+            assert "not in the agent's allow_ports" in probe.json()["error"]
+
+        # A revoke sent to a third replica closes the agent's channel at once.
+        started = time.monotonic()
+        with others[1].api() as api:
+            api.post(f"/v1/agents/{agent_id}/revoke").raise_for_status()
+        assert agent.wait(10) != 0 or "revoked" in agent.output()
+        took = time.monotonic() - started
+        assert took < 3.0, f"the channel closed {took:.1f} s after the revoke"
+        assert "revoked" in agent.output()
+        for replica in rs.replicas:
+            wait_for(
+                lambda r=replica: _state_on(r, "shared") == "revoked",
+                5,
+                0.1,
+                f"revoked on {replica.data_dir.name}",
+            )
+    finally:
+        agent.stop()
+
+
+def test_a_sigkilled_replica_its_agents_move_without_going_stale_and_the_lead_moves(
+    replicas: ReplicaSet, tmp_path: Path
+) -> None:
+    rs = replicas
+    agents = [_agent_via(rs, tmp_path, f"a{i}") for i in range(6)]
+    try:
+        names = {f"a{i}" for i in range(6)}
+        watcher = rs.replicas[-1]
+        wait_for(
+            lambda: all(_state_on(watcher, n) == "connected" for n in names),
+            30,
+            0.2,
+            "six agents connected",
+        )
+        # Acknowledged before the kill: an operator created on the victim.
+        leader = rs.leader()
+        assert leader is not None
+        victim = leader if rs.health(leader)["connected"] else rs.holder_of()
+        assert victim is not None
+        held = rs.health(victim)["connected"]
+        assert held >= 1
+        with victim.api() as api:
+            token = api.post("/v1/users", json={"name": "kept", "role": "viewer"}).json()["token"]
+        survivors = [r for r in rs.replicas if r is not victim]
+        watcher = survivors[-1]
+        victim.kill()
+
+        # Presence never leaves connected on the survivors while the agents move.
+        deadline = time.monotonic() + 8.0
+        while time.monotonic() < deadline:
+            states = {n: _state_on(watcher, n) for n in names}
+            assert set(states.values()) == {"connected"}, states
+            time.sleep(0.1)
+        assert sum(rs.health(r)["connected"] for r in survivors) == 6
+        with watcher.api() as api:
+            alerts = api.get("/v1/alerts").json()
+            assert [a for a in alerts if a["kind"] in ("stale", "offline")] == []
+        # One survivor leads now; what the victim acknowledged is there.
+        assert wait_for(rs.leader, 10, 0.2, "a new leader") is not None
+        with watcher.api(token) as api:
+            assert api.get("/v1/whoami").json()["name"] == "kept"
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def test_all_replicas_restarted_the_fleet_comes_back(replicas: ReplicaSet, tmp_path: Path) -> None:
+    rs = replicas
+    agent = _agent_via(rs, tmp_path, "again")
+    try:
+        wait_for(lambda: rs.holder_of() is not None, 20, 0.2, "held")
+        rs.restart_all()
+        for replica in rs.replicas:
+            wait_for(
+                lambda r=replica: _state_on(r, "again") == "connected",
+                30,
+                0.2,
+                f"back on {replica.data_dir.name}",
+            )
+        assert rs.leader() is not None
+    finally:
+        agent.stop()
