@@ -184,6 +184,7 @@ class LiveAgent:
             stopped_at=self.stopped_at,
             stop_reason=self.stop_reason,
             upgrade=self.upgrade,
+            replica=self.holder,
         )
 
     def history(self) -> AgentHistory:

@@ -64,11 +64,16 @@ LEAD_POLL_S = 1.0
 """How often a replica that does not lead tries the lead lock (and the leader checks
 that its session still holds it)."""
 
+DOCUMENT_KINDS = ("pool_windows", "rollout", "release", "remediation_policy")
+"""The kinds of documents a replica reads again when another changes them (remediation
+records are the leader's own: it runs remediation)."""
+
 READ_LIMIT = 500
 """Batches read per query."""
 
-RETENTION_S = 300.0
-"""The leader deletes batches older than this."""
+RETENTION_S = 120.0
+"""The leader deletes batches older than this (a replica further behind reads the
+records again: :meth:`Replicas.resync`)."""
 
 
 class RemoteAgent(msgspec.Struct, array_like=True):
@@ -345,6 +350,10 @@ class Replicas:
         while True:
             rows = await self.store.outbox_read(self.last_seq, READ_LIMIT)
             for seq, replica, body in rows:
+                if seq > self.last_seq + 1 and self.last_seq:
+                    # Batches were pruned while this replica was away (or a write rolled
+                    # back): what they said of records is read again from the store.
+                    await self.resync(self.last_seq, seq)
                 self.last_seq = seq
                 if replica == self.id:
                     continue
@@ -359,6 +368,29 @@ class Replicas:
             if len(rows) < READ_LIMIT:
                 self.batches_read += count
                 return count
+
+    async def resync(self, last: int, seq: int) -> None:
+        """Read every record again: batches ``last`` < n < ``seq`` are gone or never were.
+        The agents' states come again with their next heartbeats."""
+        log.warning(
+            "outbox batches %d to %d are missing here: reading the records again", last + 1, seq - 1
+        )
+        cp, fleet = self.cp, self.cp.fleet
+        for rec in await self.store.list_agents():
+            agent = fleet.agents.get(rec.id)
+            if agent is None:
+                fleet.add_agent(LiveAgent(rec, cp.settings.history_len))
+            elif rec.revoked and not agent.record.revoked:
+                await cp.revoked_here(agent)
+        fleet.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
+        await cp.rekeys.load()
+        await fleet.reload_pins()
+        await fleet.reload_pools()
+        await fleet.reload_connections()
+        await fleet.reload_suppression()
+        await cp.operators.load()
+        for kind in DOCUMENT_KINDS:
+            await cp.reload_documents(kind)
 
     async def _apply(self, replica: str, batch: Batch) -> None:
         for note in batch.notes:
@@ -422,6 +454,9 @@ class Replicas:
                 remove_live(cp, agent)
         elif what == "serials":
             fleet.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
+            await cp.rekeys.load()
+        elif what == "certificates":
+            await cp.rekeys.load()  # a renewal's pending certificate, first used anywhere
         elif what == "pins":
             await fleet.reload_pins()
         elif what == "pools":

@@ -49,6 +49,7 @@ from .release_key import ReleaseKey
 from .releases import KIND as RELEASE_KIND
 from .releases import ReleaseBook
 from .remediation import Remediations
+from .remediation_policies import KIND as POLICY_KIND
 from .rollout_plan import KIND as ROLLOUT_KIND
 from .rollouts import Rollouts
 from .scrape_token import ScrapeToken
@@ -172,13 +173,16 @@ class ControlPlane:
                 task.cancel()
 
     async def reload_documents(self, kind: str) -> None:
-        """Another replica changed documents of ``kind``: read them again."""
+        """Another replica changed documents of ``kind`` (one of
+        :data:`~controlplane.replicas.DOCUMENT_KINDS`): read them again."""
         if kind == WINDOWS_KIND:
             await self.windows.load()
         elif kind == ROLLOUT_KIND:
             await self.rollouts.load()
         elif kind == RELEASE_KIND:
             await self.releases.load_documents()
+        elif kind == POLICY_KIND:
+            await self.remediation.policies.load()
 
     async def start(self) -> None:
         await self.store.open()

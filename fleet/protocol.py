@@ -315,6 +315,9 @@ class AgentState(_Value, frozen=True, kw_only=True):
     """What it said as it stopped."""
     upgrade: UpgradeInfo | None = None
     """Its latest upgrade step, if it was ever asked to upgrade."""
+    replica: str | None = None
+    """The control-plane replica holding its channel (null on a single control plane,
+    or when no replica holds it)."""
 
 
 class AgentHistory(_Value, frozen=True, kw_only=True):

@@ -153,19 +153,21 @@ _Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
 
 
 def _announces(
-    what: str, key: Callable[[tuple[Any, ...]], str] | None = None
+    what: str, key: Callable[[tuple[Any, ...], dict[str, Any]], str | None] | None = None
 ) -> Callable[[_Method], _Method]:
     """After the change succeeds, await :attr:`PostgresStore.changes` (what, key): the
     other replicas read it again (:mod:`controlplane.replicas`). Awaited, so that a
     change acknowledged is one the others will hear of, even if this replica dies
-    the next moment."""
+    the next moment. ``key`` makes the note's key from the call's arguments; None
+    from it: nothing to tell."""
 
     def wrap(method: _Method) -> _Method:
         @functools.wraps(method)
-        async def announcing(self: PostgresStore, *args: Any) -> Any:
-            result = await method(self, *args)
-            if self.changes is not None:
-                await self.changes(what, key(args) if key is not None else "")
+        async def announcing(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
+            result = await method(self, *args, **kwargs)
+            said = key(args, kwargs) if key is not None else ""
+            if self.changes is not None and said is not None:
+                await self.changes(what, said)
             return result
 
         return cast(_Method, announcing)
@@ -493,7 +495,7 @@ class PostgresStore:
 
     # agents -------------------------------------------------------------
 
-    @_announces("agent", lambda a: a[0].id)
+    @_announces("agent", lambda a, _: a[0].id)
     async def add_agent(self, agent: AgentRecord) -> None:
         await self._execute(
             "INSERT INTO agents (id, name, pool, labels, enrolled_at, cert_serial,"
@@ -513,7 +515,7 @@ class PostgresStore:
         rows = await self._rows(f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY name")  # noqa: S608
         return [_agent(r) for r in rows]
 
-    @_announces("agent", lambda a: a[0])
+    @_announces("agent", lambda a, _: a[0])
     async def set_agent_cert(self, agent_id: str, serial: str, not_after: float) -> None:
         await self._execute(
             "UPDATE agents SET cert_serial = $1, cert_not_after = $2 WHERE id = $3",
@@ -522,7 +524,7 @@ class PostgresStore:
             agent_id,
         )
 
-    @_announces("revoked", lambda a: a[0])
+    @_announces("revoked", lambda a, _: a[0])
     async def revoke_agent(self, agent_id: str, at: float) -> None:
         async with self._conn(transaction=True) as conn:
             await conn.execute(
@@ -547,13 +549,14 @@ class PostgresStore:
                 [_clean((status, agent_id)) for agent_id, status in rows],
             )
 
-    @_announces("deleted", lambda a: a[0])
+    @_announces("deleted", lambda a, _: a[0])
     async def delete_agent(self, agent_id: str) -> None:
         async with self._conn(transaction=True) as conn:
             await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
             await conn.execute("DELETE FROM pins WHERE scope = 'agent' AND name = $1", agent_id)
             await conn.execute("DELETE FROM disconnects WHERE agent_id = $1", agent_id)
 
+    @_announces("certificates", lambda a, kw: a[1] if kw.get("pending") else None)
     async def add_certificate(
         self, serial: str, agent_id: str, not_after: float, *, pending: bool = False
     ) -> None:
@@ -572,7 +575,7 @@ class PostgresStore:
         )
         return {r[0] for r in rows}
 
-    @_announces("serials", lambda a: a[0])
+    @_announces("serials", lambda a, _: a[0])
     async def supersede_certificates(self, agent_id: str, keep: str, at: float) -> list[str]:
         # As SQLiteStore's: one transaction, the others refused (revoked_at), ``keep``
         # no longer pending and the agent's current certificate, or none of it.
@@ -881,7 +884,7 @@ class PostgresStore:
 
     # documents --------------------------------------------------------
 
-    @_announces("documents", lambda a: a[0])
+    @_announces("documents", lambda a, _: a[0])
     async def put_document(self, kind: str, key: str, body: dict[str, Any], at: float) -> None:
         await self._execute(
             "INSERT INTO documents (kind, key, body, updated_at) VALUES ($1, $2, $3, $4)"
@@ -905,7 +908,7 @@ class PostgresStore:
         )
         return [(r[0], r[1]) for r in rows]
 
-    @_announces("documents", lambda a: a[0])
+    @_announces("documents", lambda a, _: a[0])
     async def delete_document(self, kind: str, key: str) -> None:
         await self._execute("DELETE FROM documents WHERE kind = $1 AND key = $2", kind, key)
 
