@@ -361,6 +361,9 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         if agent.channel is channel:
             cp.channels.pop(agent.id, None)
             reconnecting = channel.rekeyed and closed_normally and channel.goodbye is None
+            # A replica that stops hands its agents over: they reconnect to another
+            # through the balancer at once, and are not away meanwhile.
+            reconnecting = reconnecting or (cp.replicas is not None and cp.stopping)
             cp.fleet.on_disconnect(agent, channel.goodbye, reconnecting=reconnecting)
 
 

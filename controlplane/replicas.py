@@ -174,6 +174,7 @@ class Replicas:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._notes.append(Note("leaving"))  # the others release its agents at once
         with contextlib.suppress(Exception):
             await self._write()  # the last states and alerts, for the others
         for conn in (self._listener, self._lock_conn):
@@ -229,24 +230,27 @@ class Replicas:
         now = time.monotonic()
         for replica, at in list(self.heard.items()):
             if now - at > self.dead_s:
-                del self.heard[replica]
-                released = self.cp.fleet.release_holder(replica)
-                log.warning(
-                    "replica %s was not heard for %.0f s: gone; its %d agents are held by "
-                    "nobody until they reconnect",
-                    replica,
-                    now - at,
-                    released,
+                self._bury(replica, f"was not heard for {now - at:.0f} s")
+
+    def _bury(self, replica: str, why: str) -> None:
+        """``replica`` is gone: nobody holds its agents; calls waiting on it fail."""
+        self.heard.pop(replica, None)
+        released = self.cp.fleet.release_holder(replica)
+        log.warning(
+            "replica %s %s: its %d agents are held by nobody until they reconnect",
+            replica,
+            why,
+            released,
+        )
+        for call_id, (to, future) in list(self._calls.items()):
+            if to == replica and not future.done():
+                future.set_exception(
+                    Conflict(
+                        "the replica holding the agent went away before it answered; "
+                        "retry when the agent shows connected again"
+                    )
                 )
-                for call_id, (to, future) in list(self._calls.items()):
-                    if to == replica and not future.done():
-                        future.set_exception(
-                            Conflict(
-                                "the replica holding the agent went away before it answered; "
-                                "retry when the agent shows connected again"
-                            )
-                        )
-                        self._calls.pop(call_id, None)
+                self._calls.pop(call_id, None)
 
     # ------------------------------------------------------------ holding
 
@@ -410,6 +414,8 @@ class Replicas:
                     self._fence(fenced)
         finally:
             self._applying = False
+        if any(note.what == "leaving" for note in batch.notes):
+            self._bury(replica, "stopped")  # after its last states, not before
 
     def _fence(self, agent: LiveAgent) -> None:
         """A newer connection of the agent reached another replica: close ours, quietly

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -265,8 +266,19 @@ def serve(
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    server.cp = cp
     _run(server.serve(sockets=[sock]))
+
+
+class _Server(uvicorn.Server):
+    cp: ControlPlane
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Said at the signal, before uvicorn closes a connection: a replica's agents
+        # are handed over to the others, not shown away (controlplane/channel.py).
+        self.cp.stopping = True
+        super().handle_exit(sig, frame)
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -95,6 +95,8 @@ class ControlPlane:
         """Who signed the certificate the server presents: ``fleet-ca`` (its own CA,
         which the pin covers), ``external`` (``--tls-cert``: agents verify it with
         ``--ca-file`` or the system store) or ``off`` (``--no-tls``)."""
+        self.stopping = False
+        """Set when :meth:`stop` begins: a replica's agents are handed over, not away."""
         self._timers: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -220,6 +222,7 @@ class ControlPlane:
             self._start_leading()
 
     async def stop(self) -> None:
+        self.stopping = True
         for task in (
             self._timers,
             self._alert_writer,

@@ -170,6 +170,41 @@ def test_a_sigkilled_replica_its_agents_move_without_going_stale_and_the_lead_mo
             agent.stop()
 
 
+def test_a_replica_stopped_for_patching_hands_its_agents_over_and_nobody_is_paged(
+    replicas: ReplicaSet, tmp_path: Path
+) -> None:
+    rs = replicas
+    agents = [_agent_via(rs, tmp_path, f"p{i}") for i in range(4)]
+    try:
+        names = {f"p{i}" for i in range(4)}
+        watcher = rs.replicas[0]
+        wait_for(
+            lambda: all(_state_on(watcher, n) == "connected" for n in names),
+            30,
+            0.2,
+            "four agents connected",
+        )
+        victim = (
+            next(r for r in rs.replicas[1:] if rs.health(r)["connected"])
+            if any(rs.health(r)["connected"] for r in rs.replicas[1:])
+            else rs.replicas[0]
+        )
+        survivors = [r for r in rs.replicas if r is not victim]
+        watcher = survivors[0]
+        victim.stop()  # SIGTERM: a stop for patching
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            states = {n: _state_on(watcher, n) for n in names}
+            assert set(states.values()) == {"connected"}, states
+            time.sleep(0.1)
+        assert sum(rs.health(r)["connected"] for r in survivors) == 4
+        with watcher.api() as api:
+            assert [a for a in api.get("/v1/alerts").json() if a["kind"] == "offline"] == []
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
 def test_all_replicas_restarted_the_fleet_comes_back(replicas: ReplicaSet, tmp_path: Path) -> None:
     rs = replicas
     agent = _agent_via(rs, tmp_path, "again")

@@ -84,6 +84,10 @@ class HAProxy:
             "    timeout server 30s\n"
             f"    timeout tunnel {tunnel_ms}ms\n"
             "    timeout client-fin 2s\n"
+            # A server that refuses (stopping, just killed, not yet marked down by
+            # the checks): try another rather than fail the client's connection.
+            "    retries 2\n"
+            "    option redispatch 1\n"
             f"frontend api\n    bind {self.host}:{self.api_port}\n    default_backend api\n"
             f"frontend agents\n    bind {self.host}:{self.agent_port}\n"
             "    default_backend agents\n"
