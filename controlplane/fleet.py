@@ -655,6 +655,9 @@ class Fleet:
         """Raise or clear each pool's below-minimum alert."""
         for name, policy in self.pools.items():
             if policy.min_healthy <= 0:
+                # No minimum (any more): an alert raised under the old one clears.
+                if ("pool_below_min", f"pool:{name}") in self.alerts.open:
+                    self.publish_alerts(*self._reconcile(f"pool:{name}", {"pool_below_min"}, []))
                 continue
             healthy = sum(a.usable for a in self.members.get(name, {}).values())
             findings = (

@@ -10,6 +10,7 @@ offline, and the fleet-wide timers move with the lead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.agent.agents import AgentProcess, enroll
-from tests.helpers.postgres import throwaway_database
+from tests.fleet.run import clean_env, fleet
+from tests.helpers.postgres import query, throwaway_database
 from tests.helpers.replicas import ReplicaSet
 from tests.helpers.server import RunningServer, wait_for
 
@@ -104,6 +106,24 @@ def test_three_replicas_share_the_fleet_commands_and_revokes_reach_the_holder(
             assert probe.status_code == 200, probe.text
             assert probe.json()["failure"] == "denied", probe.text
             assert "not in the agent's allow_ports" in probe.json()["error"]
+
+        # The CLI, through HAProxy (whichever replica answers), lists it connected.
+        (tmp_path / "home").mkdir()
+        token_file = tmp_path / "admin.token"
+        token_file.write_text(rs.replicas[0].admin_token + "\n")
+        token_file.chmod(0o600)
+        env = clean_env(
+            tmp_path / "home",
+            FLEET_SERVER=rs.url,
+            FLEET_CA_FILE=str(rs.replicas[0].ca_file),
+            FLEET_TOKEN_FILE=str(token_file),
+        )
+        for _ in range(3):  # round robin: each replica answers once
+            listed = fleet("agents", "list", "-o", "json", env=env)
+            assert listed.returncode == 0, listed.stderr
+            assert [(a["name"], a["state"]) for a in json.loads(listed.stdout)] == [
+                ("shared", "connected")
+            ]
 
         # A revoke sent to a third replica closes the agent's channel at once.
         started = time.monotonic()
@@ -221,3 +241,34 @@ def test_all_replicas_restarted_the_fleet_comes_back(replicas: ReplicaSet, tmp_p
         assert rs.leader() is not None
     finally:
         agent.stop()
+
+
+def test_fleet_wide_alerts_are_raised_once_and_the_lead_moves_with_them(
+    replicas: ReplicaSet,
+) -> None:
+    """A pool below its minimum: one alert, raised by the leader, shown by all; when the
+    leader dies the next one keeps that alert (no second row) and clears it once."""
+    rs = replicas
+    with rs.api() as api:
+        api.put("/v1/pools/empty/policy", json={"allow_ports": [443], "min_healthy": 1})
+
+    def pool_alerts(replica: RunningServer) -> list[dict]:
+        with replica.api() as api:
+            return [a for a in api.get("/v1/alerts").json() if a["target"] == "pool:empty"]
+
+    for replica in rs.replicas:
+        wait_for(lambda r=replica: pool_alerts(r), 10, 0.2, f"the alert on {replica.data_dir.name}")
+    rows = asyncio.run(query(rs.store_url, "SELECT id FROM alerts WHERE target = 'pool:empty'"))
+    assert len(rows) == 1, rows
+    leader = rs.leader()
+    assert leader is not None
+    leader.kill()
+    survivors = [r for r in rs.replicas if r is not leader]
+    wait_for(rs.leader, 15, 0.2, "a new leader")
+    time.sleep(2.0)  # the new leader's checks have run
+    rows = asyncio.run(query(rs.store_url, "SELECT id FROM alerts WHERE target = 'pool:empty'"))
+    assert len(rows) == 1, f"the new leader raised it again: {rows}"
+    with survivors[0].api() as api:
+        api.put("/v1/pools/empty/policy", json={"allow_ports": [443], "min_healthy": 0})
+    for replica in survivors:
+        wait_for(lambda r=replica: not pool_alerts(r), 10, 0.2, "cleared everywhere")

@@ -131,6 +131,8 @@ def field_lines(a: AgentState, now: float, rollout: str | None = None) -> list[t
         ("enrolled", fmt.utc_minute(a.enrolled_at)),
         ("uptime", _duration(a.uptime_s)),
         ("remote address", a.remote_addr or "-"),
+        # Behind replicas: the one holding its channel (docs/server.md, "Replicas").
+        *([("replica", a.replica)] if a.replica else []),
         ("clock skew", fmt.skew(a.skew_ms)),
         ("round trip", "-" if a.rtt_ms is None else f"{a.rtt_ms:.1f} ms"),
         ("cpu", fmt.percent(a.cpu_percent)),

@@ -85,3 +85,12 @@ def test_the_counters_count_the_state_the_rows_show():
     counts = app.model.counts()
     snap_stale = sum(a.state is Presence.STALE for a in app.model.agents.values())
     assert counts[Presence.STALE] == snap_stale + 1  # etl-0003, said connected, is stale
+
+
+def test_the_detail_names_the_replica_holding_the_agent_and_nothing_when_alone():
+    from fleet_tui.screens.agent_detail import field_lines
+
+    agent = sample_snapshot(1).agents[0]
+    assert "replica" not in dict(field_lines(agent, NOW))
+    held = replace(agent, replica="cp2.internal-4711-a1b2c3")
+    assert dict(field_lines(held, NOW))["replica"] == "cp2.internal-4711-a1b2c3"
