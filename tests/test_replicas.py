@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.agent.agents import AgentProcess, enroll
 from tests.fleet.run import clean_env, fleet
 from tests.helpers.postgres import query, throwaway_database
 from tests.helpers.replicas import ReplicaSet
-from tests.helpers.server import RunningServer, wait_for
+from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -144,11 +148,50 @@ def test_three_replicas_share_the_fleet_commands_and_revokes_reach_the_holder(
         agent.stop()
 
 
-def test_a_sigkilled_replica_its_agents_move_without_going_stale_and_the_lead_moves(
+SIMULATED = 150
+"""Simulated agents (bench/_load.py: the real protocol, each with its own certificate)
+heartbeating through HAProxy beside the real agent processes: the load."""
+
+
+def _load(rs: ReplicaSet, tmp_path: Path, count: int) -> subprocess.Popen[bytes]:
+    first = rs.replicas[0]
+    token_file = tmp_path / "load.token"
+    token_file.write_text(first.admin_token + "\n")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "bench" / "_load.py"),
+            rs.url,
+            str(first.ca_file),
+            str(token_file),
+            str(count),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _writes(replica: RunningServer, acknowledged: list[str], stop: threading.Event) -> None:
+    """Create users on ``replica`` one after another until it stops answering."""
+    with replica.api() as api:
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            try:
+                answer = api.post("/v1/users", json={"name": f"w{i}", "role": "viewer"})
+            except httpx.HTTPError:
+                return
+            if answer.status_code == 201:
+                acknowledged.append(f"w{i}")
+
+
+def test_a_sigkilled_replica_under_load_its_agents_move_without_going_stale_nothing_lost(
     replicas: ReplicaSet, tmp_path: Path
 ) -> None:
     rs = replicas
     agents = [_agent_via(rs, tmp_path, f"a{i}") for i in range(6)]
+    load = _load(rs, tmp_path, SIMULATED)
     try:
         names = {f"a{i}" for i in range(6)}
         watcher = rs.replicas[-1]
@@ -158,18 +201,29 @@ def test_a_sigkilled_replica_its_agents_move_without_going_stale_and_the_lead_mo
             0.2,
             "six agents connected",
         )
-        # Acknowledged before the kill: an operator created on the victim.
+        total = 6 + SIMULATED
+        wait_for(
+            lambda: sum(rs.health(r)["connected"] for r in rs.replicas) == total,
+            60,
+            0.5,
+            "every agent connected",
+        )
+        # The victim leads and holds agents (the leader, else the first that holds any).
         leader = rs.leader()
         assert leader is not None
         victim = leader if rs.health(leader)["connected"] else rs.holder_of()
-        assert victim is not None
-        held = rs.health(victim)["connected"]
-        assert held >= 1
-        with victim.api() as api:
-            token = api.post("/v1/users", json={"name": "kept", "role": "viewer"}).json()["token"]
+        assert victim is not None and rs.health(victim)["connected"] >= 1
         survivors = [r for r in rs.replicas if r is not victim]
         watcher = survivors[-1]
+        # Writes in flight on the victim when it dies.
+        acknowledged: list[str] = []
+        stop = threading.Event()
+        writer = threading.Thread(target=_writes, args=(victim, acknowledged, stop))
+        writer.start()
+        wait_for(lambda: len(acknowledged) >= 5, 10, 0.05, "writes acknowledged")
         victim.kill()
+        stop.set()
+        writer.join(30)
 
         # Presence never leaves connected on the survivors while the agents move.
         deadline = time.monotonic() + 8.0
@@ -177,15 +231,22 @@ def test_a_sigkilled_replica_its_agents_move_without_going_stale_and_the_lead_mo
             states = {n: _state_on(watcher, n) for n in names}
             assert set(states.values()) == {"connected"}, states
             time.sleep(0.1)
-        assert sum(rs.health(r)["connected"] for r in survivors) == 6
+        wait_for(
+            lambda: sum(rs.health(r)["connected"] for r in survivors) == total,
+            30,
+            0.5,
+            "every agent back on the survivors",
+        )
         with watcher.api() as api:
             alerts = api.get("/v1/alerts").json()
             assert [a for a in alerts if a["kind"] in ("stale", "offline")] == []
-        # One survivor leads now; what the victim acknowledged is there.
+            users = {u["name"] for u in api.get("/v1/users").json()}
+        # Nothing acknowledged is lost; a new leader runs the timers.
+        assert set(acknowledged) <= users, set(acknowledged) - users
         assert wait_for(rs.leader, 10, 0.2, "a new leader") is not None
-        with watcher.api(token) as api:
-            assert api.get("/v1/whoami").json()["name"] == "kept"
     finally:
+        load.terminate()
+        load.wait(10)
         for agent in agents:
             agent.stop()
 
