@@ -238,6 +238,12 @@ async def _authenticate(ws: AgentSocket, cp: ControlPlane) -> LiveAgent:
         code = CloseCode.CERT_EXPIRED if exc.expired else CloseCode.UNAUTHENTICATED
         raise _Close(code, exc.message) from None
     agent = cp.fleet.agents.get(agent_id)
+    if agent is None and cp.replicas is not None:
+        # Enrolled through another replica a moment ago: its note may not be read yet.
+        try:
+            agent = await cp.replicas.lookup(agent_id)
+        except StoreError as exc:
+            raise _Close(CloseCode.INTERNAL_ERROR, f"{exc.message}; retry shortly") from None
     if agent is None and serial in cp.fleet.revoked_serials:
         # Decommissioned: its row is gone, its certificate stays refused.
         raise _Close(

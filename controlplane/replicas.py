@@ -195,6 +195,10 @@ class Replicas:
         self.leader = True
         self.cp.fleet.leader = True
         log.warning("replica %s leads: it runs the fleet-wide checks and timers now", self.id)
+        # The checks only a leader runs, at once: the alerts the last one raised are in
+        # the book already, so nothing is raised twice.
+        self.cp.fleet.update_connections()
+        self.cp.fleet.check_pools()
         self.on_lead()
 
     def _step_down(self, why: str) -> None:
@@ -261,6 +265,17 @@ class Replicas:
         agent.remote = None
         self._agents.add(agent.id)
         self._wake.set()
+
+    async def lookup(self, agent_id: str) -> LiveAgent | None:
+        """An agent this replica has not heard of yet, from the store (None: unknown)."""
+        rec = await self.store.get_agent(agent_id)
+        if rec is None:
+            return None
+        agent = self.cp.fleet.agents.get(agent_id)
+        if agent is None:
+            agent = LiveAgent(rec, self.cp.settings.history_len)
+            self.cp.fleet.add_agent(agent)
+        return agent
 
     def holds_elsewhere(self, agent: LiveAgent) -> bool:
         return agent.holder is not None and agent.holder != self.id and agent.holder in self.heard
