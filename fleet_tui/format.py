@@ -18,6 +18,7 @@ __all__ = [
     "cert_expiry",
     "cert_warning",
     "count",
+    "elide",
     "heartbeat_age",
     "heartbeat_late",
     "percent",
@@ -200,3 +201,15 @@ def bar_chart(values: Sequence[float], width: int, height: int, top: float | Non
         cells = "".join(_BARS[min(8, max(0, e - row * 8))] for e in eighths)
         rows.append(cells.rjust(width))
     return rows
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its middle replaced by an ellipsis
+    (names often differ at both ends: ``build-eu-0001`` and ``build-us-0001``)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")

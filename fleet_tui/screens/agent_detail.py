@@ -42,6 +42,10 @@ SHOWN_DISCONNECTS = 8
 """The newest disconnect records the detail screen lists."""
 
 
+HEADER_CHROME = 18
+"""Columns of the header that are not its title: the icon and the margins."""
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -290,7 +294,7 @@ class AgentDetailScreen(Screen[None]):
             )
             return
         now = self.model.server_now()
-        self.title = f"agent {agent.name}"
+        self.title = f"agent {fmt.elide(agent.name, self._title_room())}"
         rollout = self._rollout_step()
         key = (agent, int(now), rollout)
         # What was shown is recorded only once it was all drawn: a tick that
@@ -326,6 +330,14 @@ class AgentDetailScreen(Screen[None]):
                 "\n".join(lines) or "(none since the dashboard started)"
             )
             self._events_shown = events
+
+    def _title_room(self) -> int:
+        """Characters the agent's name may take in the header: the header shows
+        "agent NAME — SUB TITLE" centred between its icon and its edge, and a name of
+        64 characters beside the link state and the role does not fit 80 columns
+        (the name is whole in the fields below)."""
+        used = len("agent  — ") + len(self.app.sub_title) + HEADER_CHROME
+        return max(self.app.size.width - used, 12)
 
     def _rollout_step(self) -> str | None:
         """Where the agent is in the latest rollout that names it."""

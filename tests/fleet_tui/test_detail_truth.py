@@ -94,3 +94,26 @@ def test_the_detail_names_the_replica_holding_the_agent_and_nothing_when_alone()
     assert "replica" not in dict(field_lines(agent, NOW))
     held = replace(agent, replica="cp2.internal-4711-a1b2c3")
     assert dict(field_lines(held, NOW))["replica"] == "cp2.internal-4711-a1b2c3"
+
+
+async def test_a_long_name_leaves_the_link_state_and_role_in_the_header_at_80_columns():
+    name = "warehouse-loader-eu-west-1-primary-datacentre-rack-17-host-0042"
+    snap = sample_snapshot(5)
+    agents = [replace(snap.agents[0], name=name), *snap.agents[1:]]
+    app = FleetApp(model=fixed_model(), tick=0.2)
+    app.feed(replace(snap, agents=agents))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.open_detail(agents[0].id)
+        await pilot.pause(0.3)
+        header = screen_text(app).split("\n")[0]
+        assert "agent warehouse-loader-eu-" in header and "-host-0042 — " in header, header
+        assert header.rstrip().endswith(app.sub_title), header
+
+
+def test_elide_keeps_both_ends():
+    from fleet_tui.format import elide
+
+    assert elide("build-eu-0001", 20) == "build-eu-0001"
+    assert elide("build-eu-0001", 9) == "buil…0001"
+    assert len(elide("x" * 64, 30)) == 30
