@@ -4,9 +4,11 @@ requests one address may have in flight before they are answered.
 A body over ``max_body_bytes`` is answered 413 before it is read when its
 ``Content-Length`` says so, and as soon as the bytes streamed in pass the limit
 otherwise (chunked bodies), so no request can make the server buffer more than
-the limit. The in-flight cap (``pending_connections``) counts a request with a
-body from its start until the body was read or its answer began: the time before
-its caller is authenticated.
+the limit. A body that has not arrived whole ``body_timeout_s`` after the headers
+is answered 408: trickled in a byte at a time, it would hold its connection for
+ever. The in-flight cap (``pending_connections``) counts a request with a body
+from its start until the body was read or its answer began: the time before its
+caller is authenticated.
 
 An agent release upload (``PUT /v1/releases/{version}``) has a cap of its own,
 ``release_max_bytes``, which its route enforces the same way once the caller is
@@ -16,6 +18,7 @@ counts it as pending.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import TYPE_CHECKING
@@ -71,6 +74,12 @@ class BodyLimit:
         self.cp.refusals.note("anonymous", "http.body", address, f"{detail}, {path}")
         return f"{detail}: send a smaller one"
 
+    def _too_slow(self, address: str, path: str) -> str:
+        limit = self.cp.settings.body_timeout_s
+        detail = f"request body not received whole within {limit:g} s (body_timeout_s)"
+        self.cp.refusals.note("anonymous", "http.body", address, f"{detail}, {path}")
+        return f"{detail}: send it at once, or check the network between"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -120,11 +129,23 @@ class BodyLimit:
                 pending = False
                 self.pending.release(address)
 
+        deadline = asyncio.get_running_loop().time() + cp.settings.body_timeout_s
+
         async def limited_receive() -> Message:
             nonlocal received, answered
             if answered:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if pending and not unlimited:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    answered = True
+                    release()
+                    await _answer(send, 408, self._too_slow(address, path), [])
+                    return {"type": "http.disconnect"}
+            else:
+                message = await receive()
             if message["type"] != "http.request":
                 release()
                 return message

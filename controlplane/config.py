@@ -346,6 +346,21 @@ class Settings(BaseSettings):
         "within this after it opens (after TLS), and again after each answer; else it is "
         "closed (408 if it had sent part of them).",
     )
+    tls_handshake_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection to the API port must finish its TLS handshake within this, "
+        "else it is closed (the event loop's default is 60 s: a slow handshake held a "
+        "connection that long). The agents' port allows 30 s: in a reconnect storm a "
+        "handshake waits its turn.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A REST request's body must arrive whole within this after its headers "
+        "(a body trickled in byte by byte held its connection for ever); else 408. Release "
+        "uploads, from an authenticated admin, are not bound by it.",
+    )
 
     # notifications (docs/server.md, "Notifications") ---------------------------
     receivers: list[Receiver] = Field(

@@ -274,6 +274,26 @@ def serve(
 class _Server(uvicorn.Server):
     cp: ControlPlane
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn (and websockets, for the agents' port, started in the lifespan) call
+        # loop.create_server without a TLS handshake timeout: the loop's default is
+        # 60 s, and a client that never finishes its handshake held a connection that
+        # long. Every server made during start-up gets ours.
+        loop = asyncio.get_running_loop()
+        create_server = loop.create_server
+        timeout = self.cp.settings.tls_handshake_timeout_s
+
+        async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", timeout)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = with_handshake_timeout  # type: ignore[method-assign]
+        try:
+            await super().startup(sockets)
+        finally:
+            del loop.create_server
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Said at the signal, before uvicorn closes a connection: a replica's agents
         # are handed over to the others, not shown away (controlplane/channel.py).

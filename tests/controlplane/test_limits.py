@@ -11,6 +11,7 @@ import json
 import os
 import re
 import select
+import socket
 import ssl
 import statistics
 import subprocess
@@ -634,3 +635,60 @@ def _still_open(sock: ssl.SSLSocket) -> bool:
     finally:
         sock.settimeout(10)
     return False
+
+
+def _silent_until_closed(port: int, limit: float) -> float:
+    """Open a TCP connection, send nothing (no TLS ClientHello), and return how long
+    the server took to close it (``limit`` when it did not)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        opened = time.monotonic()
+        try:
+            while sock.recv(4096):
+                pass
+        except TimeoutError:
+            return limit
+        except OSError:
+            pass
+        return time.monotonic() - opened
+
+
+def test_a_tls_handshake_never_finished_is_closed_on_time(start):
+    limited = start(tls_handshake_timeout_s="1")
+    # The API port: tls_handshake_timeout_s (the loop's default was 60 s).
+    took = _silent_until_closed(limited.port, 10.0)
+    assert 0.8 < took < 4.0, took
+    # The agents' port keeps 30 s for a reconnect storm's queue: still open after 3 s.
+    assert _silent_until_closed(limited.agent_port, 3.0) == 3.0
+    # Others are served meanwhile.
+    with limited.api() as api:
+        assert api.get("/healthz").status_code == 200
+
+
+def test_a_body_trickled_past_its_deadline_is_answered_408(start):
+    timeout = 1.5
+    limited = start(body_timeout_s=str(timeout))
+    head = (
+        "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{"
+    )
+    with tls_socket(limited) as sock:
+        sock.sendall(head.encode())
+        started = time.monotonic()
+        said = b""
+        while not said and time.monotonic() < started + timeout + 5:
+            # A byte every 0.2 s: the body keeps coming, and never ends in time.
+            if select.select([sock], [], [], 0.2)[0]:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    said = sock.recv(4096) or b"closed"
+            else:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b" ")
+        waited = time.monotonic() - started
+        with contextlib.suppress(OSError):
+            while b"body_timeout_s" not in said and (more := sock.recv(4096)):
+                said += more
+    assert said.startswith(b"HTTP/1.1 408"), (said, waited)
+    assert b"body_timeout_s" in said
+    assert timeout - 0.2 < waited < timeout + 1.5, waited
+    rows = _audit(limited, "http.body")
+    assert len(rows) == 1 and "body_timeout_s" in rows[0]["detail"], rows
