@@ -170,10 +170,9 @@ async def start_agent_listener(
         # upgrade request must not be timed out while it waits its turn (10 s,
         # websockets' default, left 10,000 agents 97 s to come back). Agents give
         # their side 30 s too.
+        # websockets gives the TLS handshake the same (its ssl_handshake_timeout); the
+        # API port's is tls_handshake_timeout_s, 10 s.
         open_timeout=30.0,
-        # The TLS handshake, the same: in a reconnect storm it waits its turn on a busy
-        # loop (the API port's is tls_handshake_timeout_s, 10 s).
-        ssl_handshake_timeout=30.0,
         # A peer that floods is closed (CloseCode.RATE_LIMITED) while its frames
         # still fill our receive queue, so its close reply is stuck behind them:
         # give up on the handshake after 2 s (websockets' default: 10 s) and drop it.
