@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         le=60,
         description="How often rollouts and the pin reconciler look at the fleet.",
     )
+    rollouts_kept: int = Field(
+        20,
+        ge=1,
+        description="Finished rollouts kept per pool (the newest; each holds every agent's "
+        "steps): older ones are deleted, and their audit rows stay.",
+    )
     rollout_gate_margin: float = Field(
         0.1,
         ge=0,

@@ -94,18 +94,34 @@ class Rollouts:
     # ------------------------------------------------------------ lifecycle
 
     async def load(self) -> None:
-        """Read the stored rollouts; the active ones go on from where they were."""
+        """Read the stored rollouts; the active ones go on from where they were.
+
+        Again when another replica changed one (controlplane/replicas.py): a stored
+        rollout newer than the one in memory replaces it, one deleted there (pruned)
+        goes, one this replica changed since it was stored stays as it is here.
+        """
+        stored: set[str] = set()
         for key, body in await self.cp.store.list_documents(KIND):
             try:
                 doc = msgspec.convert(body, RolloutDoc)
             except msgspec.ValidationError as exc:
                 log.error("rollout %s could not be read (%s): left as it is", key, exc)
                 continue
+            stored.add(doc.id)
+            old = self.docs.get(doc.id)
+            if old is not None and (old.updated_at >= doc.updated_at or doc.id in self._dirty):
+                continue
+            if old is not None:
+                self._unmark(old, refresh=False)
             self.docs[doc.id] = doc
             self._shown[doc.id] = to_info(doc)
             self._saved_at[doc.id] = doc.updated_at
             if doc.active:
                 self._mark(doc)
+        for doc_id in [d for d in self.docs if d not in stored and d not in self._dirty]:
+            old = self.docs.pop(doc_id)
+            self._shown.pop(doc_id, None)
+            self._unmark(old)
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -351,6 +367,31 @@ class Rollouts:
                 if doc.active or self._cleaning(doc):
                     await self._advance(doc, now)
             await self._save(now)
+            await self.prune()
+
+    async def prune(self) -> list[str]:
+        """Delete the finished rollouts past the newest ``rollouts_kept`` of each pool
+        (they hold every agent's steps, and were never deleted); returns their ids."""
+        keep = self.cp.settings.rollouts_kept
+        seen: dict[str, int] = {}
+        gone: list[str] = []
+        for doc in sorted(self.docs.values(), key=lambda d: d.created_at, reverse=True):
+            if doc.active or self._cleaning(doc) or doc.id in self._dirty:
+                continue
+            seen[doc.pool] = seen.get(doc.pool, 0) + 1
+            if seen[doc.pool] <= keep:
+                continue
+            try:
+                await self.cp.store.delete_document(KIND, doc.id)
+            except FleetError as exc:
+                log.error("deleting rollout %s failed, will retry: %s", doc.id, exc)
+                break
+            for book in (self.docs, self._shown, self._saved_at, self._sampled_at):
+                book.pop(doc.id, None)
+            gone.append(doc.id)
+        if gone:
+            log.info("deleted %d finished rollouts past the %d kept per pool", len(gone), keep)
+        return gone
 
     async def _advance(self, doc: RolloutDoc, now: float) -> None:
         self._follow(doc, now)

@@ -432,3 +432,29 @@ async def test_a_problem_an_agent_had_before_its_upgrade_is_not_held_against_the
         assert done["state"] == "done", done["detail"]
     assert [a.version for a in agents] == ["2.0.0"] * 4
     await stop_all(tasks)
+
+
+async def test_finished_rollouts_past_the_kept_number_are_deleted(tmp_path):
+    server = release_server(tmp_path / "cp", "2.0.0", rollouts_kept="1")
+    try:
+        _agents, tasks = await start_pool(server, "web", 2, "1.0.0")
+        body = {"pool": "web", "version": "2.0.0", "canaries": 1, "soak_s": 60, "wave": 1}
+        async with server.aapi() as api:
+            ids = []
+            for _ in range(3):
+                rid = (await start(api, **body))["id"]
+                ids.append(rid)
+                (await api.post(f"/v1/rollouts/{rid}/abort")).raise_for_status()
+                await reaches(api, rid, "aborted")
+
+            async def only_the_newest() -> list[str] | None:
+                listed = [r["id"] for r in (await api.get("/v1/rollouts")).json()]
+                return listed if listed == [ids[-1]] else None
+
+            await eventually(only_the_newest, 10, "the older rollouts deleted", 0.2)
+            assert (await api.get(f"/v1/rollouts/{ids[0]}")).status_code == 404
+            actions = [e["action"] for e in await audit(api) if e["target"] == ids[0]]
+            assert "rollout.abort" in actions, "their audit rows stay"
+        await stop_all(tasks)
+    finally:
+        server.stop()
