@@ -163,7 +163,7 @@ class Reconciler:
         settings = cp.settings
         if target not in cp.releases.releases:
             return f"no release {target} is stored"
-        if agent.channel is None or agent.state not in (Presence.CONNECTED, Presence.DEGRADED):
+        if not cp.reachable(agent) or agent.state not in (Presence.CONNECTED, Presence.DEGRADED):
             return f"it is {agent.state.value}"
         if agent.rollout is not None:
             return f"rollout {agent.rollout} moves it"

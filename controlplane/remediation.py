@@ -233,7 +233,7 @@ class Remediations:
                 out[(agent.id, rule.connection)] = ok
 
         await asyncio.gather(
-            *(one(a, r) for a in agents if a.channel is not None for r in rules.values())
+            *(one(a, r) for a in agents if self.cp.reachable(a) for r in rules.values())
         )
         return out
 
@@ -241,8 +241,11 @@ class Remediations:
         """Whether the probe went through; None when it says nothing about the
         connection (no channel, denied by a policy, the agent went away)."""
         conn = self.fleet.connections.get(rule.connection)
-        channel = agent.channel
-        if conn is None or channel is None or self.cp.check_policy(agent, conn.host, conn.port):
+        if (
+            conn is None
+            or not self.cp.reachable(agent)
+            or self.cp.check_policy(agent, conn.host, conn.port)
+        ):
             return None
         command = ProbeCommand(
             host=conn.host, port=conn.port, tls=rule.tls, timeout_s=rule.timeout_s
@@ -250,7 +253,7 @@ class Remediations:
         # A check, not an action: not audited (each action it leads to is).
         async with self._probe_slots:
             try:
-                result = await channel.request(command, rule.timeout_s + 1.0)
+                result = await self.cp.request(agent, command, rule.timeout_s + 1.0)
             except CommandTimeout:
                 return False  # a wedged agent cannot probe either
             except FleetError:
@@ -282,7 +285,7 @@ class Remediations:
             "action": action,
             "created_at": now,
         }
-        if action in AGENT_ACTIONS and agent.channel is None:
+        if action in AGENT_ACTIONS and not self.cp.reachable(agent):
             key = (pool, agent.id, index)
             if key not in self._unreachable:
                 self._unreachable.add(key)
@@ -362,7 +365,7 @@ class Remediations:
         actor.require("operator")
         rec = await self._pending(actor, rec_id, "approve")
         agent = self.fleet.agents.get(rec.info.agent_id)
-        if rec.info.action in AGENT_ACTIONS and (agent is None or agent.channel is None):
+        if rec.info.action in AGENT_ACTIONS and (agent is None or not self.cp.reachable(agent)):
             state = "removed" if agent is None else agent.state.value
             why = f"agent {rec.info.agent_name} is {state}, not connected"
             await self.fleet.audit(actor.name, "remediation.approve", rec.target, "refused", why)

@@ -424,13 +424,27 @@ class Replicas:
             for alert in batch.alerts:
                 fleet.apply_remote_alert(alert.alert, alert.raised)
             for remote in batch.agents:
+                agent = fleet.agents.get(remote.state.id)
+                step = agent.upgrade if agent is not None else None
                 fenced = fleet.apply_remote(remote.state, remote.holder, remote.epoch)
                 if fenced is not None:
                     self._fence(fenced)
+                if agent is not None and agent.upgrade not in (None, step) and self.leader:
+                    self._stepped(agent)
         finally:
             self._applying = False
         if any(note.what == "leaving" for note in batch.notes):
             self._bury(replica, "stopped")  # after its last states, not before
+
+    def _stepped(self, agent: LiveAgent) -> None:
+        """An upgrade step the agent reported to its holder: the leader's rollouts and
+        reconciler hear of it as if the agent were here."""
+        assert agent.upgrade is not None
+        for listener in self.cp.upgrades.listeners:
+            try:
+                listener(agent, agent.upgrade)
+            except Exception:
+                log.exception("upgrade listener failed on %s", agent.id)
 
     def _fence(self, agent: LiveAgent) -> None:
         """A newer connection of the agent reached another replica: close ours, quietly

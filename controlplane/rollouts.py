@@ -548,7 +548,7 @@ class Rollouts:
             a.step, a.detail = "skipped", f"has its own pin, to {own.version}"
         elif live.version == doc.version:
             a.step, a.detail = "skipped", f"runs {doc.version} already"
-        elif live.channel is None or live.state not in HEALTHY:
+        elif not self.cp.reachable(live) or live.state not in HEALTHY:
             a.step = "skipped"
             a.detail = f"{live.state.value} at its turn; the pool's pin upgrades it when it is back"
         else:
@@ -625,7 +625,7 @@ class Rollouts:
             elif live is not None and live.version not in (None, doc.version):
                 a.step, a.rollback = "rolled_back", ""
                 a.detail = f"back on {live.version}"
-            elif live is None or live.channel is None:
+            elif live is None or not self.cp.reachable(live):
                 a.rollback = "failed"
                 a.detail = (
                     f"not rolled back: it is {live.state.value if live else 'gone'}; when it "
@@ -665,6 +665,10 @@ class Rollouts:
 
     def _on_step(self, agent: LiveAgent, info: UpgradeInfo) -> None:
         # An agent's step: shown at once, and the tick that acts on it comes sooner.
+        # On the leading replica only, which runs the rollouts (the agent's holder
+        # tells it, controlplane/replicas.py); another would save a stale copy.
+        if not self.cp.fleet.leader:
+            return
         for doc in self.docs.values():
             if doc.version != info.version or not (doc.active or self._cleaning(doc)):
                 continue

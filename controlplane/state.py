@@ -445,16 +445,35 @@ class ControlPlane:
                 CloseCode.REVOKED, "this agent was revoked by an administrator; stop and re-enroll"
             )
 
+    def reachable(self, agent: LiveAgent) -> bool:
+        """Whether a command can reach the agent now: its channel is here, or on another
+        replica that is alive (then it goes through that replica)."""
+        if agent.channel is not None:
+            return True
+        return self.replicas is not None and self.replicas.holds_elsewhere(agent)
+
+    async def request(
+        self, agent: LiveAgent, command: Command, timeout_s: float
+    ) -> CommandFinished:
+        """Send ``command`` to the agent and wait for its result: on its channel here,
+        or through the replica holding it. Raises Conflict when it is not reachable,
+        CommandTimeout when it did not answer."""
+        channel = agent.channel
+        if channel is not None:
+            return await channel.request(command, timeout_s)
+        if self.replicas is not None and self.replicas.holds_elsewhere(agent):
+            return await self.replicas.call(agent, command, timeout_s)
+        raise Conflict(
+            f"agent {agent.record.name} is {agent.state.value}, not connected; "
+            "try another agent of its pool, or wait until it reconnects"
+        )
+
     async def command(
         self, actor: Principal, agent: LiveAgent, command: Command, action: str, target: str
     ) -> CommandFinished:
         """Run a command on an agent: role, online check, audit, event."""
         actor.require("operator")
-        channel = agent.channel
-        remote = self.replicas if self.replicas is not None else None
-        if channel is None and remote is not None and remote.holds_elsewhere(agent):
-            return await self._remote_command(actor, agent, command, action, target)
-        if channel is None:
+        if not self.reachable(agent):
             await self.fleet.audit(actor.name, action, target, "refused", "agent offline")
             raise Conflict(
                 f"agent {agent.record.name} is {agent.state.value}, not connected; "
@@ -464,7 +483,7 @@ class ControlPlane:
         timeout = max(timeout + 3.0, self.settings.command_timeout_s)
         started = time.perf_counter()
         try:
-            result = await channel.request(command, timeout)
+            result = await self.request(agent, command, timeout)
         except Exception as exc:
             self.instruments.command(action, "error", time.perf_counter() - started)
             message = getattr(exc, "message", str(exc))
@@ -490,24 +509,6 @@ class ControlPlane:
         await self.fleet.audit(actor.name, action, target, "ok" if ok else "failed", summary)
         self._command_event(agent, action, actor.name, ok, summary)
         return result
-
-    async def _remote_command(
-        self, actor: Principal, agent: LiveAgent, command: Command, action: str, target: str
-    ) -> CommandFinished:
-        """:meth:`command` for an agent another replica holds: through that replica."""
-        assert self.replicas is not None
-        timeout = getattr(command, "timeout_s", self.settings.command_timeout_s)
-        timeout = max(timeout + 3.0, self.settings.command_timeout_s)
-        started = time.perf_counter()
-        try:
-            result = await self.replicas.call(agent, command, timeout)
-        except Exception as exc:
-            self.instruments.command(action, "error", time.perf_counter() - started)
-            message = getattr(exc, "message", str(exc))
-            await self.fleet.audit(actor.name, action, target, "error", message)
-            self._command_event(agent, action, actor.name, False, message)
-            raise
-        return await self._finished(actor, agent, result, action, target, started)
 
     def _command_event(
         self, agent: LiveAgent, kind: str, actor: str, ok: bool, summary: str

@@ -22,10 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fleet.simagent import SimAgent
+from fleet.simagent import enroll as sim_enroll
+from fleet.simrelease import sim_wheel
 from tests.agent.agents import AgentProcess, enroll
 from tests.fleet.run import clean_env, fleet
 from tests.helpers.postgres import query, throwaway_database
 from tests.helpers.replicas import ReplicaSet
+from tests.helpers.rollouts import ROLLOUT_SETTINGS
 from tests.helpers.server import REPO, RunningServer, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -333,3 +337,82 @@ def test_fleet_wide_alerts_are_raised_once_and_the_lead_moves_with_them(
         api.put("/v1/pools/empty/policy", json={"allow_ports": [443], "min_healthy": 0})
     for replica in survivors:
         wait_for(lambda r=replica: not pool_alerts(r), 10, 0.2, "cleared everywhere")
+
+
+async def test_a_rollout_started_on_a_follower_upgrades_agents_held_by_every_replica(
+    tmp_path: Path,
+) -> None:
+    """The leader runs the rollout; its upgrades go through the replicas holding the
+    agents, and their steps come back through the outbox."""
+    with throwaway_database() as url:
+        rs = ReplicaSet(tmp_path, url, count=3, settings=dict(ROLLOUT_SETTINGS)).start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            first = rs.replicas[0]
+            wheel = sim_wheel(tmp_path / "wheels", "2.0.0")
+            with first.api() as api:
+                api.put("/v1/releases/2.0.0", content=wheel.read_bytes()).raise_for_status()
+                token = api.post("/v1/tokens", json={"pool": "web", "uses": 9}).json()["token"]
+            agents = []
+            async with httpx.AsyncClient(base_url=rs.url, verify=first.ssl_context()) as client:
+                for i in range(1, 10):
+                    identity = await sim_enroll(client, token, f"web-{i:02d}", "1.0.0")
+                    agents.append(
+                        SimAgent(
+                            identity=identity,
+                            ws_url=rs.url.replace("https://", "wss://"),
+                            ca_file=first.ca_file,
+                            version="1.0.0",
+                            obeys_actions=True,
+                        )
+                    )
+            tasks = [asyncio.create_task(a.run()) for a in agents]
+            async with asyncio.timeout(30):
+                await asyncio.gather(*(a.connected.wait() for a in agents))
+            held = [rs.health(r)["connected"] for r in rs.replicas]
+            assert sum(held) == 9 and sum(1 for h in held if h) >= 2, held
+            leader = rs.leader()
+            follower = next(r for r in rs.replicas if r is not leader)
+            async with follower.aapi() as api:
+                started = await api.post(
+                    "/v1/rollouts",
+                    json={
+                        "pool": "web",
+                        "version": "2.0.0",
+                        "canaries": 1,
+                        "soak_s": 1,
+                        "wave": 4,
+                        "pause_s": 1,
+                    },
+                )
+                assert started.status_code == 201, started.text
+                rid = started.json()["id"]
+
+                async def finished() -> dict | None:
+                    doc = (await api.get(f"/v1/rollouts/{rid}")).json()
+                    return doc if doc["state"] in ("done", "halted", "aborted") else None
+
+                done = await _until(finished, 60, lambda: api.get(f"/v1/rollouts/{rid}"))
+                assert done["state"] == "done", done["detail"]
+                assert done["detail"] == "9 of 9 agents upgraded; pool web pinned to 2.0.0"
+            assert all(a.version == "2.0.0" for a in agents)
+            for replica in rs.replicas:
+                versions = {a["version"] for a in _agents(replica).values()}
+                assert versions == {"2.0.0"}, (replica.data_dir.name, versions)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            rs.stop()
+
+
+async def _until(check, timeout: float, show):  # type: ignore[no-untyped-def]
+    """Await ``check()`` until it returns something; on timeout fail showing ``show()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await check()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.3)
+    shown = await show()
+    raise AssertionError(f"not within {timeout} s: {shown.text[:3000]}")

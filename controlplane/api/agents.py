@@ -198,7 +198,7 @@ async def config(agent_id: AgentRef, cp: CP, who: Viewer) -> dict[str, Any]:
     effective: dict[str, Any] | None = None
     effective_hash = agent.config_hash
     error = None
-    if agent.channel is not None:
+    if cp.reachable(agent):
         # Reading config changes nothing on the agent, so viewers may ask for it.
         result = await cp.command(
             Principal(who.name, "operator"), agent, ConfigCommand(), "agent.config", agent.id
