@@ -14,8 +14,9 @@ A failed attempt is retried later, backing off as Elastic Fleet does: 1, 5, 10,
 the attempt ended; a success, or a pin of another version, starts the count again.  A rollback
 from the pinned version by anything else (a remediation, an admin, the agent's
 own watchdog) counts as a failed attempt too, so the pin does not undo it at
-once.  The counts are kept in memory: a restart of the control plane tries
-again at once.
+once.  The counts are stored (documents of kind :data:`KIND`) and read when the
+reconciler starts: a restart of the control plane, or another replica coming to
+lead, goes on waiting rather than trying every failed upgrade again at once.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ log = logging.getLogger("controlplane.reconciler")
 ACTOR = Principal("reconciler", "admin")
 """Who the reconciler's upgrades are sent (and audited) as."""
 
+KIND = "pin_backoff"
+"""The documents holding the failed attempts: key ``AGENT_ID VERSION``."""
+
 RETRY_DELAYS_S = (60.0, 300.0, 600.0, 900.0, 1800.0)
 """Waits after the 1st, 2nd, ... failed attempt; after the last, :data:`HOURLY_S`."""
 HOURLY_S = 3600.0
@@ -64,10 +68,24 @@ class _Tries:
 
 
 class Backoff:
-    """Failed attempts per key (an agent and a version), and when the next may start."""
+    """Failed attempts per key (an agent and a version), and when the next may start.
+
+    ``changed`` is told each key whose count changed (None when it was forgotten), for
+    the reconciler to store it."""
 
     def __init__(self) -> None:
         self._tries: dict[tuple[str, str], _Tries] = {}
+        self.changed: list[tuple[tuple[str, str], _Tries | None]] = []
+
+    def load(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Counts as stored (``AGENT_ID VERSION`` -> failures, next_at)."""
+        for key, body in rows:
+            agent_id, _, version = key.partition(" ")
+            try:
+                tries = _Tries(int(body["failures"]), float(body["next_at"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # written by another version: tried again at once
+            self._tries[(agent_id, version)] = tries
 
     def ready(self, key: tuple[str, str], now: float) -> bool:
         tries = self._tries.get(key)
@@ -78,6 +96,7 @@ class Backoff:
         tries = self._tries.setdefault(key, _Tries())
         tries.failures += 1
         tries.next_at = now + retry_delay(tries.failures)
+        self.changed.append((key, tries))
         return tries.next_at
 
     def failures(self, key: tuple[str, str]) -> int:
@@ -88,6 +107,7 @@ class Backoff:
         """Start again for ``agent_id`` (it runs its pin, or was removed)."""
         for key in [k for k in self._tries if k[0] == agent_id]:
             del self._tries[key]
+            self.changed.append((key, None))
 
 
 @dataclass
@@ -119,14 +139,42 @@ class Reconciler:
         if info.step == "rolled_back" and agent.id not in self._attempts:
             self.backoff.failed((agent.id, info.version), time.time())
 
+    async def load(self) -> None:
+        """Read the stored failed attempts (at each start of :meth:`run`)."""
+        self.backoff = Backoff()
+        self.backoff.load(await self.cp.store.list_documents(KIND))
+
     async def run(self) -> None:
         """Tick until cancelled."""
+        while True:
+            try:
+                await self.load()
+                break
+            except FleetError as exc:
+                log.error("reading the pin reconciler's backoff failed, will retry: %s", exc)
+                await asyncio.sleep(self.cp.settings.rollout_tick_s)
         while True:
             await asyncio.sleep(self.cp.settings.rollout_tick_s)
             try:
                 self.tick(time.time())
+                await self.save()
             except Exception:
                 log.exception("pin reconciler tick failed")
+
+    async def save(self) -> None:
+        """Store the counts that changed since the last save."""
+        changed, self.backoff.changed = self.backoff.changed, []
+        for n, ((agent_id, version), tries) in enumerate(changed):
+            key = f"{agent_id} {version}"
+            try:
+                if tries is None:
+                    await self.cp.store.delete_document(KIND, key)
+                else:
+                    body = {"failures": tries.failures, "next_at": tries.next_at}
+                    await self.cp.store.put_document(KIND, key, body, time.time())
+            except FleetError:
+                self.backoff.changed[:0] = changed[n:]  # the next tick tries again
+                raise
 
     def stop(self) -> None:
         for task in list(self._tasks):

@@ -75,6 +75,7 @@ def fake_cp(agent: FakeAgent, sent: list[float]) -> SimpleNamespace:
         rollouts=SimpleNamespace(active_in=lambda pool: None),
         windows=SimpleNamespace(hold=lambda pool, now: None, freeze=lambda pool, now: None),
         upgrades=SimpleNamespace(upgrade=upgrade, record=record, listeners=[]),
+        reachable=lambda a: a.channel is not None,
     )
 
 
@@ -214,4 +215,31 @@ async def test_a_failing_version_is_not_tried_again_at_once(cp):
         rows = (await api.get("/v1/audit")).json()
     sent = [r for r in rows if r["action"] == "agent.upgrade"]
     assert len(sent) == 1 and one.version == "1.0.0"
+    await stop_all(tasks)
+
+
+async def test_the_backoff_outlives_a_restart_of_the_control_plane(cp):
+    agents, tasks = await start_pool(cp, "db", 1, "1.0.0", bad_versions={"3.0.0": "fail"})
+    one = agents[0]
+    async with cp.aapi() as api:
+        await api.put(f"/v1/agents/{one.identity.agent_id}/pin", json={"version": "3.0.0"})
+
+        async def failed():
+            agent = (await api.get(f"/v1/agents/{one.identity.agent_id}")).json()["agent"]
+            return (agent["upgrade"] or {}).get("step") == "failed"
+
+        await eventually(failed, 20, "the failed step")
+        await asyncio.sleep(1.0)  # a reconciler tick has counted and stored it
+    await asyncio.to_thread(cp.restart)
+    async with cp.aapi() as api:
+
+        async def back():
+            agent = (await api.get(f"/v1/agents/{one.identity.agent_id}")).json()["agent"]
+            return agent["state"] in ("connected", "degraded")
+
+        await eventually(back, 30, "the agent back after the restart")
+        await asyncio.sleep(3)  # 15 ticks of the new reconciler: it goes on waiting
+        rows = (await api.get("/v1/audit")).json()
+    sent = [r for r in rows if r["action"] == "agent.upgrade"]
+    assert len(sent) == 1, sent
     await stop_all(tasks)
