@@ -7,6 +7,7 @@ agents receive its public half at enrollment and refuse a release it did not sig
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -56,6 +57,17 @@ class ReleaseKey:
         release_key = cls(key)
         write_public(directory / "release.pub", (release_key.public + "\n").encode())
         return release_key
+
+    def token_key(self) -> bytes:
+        """A MAC key for download tokens, derived from this key (so every replica with
+        a copy of the data directory checks the others' tokens), and never the key
+        itself: a token can be no release's signature."""
+        raw = self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return hashlib.sha256(b"fleet download tokens\x00" + raw).digest()
 
     def sign(self, message: bytes) -> str:
         """Base64 of the signature over ``message``."""

@@ -4,15 +4,19 @@ A release is a wheel of this project (:mod:`fleet.wheels`) kept as
 ``DATA/releases/SHA256.whl``, with a document per version in the store holding its
 hash, size and the release key's signature over :func:`fleet.protocol.release_message`.
 An agent downloads it with a bearer token minted for that agent and that version
-(:meth:`ReleaseBook.mint_token`), short-lived and held in memory only, as a hash.
+(:meth:`ReleaseBook.mint_token`), short-lived, and held nowhere: it carries the agent,
+the version and its expiry under a MAC derived from the release key, so whichever
+replica an agent's download reaches (behind a load balancer) checks it alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
+import hmac
 import os
-import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,13 +61,6 @@ class Release:
         return f"{RELEASES_PATH}/{self.version}/download"
 
 
-@dataclass(frozen=True)
-class _Grant:
-    agent_id: str
-    version: str
-    expires_at: float
-
-
 class ReleaseBook:
     """The releases this control plane holds, and who may download which.
 
@@ -78,7 +75,7 @@ class ReleaseBook:
         self.directory = directory
         self.key = key
         self.releases: dict[str, Release] = {}
-        self._grants: dict[str, _Grant] = {}
+        self._token_key = key.token_key()
         self._lock = asyncio.Lock()
         """Held from the check that a version is free to the document's write."""
         self.in_use: Callable[[str], str | None] = lambda version: None
@@ -183,29 +180,46 @@ class ReleaseBook:
             del self.releases[version]
             if all(r.sha256 != release.sha256 for r in self.releases.values()):
                 self.path(release).unlink(missing_ok=True)
-        for token, grant in list(self._grants.items()):
-            if grant.version == version:
-                del self._grants[token]
         return release
 
     # ------------------------------------------------------------- downloads
 
     def mint_token(self, agent_id: str, version: str, ttl_s: float) -> str:
         """A bearer token that lets ``agent_id`` download ``version`` for ``ttl_s``."""
-        now = time.time()
-        for key, grant in list(self._grants.items()):
-            if grant.expires_at <= now:
-                del self._grants[key]
-        token = DOWNLOAD_PREFIX + secrets.token_urlsafe(32)
-        self._grants[_hash(token)] = _Grant(agent_id, version, now + ttl_s)
-        return token
+        # Milliseconds, rounded down: a token is never good for longer than asked.
+        claims = f"{agent_id}\n{version}\n{int((time.time() + ttl_s) * 1000)}".encode()
+        mac = hmac.new(self._token_key, claims, hashlib.sha256).digest()
+        return DOWNLOAD_PREFIX + _b64(claims) + "." + _b64(mac)
 
     def check_token(self, token: str, version: str) -> str | None:
         """The agent a valid download token of ``version`` was minted for, else None."""
-        grant = self._grants.get(_hash(token))
-        if grant is None or grant.version != version or grant.expires_at <= time.time():
+        body, dot, mac = token.removeprefix(DOWNLOAD_PREFIX).partition(".")
+        try:
+            claims, given = _unb64(body), _unb64(mac)
+        except ValueError:
             return None
-        return grant.agent_id
+        wanted = hmac.new(self._token_key, claims, hashlib.sha256).digest()
+        if not dot or not hmac.compare_digest(given, wanted):
+            return None
+        agent_id, _, rest = claims.decode().partition("\n")
+        for_version, _, expires = rest.partition("\n")
+        if for_version != version or version not in self.releases:
+            return None  # another release's, or a release removed since
+        try:
+            return agent_id if int(expires) / 1000 > time.time() else None
+        except ValueError:
+            return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _examine(upload: Path) -> tuple[WheelInfo, str, int]:
@@ -220,7 +234,3 @@ def _examine(upload: Path) -> tuple[WheelInfo, str, int]:
 def _keep(upload: Path, path: Path) -> None:
     upload.chmod(0o600)
     os.replace(upload, path)
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
