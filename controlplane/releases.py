@@ -160,6 +160,10 @@ class ReleaseBook:
                 added_by=added_by,
             )
             await asyncio.to_thread(_keep, upload, self.path(release))
+            if getattr(self.store, "shared", False):
+                # Replicas that did not receive the upload serve it from here.
+                body = await asyncio.to_thread(self.path(release).read_bytes)
+                await self.store.put_release_file(release.sha256, body)
             await self.store.put_document(KIND, version, asdict(release), release.added_at)
             self.releases[version] = release
             return release
@@ -180,9 +184,23 @@ class ReleaseBook:
             del self.releases[version]
             if all(r.sha256 != release.sha256 for r in self.releases.values()):
                 self.path(release).unlink(missing_ok=True)
+                if getattr(self.store, "shared", False):
+                    await self.store.delete_release_file(release.sha256)
         return release
 
     # ------------------------------------------------------------- downloads
+
+    async def ensure_file(self, release: Release) -> bool:
+        """Make sure the release's file is here: a replica that did not receive the
+        upload writes it from the store once. False when it is nowhere."""
+        path = self.path(release)
+        if path.exists() or not getattr(self.store, "shared", False):
+            return path.exists()
+        body = await self.store.get_release_file(release.sha256)
+        if body is None or hashlib.sha256(body).hexdigest() != release.sha256:
+            return False
+        await asyncio.to_thread(_install, body, self.directory, path)
+        return True
 
     def mint_token(self, agent_id: str, version: str, ttl_s: float) -> str:
         """A bearer token that lets ``agent_id`` download ``version`` for ``ttl_s``."""
@@ -229,6 +247,18 @@ def _examine(upload: Path) -> tuple[WheelInfo, str, int]:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return info, digest.hexdigest(), upload.stat().st_size
+
+
+def _install(body: bytes, directory: Path, path: Path) -> None:
+    """Write ``body`` to ``path`` whole or not at all (a file beside it, renamed)."""
+    handle, name = tempfile.mkstemp(prefix=UPLOAD_PREFIX, suffix=".part", dir=directory)
+    os.close(handle)
+    part = Path(name)
+    try:
+        part.write_bytes(body)
+        _keep(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _keep(upload: Path, path: Path) -> None:

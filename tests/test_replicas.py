@@ -353,6 +353,20 @@ async def test_a_rollout_started_on_a_follower_upgrades_agents_held_by_every_rep
             with first.api() as api:
                 api.put("/v1/releases/2.0.0", content=wheel.read_bytes()).raise_for_status()
                 token = api.post("/v1/tokens", json={"pool": "web", "uses": 9}).json()["token"]
+            # Uploaded to one replica, downloaded from another (as an agent's download
+            # through the balancer may be): the wheel comes from the database.
+            with rs.replicas[2].api() as api:
+                got = wait_for(
+                    lambda: (
+                        api.get("/v1/releases/2.0.0/download").content
+                        if api.get("/v1/releases/2.0.0").status_code == 200
+                        else None
+                    ),
+                    10,
+                    0.2,
+                    "the release on another replica",
+                )
+                assert got == wheel.read_bytes()
             agents = []
             async with httpx.AsyncClient(base_url=rs.url, verify=first.ssl_context()) as client:
                 for i in range(1, 10):

@@ -234,6 +234,7 @@ async def download_release(
     """
     _downloader(request, cp, version)
     release = cp.releases.get(version)
+    await cp.releases.ensure_file(release)  # a replica that did not receive the upload
     try:
         return file_response(
             cp.releases.path(release),

@@ -912,6 +912,20 @@ class PostgresStore:
     async def delete_document(self, kind: str, key: str) -> None:
         await self._execute("DELETE FROM documents WHERE kind = $1 AND key = $2", kind, key)
 
+    async def put_release_file(self, sha256: str, body: bytes) -> None:
+        await self._execute(
+            "INSERT INTO release_files (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            sha256,
+            body,
+        )
+
+    async def get_release_file(self, sha256: str) -> bytes | None:
+        rows = await self._rows("SELECT body FROM release_files WHERE sha256 = $1", sha256)
+        return bytes(rows[0][0]) if rows else None
+
+    async def delete_release_file(self, sha256: str) -> None:
+        await self._execute("DELETE FROM release_files WHERE sha256 = $1", sha256)
+
     async def audit(self, entry: AuditRecord) -> None:
         await self._execute(
             "INSERT INTO audit (at, actor, action, target, result, detail)"

@@ -163,6 +163,10 @@ CREATE TABLE IF NOT EXISTS agent_leases (
 """,
 )
 
+MIGRATION_RELEASE_FILES: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS release_files (sha256 TEXT PRIMARY KEY, body BYTEA NOT NULL)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -181,5 +185,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "documents: releases, rollouts, windows, remediation", MIGRATION_DOCUMENTS),
     Migration(8, "certificates pending their first use", MIGRATION_PENDING_KEYS),
     Migration(9, "replicas: the outbox and agents' session leases", MIGRATION_REPLICAS),
+    Migration(10, "release files shared by replicas", MIGRATION_RELEASE_FILES),
 )
 """The schema, step by step; the same versions and descriptions as SQLite's."""

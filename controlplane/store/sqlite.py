@@ -205,6 +205,12 @@ CREATE TABLE IF NOT EXISTS agent_leases (
 and which replica holds each agent's channel (controlplane/replicas.py).  SQLite runs
 one control plane, so its tables stay empty; they keep the two schemas alike."""
 
+MIGRATION_RELEASE_FILES: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS release_files (sha256 TEXT PRIMARY KEY, body BLOB NOT NULL)",
+)
+"""Issue 11: a release's wheel in the database, so that a replica that did not receive
+the upload serves its download (PostgreSQL only: one SQLite control plane has the file)."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -223,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "documents: releases, rollouts, windows, remediation", MIGRATION_DOCUMENTS),
     Migration(8, "certificates pending their first use", MIGRATION_PENDING_KEYS),
     Migration(9, "replicas: the outbox and agents' session leases", MIGRATION_REPLICAS),
+    Migration(10, "release files shared by replicas", MIGRATION_RELEASE_FILES),
 )
 """The schema, step by step (:mod:`controlplane.store.migrations`); append new steps."""
 
@@ -868,6 +875,21 @@ class SQLiteStore:
     async def delete_document(self, kind: str, key: str) -> None:
         async with self._write() as db:
             await db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key))
+
+    async def put_release_file(self, sha256: str, body: bytes) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO release_files (sha256, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (sha256, body),
+            )
+
+    async def get_release_file(self, sha256: str) -> bytes | None:
+        rows = await self._rows("SELECT body FROM release_files WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def delete_release_file(self, sha256: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM release_files WHERE sha256 = ?", (sha256,))
 
     async def audit(self, entry: AuditRecord) -> None:
         async with self._write() as db:
