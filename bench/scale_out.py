@@ -14,7 +14,8 @@ connect through HAProxy.  Prints, and writes as JSON with ``--json``:
   for the agents it holds (local) and for those other replicas hold (cross-replica);
 * after a SIGKILL of the last replica: seconds until every agent is connected to a
   survivor again, and how many agents the subscriber saw leave ``connected`` (stale,
-  offline) meanwhile: the failover grace at work when that is 0.
+  offline) meanwhile: the failover grace at work when that is 0; then a SIGKILL of
+  the leader, and the seconds until another replica leads.
 
     .venv/bin/python bench/scale_out.py [--agents 3000] [--interval 5] [--window 20]
 
@@ -258,6 +259,22 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 f"SIGKILL of a replica holding {lost:,}: all back after {back} s; "
                 f"{len(watched['left'])} seen leaving connected"
             )
+            # Then the leader: how long until another replica leads (with one left).
+            leader = next(i for i, u in enumerate(urls[:-1]) if health(u, ctx)["leader"])
+            others = [u for i, u in enumerate(urls[:-1]) if i != leader]
+            if not others:
+                return result
+            t_kill = time.monotonic()
+            procs[leader].send_signal(signal.SIGKILL)
+            procs[leader].wait()
+            lead = None
+            while time.monotonic() - t_kill < 30:
+                if any(health(u, ctx)["leader"] for u in others):
+                    lead = round(time.monotonic() - t_kill, 2)
+                    break
+                time.sleep(0.05)
+            result["lead_takeover_s"] = lead
+            say(f"SIGKILL of the leader: another leads after {lead} s")
     finally:
         for p in ([load] if load is not None else []) + procs:
             if p.poll() is None:
