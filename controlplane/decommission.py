@@ -71,13 +71,7 @@ def remove_live(cp: ControlPlane, agent: LiveAgent) -> None:
     """Drop the agent from the live fleet and tell dashboards (here, or on a replica
     that learns of the removal from the outbox)."""
     fleet = cp.fleet
-    pool = agent.record.pool
-    fleet.agents.pop(agent.id, None)
-    members = fleet.members.get(pool)
-    if members is not None:
-        members.pop(agent.id, None)
-        if not members:
-            del fleet.members[pool]
+    fleet.unindex(agent)
     cp.channels.pop(agent.id, None)
     fleet.pins.pop(("agent", agent.id), None)
     fleet.bus.forget_agent(agent.id)

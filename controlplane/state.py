@@ -390,7 +390,7 @@ class ControlPlane:
                 "enrollment token was already used; ask an admin for a new one",
             )
         name = (name or "").strip() or agent_id
-        if any(a.record.name == name for a in self.fleet.agents.values()):
+        if name in self.fleet.by_name:
             # Still a valid name: at most NAME_MAX characters with the suffix.
             name = f"{name[: NAME_MAX - 7]}-{agent_id[3:9]}"
         record = AgentRecord(
@@ -413,11 +413,8 @@ class ControlPlane:
     # ------------------------------------------------------------- agents
 
     def agent(self, agent_id: str) -> LiveAgent:
-        agent = self.fleet.agents.get(agent_id)
+        agent = self.fleet.agents.get(agent_id) or self.fleet.by_name.get(agent_id)
         if agent is None:
-            for candidate in self.fleet.agents.values():
-                if candidate.record.name == agent_id:
-                    return candidate
             raise NotFound(f"no agent {agent_id!r}; list agents with GET /v1/agents")
         return agent
 
