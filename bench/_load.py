@@ -1,10 +1,11 @@
 """Load generator for controlplane_load.py: N simulated agents in one process.
 
-argv: URL CA_FILE ADMIN_TOKEN_FILE N [SOURCES].  N < 0: do not enroll (for the bare
+argv: URL CA_FILE ADMIN_TOKEN_FILE N [SOURCES [PREFIX]].  N < 0: do not enroll (for the bare
 server, which checks nothing); identities are made up locally.  SOURCES: loopback
 addresses to dial from, comma-separated, agents spread round robin (one address has
 about 28,000 ephemeral ports toward one port).  Prints ``enrolled N`` when every
-agent has its identity.
+agent has its identity. PREFIX (default ``bench``) names the agents ``PREFIX-00001``...,
+so that several generators enroll distinct names.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ async def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ws_url = url.replace("https://", "wss://")
+    prefix = sys.argv[6] if len(sys.argv) > 6 else "bench"
     identities: list[Identity] = []
     if n > 0:
         ctx = ssl.create_default_context(cafile=str(ca))
@@ -42,7 +44,7 @@ async def main() -> None:
 
             async def one(i: int) -> Identity:
                 async with sem:
-                    return await enroll(api, tok, f"bench-{i:05d}")
+                    return await enroll(api, tok, f"{prefix}-{i:05d}")
 
             identities = list(await asyncio.gather(*(one(i) for i in range(n))))
     else:

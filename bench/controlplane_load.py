@@ -76,10 +76,16 @@ def start_server(data: Path, interval: float, port: int = 0) -> tuple[subprocess
 
 
 def start_load(
-    url: str, data: Path, agents: int, sources: Sequence[str] = (), stdout: int = subprocess.DEVNULL
+    url: str,
+    data: Path,
+    agents: int,
+    sources: Sequence[str] = (),
+    stdout: int = subprocess.DEVNULL,
+    prefix: str = "bench",
 ) -> subprocess.Popen[bytes]:
-    """``bench/_load.py``: ``agents`` simulated agents, dialing from ``sources`` (loopback
-    addresses) when given; ``stdout=subprocess.PIPE`` to read its ``enrolled N``."""
+    """``bench/_load.py``: ``agents`` simulated agents named ``PREFIX-00001``..., dialing
+    from ``sources`` (loopback addresses) when given; ``stdout=subprocess.PIPE`` to
+    read its ``enrolled N``."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -88,7 +94,8 @@ def start_load(
             str(data / "ca.pem"),
             str(data / "admin.token"),
             str(agents),
-            *([",".join(sources)] if sources else []),
+            ",".join(sources),
+            prefix,
         ],
         cwd=REPO,
         stdout=stdout,
