@@ -25,12 +25,15 @@ import pytest
 from fleet.simagent import SimAgent
 from fleet.simagent import enroll as sim_enroll
 from fleet.simrelease import sim_wheel
+from fleet_tui.app import FleetApp
 from tests.agent.agents import AgentProcess, enroll
 from tests.fleet.run import clean_env, fleet
 from tests.helpers.postgres import query, throwaway_database
 from tests.helpers.replicas import ReplicaSet
 from tests.helpers.rollouts import ROLLOUT_SETTINGS
 from tests.helpers.server import REPO, RunningServer, wait_for
+
+from .fleet_tui.test_live import until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -430,3 +433,49 @@ async def _until(check, timeout: float, show):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.3)
     shown = await show()
     raise AssertionError(f"not within {timeout} s: {shown.text[:3000]}")
+
+
+async def test_the_dashboard_through_haproxy_sees_an_agent_held_elsewhere_and_its_revoke(
+    replicas: ReplicaSet, tmp_path: Path
+) -> None:
+    """The dashboard's stream reaches one replica through HAProxy; the agent is held by
+    whichever its channel reached; a revoke sent to a third shows on the dashboard."""
+    rs = replicas
+    first = rs.replicas[0]
+    agent = _agent_via(rs, tmp_path, "watched")
+    try:
+        app = FleetApp(server_url=rs.url, token=first.admin_token, ca_file=first.ca_file, tick=0.2)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(
+                pilot,
+                lambda: any(
+                    a.name == "watched" and a.state.value == "connected"
+                    for a in app.model.agents.values()
+                ),
+                20,
+                "the agent connected on the dashboard",
+            )
+            watched = next(a for a in app.model.agents.values() if a.name == "watched")
+            assert watched.replica, "the agent's holder is named"
+            seen = watched.last_heartbeat_at
+            await until(
+                pilot,
+                lambda: app.model.agents[watched.id].last_heartbeat_at != seen,
+                5,
+                "a later heartbeat on the dashboard",
+            )
+            for replica in rs.replicas:  # the revoke goes to one that does not hold it
+                async with replica.aapi() as api:
+                    held = (await api.get("/healthz")).json()
+                    if held["replica"] != watched.replica:
+                        (await api.post(f"/v1/agents/{watched.id}/revoke")).raise_for_status()
+                        break
+            await until(
+                pilot,
+                lambda: app.model.agents[watched.id].state.value == "revoked",
+                5,
+                "revoked on the dashboard",
+            )
+        assert agent.wait(10) is not None
+    finally:
+        agent.stop()
