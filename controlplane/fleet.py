@@ -34,6 +34,8 @@ from fleet.protocol import (
     ConnectionSchedule,
     ConnectionUpdate,
     Heartbeat,
+    HoldInfo,
+    HoldsUpdate,
     Presence,
     RemediationInfo,
     RolloutInfo,
@@ -129,6 +131,8 @@ class Fleet:
         """Acknowledgements, silences, maintenance windows: what is held back, and why."""
         self._suppression_due = 0.0
         """When a silence, window or acknowledgement next starts or ends (wall clock)."""
+        self._holds_shown: list[HoldInfo] = []
+        """The silences and windows dashboards were last told of."""
         self.revoked_serials: set[str] = set()
         self._alert_queue: list[tuple[AlertRecord, bool]] = []
         """Alert changes (a copy, raised?) waiting to be stored, then published."""
@@ -199,6 +203,7 @@ class Fleet:
             await self.store.list_maintenance(ended_after=now),
         )
         self.published = {k: self.suppression.annotate(a, now) for k, a in self.published.items()}
+        self._holds_shown = self.hold_infos(now)
         for agent in self.agents.values():
             self.apply_pin(agent)
             agent.dirty = False
@@ -255,7 +260,58 @@ class Fleet:
             role=role,
             rollouts=self.rollout_infos(),
             remediations=self.remediation_infos(),
+            holds=self.hold_infos(time.time()),
         )
+
+    def hold_infos(self, now: float) -> list[HoldInfo]:
+        """The silences and maintenance windows not ended by ``now``, in a fixed order."""
+        sup = self.suppression
+        holds = [
+            HoldInfo(
+                kind="silence",
+                id=s.id,
+                what=" ".join(
+                    f"{key}={value}"
+                    for key, value in (
+                        ("agent", s.agent),
+                        ("pool", s.pool),
+                        ("connection", s.connection),
+                        ("kind", s.kind),
+                    )
+                    if value
+                ),
+                starts_at=s.starts_at,
+                ends_at=s.ends_at,
+                created_by=s.created_by,
+                reason=s.reason,
+            )
+            for s in sup.silences.values()
+            if s.ends_at > now
+        ]
+        for w in sup.windows.values():
+            if w.ends_at > now:
+                agent = self.agents.get(w.target) if w.scope == "agent" else None
+                name = agent.record.name if agent is not None else w.target
+                holds.append(
+                    HoldInfo(
+                        kind="maintenance",
+                        id=w.id,
+                        what=f"{w.scope} {name}",
+                        starts_at=w.starts_at,
+                        ends_at=w.ends_at,
+                        created_by=w.created_by,
+                        reason=w.reason,
+                    )
+                )
+        holds.sort(key=lambda h: (h.kind, h.starts_at, h.id))
+        return holds
+
+    def publish_holds(self, now: float) -> None:
+        """Tell dashboards the silences and windows, when they changed."""
+        holds = self.hold_infos(now)
+        if holds != self._holds_shown:
+            self._holds_shown = holds
+            self.bus.publish(partial(_holds_update, holds))
 
     # ------------------------------------------------------------------ pins
 
@@ -655,6 +711,7 @@ class Fleet:
         if due:
             self.suppression.expire(now)
             self._suppression_due = self.suppression.next_change(now)
+            self.publish_holds(now)
         changed = 0
         for alert_id, info in list(self.published.items()):
             if not due and not info.target.startswith("pool:"):
@@ -888,6 +945,10 @@ class Fleet:
         task = asyncio.get_running_loop().create_task(write())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _holds_update(holds: list[HoldInfo], seq: int) -> HoldsUpdate:
+    return HoldsUpdate(seq=seq, holds=holds)
 
 
 def _connection_removed(name: str, seq: int) -> ConnectionRemoved:

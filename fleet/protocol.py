@@ -74,6 +74,8 @@ __all__ = [
     "Goodbye",
     "Heartbeat",
     "Hello",
+    "HoldInfo",
+    "HoldsUpdate",
     "LogsCommand",
     "LogsResult",
     "Presence",
@@ -868,6 +870,19 @@ class RemediationInfo(_Value, frozen=True, kw_only=True):
     """When a pending one expires unapproved (``state`` becomes ``expired``)."""
 
 
+class HoldInfo(_Value, frozen=True, kw_only=True):
+    """A silence or a maintenance window not ended yet: what it holds back, when, why."""
+
+    kind: Literal["silence", "maintenance"]
+    id: str
+    what: str
+    """``pool=etl kind=stale`` (a silence's matchers), ``pool etl`` or ``agent etl-07``."""
+    starts_at: float
+    ends_at: float
+    created_by: str
+    reason: str = ""
+
+
 class Snapshot(_Msg, frozen=True, kw_only=True, tag="snapshot"):
     """The whole fleet, first on every stream (and again after a gap)."""
 
@@ -887,6 +902,9 @@ class Snapshot(_Msg, frozen=True, kw_only=True, tag="snapshot"):
     """Rollouts that run, wait or are paused, and the latest finished one per pool."""
     remediations: list[RemediationInfo] = []
     """Remediations waiting for approval, and the recent others."""
+    holds: list[HoldInfo] | None = None
+    """Silences and maintenance windows not ended (active or planned); None from a
+    server that does not send them (a dashboard then fetches them over REST)."""
 
 
 class AgentUpdate(_Msg, frozen=True, kw_only=True, tag="agent"):
@@ -914,6 +932,14 @@ class AgentRemoved(_Msg, frozen=True, kw_only=True, tag="agent_removed"):
 
     seq: int
     agent_id: str
+
+
+class HoldsUpdate(_Msg, frozen=True, kw_only=True, tag="holds"):
+    """The silences and maintenance windows changed (one made, ended, or over): all of
+    those not ended, so a dashboard shows one even when it holds no alert."""
+
+    seq: int
+    holds: list[HoldInfo] = []
 
 
 class ConnectionRemoved(_Msg, frozen=True, kw_only=True, tag="connection_removed"):
@@ -981,6 +1007,7 @@ StreamToClient = (
     | CommandEvent
     | RolloutUpdate
     | RemediationUpdate
+    | HoldsUpdate
     | StreamError
     | StreamHeartbeat
 )

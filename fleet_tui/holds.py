@@ -1,9 +1,10 @@
 """Silences and maintenance windows as the dashboard lists them: what each holds
 back, who made it and why, when it starts and ends.  No Textual here.
 
-The event stream does not carry them (an alert carries only the text of what holds
-it), so the list comes from ``GET /v1/silences`` and ``GET /v1/maintenance``; see
-:class:`~fleet_tui.screens.holds.HoldsScreen` for how it stays live.
+The event stream carries them (in the snapshot, then ``holds`` updates: every one
+not ended, each time one is made, ended or over); from a server older than that, the
+list comes from ``GET /v1/silences`` and ``GET /v1/maintenance`` instead, see
+:class:`~fleet_tui.screens.holds.HoldsScreen`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fleet.protocol import HoldInfo
 from fleet.units import format_duration
 
-__all__ = ["MATCHER_KEYS", "Hold", "clock_time", "hold_from", "in_order"]
+__all__ = ["MATCHER_KEYS", "Hold", "clock_time", "hold_from", "hold_of", "in_order"]
 
 MATCHER_KEYS = ("agent", "pool", "connection", "kind")
 """A silence's matchers, in the order they are written."""
@@ -104,6 +106,19 @@ def hold_from(kind: HoldKind, data: Any) -> Hold | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def hold_of(info: HoldInfo) -> Hold:
+    """A :class:`Hold` from the stream's :class:`~fleet.protocol.HoldInfo`."""
+    return Hold(
+        kind=info.kind,
+        id=info.id,
+        what=info.what,
+        starts_at=info.starts_at,
+        ends_at=info.ends_at,
+        created_by=info.created_by,
+        reason=info.reason,
+    )
 
 
 def in_order(holds: Iterable[Hold], now: float) -> list[Hold]:

@@ -25,6 +25,7 @@ from fleet.protocol import (
     ConnectionInfo,
     ConnectionRemoved,
     ConnectionUpdate,
+    HoldsUpdate,
     Presence,
     RemediationInfo,
     RemediationUpdate,
@@ -37,7 +38,7 @@ from fleet.protocol import (
 )
 
 from .format import STATE_RANK, shown_state
-from .holds import Hold
+from .holds import Hold, hold_of
 
 __all__ = [
     "UNHEALTHY",
@@ -225,9 +226,10 @@ class FleetModel:
         """Open alerts by id."""
         self.connections: dict[str, ConnectionInfo] = {}
         self.holds: list[Hold] | None = None
-        """Silences and maintenance windows as last fetched (None: never fetched); the
-        stream does not carry them, so :class:`~fleet_tui.screens.holds.HoldsScreen`
-        fetches them while it is shown."""
+        """Silences and maintenance windows as the stream last said (or as last fetched
+        from an older server, which does not send them; None: not known yet)."""
+        self.holds_live = False
+        """Whether the stream carries :attr:`holds` (then nothing is fetched)."""
         self.holds_error: str | None = None
         """Why the last fetch of :attr:`holds` failed, or None."""
         self.events: dict[str, deque[CommandEvent]] = {}
@@ -291,6 +293,10 @@ class FleetModel:
             self._dirty.add(msg.agent_id)
         elif isinstance(msg, RolloutUpdate):
             self.put_rollout(msg.rollout)
+        elif isinstance(msg, HoldsUpdate):
+            self.holds = [hold_of(h) for h in msg.holds]
+            self.holds_live = True
+            self.holds_error = None
         elif isinstance(msg, RemediationUpdate):
             self.put_remediation(msg.remediation)
         self.generation += 1
@@ -306,6 +312,10 @@ class FleetModel:
         self.connections = {c.name: c for c in snap.connections}
         self.rollouts = {r.id: r for r in snap.rollouts}
         self.remediations = {r.id: r for r in snap.remediations}
+        if snap.holds is not None:
+            self.holds = [hold_of(h) for h in snap.holds]
+            self.holds_live = True
+            self.holds_error = None
         self.role = snap.role
         self.server_offset = snap.server_time - self.clock()
         self.has_snapshot = True

@@ -1,12 +1,12 @@
 """The held-back view: the active and planned silences and maintenance windows.
 
-The event stream carries the alerts a silence or a window holds (with the text of
-why), not the silences and windows themselves, so one that holds no alert would
-be seen nowhere.  This view fetches them (``GET /v1/silences`` and
-``GET /v1/maintenance``): when it opens, every ``refresh_s`` while it is shown, at
-once when the open alerts change (someone silenced, planned or ended something
-elsewhere), and after it ends one.  Between fetches the app's tick moves the
-planned ones to active and drops the ended ones, by the server's clock.
+The event stream carries the silences and windows (the snapshot's ``holds``, then a
+``holds`` update each time one is made, ended or over), so this view only draws
+them; the app's tick moves the planned ones to active and drops the ended ones, by
+the server's clock.  From an older server, which does not send them, it fetches them
+(``GET /v1/silences`` and ``GET /v1/maintenance``): when it opens, every
+``refresh_s`` while it is shown, at once when the open alerts change, and after it
+ends one.
 
 ``d`` ends the selected one (operator); a key the role does not allow says which
 role it needs instead of doing nothing.
@@ -112,7 +112,8 @@ class HoldsScreen(Screen[None]):
     # Data
 
     def tick(self) -> None:
-        """Fetch again when the open alerts changed; redraw what changed."""
+        """Redraw what changed (from an older server: fetch again when the open alerts
+        changed)."""
         alerts = tuple(sorted((a.id, a.suppressed or "") for a in self.model.alerts.values()))
         if alerts != self._alerts_seen:
             self._alerts_seen = alerts
@@ -121,9 +122,10 @@ class HoldsScreen(Screen[None]):
 
     @work(group="holds", exclusive=True)
     async def refresh_holds(self) -> None:
-        """Fetch the silences and windows (nothing to fetch from without a server)."""
+        """Fetch the silences and windows, unless the stream carries them (nothing to
+        fetch from without a server)."""
         rest = self._rest()
-        if rest is None:
+        if rest is None or self.model.holds_live:
             return
         try:
             holds = await rest.holds()

@@ -49,6 +49,8 @@ async def test_the_held_view_lists_a_window_that_holds_nothing_stays_live_and_en
             pilot, app, "⚒ maintenance  pool etl", "by admin: switch swap", "ends "
         )
         assert "Held back: 0 silences, 1 maintenance window (1 planned)" in text
+        # From the stream, not fetched: the view polls nothing.
+        assert app.model.holds_live
         assert "(in 30m)" in text or "(in 29m)" in text
 
         # Made elsewhere (the CLI, another dashboard) while the view is open: it
@@ -188,3 +190,18 @@ def test_holds_read_as_the_server_sends_them_and_come_in_order():
     ended = Hold("silence", "sil_0", "pool=x", now - 600, now - 1, "bob", "")
     assert in_order([window, ended, silence], now) == [silence, window]
     assert hold_from("silence", {"id": "sil_2"}) is None  # a newer server's: skipped
+
+
+def test_a_snapshot_without_holds_leaves_them_to_be_fetched_one_with_them_is_live():
+    from fleet.protocol import PROTOCOL_VERSION, HoldInfo, HoldsUpdate, Snapshot
+    from fleet_tui.model import FleetModel
+
+    model = FleetModel()
+    old_server = Snapshot(protocol_version=PROTOCOL_VERSION, seq=1, server_time=0.0, agents=[])
+    model.apply(old_server)
+    assert model.holds is None and not model.holds_live
+    info = HoldInfo(
+        kind="silence", id="s1", what="pool=etl", starts_at=0.0, ends_at=9e9, created_by="a"
+    )
+    model.apply(HoldsUpdate(seq=2, holds=[info]))
+    assert model.holds_live and [h.what for h in model.holds or []] == ["pool=etl"]
