@@ -395,12 +395,19 @@ class Replicas:
             "outbox batches %d to %d are missing here: reading the records again", last + 1, seq - 1
         )
         cp, fleet = self.cp, self.cp.fleet
-        for rec in await self.store.list_agents():
+        stored = await self.store.list_agents()
+        for rec in stored:
             agent = fleet.agents.get(rec.id)
             if agent is None:
                 fleet.add_agent(LiveAgent(rec, cp.settings.history_len))
             elif rec.revoked and not agent.record.revoked:
                 await cp.revoked_here(agent)
+        ids = {rec.id for rec in stored}
+        for agent in [a for a in fleet.agents.values() if a.id not in ids]:
+            from .decommission import remove_live
+
+            fleet.alerts.clear_target(agent.id)
+            remove_live(cp, agent)
         fleet.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
         await cp.rekeys.load()
         await fleet.reload_pins()

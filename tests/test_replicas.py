@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -479,3 +480,35 @@ async def test_the_dashboard_through_haproxy_sees_an_agent_held_elsewhere_and_it
         assert agent.wait(10) is not None
     finally:
         agent.stop()
+
+
+def test_a_replica_that_missed_pruned_batches_reads_the_records_again(
+    replicas: ReplicaSet,
+) -> None:
+    rs = replicas
+    paused, other = rs.replicas[1], rs.replicas[2]
+    assert paused.proc is not None
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        with other.api() as api:
+            pin = {"version": "7.0.0"}
+            api.put("/v1/pools/db/pin", json=pin).raise_for_status()
+        # The batch that told of the pin is gone before the paused replica read it (as
+        # the leader prunes batches older than two minutes).
+        asyncio.run(query(rs.store_url, "DELETE FROM outbox RETURNING seq"))
+        wait_for(
+            lambda: asyncio.run(query(rs.store_url, "SELECT count(*) FROM outbox"))[0][0] > 0,
+            10,
+            0.2,
+            "later batches",
+        )
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    with paused.api() as api:
+        wait_for(
+            lambda: api.get("/v1/pools/db/pin").json().get("version") == "7.0.0",
+            10,
+            0.2,
+            "the pin read again on the replica that missed its batch",
+        )
+    assert "are missing here: reading the records again" in paused.log_path.read_text()

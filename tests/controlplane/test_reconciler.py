@@ -199,17 +199,23 @@ async def test_an_agent_away_at_its_turn_is_upgraded_by_the_pools_pin_when_back(
     await stop_all([*tasks, back])
 
 
-async def test_a_failing_version_is_not_tried_again_at_once(cp):
+async def _pinned_to_a_failing_version(cp, api):  # type: ignore[no-untyped-def]
+    """One agent pinned to 3.0.0, whose upgrade to it fails; once it has failed."""
     agents, tasks = await start_pool(cp, "db", 1, "1.0.0", bad_versions={"3.0.0": "fail"})
     one = agents[0]
+    await api.put(f"/v1/agents/{one.identity.agent_id}/pin", json={"version": "3.0.0"})
+
+    async def failed():
+        agent = (await api.get(f"/v1/agents/{one.identity.agent_id}")).json()["agent"]
+        return (agent["upgrade"] or {}).get("step") == "failed"
+
+    await eventually(failed, 20, "the failed step")
+    return one, tasks
+
+
+async def test_a_failing_version_is_not_tried_again_at_once(cp):
     async with cp.aapi() as api:
-        await api.put(f"/v1/agents/{one.identity.agent_id}/pin", json={"version": "3.0.0"})
-
-        async def failed():
-            agent = (await api.get(f"/v1/agents/{one.identity.agent_id}")).json()["agent"]
-            return (agent["upgrade"] or {}).get("step") == "failed"
-
-        await eventually(failed, 20, "the failed step")
+        one, tasks = await _pinned_to_a_failing_version(cp, api)
         # Something that must not happen: 15 ticks of the reconciler, none may resend it.
         await asyncio.sleep(3)
         rows = (await api.get("/v1/audit")).json()
@@ -219,16 +225,8 @@ async def test_a_failing_version_is_not_tried_again_at_once(cp):
 
 
 async def test_the_backoff_outlives_a_restart_of_the_control_plane(cp):
-    agents, tasks = await start_pool(cp, "db", 1, "1.0.0", bad_versions={"3.0.0": "fail"})
-    one = agents[0]
     async with cp.aapi() as api:
-        await api.put(f"/v1/agents/{one.identity.agent_id}/pin", json={"version": "3.0.0"})
-
-        async def failed():
-            agent = (await api.get(f"/v1/agents/{one.identity.agent_id}")).json()["agent"]
-            return (agent["upgrade"] or {}).get("step") == "failed"
-
-        await eventually(failed, 20, "the failed step")
+        one, tasks = await _pinned_to_a_failing_version(cp, api)
         await asyncio.sleep(1.0)  # a reconciler tick has counted and stored it
     await asyncio.to_thread(cp.restart)
     async with cp.aapi() as api:
