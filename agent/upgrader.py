@@ -53,21 +53,43 @@ _RETRY_BASE_S = 1.0
 _CHECK_TIMEOUT_S = 60.0
 
 _CHECK = """\
-import importlib.metadata as metadata, sys
-missing = []
-for name in sys.argv[1:]:
+import importlib.metadata as metadata, re, sys
+try:
+    from packaging.requirements import Requirement
+except ImportError:
     try:
-        metadata.distribution(name)
+        from pip._vendor.packaging.requirements import Requirement
+    except ImportError:
+        Requirement = None
+problems = []
+for line in sys.argv[1:]:
+    name = re.match(r"\\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line).group(1)
+    req = None
+    if Requirement is not None:
+        try:
+            req = Requirement(line)
+        except Exception:
+            req = None
+    if req is not None and req.marker is not None and not req.marker.evaluate():
+        continue
+    try:
+        dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
-        missing.append(name)
-if missing:
-    print("missing from the base environment: " + ", ".join(missing))
+        problems.append(name + " is missing")
+        continue
+    if req is not None and req.specifier and not req.specifier.contains(
+        dist.version, prereleases=True
+    ):
+        problems.append(name + " " + dist.version + " is installed, it needs " + str(req.specifier))
+if problems:
+    print("the base environment does not fit the release: " + "; ".join(problems))
     sys.exit(3)
 import agent.cli, fleet
 print(fleet.__version__)
 """
-"""Run with the new version first on ``PYTHONPATH``: its requirements are installed
-(by name: the versions they ask for are left to the import) and it imports."""
+"""Run with the new version first on ``PYTHONPATH``: its requirements are installed in
+the versions it asks for (where ``packaging`` can be imported, as pip's copy of it
+usually can; else by name), their markers honoured, and it imports."""
 
 
 class UpgradeFailed(Exception):
@@ -154,7 +176,7 @@ def _install(part: Path, target: Path, version: str) -> tuple[str, ...]:
     if info.version != version:
         shutil.rmtree(target, ignore_errors=True)
         raise UpgradeFailed(f"unpack error: the wheel says it is {info.version}, not {version}")
-    return info.requires
+    return info.requirements or info.requires
 
 
 async def install_release(

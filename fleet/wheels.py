@@ -48,6 +48,9 @@ class WheelInfo:
     """Distributions it needs at run time (not those of extras)."""
     packages: tuple[str, ...]
     """Its top-level packages."""
+    requirements: tuple[str, ...] = ()
+    """Those requirements whole, as written (``msgspec>=0.18; python_version<'3.13'``):
+    the agent checks the versions installed against them before it runs the release."""
 
 
 def _normal(name: str) -> str:
@@ -117,6 +120,7 @@ def inspect_wheel(path: Path) -> WheelInfo:
     if missing:
         raise WheelError(f"{path.name} carries no {', '.join(missing)} package: not an agent")
     requires = []
+    requirements = []
     for line in metadata.get_all("Requires-Dist") or []:
         marker = _MARKER.search(line)
         if marker and "extra" in marker.group(1):
@@ -124,7 +128,8 @@ def inspect_wheel(path: Path) -> WheelInfo:
         match = _REQ_NAME.match(line)
         if match:
             requires.append(_normal(match.group(1)))
-    return WheelInfo(_normal(name), version.strip(), tuple(requires), packages)
+            requirements.append(line.strip())
+    return WheelInfo(_normal(name), version.strip(), tuple(requires), packages, tuple(requirements))
 
 
 def unpack_wheel(path: Path, target: Path) -> WheelInfo:
