@@ -17,12 +17,19 @@ import base64
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent._child import run_module
 from fleet.files import write_private
-from fleet.protocol import AUTH_CONTEXT, RELEASE_KEY_PREFIX, release_message
+from fleet.protocol import (
+    AUTH_CONTEXT,
+    RELEASE_KEY_PREFIX,
+    KeyEndorsement,
+    release_key_message,
+    release_message,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -135,6 +142,34 @@ def verify_release(
     return None
 
 
+def follow_release_key(kept: str, chain: Sequence[KeyEndorsement]) -> str:
+    """The newest release key that ``kept`` leads to through ``chain`` (oldest first),
+    each endorsed by the key before it; ``kept`` itself when it leads nowhere.
+
+    An endorsement that does not verify ends the walk: a control plane cannot make an
+    agent trust a key its kept key never endorsed.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    current = kept
+    for endorsement in chain:
+        if endorsement.key == current:
+            continue  # the chain's earlier links, up to the kept key
+        try:
+            key = Ed25519PublicKey.from_public_bytes(
+                base64.b64decode(current.removeprefix(RELEASE_KEY_PREFIX), validate=True)
+            )
+            key.verify(
+                base64.b64decode(endorsement.signature, validate=True),
+                release_key_message(endorsement.key),
+            )
+        except (InvalidSignature, ValueError):
+            continue  # not endorsed by the current key: maybe a link before it
+        current = endorsement.key
+    return current
+
+
 async def verify_release_isolated(
     key_file: Path, path: Path, version: str, sha256: str, size: int, signature: str
 ) -> str | None:
@@ -162,20 +197,33 @@ async def sign_isolated(key_path: Path, nonce: str) -> str:
     return await _child("sign", str(key_path), stdin=nonce)
 
 
+async def follow_release_key_isolated(kept: str, chain: Sequence[KeyEndorsement]) -> str:
+    """:func:`follow_release_key` in a child process (cryptography stays out of the
+    agent's own memory)."""
+    links = [{"key": e.key, "signature": e.signature} for e in chain]
+    return await _child("follow-release-key", kept, stdin=json.dumps(links))
+
+
 async def rekey_isolated(new_key_path: Path, name: str) -> str:
     """:func:`new_key_csr` in a child process: the key goes to the file, the CSR comes back."""
     return await _child("rekey", str(new_key_path), name) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    """``python -m agent.keys sign KEY`` (nonce on stdin), ``rekey NEW_KEY NAME``, or
-    ``verify-release KEYFILE FILE`` (version, sha256, size, signature as JSON on stdin:
-    prints ``ok`` or ``refused: WHY``)."""
+    """``python -m agent.keys sign KEY`` (nonce on stdin), ``rekey NEW_KEY NAME``,
+    ``follow-release-key KEPT`` (the chain as JSON on stdin: prints the key it leads
+    to), or ``verify-release KEYFILE FILE`` (version, sha256, size, signature as JSON on
+    stdin: prints ``ok`` or ``refused: WHY``)."""
     if argv[:1] == ["sign"] and len(argv) == 2:
         print(sign_nonce(Path(argv[1]).read_bytes(), sys.stdin.read()))
         return 0
     if argv[:1] == ["rekey"] and len(argv) == 3:
         print(new_key_csr(Path(argv[1]), argv[2]), end="")
+        return 0
+    if argv[:1] == ["follow-release-key"] and len(argv) == 2:
+        links = json.loads(sys.stdin.read())
+        chain = [KeyEndorsement(key=str(e["key"]), signature=str(e["signature"])) for e in links]
+        print(follow_release_key(argv[1], chain))
         return 0
     if argv[:1] == ["verify-release"] and len(argv) == 3:
         facts = json.loads(sys.stdin.read())
@@ -191,7 +239,7 @@ def main(argv: list[str]) -> int:
         return 0
     print(
         "usage: python -m agent.keys sign KEY < nonce | rekey NEW_KEY NAME "
-        "| verify-release KEYFILE FILE < facts.json",
+        "| follow-release-key KEPT < chain.json | verify-release KEYFILE FILE < facts.json",
         file=sys.stderr,
     )
     return 2

@@ -24,12 +24,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
 from agent.config import AgentConfig
+from agent.keys import follow_release_key_isolated
 from agent.versions import (
     HEALTHY_HEARTBEATS,
     SUPERVISED_ENV,
@@ -47,6 +48,7 @@ from fleet.protocol import (
     RELEASE_KEY_PREFIX,
     CommandError,
     CommandRequest,
+    KeyEndorsement,
     ProtocolError,
     RenewCommand,
     RestartCommand,
@@ -113,7 +115,7 @@ class Lifecycle:
 
     async def on_welcome(self, send: Send, welcome: Welcome) -> None:
         """A session began: keep the release key, report the unreported last step."""
-        self._keep_release_key(welcome.release_key)
+        await self._keep_release_key(welcome.release_key, welcome.release_key_chain)
         self._send = send if "upgrade_status" in welcome.accepts else None
         await self._report_last()
 
@@ -322,7 +324,17 @@ class Lifecycle:
         # come between the send and the mark, or the step would be sent twice.
         self.versions.update(lambda s: _reported(s, last))
 
-    def _keep_release_key(self, key: str | None) -> None:
+    async def _follows(self, kept: str, chain: Sequence[KeyEndorsement]) -> str | None:
+        """The key ``kept`` leads to through ``chain``; None when that cannot be told."""
+        try:
+            return await follow_release_key_isolated(kept, chain)
+        except RuntimeError as exc:
+            log.error("checking the release key's rotation failed: %s", exc)
+            return None
+
+    async def _keep_release_key(
+        self, key: str | None, chain: Sequence[KeyEndorsement] = ()
+    ) -> None:
         if key is None or not key.startswith(RELEASE_KEY_PREFIX):
             return
         path = self.versions.release_key_file
@@ -333,6 +345,16 @@ class Lifecycle:
             log.info("kept the release key the control plane sent: %s", key)
             return
         except (OSError, UnicodeDecodeError):
+            return
+        if kept != key and chain and await self._follows(kept, chain) == key:
+            # Rotated on the control plane: each key since ours endorsed the next.
+            write_public(path, (key + "\n").encode("ascii"))
+            log.warning(
+                "the release key was rotated: this agent now keeps %s (endorsed, through "
+                "the control plane's chain, by the key it kept: %s)",
+                key,
+                kept,
+            )
             return
         if kept != key and key != self._warned_key:
             self._warned_key = key

@@ -326,6 +326,7 @@ async def serve_agent(ws: AgentSocket, cp: ControlPlane) -> None:
         time_probe_interval_s=cp.settings.time_probe_interval_s,
         accepts=list(AGENT_EXTRAS),
         release_key=cp.releases.key.public,
+        release_key_chain=cp.releases.key.chain,
         keepalive_s=cp.settings.channel_keepalive_s,
     )
     try:

@@ -72,6 +72,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the effective settings and where each came from, then exit",
     )
+    parser.add_argument(
+        "--rotate-release-key",
+        action="store_true",
+        help="make a new release key, endorsed by the current one, then exit; restart "
+        "the control plane (and copy the key files to every replica) to use it",
+    )
     parser.add_argument("--host", help=f"address to listen on (default: {DEFAULT_HOST})")
     parser.add_argument(
         "--port", type=int, help=f"API port; 0 picks a free one (default: {DEFAULT_PORT})"
@@ -248,6 +254,8 @@ def run_server(args: argparse.Namespace) -> int:
         )
         print(render_settings(loaded))
         return 0
+    if args.rotate_release_key:
+        return _rotate_release_key(data_dir)
     s = loaded.settings
     from .server import serve
 
@@ -276,6 +284,34 @@ def run_server(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _rotate_release_key(data_dir: Path) -> int:
+    """``fleet server --rotate-release-key``: a new release key endorsed by the old."""
+    from .release_key import CHAIN_FILE, ReleaseKey
+
+    pki = data_dir / "pki"
+    if not (pki / "release.key").exists():
+        print(
+            f"fleet server: no release key in {pki}: start the control plane once to make "
+            "one (rotating it makes sense only once agents keep it)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        old, new = ReleaseKey.rotate(pki)
+    except (OSError, ValueError) as exc:
+        print(f"fleet server: cannot rotate the release key: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"fleet server: release key rotated\n"
+        f"  was: {old.public}\n"
+        f"  now: {new.public} (endorsed by the old one, in {pki / CHAIN_FILE})\n"
+        "Restart the control plane: it signs the stored releases again with the new key,\n"
+        "and agents follow the endorsement at their next connection. With replicas, copy\n"
+        f"release.key, release.pub and {CHAIN_FILE} from {pki} to every replica's pki/ first."
+    )
     return 0
 
 

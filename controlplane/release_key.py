@@ -2,28 +2,41 @@
 
 It signs every agent release the control plane stores (:func:`fleet.protocol.release_message`);
 agents receive its public half at enrollment and refuse a release it did not sign.
+
+It can be rotated (``fleet server --rotate-release-key``): the old key signs the new
+one (:func:`fleet.protocol.release_key_message`), the endorsement is appended to
+``release.chain`` (JSON, beside the key), and the old private key is gone. Agents
+follow the chain from the key they keep to the one the control plane sends, so none
+has to enroll again; the stored releases are signed again with the new key at the
+next start.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.files import check_private, write_private, write_public
-from fleet.protocol import RELEASE_KEY_PREFIX
+from fleet.protocol import RELEASE_KEY_PREFIX, KeyEndorsement, release_key_message
 
-__all__ = ["ReleaseKey"]
+__all__ = ["CHAIN_FILE", "ReleaseKey"]
+
+CHAIN_FILE = "release.chain"
+"""The endorsements of every rotation, oldest first (JSON: a list of {key, signature})."""
 
 
 class ReleaseKey:
     """Signs releases; :attr:`public` is what agents keep."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, chain: list[KeyEndorsement] | None = None) -> None:
         self._key = key
+        self.chain = list(chain or [])
+        """The endorsements since the first key, oldest first (its last key is this one)."""
         raw = key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
@@ -54,9 +67,42 @@ class ReleaseKey:
                     serialization.NoEncryption(),
                 ),
             )
-        release_key = cls(key)
+        release_key = cls(key, _read_chain(directory / CHAIN_FILE))
+        if release_key.chain and release_key.chain[-1].key != release_key.public:
+            raise ValueError(
+                f"{directory / CHAIN_FILE} does not end with the key in {path}: a rotation "
+                "was cut short, or the files come from different data directories; "
+                "restore both from the same copy"
+            )
         write_public(directory / "release.pub", (release_key.public + "\n").encode())
         return release_key
+
+    @classmethod
+    def rotate(cls, directory: Path) -> tuple[ReleaseKey, ReleaseKey]:
+        """Make a new release key endorsed by the current one; returns (old, new).
+
+        The chain is written before the key: a rotation cut between the two leaves a
+        chain that names a key nobody holds, refused at the next start with what to do.
+        """
+        old = cls.load_or_create(directory)
+        new_key = Ed25519PrivateKey.generate()
+        new = cls(new_key)
+        endorsement = KeyEndorsement(
+            key=new.public, signature=old.sign(release_key_message(new.public))
+        )
+        new.chain = [*old.chain, endorsement]
+        body = [{"key": e.key, "signature": e.signature} for e in new.chain]
+        write_public(directory / CHAIN_FILE, (json.dumps(body, indent=1) + "\n").encode())
+        write_private(
+            directory / "release.key",
+            new_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        write_public(directory / "release.pub", (new.public + "\n").encode())
+        return old, new
 
     def token_key(self) -> bytes:
         """A MAC key for download tokens, derived from this key (so every replica with
@@ -72,3 +118,15 @@ class ReleaseKey:
     def sign(self, message: bytes) -> str:
         """Base64 of the signature over ``message``."""
         return base64.b64encode(self._key.sign(message)).decode()
+
+
+def _read_chain(path: Path) -> list[KeyEndorsement]:
+    if not path.exists():
+        return []
+    try:
+        return [
+            KeyEndorsement(key=e["key"], signature=e["signature"])
+            for e in json.loads(path.read_text())
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}); restore it from a backup") from None

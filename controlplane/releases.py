@@ -16,11 +16,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fleet.protocol import RELEASES_PATH, release_message
@@ -31,6 +32,8 @@ from .release_key import ReleaseKey
 from .store.base import Store
 
 __all__ = ["DOWNLOAD_PREFIX", "UPLOAD_PREFIX", "Release", "ReleaseBook"]
+
+log = logging.getLogger("controlplane.releases")
 
 KIND = "release"
 """The store's document kind for releases (keyed by version)."""
@@ -90,9 +93,16 @@ class ReleaseBook:
         await self.load_documents()
 
     async def load_documents(self) -> None:
-        """Read the releases' records (again: another replica added one)."""
+        """Read the releases' records (again: another replica added one); one signed by
+        an earlier release key (before a rotation) is signed again with this one."""
         for version, body in await self.store.list_documents(KIND):
-            self.releases[version] = Release(**body)
+            release = Release(**body)
+            signature = self.key.sign(release_message(version, release.sha256, release.size))
+            if release.signature != signature:  # Ed25519 signs deterministically
+                release = replace(release, signature=signature)
+                await self.store.put_document(KIND, version, asdict(release), time.time())
+                log.info("release %s signed again with the current release key", version)
+            self.releases[version] = release
 
     def new_upload(self) -> Path:
         """An empty file (0600) in :attr:`directory` to receive an upload; the caller

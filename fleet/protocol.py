@@ -76,6 +76,7 @@ __all__ = [
     "Hello",
     "HoldInfo",
     "HoldsUpdate",
+    "KeyEndorsement",
     "LogsCommand",
     "LogsResult",
     "Presence",
@@ -119,6 +120,7 @@ __all__ = [
     "parse_client_message",
     "parse_server_message",
     "parse_stream_message",
+    "release_key_message",
     "release_message",
     "replace",
     "to_builtins",
@@ -172,6 +174,11 @@ def release_message(version: str, sha256: str, size: int) -> bytes:
     Binding the version means a signed file cannot be offered as another version.
     """
     return f"fleet-release-v1\nversion={version}\nsha256={sha256}\nsize={size}\n".encode()
+
+
+def release_key_message(key: str) -> bytes:
+    """What a release key's endorsement covers: the next key (:class:`KeyEndorsement`)."""
+    return f"fleet-release-key-v1\nnext={key}\n".encode()
 
 
 class CloseCode:
@@ -631,6 +638,14 @@ class Hello(_Msg, frozen=True, kw_only=True, tag="hello"):
     """Hex; the agent signs :data:`AUTH_CONTEXT` + nonce (UTF-8)."""
 
 
+class KeyEndorsement(_Value, frozen=True, kw_only=True):
+    """A release key, and the previous key's signature over
+    :func:`release_key_message` of it (base64)."""
+
+    key: Annotated[str, Meta(max_length=100)]
+    signature: Annotated[str, Meta(max_length=200)]
+
+
 class Welcome(_Msg, frozen=True, kw_only=True, tag="welcome"):
     """The agent is in: how often to heartbeat, and the pin that applies."""
 
@@ -647,6 +662,9 @@ class Welcome(_Msg, frozen=True, kw_only=True, tag="welcome"):
     keepalive_s: Positive | None = None
     """Ping the channel this often when it is sooner than the agent's own 20 s: below
     the idle timeout of a load balancer on the path.  Absent from older servers."""
+    release_key_chain: Annotated[list[KeyEndorsement], Meta(max_length=64)] = []
+    """The release keys since the first, oldest first, each endorsed by the one before
+    it: an agent that keeps an older key follows the chain to ``release_key``."""
 
 
 class TimeProbe(_Msg, frozen=True, kw_only=True, tag="time_probe"):
