@@ -235,6 +235,7 @@ def run_server(args: argparse.Namespace) -> int:
     """
     from .config_load import ServerConfigError, load_settings, render_settings
     from .errors import StoreError
+    from .release_key import ReleaseKeyError
 
     data_dir, data_origin = _data_dir(args)
     config_file = args.config if args.config is not None else data_dir / "server.toml"
@@ -276,7 +277,7 @@ def run_server(args: argparse.Namespace) -> int:
             tls_cert=s.tls_cert,
             tls_key=s.tls_key,
         )
-    except StoreError as exc:
+    except (StoreError, ReleaseKeyError) as exc:
         print(f"fleet server: cannot start: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -24,10 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fleet.files import check_private, write_private, write_public
 from fleet.protocol import RELEASE_KEY_PREFIX, KeyEndorsement, release_key_message
 
-__all__ = ["CHAIN_FILE", "ReleaseKey"]
+__all__ = ["CHAIN_FILE", "ReleaseKey", "ReleaseKeyError"]
 
 CHAIN_FILE = "release.chain"
 """The endorsements of every rotation, oldest first (JSON: a list of {key, signature})."""
+
+
+class ReleaseKeyError(ValueError):
+    """The release key or its chain cannot be used; the message says what to do."""
 
 
 class ReleaseKey:
@@ -56,7 +60,9 @@ class ReleaseKey:
             check_private(path)
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             if not isinstance(key, Ed25519PrivateKey):
-                raise ValueError(f"{path} is not an Ed25519 private key; move it away to make one")
+                raise ReleaseKeyError(
+                    f"{path} is not an Ed25519 private key; move it away to make one"
+                )
         else:
             key = Ed25519PrivateKey.generate()
             write_private(
@@ -69,7 +75,7 @@ class ReleaseKey:
             )
         release_key = cls(key, _read_chain(directory / CHAIN_FILE))
         if release_key.chain and release_key.chain[-1].key != release_key.public:
-            raise ValueError(
+            raise ReleaseKeyError(
                 f"{directory / CHAIN_FILE} does not end with the key in {path}: a rotation "
                 "was cut short, or the files come from different data directories; "
                 "restore both from the same copy"
@@ -129,4 +135,4 @@ def _read_chain(path: Path) -> list[KeyEndorsement]:
             for e in json.loads(path.read_text())
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} cannot be read ({exc}); restore it from a backup") from None
+        raise ReleaseKeyError(f"{path} cannot be read ({exc}); restore it from a backup") from None

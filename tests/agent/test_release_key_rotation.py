@@ -118,3 +118,18 @@ def test_a_real_agent_follows_a_rotation_and_the_release_is_signed_again(tmp_pat
         if agent is not None:
             agent.stop()
         cp.stop()
+
+
+def test_the_server_refuses_a_broken_chain_in_one_line(tmp_path: Path) -> None:
+    cp = RunningServer(tmp_path / "cp").start()
+    cp.stop()
+    (cp.data_dir / "pki" / CHAIN_FILE).write_text('[{"key": "ed25519:AAAA", "signature": "x"}]')
+    done = subprocess.run(
+        [sys.executable, "-m", "fleet", "server", "--data-dir", str(cp.data_dir), "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "does not end with the key" in done.stderr and "restore both" in done.stderr
