@@ -75,7 +75,7 @@ def test_a_real_agent_follows_a_rotation_and_the_release_is_signed_again(tmp_pat
         with cp.api() as api:
             wait_for(
                 lambda: any(a["state"] == "connected" for a in api.get("/v1/agents").json()),
-                20,
+                30,
                 0.2,
                 "the agent connected",
             )
@@ -101,7 +101,7 @@ def test_a_real_agent_follows_a_rotation_and_the_release_is_signed_again(tmp_pat
         cp.start()
         wait_for(
             lambda: (state / "release.pub").read_text().strip() == new_key,
-            30,
+            60,  # the agent's reconnect backoff grew while the server was down
             0.2,
             "the agent keeping the new key",
         )
