@@ -20,6 +20,8 @@ from tests.agent.agents import AgentProcess, enroll
 from tests.helpers.releases import release_wheel
 from tests.helpers.server import REPO, RunningServer, wait_for
 
+pytestmark = pytest.mark.timeout(180)
+
 
 def test_each_rotation_is_endorsed_by_the_key_before_it(tmp_path: Path) -> None:
     first = ReleaseKey.load_or_create(tmp_path)
