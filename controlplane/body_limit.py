@@ -8,7 +8,8 @@ the limit. A body that has not arrived whole ``body_timeout_s`` after the header
 is answered 408: trickled in a byte at a time, it would hold its connection for
 ever. The in-flight cap (``pending_connections``) counts a request with a body
 from its start until the body was read or its answer began: the time before its
-caller is authenticated.
+caller is authenticated. Bodies' bytes are also limited per address
+(``body_rate_per_address``, a token bucket): past it they are read more slowly.
 
 An agent release upload (``PUT /v1/releases/{version}``) has a cap of its own,
 ``release_max_bytes``, which its route enforces the same way once the caller is
@@ -59,12 +60,38 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
+class Bandwidth:
+    """Bytes a second per source address, as a token bucket of one second's worth:
+    :meth:`take` says how long to wait before reading on (0: at once)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """Address -> (tokens, when they were counted)."""
+
+    def take(self, address: str, size: int, now: float) -> float:
+        if self.rate <= 0:
+            return 0.0
+        tokens, then = self._buckets.get(address, (float(self.rate), now))
+        tokens = min(float(self.rate), tokens + (now - then) * self.rate) - size
+        self._buckets[address] = (tokens, now)
+        if len(self._buckets) > 10_000:  # forget the addresses that are full again
+            self._buckets = {
+                a: (t, at)
+                for a, (t, at) in self._buckets.items()
+                if t + (now - at) * self.rate < self.rate
+            }
+        return -tokens / self.rate if tokens < 0 else 0.0
+
+
 class BodyLimit:
     """Wraps the API; ``cp`` gives the settings, the counters and the audit."""
 
     def __init__(self, app: ASGIApp, cp: ControlPlane) -> None:
         self.app = app
         self.cp = cp
+        self.bandwidth = Bandwidth(cp.settings.body_rate_per_address)
+        """Request bodies' bytes a second per address (``body_rate_per_address``)."""
         self.pending = PendingConnections(cp.settings.pending_connections)
         """REST requests in flight per address (websockets count in ``cp.pending``)."""
 
@@ -149,7 +176,13 @@ class BodyLimit:
             if message["type"] != "http.request":
                 release()
                 return message
-            received += len(message.get("body", b""))
+            chunk = len(message.get("body", b""))
+            received += chunk
+            wait = self.bandwidth.take(address, chunk, asyncio.get_running_loop().time())
+            if wait > 0:
+                # Over its bytes a second: read its next chunk later (TCP holds the
+                # sender back meanwhile); its own requests slow down, nobody else's.
+                await asyncio.sleep(wait)
             if received > limit:
                 # Answer now and tell the app the client went: nothing more is read.
                 answered = True

@@ -325,6 +325,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest REST request body; a larger one is answered 413 before it is read.",
     )
+    body_rate_per_address: int = Field(
+        8_388_608,
+        ge=0,
+        description="Bytes per second of REST request bodies one source address may send "
+        "(a second's worth at once); past it its bodies are read more slowly, not refused. "
+        "0: no limit.",
+    )
     auth_failures: int = Field(
         20,
         ge=1,

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -692,3 +693,27 @@ def test_a_body_trickled_past_its_deadline_is_answered_408(start):
     assert timeout - 0.2 < waited < timeout + 1.5, waited
     rows = _audit(limited, "http.body")
     assert len(rows) == 1 and "body_timeout_s" in rows[0]["detail"], rows
+
+
+def test_bodies_over_their_address_bandwidth_are_read_slower_and_others_are_not(start):
+    rate = 128 * 1024
+    limited = start(body_rate_per_address=str(rate))
+    big = b"x" * (512 * 1024)  # a second's worth at once, then 3 s at the rate
+
+    def post(body: bytes, source: str) -> float:
+        transport = httpx.HTTPTransport(verify=limited.ssl_context(), local_address=source)
+        with httpx.Client(base_url=limited.url, transport=transport, timeout=30) as client:
+            started = time.monotonic()
+            answer = client.post(
+                "/v1/enroll", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code in (400, 401, 422), answer.text  # read, then refused
+            return time.monotonic() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(post, big, "127.0.0.1")
+        time.sleep(0.5)
+        quick = pool.submit(post, b"x" * (64 * 1024), ELSEWHERE)
+        assert quick.result() < 1.5, "another address was slowed down"
+        took = slow.result()
+    assert 2.5 < took < 10, took
