@@ -29,6 +29,9 @@ class Column:
     sort: SortKey | None
     right: bool = False
     """Right-align numbers."""
+    middle: bool = False
+    """Cut a value too long in its middle, not at its end: names often differ at the
+    end (``db-gateway-eu-1``, ``db-gateway-eu-2``), and a cut end hides it."""
 
 
 _STATE_TONE: dict[Presence, Tone] = {
@@ -47,8 +50,8 @@ NAME_MIN = 12
 def _full(spark: int) -> list[Column]:
     cols = [
         Column("state", "state", 11, SortKey.HEALTH),
-        Column("name", "name", NAME_MIN, SortKey.NAME),
-        Column("pool", "pool", 10, SortKey.POOL),
+        Column("name", "name", NAME_MIN, SortKey.NAME, middle=True),
+        Column("pool", "pool", 10, SortKey.POOL, middle=True),
         Column("beat", "heartbeat", 9, SortKey.HEARTBEAT, right=True),
         Column("skew", "skew", 7, SortKey.SKEW, right=True),
         Column("cpu", "cpu", 4, SortKey.CPU, right=True),

@@ -34,8 +34,10 @@ CUT_BEFORE = "cpu"
 """The column before which a :class:`CutMark` splits each line."""
 
 
-def _fit(text: str, width: int, right: bool) -> str:
+def _fit(text: str, width: int, right: bool, middle: bool = False) -> str:
     if len(text) > width:
+        if middle:
+            return fmt.elide(text, width)
         return text[: max(width - 1, 0)] + "…" if width > 1 else text[:width]
     return text.rjust(width) if right else text.ljust(width)
 
@@ -326,7 +328,7 @@ class FleetTable(ScrollView, can_focus=True):
         cells: tuple[Cell, ...] = key[2:]  # type: ignore[assignment]
         for col, (text, tone) in zip(self.columns, cells, strict=True):
             style = line_style + self._style(f"fleet-table--{tone}") if tone else line_style
-            segments.append(Segment(_fit(text, col.width, col.right), style))
+            segments.append(Segment(_fit(text, col.width, col.right, col.middle), style))
             segments.append(Segment(" ", line_style))
         # Merged same-style neighbours: fewer escape sequences on the wire.
         return Strip(segments).adjust_cell_length(width, line_style).simplify()
