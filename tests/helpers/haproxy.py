@@ -9,6 +9,7 @@ through it, as they would through a cloud TCP load balancer.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -19,9 +20,28 @@ from tests.helpers.binaries import require_binary
 from tests.helpers.server import end_process
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (for a listener started a moment later)."""
-    with socket.socket() as s:
+    """A port nothing listens on now (for a listener started a moment later), below the
+    ephemeral range: a port the kernel handed out for port 0 could be handed again to
+    a server started meanwhile (``--port 0``) or to a client's connection, and the
+    balancer would then fail to bind it."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(20_000, max(low, 20_001))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # nothing free below the range: take the kernel's pick
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
