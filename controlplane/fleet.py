@@ -182,14 +182,9 @@ class Fleet:
         """Rebuild the live view from the store (after a start or a restart)."""
         for rec in await self.store.list_agents():
             self._index(LiveAgent(rec, self.settings.history_len))
-        for pin in await self.store.list_pins():
-            self.pins[(pin.scope, pin.name)] = pin
-        for pool in await self.store.list_pools():
-            self.pools[pool.name] = ProbePolicy.model_validate(
-                {**pool.policy, "min_healthy": pool.min_healthy}
-            )
-        for conn in await self.store.list_connections():
-            self.connections[conn.name] = conn
+        self.pins = await self._read_pins()
+        self.pools = await self._read_pools()
+        self.connections = {c.name: c for c in await self.store.list_connections()}
         # Expired ones are refused as expired: every renewal supersedes a certificate,
         # and a year of them for 10,000 agents would be millions of serials.
         self.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
@@ -197,11 +192,7 @@ class Fleet:
         self.alerts.load(stored)
         self.published = {r.id: to_info(r) for r in stored if r.cleared_at is None}
         now = time.time()
-        self.suppression.load(
-            [a for a in await self.store.list_acks() if a.alert_id in self.published],
-            await self.store.list_silences(ended_after=now),
-            await self.store.list_maintenance(ended_after=now),
-        )
+        await self._read_suppression(now)
         self.published = {k: self.suppression.annotate(a, now) for k, a in self.published.items()}
         self._holds_shown = self.hold_infos(now)
         for agent in self.agents.values():
@@ -212,18 +203,31 @@ class Fleet:
     # ------------------------------------------------------------- reloads
     # Another replica changed a record: read it again (controlplane/replicas.py).
 
+    async def _read_pins(self) -> dict[tuple[str, str], PinRecord]:
+        return {(p.scope, p.name): p for p in await self.store.list_pins()}
+
+    async def _read_pools(self) -> dict[str, ProbePolicy]:
+        return {
+            pool.name: ProbePolicy.model_validate({**pool.policy, "min_healthy": pool.min_healthy})
+            for pool in await self.store.list_pools()
+        }
+
+    async def _read_suppression(self, now: float) -> None:
+        self.suppression.load(
+            [a for a in await self.store.list_acks() if a.alert_id in self.published],
+            await self.store.list_silences(ended_after=now),
+            await self.store.list_maintenance(ended_after=now),
+        )
+
     async def reload_pins(self) -> None:
-        self.pins = {(p.scope, p.name): p for p in await self.store.list_pins()}
+        self.pins = await self._read_pins()
         for agent in self.agents.values():
             self.apply_pin(agent)
             if self.judges(agent):
                 self.refresh(agent)
 
     async def reload_pools(self) -> None:
-        self.pools = {
-            pool.name: ProbePolicy.model_validate({**pool.policy, "min_healthy": pool.min_healthy})
-            for pool in await self.store.list_pools()
-        }
+        self.pools = await self._read_pools()
         self.check_pools()
 
     async def reload_connections(self) -> None:
@@ -237,12 +241,7 @@ class Fleet:
         self.update_connections()
 
     async def reload_suppression(self) -> None:
-        now = time.time()
-        self.suppression.load(
-            [a for a in await self.store.list_acks() if a.alert_id in self.published],
-            await self.store.list_silences(ended_after=now),
-            await self.store.list_maintenance(ended_after=now),
-        )
+        await self._read_suppression(time.time())
         self.refresh_suppression(force=True)
 
     # ------------------------------------------------------------- snapshot

@@ -141,8 +141,6 @@ class Replicas:
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self.batches_written = 0
-        self.batches_read = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -344,7 +342,6 @@ class Replicas:
             self._alerts[:0] = alerts
             self._notes[:0] = notes
             raise
-        self.batches_written += 1
 
     # ------------------------------------------------------------ reading
 
@@ -385,7 +382,6 @@ class Replicas:
                 await self._apply(replica, batch)
                 count += 1
             if len(rows) < READ_LIMIT:
-                self.batches_read += count
                 return count
 
     async def resync(self, last: int, seq: int) -> None:
@@ -404,10 +400,7 @@ class Replicas:
                 await cp.revoked_here(agent)
         ids = {rec.id for rec in stored}
         for agent in [a for a in fleet.agents.values() if a.id not in ids]:
-            from .decommission import remove_live
-
-            fleet.alerts.clear_target(agent.id)
-            remove_live(cp, agent)
+            self._forget(agent)
         fleet.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
         await cp.rekeys.load()
         await fleet.reload_pins()
@@ -453,6 +446,13 @@ class Replicas:
             except Exception:
                 log.exception("upgrade listener failed on %s", agent.id)
 
+    def _forget(self, agent: LiveAgent) -> None:
+        """The agent was removed on another replica: drop it here too."""
+        from .decommission import remove_live  # decommission imports the control plane
+
+        self.cp.fleet.alerts.clear_target(agent.id)
+        remove_live(self.cp, agent)
+
     def _fence(self, agent: LiveAgent) -> None:
         """A newer connection of the agent reached another replica: close ours, quietly
         (the agent is not away; the new holder says how it is)."""
@@ -490,10 +490,7 @@ class Replicas:
         elif what == "deleted":
             agent = fleet.agents.get(key)
             if agent is not None:
-                from .decommission import remove_live
-
-                fleet.alerts.clear_target(key)
-                remove_live(cp, agent)
+                self._forget(agent)
         elif what == "serials":
             fleet.revoked_serials = await self.store.revoked_serials(valid_at=time.time())
             await cp.rekeys.load()
